@@ -59,6 +59,127 @@ CREATE TABLE IF NOT EXISTS run_items (
     call_id INTEGER,
     PRIMARY KEY (run_id, session_id)
 );
+
+-- ------------------------------------------------------------------------------------------
+-- knowledge base and reflection (re2llm_tui/kb.py, reflection.py, embeddings.py; issue 5)
+
+-- one hint of a dataset's KB; ``id`` is per dataset (release hints keep their index 1..20),
+-- 0 is never stored: it is the implicit "no hint" action
+CREATE TABLE IF NOT EXISTS hints (
+    uid INTEGER PRIMARY KEY,        -- row key (FTS); never shown
+    dataset TEXT NOT NULL,          -- games | movies
+    id INTEGER NOT NULL CHECK (id > 0),
+    text TEXT NOT NULL,             -- entity-decoded, whitespace-collapsed
+    status TEXT NOT NULL CHECK (status IN ('candidate','accepted','rejected','archived')),
+    source TEXT NOT NULL CHECK (source IN ('release','reflection','manual','import')),
+    raw_text TEXT,                  -- the exact string read from a hints.json (byte-exact export)
+    session_id TEXT,                -- provenance: the session a reflection hint came from
+    reflection_id INTEGER,          -- provenance: reflections.id
+    effect TEXT,                    -- provenance: JSON effectiveness result
+    similar_id INTEGER,             -- provenance: most similar existing hint when proposed
+    similarity REAL,                --   and its cosine similarity
+    merged_into INTEGER,            -- set when archived by a merge
+    note TEXT,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+    UNIQUE (dataset, id)
+);
+CREATE INDEX IF NOT EXISTS hints_status ON hints(dataset, status);
+
+-- every change of the KB, written in the same transaction as the change; ``before``/``after``
+-- hold the full rows of the affected hints, so ``undo`` restores them exactly
+CREATE TABLE IF NOT EXISTS hint_history (
+    seq INTEGER PRIMARY KEY,
+    dataset TEXT NOT NULL,
+    action TEXT NOT NULL,           -- seed | add | edit | accept | reject | archive | merge | delete | import | undo
+    hint_ids TEXT NOT NULL,         -- JSON list of affected hint ids
+    before TEXT NOT NULL,           -- JSON list of rows before (rows that did not exist are absent)
+    after TEXT NOT NULL,            -- JSON list of rows after (deleted rows are absent)
+    detail TEXT,                    -- one-line description
+    kb_version TEXT,                -- the KB version after this change
+    undone_by INTEGER,              -- seq of the undo entry that reverted it
+    undoes INTEGER,                 -- for an undo entry: the seq it reverted
+    at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+);
+CREATE INDEX IF NOT EXISTS hint_history_dataset ON hint_history(dataset, seq);
+
+-- full-text search over hint text (external content, kept in sync by triggers)
+CREATE VIRTUAL TABLE IF NOT EXISTS hints_fts USING fts5(text, content='hints', content_rowid='uid');
+CREATE TRIGGER IF NOT EXISTS hints_fts_ai AFTER INSERT ON hints BEGIN
+    INSERT INTO hints_fts(rowid, text) VALUES (new.uid, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS hints_fts_ad AFTER DELETE ON hints BEGIN
+    INSERT INTO hints_fts(hints_fts, rowid, text) VALUES ('delete', old.uid, old.text);
+END;
+CREATE TRIGGER IF NOT EXISTS hints_fts_au AFTER UPDATE OF text ON hints BEGIN
+    INSERT INTO hints_fts(hints_fts, rowid, text) VALUES ('delete', old.uid, old.text);
+    INSERT INTO hints_fts(rowid, text) VALUES (new.uid, new.text);
+END;
+
+-- one Reflective Exploration of one session (resumable: a 'done' or 'hit' row is skipped)
+CREATE TABLE IF NOT EXISTS reflections (
+    id INTEGER PRIMARY KEY,
+    dataset TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    prompt_version TEXT NOT NULL,   -- prompts.REFLECTION_VERSION
+    params TEXT,                    -- JSON: miss_k, effect_k, effect_mode, sim_threshold, ...
+    status TEXT NOT NULL DEFAULT 'running',  -- running | hit | done | stopped | failed
+    baseline_source TEXT,           -- 'run:<id>' (stored reply reused) or 'llm'
+    baseline_ranking TEXT,          -- JSON candidate indices
+    baseline_rank INTEGER,          -- 1-based target rank or NULL
+    n_proposed INTEGER NOT NULL DEFAULT 0,
+    n_leak INTEGER NOT NULL DEFAULT 0,
+    n_ineffective INTEGER NOT NULL DEFAULT 0,
+    n_redundant INTEGER NOT NULL DEFAULT 0,
+    n_added INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+    finished_at TEXT
+);
+CREATE INDEX IF NOT EXISTS reflections_session ON reflections(dataset, session_id, model);
+
+-- every message of every conversation of a reflection, in order: the four reflection turns
+-- (kind recommend | mistakes | analysis | hints) and the check conversations
+-- (kind effect | redundancy, with ``proposal`` = reflection_hints.idx)
+CREATE TABLE IF NOT EXISTS reflection_turns (
+    reflection_id INTEGER NOT NULL REFERENCES reflections(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    turn INTEGER,                   -- 1..4 for the reflection conversation, NULL for checks
+    kind TEXT NOT NULL,
+    role TEXT NOT NULL,             -- user | assistant
+    content TEXT NOT NULL,
+    proposal INTEGER,
+    source TEXT,                    -- llm | run:<id> | rank
+    call_id INTEGER,
+    at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+    PRIMARY KEY (reflection_id, seq)
+);
+
+-- every hint a reflection proposed, with the outcome of each check
+CREATE TABLE IF NOT EXISTS reflection_hints (
+    reflection_id INTEGER NOT NULL REFERENCES reflections(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,           -- 1-based position in the turn-4 reply
+    text TEXT NOT NULL,
+    verdict TEXT NOT NULL,          -- added | leak | ineffective | redundant | duplicate | stopped
+    leak TEXT,                      -- the leaked title part, if any
+    rank_without INTEGER, rank_with INTEGER,
+    ndcg_without REAL, ndcg_with REAL,
+    similar_id INTEGER, similarity REAL,
+    llm_similar_id INTEGER,         -- the hint the LLM judged similar (NULL: none / not asked)
+    llm_reply TEXT,
+    hint_id INTEGER,                -- hints.id when added
+    PRIMARY KEY (reflection_id, idx)
+);
+
+-- sentence-embedding cache (embeddings.py), float32 little-endian vectors
+CREATE TABLE IF NOT EXISTS embeddings (
+    model TEXT NOT NULL,
+    text TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (model, text)
+);
 """
 
 

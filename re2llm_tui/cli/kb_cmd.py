@@ -1,9 +1,292 @@
-"""Placeholder: commands are added by the issue that owns this group."""
+"""``re2llm-tui kb ...``: curate the hint knowledge base (a thin layer over :mod:`re2llm_tui.kb`)."""
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+from typing import List, Optional
+
 import typer
+
+from .common import DataDir, Dataset, Db, Json
+
+kb_app = typer.Typer(
+    name="kb",
+    help="Curate the hint knowledge base: list, review, edit, accept/reject, merge, undo, "
+         "import/export hints.json.",
+    no_args_is_help=True,
+)
+
+DatasetOpt = Dataset
+DbOpt = Db
+DataDirOpt = DataDir
+
+
+def _console():
+    """Hint texts are data, never rich markup: print with markup off."""
+    from rich.console import Console
+
+    return Console(highlight=False, markup=False, soft_wrap=True)
+
+
+def _snippet(snip: str):
+    """FTS snippet with \x02..\x03 around matches -> rich Text with the matches in bold."""
+    from rich.text import Text
+
+    out = Text()
+    for i, part in enumerate(re.split(r"[\x02\x03]", snip)):
+        out.append(part, style="bold" if i % 2 else "")
+    return out
+
+
+def _open(db_path):
+    from ..workspace import open_workspace
+
+    return open_workspace(db_path)
+
+
+def _header(db, dataset: str, data_dir) -> str:
+    from .. import kb
+
+    hints = kb.list_hints(db, dataset, data_dir=data_dir)
+    counts = {s: sum(h.status == s for h in hints) for s in kb.STATUSES}
+    parts = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    version = kb.kb_version(db, dataset)
+    return (f"{kb._dataset(dataset)} KB: {parts or 'empty'} | version {version} "
+            f"(revision {kb.kb_revision(db, dataset)})")
+
+
+def _hint_table(hints, title: str | None = None, snippets=None):
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, show_lines=False, expand=False)
+    table.add_column("id", justify="right")
+    table.add_column("status")
+    table.add_column("source")
+    table.add_column("text", overflow="fold")
+    table.add_column("sim", justify="right")
+    for i, h in enumerate(hints):
+        sim = f"{h.similarity:.2f}" if h.similarity is not None else ""
+        text = _snippet(snippets[i]) if snippets else Text(h.text)
+        table.add_row(str(h.id), h.status, h.source, text, sim)
+    return table
+
+
+def _as_json(hints) -> str:
+    from dataclasses import asdict
+
+    return json.dumps([asdict(h) for h in hints], indent=2, ensure_ascii=False)
+
+
+@kb_app.command("list")
+def list_cmd(dataset: str = DatasetOpt,
+             status: Optional[str] = typer.Option(None, "--status", "-s",
+                                                  help="only candidate|accepted|rejected|archived"),
+             as_json: bool = Json,
+             db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
+    """List the hints of a dataset (entry 0, 'no hint', is implicit)."""
+    from .. import kb
+
+    wdb = _open(db)
+    hints = kb.list_hints(wdb, dataset, status, data_dir=data_dir)
+    if as_json:
+        print(_as_json(hints))
+        return
+    con = _console()
+    con.print(_header(wdb, dataset, data_dir))
+    if hints:
+        con.print(_hint_table(hints))
+    else:
+        con.print("no hints" + (f" with status {status}" if status else ""))
+
+
+@kb_app.command("show")
+def show_cmd(hint_id: int = typer.Argument(..., help="hint id"), dataset: str = DatasetOpt,
+             db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
+    """Show one hint with its provenance and history."""
+    from .. import kb
+
+    wdb = _open(db)
+    h = kb.get_hint(wdb, dataset, hint_id, data_dir=data_dir)
+    con = _console()
+    con.print(f"#{h.id} [{h.status}] ({h.source})")
+    con.print(f"  text: {h.text}")
+    if h.raw_text is not None and h.raw_text != h.text:
+        con.print(f"  as in file: {h.raw_text!r}")
+    if h.session_id:
+        con.print(f"  from session {h.session_id}, reflection {h.reflection_id}")
+    if h.effect:
+        e = h.effect
+        con.print(f"  effectiveness: target rank {e.get('rank_without')} -> {e.get('rank_with')}, "
+                  f"NDCG@10 {e.get('ndcg_without', 0):.3f} -> {e.get('ndcg_with', 0):.3f}")
+    if h.similar_id is not None:
+        con.print(f"  most similar when proposed: #{h.similar_id} (cosine {h.similarity:.3f})")
+    if h.merged_into is not None:
+        con.print(f"  merged into #{h.merged_into}")
+    if h.note:
+        con.print(f"  note: {h.note}")
+    con.print(f"  created {h.created_at}, updated {h.updated_at}")
+    con.print("  history:")
+    for entry in reversed(kb.history(wdb, dataset, hint_id=h.id)):
+        undone = f" (undone by #{entry['undone_by']})" if entry["undone_by"] else ""
+        con.print(f"    #{entry['seq']} {entry['at']} {entry['action']}: {entry['detail']}{undone}")
+
+
+@kb_app.command("add")
+def add_cmd(text: str = typer.Argument(..., help="the hint, a short imperative sentence"),
+            dataset: str = DatasetOpt,
+            status: str = typer.Option("accepted", "--status", "-s",
+                                       help="accepted (default), candidate or rejected"),
+            note: Optional[str] = typer.Option(None, "--note"),
+            db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
+    """Add a hint by hand."""
+    from .. import kb
+
+    wdb = _open(db)
+    h = kb.add_hint(wdb, dataset, text, status=status, source="manual", note=note,
+                    data_dir=data_dir)
+    print(f"added #{h.id} ({h.status}): {h.text}")
+
+
+@kb_app.command("edit")
+def edit_cmd(hint_id: int = typer.Argument(...), text: str = typer.Argument(...),
+             dataset: str = DatasetOpt, db: Optional[Path] = DbOpt,
+             data_dir: Optional[Path] = DataDirOpt) -> None:
+    """Change a hint's text."""
+    from .. import kb
+
+    wdb = _open(db)
+    h = kb.edit_hint(wdb, dataset, hint_id, text, data_dir=data_dir)
+    print(f"edited #{h.id}: {h.text}")
+
+
+def _status_cmd(status: str, verb: str):
+    def command(hint_ids: List[int] = typer.Argument(..., help="hint ids"),
+                dataset: str = DatasetOpt, db: Optional[Path] = DbOpt,
+                data_dir: Optional[Path] = DataDirOpt) -> None:
+        from .. import kb
+
+        wdb = _open(db)
+        changed = kb.set_status(wdb, dataset, hint_ids, status, data_dir=data_dir)
+        for i in hint_ids:
+            print(f"{verb} #{i}" if i in changed else f"#{i} was already {status}")
+        print(f"KB version {kb.kb_version(wdb, dataset)}")
+
+    command.__doc__ = f"Mark hints as {status}."
+    return command
+
+
+kb_app.command("accept")(_status_cmd("accepted", "accepted"))
+kb_app.command("reject")(_status_cmd("rejected", "rejected"))
+
+
+@kb_app.command("merge")
+def merge_cmd(keep_id: int = typer.Argument(..., help="the hint that stays"),
+              other_ids: List[int] = typer.Argument(..., help="hints merged into it (archived)"),
+              text: Optional[str] = typer.Option(None, "--text", help="new text for the kept hint"),
+              dataset: str = DatasetOpt, db: Optional[Path] = DbOpt,
+              data_dir: Optional[Path] = DataDirOpt) -> None:
+    """Merge hints into one: the others are archived, pointing at the kept one."""
+    from .. import kb
+
+    wdb = _open(db)
+    h = kb.merge(wdb, dataset, keep_id, other_ids, text=text, data_dir=data_dir)
+    print(f"merged {', '.join('#' + str(i) for i in other_ids)} into #{h.id}: {h.text}")
+
+
+@kb_app.command("rm")
+def rm_cmd(hint_ids: List[int] = typer.Argument(..., help="hint ids"), dataset: str = DatasetOpt,
+           db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
+    """Delete hints (``kb undo`` brings them back)."""
+    from .. import kb
+
+    wdb = _open(db)
+    gone = kb.delete(wdb, dataset, hint_ids, data_dir=data_dir)
+    print("deleted " + ", ".join(f"#{i}" for i in gone))
+
+
+@kb_app.command("search")
+def search_cmd(query: str = typer.Argument(..., help="words that must all occur"),
+               dataset: str = DatasetOpt,
+               status: Optional[str] = typer.Option(None, "--status", "-s"),
+               raw: bool = typer.Option(False, "--raw", help="query in FTS5 syntax"),
+               limit: int = typer.Option(50, "--limit", "-n", min=1),
+               db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
+    """Full-text search over hint text (best match first)."""
+    from .. import kb
+
+    wdb = _open(db)
+    found = kb.search(wdb, dataset, query, status=status, raw=raw, limit=limit, data_dir=data_dir)
+    con = _console()
+    if not found:
+        con.print(f"no hint matches {query!r}")
+        return
+    con.print(_hint_table([h for h, _ in found], snippets=[s for _, s in found]))
+
+
+@kb_app.command("history")
+def history_cmd(dataset: str = DatasetOpt,
+                limit: int = typer.Option(20, "--limit", "-n", min=1),
+                hint: Optional[int] = typer.Option(None, "--hint", help="only changes of this hint"),
+                db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
+    """Changes of the KB, newest first."""
+    from .. import kb
+
+    wdb = _open(db)
+    kb.list_hints(wdb, dataset, data_dir=data_dir)  # seeds on first use
+    for e in kb.history(wdb, dataset, limit=limit, hint_id=hint):
+        undone = f" [undone by #{e['undone_by']}]" if e["undone_by"] else ""
+        print(f"#{e['seq']} {e['at']} {e['action']}: {e['detail']} -> {e['kb_version']}{undone}")
+
+
+@kb_app.command("undo")
+def undo_cmd(dataset: str = DatasetOpt, db: Optional[Path] = DbOpt,
+             data_dir: Optional[Path] = DataDirOpt) -> None:
+    """Revert the last change."""
+    from .. import kb
+
+    wdb = _open(db)
+    entry = kb.undo(wdb, dataset, data_dir=data_dir)
+    print(f"undid #{entry['seq']} ({entry['detail']}); KB version {kb.kb_version(wdb, dataset)}")
+
+
+@kb_app.command("import")
+def import_cmd(path: Path = typer.Argument(..., help="a hints.json-style JSON list of strings"),
+               dataset: str = DatasetOpt,
+               status: str = typer.Option("accepted", "--status", "-s",
+                                          help="status of imported hints: accepted or candidate"),
+               db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
+    """Import hints; duplicates are skipped and reported."""
+    from .. import kb
+
+    wdb = _open(db)
+    report = kb.import_hints(wdb, dataset, path, status=status, data_dir=data_dir)
+    for text, why in report.skipped:
+        print(f"skipped ({why}): {text}")
+    print(f"imported {len(report.added)} hints"
+          + (f" (#{report.added[0]}..#{report.added[-1]})" if report.added else "")
+          + f", skipped {len(report.skipped)}")
+
+
+@kb_app.command("export")
+def export_cmd(path: Optional[Path] = typer.Argument(None, help="output file (default: stdout)"),
+               dataset: str = DatasetOpt, db: Optional[Path] = DbOpt,
+               data_dir: Optional[Path] = DataDirOpt) -> None:
+    """Write the accepted hints as a hints.json list (entry 0 empty)."""
+    import sys
+
+    from .. import kb
+
+    wdb = _open(db)
+    if path is None or str(path) == "-":
+        sys.stdout.write(kb.export_text(wdb, dataset, data_dir=data_dir) + "\n")
+        return
+    n = kb.export_hints(wdb, dataset, path, data_dir=data_dir)
+    print(f"wrote {n} accepted hints (+ entry 0) to {path}", file=sys.stderr)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add the ``kb`` command group to ``app``."""
+    app.add_typer(kb_app, name="kb")

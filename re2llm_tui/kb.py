@@ -1,0 +1,558 @@
+"""The hint knowledge base (KB): per-dataset hints, curated by people, used by the agent.
+
+A hint has a per-dataset ``id`` (the release's hints keep their index 1..20), a ``text``, a
+``status`` (``candidate`` awaiting a decision, ``accepted``, ``rejected``, ``archived``) and a
+``source`` (``release``, ``reflection``, ``manual``, ``import``), with provenance (the session
+and reflection it came from, the effectiveness result, the most similar hint when proposed).
+Entry 0, "no hint", is implicit: never stored, always the first action.
+
+* On first use of a dataset the KB is seeded once with the release's ``hints.json``.
+* Every change is written to ``hint_history`` in the same transaction, with the full rows
+  before and after, so :func:`undo` restores the previous state exactly.
+* The *accepted* hints, ordered by id, are the agent's action list; :func:`kb_version` is a
+  content hash of that list (``"kb-" + sha256[:12]``), so it changes with every change of the
+  accepted set and an agent can tell whether its actions still match.  A monotonic revision
+  counter (``meta kb_revision:<dataset>``) counts those changes for display.
+* ``hints.json`` export/import: texts are stored entity-decoded (``&#39;`` -> ``'``) and
+  whitespace-collapsed, and the exact string read from a file is kept in ``raw_text``; export
+  writes ``raw_text`` while the text is unchanged, and ``json.dumps`` (ASCII-escaped, as the
+  release), so exporting a freshly seeded KB reproduces the release file byte for byte.
+
+Every write runs in ``BEGIN IMMEDIATE``; a lock held by another process becomes a one-line
+:class:`~re2llm_tui.errors.WorkspaceError` and nothing is changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from .datasets import canonical_domain, find_data_dir, read_hints_json, unescape
+from .errors import DataError, UserError
+from .workspace import get_meta, set_meta, transaction
+
+STATUSES = ("candidate", "accepted", "rejected", "archived")
+SOURCES = ("release", "reflection", "manual", "import")
+MAX_HINT_CHARS = 1000
+COLUMNS = ("uid", "dataset", "id", "text", "status", "source", "raw_text", "session_id",
+           "reflection_id", "effect", "similar_id", "similarity", "merged_into", "note",
+           "created_at", "updated_at")
+_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
+
+
+@dataclass(frozen=True)
+class Hint:
+    """One stored hint (``effect`` decoded from JSON)."""
+
+    dataset: str
+    id: int
+    text: str
+    status: str
+    source: str
+    raw_text: str | None = None
+    session_id: str | None = None
+    reflection_id: int | None = None
+    effect: dict | None = None
+    similar_id: int | None = None
+    similarity: float | None = None
+    merged_into: int | None = None
+    note: str | None = None
+    created_at: str = ""
+    updated_at: str = ""
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Hint":
+        data = {k: row.get(k) for k in cls.__dataclass_fields__}
+        data["effect"] = json.loads(row["effect"]) if row.get("effect") else None
+        return cls(**data)
+
+
+@dataclass
+class ImportReport:
+    added: list[int] = field(default_factory=list)
+    #: (text, why) for each skipped entry: "duplicate of #5 (accepted)", "repeated in file"
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- helpers
+
+def clean_text(text: str | None) -> str:
+    """Validate and normalise hint text: entity-free, one line, collapsed whitespace."""
+    if text is None or not str(text).strip():
+        raise UserError("hint text is empty")
+    cleaned = " ".join(unescape(str(text)).split())
+    if not cleaned:
+        raise UserError("hint text is empty")
+    if len(cleaned) > MAX_HINT_CHARS:
+        raise UserError(f"hint text is too long ({len(cleaned)} characters, at most {MAX_HINT_CHARS})")
+    return cleaned
+
+
+def text_key(text: str) -> str:
+    """The key under which two hint texts count as duplicates."""
+    return " ".join(unescape(text).casefold().split()).rstrip(" .!")
+
+
+def _dataset(dataset: str) -> str:
+    return canonical_domain(dataset)
+
+
+def _rows(db, dataset: str, where: str = "", args: Sequence = ()) -> list[dict]:
+    sql = f"SELECT {', '.join(COLUMNS)} FROM hints WHERE dataset=?"
+    if where:
+        sql += f" AND ({where})"
+    sql += " ORDER BY id"
+    return list(db.query(sql, [dataset, *args]))
+
+
+def _row(db, dataset: str, hint_id: int) -> dict | None:
+    rows = _rows(db, dataset, "id=?", [int(hint_id)])
+    return rows[0] if rows else None
+
+
+def _require(db, dataset: str, hint_id) -> dict:
+    try:
+        hid = int(hint_id)
+    except (TypeError, ValueError):
+        raise UserError(f"hint id must be a number, got {hint_id!r}") from None
+    if hid == 0:
+        raise UserError("hint 0 is the implicit 'no hint' action and cannot be changed")
+    row = _row(db, dataset, hid)
+    if row is None:
+        raise UserError(f"no hint #{hid} in the {dataset} KB")
+    return row
+
+
+def _next_id(db, dataset: str) -> int:
+    """Ids are never reused, not even those of deleted hints (history still names them)."""
+    top = db.execute("SELECT COALESCE(MAX(id), 0) FROM hints WHERE dataset=?", [dataset]).fetchone()[0]
+    for (ids,) in db.execute("SELECT hint_ids FROM hint_history WHERE dataset=?", [dataset]):
+        top = max([top, *json.loads(ids)])
+    return top + 1
+
+
+def _accepted_list(db, dataset: str) -> list[tuple[int, str]]:
+    return [(r[0], r[1]) for r in db.execute(
+        "SELECT id, text FROM hints WHERE dataset=? AND status='accepted' ORDER BY id", [dataset])]
+
+
+def _version_of(accepted: list[tuple[int, str]]) -> str:
+    payload = json.dumps([[0, ""], *[[i, t] for i, t in accepted]], ensure_ascii=False)
+    return "kb-" + hashlib.sha256(payload.encode("utf-8")).hexdigest()[:12]
+
+
+def _insert(db, row: dict) -> None:
+    cols = [c for c in COLUMNS if c in row]
+    db.execute(f"INSERT INTO hints({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+               [row[c] for c in cols])
+
+
+class _Change:
+    """Collects the before/after rows of one change and writes its history entry."""
+
+    def __init__(self, db, dataset: str, action: str):
+        self.db, self.dataset, self.action = db, dataset, action
+        self.before: dict[int, dict] = {}
+        self.ids: list[int] = []
+        self.version_before = _version_of(_accepted_list(db, dataset))
+
+    def touch(self, hint_id: int) -> None:
+        """Record the current state of a hint before it is changed (call before every write)."""
+        if hint_id not in self.ids:
+            self.ids.append(hint_id)
+            row = _row(self.db, self.dataset, hint_id)
+            if row is not None:
+                self.before[hint_id] = row
+
+    def commit(self, detail: str, undoes: int | None = None) -> int:
+        after = [r for r in (_row(self.db, self.dataset, i) for i in self.ids) if r is not None]
+        version = _version_of(_accepted_list(self.db, self.dataset))
+        if version != self.version_before:
+            key = f"kb_revision:{self.dataset}"
+            set_meta(self.db, key, str(int(get_meta(self.db, key, "0")) + 1))
+        cur = self.db.execute(
+            "INSERT INTO hint_history(dataset, action, hint_ids, before, after, detail, kb_version, "
+            "undoes) VALUES (?,?,?,?,?,?,?,?)",
+            [self.dataset, self.action, json.dumps(self.ids),
+             json.dumps([self.before[i] for i in self.ids if i in self.before]),
+             json.dumps(after), detail, version, undoes])
+        return cur.lastrowid
+
+
+# --------------------------------------------------------------------------- seeding
+
+def ensure_seeded(db, dataset: str, data_dir: str | Path | None = None) -> bool:
+    """Seed the KB with the release's hints.json on first use of ``dataset``; True if it did."""
+    dataset = _dataset(dataset)
+    key = f"kb_seeded:{dataset}"
+    if get_meta(db, key):
+        return False
+    path = find_data_dir(dataset, data_dir) / "hints.json"
+    raw = read_hints_json(path)
+    with transaction(db):
+        if get_meta(db, key):  # another process seeded it meanwhile
+            return False
+        change = _Change(db, dataset, "seed")
+        for i, entry in enumerate(raw):
+            if i == 0 or not entry.strip():
+                continue
+            if _row(db, dataset, i) is not None:
+                raise DataError(f"cannot seed the {dataset} KB: hint #{i} already exists")
+            change.touch(i)
+            _insert(db, {"dataset": dataset, "id": i, "text": " ".join(unescape(entry).split()),
+                         "status": "accepted", "source": "release", "raw_text": entry})
+        change.commit(f"seeded {len(change.ids)} release hints from {path}")
+        set_meta(db, key, str(path))
+    return True
+
+
+def _ready(db, dataset: str, data_dir=None) -> str:
+    dataset = _dataset(dataset)
+    ensure_seeded(db, dataset, data_dir)
+    return dataset
+
+
+# --------------------------------------------------------------------------- reading
+
+def list_hints(db, dataset: str, status: str | Iterable[str] | None = None, *,
+               data_dir=None) -> list[Hint]:
+    """Hints of a dataset ordered by id, optionally only those with the given status(es)."""
+    dataset = _ready(db, dataset, data_dir)
+    statuses = [status] if isinstance(status, str) else list(status or [])
+    for s in statuses:
+        if s not in STATUSES:
+            raise UserError(f"unknown status {s!r}: choose {', '.join(STATUSES)}")
+    where = f"status IN ({', '.join('?' for _ in statuses)})" if statuses else ""
+    return [Hint.from_row(r) for r in _rows(db, dataset, where, statuses)]
+
+
+def get_hint(db, dataset: str, hint_id, *, data_dir=None) -> Hint:
+    dataset = _ready(db, dataset, data_dir)
+    return Hint.from_row(_require(db, dataset, hint_id))
+
+
+def kb_version(db, dataset: str, *, data_dir=None) -> str:
+    """Content hash of the ordered accepted (id, text) list, entry 0 included."""
+    dataset = _ready(db, dataset, data_dir)
+    return _version_of(_accepted_list(db, dataset))
+
+
+def kb_revision(db, dataset: str) -> int:
+    """How many times the accepted set of ``dataset`` has changed (seeding included)."""
+    return int(get_meta(db, f"kb_revision:{_dataset(dataset)}", "0"))
+
+
+def action_list(db, dataset: str, *, data_dir=None) -> tuple[str, list[tuple[int, str]]]:
+    """``(kb_version, [(0, ""), (hint_id, text), ...])``: the agent's actions, accepted hints by id."""
+    dataset = _ready(db, dataset, data_dir)
+    accepted = _accepted_list(db, dataset)
+    return _version_of(accepted), [(0, ""), *accepted]
+
+
+def search(db, dataset: str, query: str, *, status: str | None = None, raw: bool = False,
+           limit: int = 50, data_dir=None) -> list[tuple[Hint, str]]:
+    """Full-text search (FTS5, best match first); returns (hint, snippet) pairs.
+
+    In a snippet the matched words are wrapped in ``\x02`` ... ``\x03``.
+
+    By default every word of ``query`` must occur (words are quoted, so punctuation is
+    harmless); the last word also matches as a prefix.  ``raw=True`` passes FTS5 syntax through.
+    """
+    import sqlite3
+
+    dataset = _ready(db, dataset, data_dir)
+    if not query or not query.strip():
+        raise UserError("search query is empty")
+    if raw:
+        match = query
+    else:
+        words = re.findall(r"\w+", query)
+        if not words:
+            raise UserError(f"search query {query!r} has no words")
+        match = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
+    sql = (f"SELECT {', '.join('h.' + c for c in COLUMNS)}, "
+           "snippet(hints_fts, 0, char(2), char(3), '...', 16) AS snip "
+           "FROM hints_fts JOIN hints h ON h.uid = hints_fts.rowid "
+           "WHERE hints_fts MATCH ? AND h.dataset=?")
+    args: list = [match.strip(), dataset]
+    if status:
+        if status not in STATUSES:
+            raise UserError(f"unknown status {status!r}: choose {', '.join(STATUSES)}")
+        sql += " AND h.status=?"
+        args.append(status)
+    sql += " ORDER BY bm25(hints_fts), h.id LIMIT ?"
+    args.append(int(limit))
+    try:
+        rows = list(db.query(sql, args))
+    except sqlite3.OperationalError as exc:
+        raise UserError(f"bad search query {query!r} ({exc})") from None
+    return [(Hint.from_row(r), r["snip"]) for r in rows]
+
+
+def find_duplicate(db, dataset: str, text: str, *, exclude: int | None = None) -> Hint | None:
+    """An existing hint (any status) whose text equals ``text`` up to case/spacing/final stop."""
+    key = text_key(text)
+    for r in _rows(db, dataset):
+        if r["id"] != exclude and text_key(r["text"]) == key:
+            return Hint.from_row(r)
+    return None
+
+
+def history(db, dataset: str, *, limit: int | None = None, hint_id: int | None = None) -> list[dict]:
+    """History entries newest first (``before``/``after``/``hint_ids`` decoded)."""
+    dataset = _dataset(dataset)
+    rows = list(db.query("SELECT * FROM hint_history WHERE dataset=? ORDER BY seq DESC", [dataset]))
+    out = []
+    for r in rows:
+        for key in ("hint_ids", "before", "after"):
+            r[key] = json.loads(r[key])
+        if hint_id is not None and int(hint_id) not in r["hint_ids"]:
+            continue
+        out.append(r)
+        if limit is not None and len(out) >= limit:
+            break
+    return out
+
+
+# --------------------------------------------------------------------------- changes
+
+def add_hint(db, dataset: str, text: str, *, status: str = "candidate", source: str = "manual",
+             session_id: str | None = None, reflection_id: int | None = None,
+             effect: dict | None = None, similar_id: int | None = None,
+             similarity: float | None = None, note: str | None = None,
+             raw_text: str | None = None, data_dir=None) -> Hint:
+    """Add one hint; a duplicate of an existing hint (any status) is refused."""
+    dataset = _ready(db, dataset, data_dir)
+    cleaned = clean_text(text)
+    if status not in STATUSES or status == "archived":
+        raise UserError(f"a new hint's status must be candidate, accepted or rejected, not {status!r}")
+    if source not in SOURCES:
+        raise UserError(f"unknown hint source {source!r}: choose {', '.join(SOURCES)}")
+    with transaction(db):
+        dup = find_duplicate(db, dataset, cleaned)
+        if dup is not None:
+            raise UserError(f"hint already in the KB as #{dup.id} ({dup.status})")
+        hid = _next_id(db, dataset)
+        change = _Change(db, dataset, "add")
+        change.touch(hid)
+        _insert(db, {"dataset": dataset, "id": hid, "text": cleaned, "status": status,
+                     "source": source, "raw_text": raw_text, "session_id": session_id,
+                     "reflection_id": reflection_id,
+                     "effect": json.dumps(effect, sort_keys=True) if effect is not None else None,
+                     "similar_id": similar_id, "similarity": similarity, "note": note})
+        change.commit(f"added #{hid} ({status}, {source})")
+    return get_hint(db, dataset, hid)
+
+
+def edit_hint(db, dataset: str, hint_id, text: str, *, expect_text: str | None = None,
+              data_dir=None) -> Hint:
+    """Change a hint's text.  ``expect_text``: refuse if the stored text is no longer this
+    (someone else changed it since the caller read it)."""
+    dataset = _ready(db, dataset, data_dir)
+    cleaned = clean_text(text)
+    with transaction(db):
+        row = _require(db, dataset, hint_id)
+        if expect_text is not None and row["text"] != expect_text:
+            raise UserError(f"hint #{row['id']} was changed meanwhile (by another process?); "
+                            "reload it and edit again")
+        if row["text"] == cleaned:
+            raise UserError(f"hint #{row['id']} already has this text")
+        dup = find_duplicate(db, dataset, cleaned, exclude=row["id"])
+        if dup is not None:
+            raise UserError(f"hint already in the KB as #{dup.id} ({dup.status})")
+        change = _Change(db, dataset, "edit")
+        change.touch(row["id"])
+        db.execute(f"UPDATE hints SET text=?, updated_at={_NOW} WHERE uid=?", [cleaned, row["uid"]])
+        change.commit(f"edited #{row['id']}")
+    return get_hint(db, dataset, row["id"])
+
+
+def set_status(db, dataset: str, hint_ids: Iterable, status: str, *, data_dir=None) -> list[int]:
+    """Set the status of hints; returns the ids actually changed (no history if none)."""
+    dataset = _ready(db, dataset, data_dir)
+    if status not in STATUSES:
+        raise UserError(f"unknown status {status!r}: choose {', '.join(STATUSES)}")
+    ids = list(hint_ids)
+    if not ids:
+        raise UserError("no hint id given")
+    action = {"accepted": "accept", "rejected": "reject", "archived": "archive",
+              "candidate": "reopen"}[status]
+    with transaction(db):
+        rows = [_require(db, dataset, i) for i in ids]
+        change = _Change(db, dataset, action)
+        changed = []
+        for row in rows:
+            if row["status"] == status or row["id"] in changed:
+                continue
+            change.touch(row["id"])
+            db.execute(f"UPDATE hints SET status=?, merged_into=NULL, updated_at={_NOW} WHERE uid=?",
+                       [status, row["uid"]])
+            changed.append(row["id"])
+        if changed:
+            change.commit(f"{action} " + ", ".join(f"#{i}" for i in changed))
+    return changed
+
+
+def accept(db, dataset: str, hint_ids: Iterable, **kw) -> list[int]:
+    return set_status(db, dataset, hint_ids, "accepted", **kw)
+
+
+def reject(db, dataset: str, hint_ids: Iterable, **kw) -> list[int]:
+    return set_status(db, dataset, hint_ids, "rejected", **kw)
+
+
+def merge(db, dataset: str, keep_id, other_ids: Iterable, *, text: str | None = None,
+          data_dir=None) -> Hint:
+    """Merge hints into ``keep_id``: the others are archived (``merged_into`` = keep_id) and
+    ``keep_id`` gets ``text`` when given.  ``keep_id`` keeps its status."""
+    dataset = _ready(db, dataset, data_dir)
+    cleaned = clean_text(text) if text is not None else None
+    others = list(other_ids)
+    if not others:
+        raise UserError("merge needs at least one other hint id")
+    with transaction(db):
+        keep = _require(db, dataset, keep_id)
+        rows = [_require(db, dataset, i) for i in others]
+        if any(r["id"] == keep["id"] for r in rows):
+            raise UserError(f"cannot merge hint #{keep['id']} into itself")
+        change = _Change(db, dataset, "merge")
+        change.touch(keep["id"])
+        if cleaned is not None and cleaned != keep["text"]:
+            dup = find_duplicate(db, dataset, cleaned, exclude=keep["id"])
+            if dup is not None and dup.id not in [r["id"] for r in rows]:
+                raise UserError(f"hint already in the KB as #{dup.id} ({dup.status})")
+            db.execute(f"UPDATE hints SET text=?, updated_at={_NOW} WHERE uid=?",
+                       [cleaned, keep["uid"]])
+        for r in rows:
+            change.touch(r["id"])
+            db.execute(f"UPDATE hints SET status='archived', merged_into=?, updated_at={_NOW} "
+                       "WHERE uid=?", [keep["id"], r["uid"]])
+        change.commit(f"merged {', '.join('#' + str(r['id']) for r in rows)} into #{keep['id']}")
+    return get_hint(db, dataset, keep["id"])
+
+
+def delete(db, dataset: str, hint_ids: Iterable, *, data_dir=None) -> list[int]:
+    """Delete hints (undo brings them back exactly; their ids are never reused)."""
+    dataset = _ready(db, dataset, data_dir)
+    ids = list(hint_ids)
+    if not ids:
+        raise UserError("no hint id given")
+    with transaction(db):
+        rows = [_require(db, dataset, i) for i in ids]
+        change = _Change(db, dataset, "delete")
+        for r in rows:
+            change.touch(r["id"])
+            db.execute("DELETE FROM hints WHERE uid=?", [r["uid"]])
+        change.commit("deleted " + ", ".join(f"#{i}" for i in change.ids))
+    return change.ids
+
+
+def undo(db, dataset: str, *, data_dir=None) -> dict:
+    """Revert the newest change not yet undone (seeding cannot be undone); returns its entry."""
+    dataset = _ready(db, dataset, data_dir)
+    with transaction(db):
+        row = db.execute(
+            "SELECT seq, action, hint_ids, before, after, detail FROM hint_history "
+            "WHERE dataset=? AND undone_by IS NULL AND action NOT IN ('undo') "
+            "ORDER BY seq DESC LIMIT 1", [dataset]).fetchone()
+        if row is None or row[1] == "seed":
+            raise UserError(f"nothing to undo in the {dataset} KB")
+        seq, action, ids, before, after, detail = row
+        ids, before, after = json.loads(ids), json.loads(before), json.loads(after)
+        # the rows must still be as that change left them
+        current = {i: _row(db, dataset, i) for i in ids}
+        expected = {r["id"]: r for r in after}
+        for i in ids:
+            if current[i] != expected.get(i):
+                raise UserError(f"cannot undo '{detail}': hint #{i} was changed since")
+        change = _Change(db, dataset, "undo")
+        for i in ids:
+            change.touch(i)
+            if current[i] is not None:
+                db.execute("DELETE FROM hints WHERE uid=?", [current[i]["uid"]])
+        for r in before:
+            _insert(db, r)
+        new_seq = change.commit(f"undo: {detail}", undoes=seq)
+        db.execute("UPDATE hint_history SET undone_by=? WHERE seq=?", [new_seq, seq])
+    return {"seq": seq, "action": action, "detail": detail, "hint_ids": ids}
+
+
+# --------------------------------------------------------------------------- hints.json
+
+def export_text(db, dataset: str, *, data_dir=None) -> str:
+    """A hints.json-compatible list: entry 0 empty, then the accepted hints by id."""
+    dataset = _ready(db, dataset, data_dir)
+    out = [""]
+    for r in _rows(db, dataset, "status='accepted'"):
+        raw = r["raw_text"]
+        out.append(raw if raw is not None and " ".join(unescape(raw).split()) == r["text"]
+                   else r["text"])
+    return json.dumps(out)
+
+
+def export_hints(db, dataset: str, path: str | Path, *, data_dir=None) -> int:
+    """Write :func:`export_text` to ``path``; returns the number of hints written."""
+    text = export_text(db, dataset, data_dir=data_dir)
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    return len(json.loads(text)) - 1
+
+
+def read_import_file(path: str | Path) -> list[str]:
+    """Read a hints.json-style file: a JSON list of strings (one-line errors otherwise)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, not a hints file")
+    try:
+        data = read_hints_json(path)
+    except DataError as exc:
+        raise UserError(str(exc)) from None
+    return data
+
+
+def import_hints(db, dataset: str, path: str | Path, *, status: str = "accepted",
+                 data_dir=None) -> ImportReport:
+    """Import a hints.json-style file as one change (one undo reverts it all).
+
+    Empty entries (entry 0) are ignored; entries equal to an existing hint (any status) or
+    repeated in the file are skipped and reported.
+    """
+    dataset = _ready(db, dataset, data_dir)
+    entries = read_import_file(path)
+    if status not in ("candidate", "accepted", "rejected"):
+        raise UserError(f"imported hints' status must be candidate, accepted or rejected, not {status!r}")
+    for i, e in enumerate(entries):
+        if e.strip() and len(" ".join(unescape(e).split())) > MAX_HINT_CHARS:
+            raise UserError(f"{path}: entry {i} is longer than {MAX_HINT_CHARS} characters")
+    report = ImportReport()
+    with transaction(db):
+        change = _Change(db, dataset, "import")
+        seen: dict[str, int] = {}
+        for i, entry in enumerate(entries):
+            if not entry.strip():
+                continue
+            text = " ".join(unescape(entry).split())
+            key = text_key(text)
+            if key in seen:
+                report.skipped.append((text, f"repeats entry {seen[key]} of the file"))
+                continue
+            seen[key] = i
+            dup = find_duplicate(db, dataset, text)
+            if dup is not None:
+                report.skipped.append((text, f"duplicate of #{dup.id} ({dup.status})"))
+                continue
+            hid = _next_id(db, dataset)
+            change.touch(hid)
+            _insert(db, {"dataset": dataset, "id": hid, "text": text, "status": status,
+                         "source": "import", "raw_text": entry, "note": f"imported from {Path(path).name}"})
+            report.added.append(hid)
+        if report.added:
+            change.commit(f"imported {len(report.added)} hints from {path} "
+                          f"({len(report.skipped)} skipped)")
+    return report
