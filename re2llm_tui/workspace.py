@@ -180,6 +180,37 @@ CREATE TABLE IF NOT EXISTS embeddings (
     vector BLOB NOT NULL,
     PRIMARY KEY (model, text)
 );
+-- ------------------------------------------------------------------------------------------
+-- LLM calls and response cache (re2llm_tui/llm/client.py; issue 4)
+
+-- every LLM call the client made or served from the cache.  A row with cached=0 and
+-- status='ok' is a cache entry (its reply is reused for the same ``key``); a cache hit is
+-- logged as a row with cached=1, cache_of=<the serving row>, no payload and zero cost;
+-- failed calls (after retries) are logged with status='failed' and never served.
+CREATE TABLE IF NOT EXISTS calls (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,              -- sha256(model, messages, decoding params incl. seed[, rank])
+    model TEXT NOT NULL,
+    purpose TEXT,                   -- chat | rank | reflection turn kinds ...
+    run_id INTEGER,                 -- runs.id when made for a run (no FK: runs may be deleted)
+    request TEXT,                   -- JSON {messages, decoding[, candidates, k, method]}; no keys
+    response TEXT,                  -- reply text
+    ranking TEXT,                   -- JSON candidate indices (rank calls)
+    hallucinations TEXT,            -- JSON (rank calls)
+    status TEXT NOT NULL,           -- ok | failed
+    error TEXT,
+    cached INTEGER NOT NULL DEFAULT 0,
+    cache_of INTEGER,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    cost REAL NOT NULL DEFAULT 0,   -- USD from litellm's cost tables; 0 for local models
+    latency_s REAL NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    api_base TEXT,                  -- which server answered (no credentials)
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+);
+CREATE INDEX IF NOT EXISTS calls_key ON calls(key, status, cached);
+CREATE INDEX IF NOT EXISTS calls_run ON calls(run_id);
 """
 
 
