@@ -1,0 +1,44 @@
+"""``re2llm-tui score``: import and score recorded LLM outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from .common import DataDir, Dataset, Db, Json, OptPath, OptStr, Split, console
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("score")
+    def score(file: Path = typer.Argument(..., help="recorded outputs in the release's text format"),
+              dataset: str = Dataset, split: str = Split, data_dir: OptPath = DataDir,
+              db: OptPath = Db, name: OptStr = typer.Option(None, help="run name"),
+              model: OptStr = typer.Option(None, help="model that produced the file"),
+              as_json: bool = Json) -> None:
+        """Check labels, score the outputs, store them as a run and print the metrics."""
+        from ..datasets import canonical_domain
+        from ..metrics import format_table, to_json
+        from ..scoring import score_file, store_import
+        from ..workspace import open_workspace
+
+        # parse and check everything before the workspace is touched
+        result = score_file(file, canonical_domain(dataset), split, data_dir=data_dir)
+        store_import(open_workspace(db), result, run_name=name, model=model)
+        if as_json:
+            out = to_json(result.summary)
+            out.update({"run_id": result.run_id, "label_mismatches": len(result.mismatches),
+                        "hallucinations": result.hallucinations})
+            print(json.dumps(out))
+            return
+        con = console()
+        con.print(format_table({f"run {result.run_id}: {Path(file).name}": result.summary},
+                               title=f"{result.dataset}/{split} — {result.n_blocks} blocks "
+                                     f"({result.encoding})"))
+        if result.mismatches:
+            con.print(f"[yellow]{len(result.mismatches)} label(s) do not match the session's "
+                      "target and were not scored:[/yellow]")
+            for sid, label, target in result.mismatches[:10]:
+                con.print(f"  {sid}: label {label!r} != target {target!r}")
+        con.print(f"{result.hallucinations} listed item(s) matched no candidate (hallucinations).")

@@ -1,0 +1,72 @@
+"""Runs: named sets of LLM outputs over a split's sessions, stored in the workspace."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .errors import UserError
+
+
+def create_run(db, *, name: str, kind: str, dataset: str, split: str, model: str | None = None,
+               prompt_version: str | None = None, hint_id: int | None = None,
+               hint_text: str | None = None, params: dict | None = None) -> int:
+    cur = db.execute(
+        "INSERT INTO runs(name, kind, dataset, split, model, prompt_version, hint_id, hint_text, "
+        "params) VALUES (?,?,?,?,?,?,?,?,?)",
+        [name, kind, dataset, split, model, prompt_version, hint_id, hint_text,
+         json.dumps(params or {}, sort_keys=True)])
+    return cur.lastrowid
+
+
+def add_run_item(db, run_id: int, session_id: str, **cols: Any) -> None:
+    """Insert or replace one session's outcome (JSON-encodes lists)."""
+    record = {"run_id": run_id, "session_id": session_id}
+    for key, value in cols.items():
+        record[key] = json.dumps(value) if isinstance(value, (list, dict, tuple)) else value
+    keys = ", ".join(record)
+    marks = ", ".join("?" for _ in record)
+    db.execute(f"INSERT OR REPLACE INTO run_items({keys}) VALUES ({marks})", list(record.values()))
+
+
+def finish_run(db, run_id: int, metrics: dict | None, status: str = "done", n_failed: int = 0,
+               cost: float = 0.0) -> None:
+    db.execute(
+        "UPDATE runs SET metrics=?, status=?, n_failed=?, cost=?, "
+        "finished_at=strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id=?",
+        [json.dumps(metrics) if metrics is not None else None, status, n_failed, cost, run_id])
+
+
+def get_run(db, run_id: int) -> dict:
+    rows = list(db.query("SELECT * FROM runs WHERE id=?", [run_id]))
+    if not rows:
+        raise UserError(f"no run with id {run_id}")
+    run = rows[0]
+    for key in ("params", "metrics"):
+        run[key] = json.loads(run[key]) if run.get(key) else None
+    return run
+
+
+def find_runs(db, *, dataset: str | None = None, kind: str | None = None,
+              name: str | None = None) -> list[dict]:
+    where, args = [], []
+    for col, val in (("dataset", dataset), ("kind", kind), ("name", name)):
+        if val is not None:
+            where.append(f"{col}=?")
+            args.append(val)
+    sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
+    return list(db.query(sql, args))
+
+
+def run_items(db, run_id: int) -> list[dict]:
+    items = list(db.query("SELECT * FROM run_items WHERE run_id=? ORDER BY session_id", [run_id]))
+    for it in items:
+        for key in ("ranking", "hallucinations"):
+            it[key] = json.loads(it[key]) if it.get(key) else []
+    return items
+
+
+def run_ranks(db, run_id: int) -> dict[str, int | None]:
+    """session_id -> target rank (1-based or None) for a run."""
+    return {r["session_id"]: r["target_rank"] for r in
+            db.query("SELECT session_id, target_rank FROM run_items WHERE run_id=?", [run_id])}

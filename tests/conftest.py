@@ -1,0 +1,57 @@
+"""Shared fixtures: the real release data (skipped with a reason where absent), a temp workspace."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from re2llm_tui.datasets import candidate_data_dirs
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _release_dir() -> Path | None:
+    for base in candidate_data_dirs(None):
+        if (base / "game" / "example_train_text.json").is_file() and \
+                (base / "movie" / "example_train_text.json").is_file():
+            return base
+    return None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The release data folder (``.../re2llm-release``); skips when it is not on this machine."""
+    found = _release_dir()
+    if found is None:
+        pytest.skip("release data not found (set RE2LLM_DATA or place it at "
+                    "../shared/datasets/re2llm-release)")
+    return found
+
+
+@pytest.fixture
+def workspace(tmp_path) -> Path:
+    """A path for a fresh workspace file (created on first open)."""
+    return tmp_path / "kb.sqlite"
+
+
+@pytest.fixture
+def run_cli(monkeypatch, tmp_path):
+    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
+    import io
+    import contextlib
+
+    from re2llm_tui.cli import main
+
+    def _run(*args: str, env: dict | None = None):
+        for k, v in (env or {}).items():
+            monkeypatch.setenv(k, v)
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main([str(a) for a in args])
+        return code, out.getvalue(), err.getvalue()
+
+    return _run
