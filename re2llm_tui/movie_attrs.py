@@ -3,7 +3,8 @@
 ``movies.dat``, ``movie_genres.dat``, ``movie_directors.dat`` and ``movie_countries.dat`` are
 tab-separated, latin-1, with a header row.  Sessions name movies by title only, and a title
 may be shared by several films (remakes) or, before entity decoding, match none.  A title
-is resolved deterministically: entity-decoded exact title, then case-insensitive; among
+is resolved deterministically: entity-decoded exact title, then case-insensitive without the
+quotes movies.dat puts around TV series (``"Family Guy"``); among
 several films the one the release's own pickled sessions use most often, then the one with
 the most audience ratings, then the lowest id.  :func:`join_report` gives the counts.
 """
@@ -109,7 +110,8 @@ def _load_catalog(folder: str) -> MovieCatalog:
             audience_ratings=_int(row.get("rtAudienceNumRatings")),
         )
         by_title[title].append(mid)
-        by_lower[title.lower()].append(mid)
+        # TV series are quoted in movies.dat ('"Family Guy"'), never in the prompts
+        by_lower[title.strip('"').lower()].append(mid)
     usage: Counter = Counter()
     for split in SPLITS:
         path = base / f"example_{split}.txt"

@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
             j = ov["movie_join"]
             out.print(f"movies.dat join: {j['candidate_mentions']} candidate mentions, "
                       f"{j['exact_title']} exact, {j['matched_case_insensitive']} after "
-                      f"case folding, {j['unmatched']} unmatched, {j['ambiguous_resolved']} "
+                      f"case folding / unquoting TV series, {j['unmatched']} unmatched, {j['ambiguous_resolved']} "
                       "shared by several films (resolved by release usage, then popularity, "
                       "then lowest id)")
         out.print("[dim]The pickles are not index-aligned with the text JSON; prompts and "
