@@ -1,0 +1,400 @@
+"""The hint KB on the real release hints: seeding, changes + history, undo, search, version,
+hints.json round trip, and bad input leaving the KB unchanged."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from re2llm_tui import kb
+from re2llm_tui.datasets import load_release_hints
+from re2llm_tui.errors import UserError, WorkspaceError
+from re2llm_tui.workspace import open_workspace
+
+FOLDER = {"games": "game", "movies": "movie"}
+
+
+@pytest.fixture
+def db(workspace, data_dir, monkeypatch):
+    monkeypatch.setenv("RE2LLM_DATA", str(data_dir))
+    wdb = open_workspace(workspace)
+    for dataset in ("games", "movies"):
+        kb.ensure_seeded(wdb, dataset)
+    return wdb
+
+
+def snapshot(db) -> dict:
+    """Everything a change may touch: hint rows, the FTS index (checked), the accepted set."""
+    db.execute("INSERT INTO hints_fts(hints_fts) VALUES ('integrity-check')")
+    rows = list(db.query("SELECT * FROM hints ORDER BY uid"))
+    fts = list(db.query("SELECT rowid, text FROM hints_fts ORDER BY rowid"))
+    meta = list(db.query("SELECT * FROM meta WHERE key LIKE 'kb_seeded:%' ORDER BY key"))
+    return {"rows": rows, "fts": fts, "seeded": meta}
+
+
+# --------------------------------------------------------------------------- seeding
+
+@pytest.mark.parametrize("dataset", ["games", "movies"])
+def test_seeded_once_with_release_hints(db, dataset, data_dir):
+    release = load_release_hints(dataset, data_dir)
+    hints = kb.list_hints(db, dataset)
+    assert [h.id for h in hints] == list(range(1, len(release)))
+    assert all(h.status == "accepted" and h.source == "release" for h in hints)
+    assert [h.text for h in hints] == [" ".join(t.split()) for t in release[1:]]
+    # deleting everything does not trigger a second seeding
+    kb.delete(db, dataset, [h.id for h in hints])
+    assert kb.list_hints(db, dataset) == []
+    assert kb.ensure_seeded(db, dataset) is False
+    assert kb.list_hints(db, dataset) == []
+
+
+def test_datasets_are_separate(db):
+    h = kb.add_hint(db, "games", "Prefer handheld titles when the history is handheld-heavy.")
+    assert h.id == 21
+    assert all(x.text != h.text for x in kb.list_hints(db, "movies"))
+    with pytest.raises(UserError, match="no hint #21 in the movies KB"):
+        kb.get_hint(db, "movie", 21)
+
+
+def test_movie_entities_decoded_and_raw_kept(db, data_dir):
+    h = kb.get_hint(db, "movies", 1)
+    assert "&#39;" not in h.text and "user's history" in h.text
+    assert "&#39;" in h.raw_text
+
+
+# --------------------------------------------------------------------------- version
+
+def test_action_list_and_version_track_the_accepted_set(db):
+    v0, actions = kb.action_list(db, "games")
+    assert actions[0] == (0, "")
+    assert [i for i, _ in actions[1:]] == list(range(1, 21))
+    rev0 = kb.kb_revision(db, "games")
+
+    cand = kb.add_hint(db, "games", "Weigh the most recent purchases more than older ones.")
+    assert kb.kb_version(db, "games") == v0, "a candidate is not an action"
+    assert kb.kb_revision(db, "games") == rev0
+
+    kb.accept(db, "games", [cand.id])
+    v1, actions1 = kb.action_list(db, "games")
+    assert v1 != v0 and actions1[-1] == (cand.id, cand.text)
+    assert kb.kb_revision(db, "games") == rev0 + 1
+
+    kb.edit_hint(db, "games", cand.id, "Weigh recent purchases more than older ones.")
+    v2 = kb.kb_version(db, "games")
+    assert v2 not in (v0, v1), "editing an accepted hint changes the version"
+
+    kb.reject(db, "games", [3])
+    v3, actions3 = kb.action_list(db, "games")
+    assert v3 != v2 and 3 not in [i for i, _ in actions3]
+
+    kb.undo(db, "games")
+    assert kb.kb_version(db, "games") == v2, "the version is a content hash of the accepted set"
+    assert kb.kb_revision(db, "games") == rev0 + 4, "the revision counter only grows"
+
+
+# --------------------------------------------------------------------------- undo
+
+
+def _do(db, action):
+    if action == "add":
+        kb.add_hint(db, "games", "Recommend sequels of games already owned.", status="accepted")
+    elif action == "edit":
+        kb.edit_hint(db, "games", 5, "Prefer games released in the same era as the purchased ones.")
+    elif action == "reject":
+        kb.reject(db, "games", [2, 7])
+    elif action == "merge":
+        kb.merge(db, "games", 4, [18], text="Favour accessories for the consoles the user owns.")
+    elif action == "delete":
+        kb.delete(db, "games", [1, 20])
+
+
+@pytest.mark.parametrize("action", ["add", "edit", "accept", "reject", "merge", "delete", "import"])
+def test_undo_restores_the_exact_previous_state(db, action, tmp_path):
+    kb.list_hints(db, "games")
+    if action == "accept":
+        h = kb.add_hint(db, "games", "Balance accessories and games in the list.")
+        before = snapshot(db)
+        kb.accept(db, "games", [h.id])
+    elif action == "import":
+        f = tmp_path / "more.json"
+        f.write_text(json.dumps(["", "Look at the series the user follows.",
+                                 "Include games that have won critical acclaim or awards.",
+                                 "Mind the user&#39;s favourite studio."]))
+        before = snapshot(db)
+        report = kb.import_hints(db, "games", f)
+        assert len(report.added) == 2 and len(report.skipped) == 1
+    else:
+        before = snapshot(db)
+        _do(db, action)
+    assert snapshot(db) != before
+    n_hist = len(kb.history(db, "games"))
+    entry = kb.undo(db, "games")
+    assert entry["action"] == action
+    assert snapshot(db) == before
+    hist = kb.history(db, "games")
+    assert len(hist) == n_hist + 1 and hist[0]["action"] == "undo"
+    assert hist[1]["undone_by"] == hist[0]["seq"]
+
+
+def test_undo_walks_back_several_changes_but_not_the_seeding(db):
+    s0 = snapshot(db)
+    kb.add_hint(db, "games", "Prefer budget titles for a budget-minded user.")
+    s1 = snapshot(db)
+    kb.delete(db, "games", [9])
+    kb.undo(db, "games")
+    assert snapshot(db) == s1
+    kb.undo(db, "games")
+    assert snapshot(db) == s0
+    with pytest.raises(UserError, match="nothing to undo"):
+        kb.undo(db, "games")
+    assert snapshot(db) == s0
+
+
+def test_every_change_is_in_the_history_with_full_rows(db):
+    h = kb.add_hint(db, "movies", "Prefer films from the decade the user watches most.")
+    kb.edit_hint(db, "movies", h.id, "Prefer films from the decade the user watches most often.")
+    kb.accept(db, "movies", [h.id])
+    kb.merge(db, "movies", h.id, [1])
+    kb.delete(db, "movies", [h.id])
+    hist = kb.history(db, "movies")
+    assert [e["action"] for e in hist] == ["delete", "merge", "accept", "edit", "add", "seed"]
+    edit = hist[3]
+    assert edit["before"][0]["text"].endswith("most.") and edit["after"][0]["text"].endswith("often.")
+    merge = hist[1]
+    assert {r["id"] for r in merge["after"]} == {h.id, 1}
+    assert [r for r in merge["after"] if r["id"] == 1][0]["merged_into"] == h.id
+    assert hist[0]["after"] == [] and hist[0]["before"][0]["id"] == h.id
+    # ids are never reused, even after a delete
+    assert kb.add_hint(db, "movies", "A new idea for the list.").id == h.id + 1
+
+
+def test_undo_refuses_when_rows_were_changed_outside(db):
+    kb.add_hint(db, "games", "Prefer co-op games.")
+    db.execute("UPDATE hints SET text='tampered' WHERE dataset='games' AND id=21")
+    with pytest.raises(UserError, match="changed since"):
+        kb.undo(db, "games")
+
+
+# --------------------------------------------------------------------------- search
+
+def test_full_text_search_follows_changes(db):
+    found = kb.search(db, "games", "consoles")
+    assert {h.id for h, _ in found} == {4, 18}
+    assert all("\x02consoles\x03" in snip.lower() for _, snip in found)
+    assert {h.id for h, _ in kb.search(db, "games", "multiplay")} == {15}  # prefix on last word
+    assert kb.search(db, "games", "consoles", status="candidate") == []
+    kb.edit_hint(db, "games", 15, "Include games with strong co-op components.")
+    assert kb.search(db, "games", "multiplayer") == []
+    assert {h.id for h, _ in kb.search(db, "games", "co-op")} == {15}
+    kb.delete(db, "games", [15])
+    assert kb.search(db, "games", "co-op") == []
+    kb.undo(db, "games")
+    assert {h.id for h, _ in kb.search(db, "games", "co-op")} == {15}
+    # punctuation in a plain query is harmless; bad FTS syntax is a one-line error
+    assert kb.search(db, "games", 'user\'s "history') is not None
+    with pytest.raises(UserError, match="bad search query"):
+        kb.search(db, "games", '"unbalanced', raw=True)
+    with pytest.raises(UserError, match="empty"):
+        kb.search(db, "games", "   ")
+
+
+# --------------------------------------------------------------------------- hints.json
+
+@pytest.mark.parametrize("dataset", ["games", "movies"])
+def test_export_import_round_trip_equals_release_file(db, dataset, data_dir, tmp_path):
+    release = (data_dir / FOLDER[dataset] / "hints.json").read_bytes()
+    out = tmp_path / "hints.json"
+    assert kb.export_hints(db, dataset, out) == 20
+    assert out.read_bytes() == release
+
+    # a KB emptied, then filled by importing the exported file, exports the same bytes
+    kb.delete(db, dataset, list(range(1, 21)))
+    assert json.loads(kb.export_text(db, dataset)) == [""]
+    report = kb.import_hints(db, dataset, out)
+    assert len(report.added) == 20 and report.skipped == []
+    assert report.added == list(range(21, 41))
+    again = tmp_path / "again.json"
+    kb.export_hints(db, dataset, again)
+    assert again.read_bytes() == release
+
+    # importing it a second time skips every entry and says why
+    report = kb.import_hints(db, dataset, out)
+    assert report.added == [] and len(report.skipped) == 20
+    assert all(why.startswith("duplicate of #") for _, why in report.skipped)
+
+
+def test_export_writes_edited_text_and_only_accepted(db):
+    kb.edit_hint(db, "movies", 1, "Consider the release years in the user's history.")
+    kb.reject(db, "movies", [2])
+    kb.add_hint(db, "movies", "A candidate hint stays out of the export.")
+    data = json.loads(kb.export_text(db, "movies"))
+    assert data[0] == "" and len(data) == 20
+    assert data[1] == "Consider the release years in the user's history."
+    assert not any("candidate hint" in t for t in data)
+
+
+def test_import_skips_duplicates_within_the_file_and_case_variants(db, tmp_path):
+    f = tmp_path / "h.json"
+    f.write_text(json.dumps(["", "Try the studio's other games.", "try the studio's other games",
+                             "INCLUDE GAMES THAT HAVE WON CRITICAL ACCLAIM OR AWARDS", "  "]))
+    report = kb.import_hints(db, "games", f, status="candidate")
+    assert len(report.added) == 1
+    assert kb.get_hint(db, "games", report.added[0]).status == "candidate"
+    reasons = [why for _, why in report.skipped]
+    assert reasons == ["repeats entry 1 of the file", "duplicate of #20 (accepted)"]
+
+
+# --------------------------------------------------------------------------- bad input
+
+BAD_FILES = {
+    "not json": "this is not json",
+    "truncated": '["", "Consider',
+    "an object": '{"hints": ["a"]}',
+    "numbers": '["", 3, 4]',
+    "empty": "",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_malformed_import_file_is_one_line_error_and_kb_unchanged(db, tmp_path, name):
+    before = snapshot(db)
+    f = tmp_path / "bad.json"
+    f.write_text(BAD_FILES[name])
+    with pytest.raises(UserError) as err:
+        kb.import_hints(db, "games", f)
+    assert "\n" not in str(err.value) and str(f) in str(err.value)
+    assert snapshot(db) == before
+
+
+def test_import_missing_file_or_directory(db, tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        kb.import_hints(db, "games", tmp_path / "nope.json")
+    with pytest.raises(UserError, match="directory"):
+        kb.import_hints(db, "games", tmp_path)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda db: kb.get_hint(db, "games", 99), "no hint #99"),
+    (lambda db: kb.edit_hint(db, "games", 99, "x y z"), "no hint #99"),
+    (lambda db: kb.accept(db, "games", [3, 99]), "no hint #99"),
+    (lambda db: kb.delete(db, "games", [1, 99]), "no hint #99"),
+    (lambda db: kb.merge(db, "games", 1, [2, 99]), "no hint #99"),
+    (lambda db: kb.merge(db, "games", 1, [1]), "into itself"),
+    (lambda db: kb.edit_hint(db, "games", 0, "x"), "no hint"),
+    (lambda db: kb.edit_hint(db, "games", "abc", "x"), "must be a number"),
+    (lambda db: kb.add_hint(db, "games", ""), "empty"),
+    (lambda db: kb.add_hint(db, "games", " \t\n "), "empty"),
+    (lambda db: kb.edit_hint(db, "games", 3, "   "), "empty"),
+    (lambda db: kb.add_hint(db, "games", "x" * 2000), "too long"),
+    (lambda db: kb.add_hint(db, "games", "include games that have won critical acclaim or awards"),
+     "already in the KB as #20"),
+    (lambda db: kb.edit_hint(db, "games", 3, kb.get_hint(db, "games", 4).text), "as #4"),
+    (lambda db: kb.list_hints(db, "games", "pending"), "unknown status"),
+    (lambda db: kb.list_hints(db, "books"), "unknown dataset"),
+])
+def test_bad_input_is_a_one_line_error_and_changes_nothing(db, call, message):
+    before = snapshot(db)
+    with pytest.raises(UserError, match=message) as err:
+        call(db)
+    assert "\n" not in str(err.value)
+    assert snapshot(db) == before
+    assert [e["action"] for e in kb.history(db, "games")] == ["seed"]
+
+
+def test_stale_edit_is_refused(db):
+    seen = kb.get_hint(db, "games", 6).text
+    kb.edit_hint(db, "games", 6, "Look for immersive survival games.")
+    before = snapshot(db)
+    with pytest.raises(UserError, match="changed meanwhile"):
+        kb.edit_hint(db, "games", 6, "Look for tense survival horror.", expect_text=seen)
+    assert snapshot(db) == before
+
+
+HOLD_LOCK = textwrap.dedent("""
+    import sqlite3, sys, time
+    c = sqlite3.connect(sys.argv[1], isolation_level=None)
+    c.execute("BEGIN IMMEDIATE")
+    c.execute("UPDATE hints SET note='held' WHERE id=-1")
+    print("locked", flush=True)
+    sys.stdin.readline()
+    c.execute("ROLLBACK")
+""")
+
+
+def test_lock_held_by_another_process(db, workspace, monkeypatch, run_cli):
+    kb.list_hints(db, "games")
+    before = snapshot(db)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(workspace)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        db.execute("PRAGMA busy_timeout=200")
+        with pytest.raises(WorkspaceError, match="another process holds the lock"):
+            kb.edit_hint(db, "games", 3, "Ensure the list suits all ages.")
+        monkeypatch.setattr("re2llm_tui.workspace.BUSY_TIMEOUT_MS", 200)
+        code, out, err = run_cli("kb", "add", "Prefer racing games.", "-d", "games",
+                                 "--db", workspace)
+        assert code == 2
+        assert err.startswith("re2llm-tui: error: ") and err.count("\n") == 1
+        assert "lock" in err
+    finally:
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        holder.wait(timeout=10)
+    assert snapshot(db) == before
+    kb.edit_hint(db, "games", 3, "Ensure the list suits all ages.")  # works once released
+
+
+# --------------------------------------------------------------------------- CLI
+
+def test_cli_curation_flow(run_cli, workspace, data_dir, tmp_path):
+    base = ("-d", "movies", "--db", workspace, "--data-dir", data_dir)
+    code, out, _ = run_cli("kb", "add", "Mind the [bold]mood[/bold] of the last films.",
+                           "--status", "candidate", *base)
+    assert code == 0 and "added #21 (candidate)" in out
+    code, out, _ = run_cli("kb", "list", "--status", "candidate", *base)
+    assert code == 0 and "[bold]mood[/bold]" in out, "hint text is printed verbatim, not as markup"
+    code, out, _ = run_cli("kb", "list", "--json", *base)
+    listed = json.loads(out)
+    assert len(listed) == 21 and listed[-1]["status"] == "candidate"
+    code, out, _ = run_cli("kb", "accept", "21", *base)
+    assert code == 0 and "accepted #21" in out
+    code, out, _ = run_cli("kb", "search", "mood", *base)
+    assert code == 0 and "21" in out and "16" in out
+    code, out, _ = run_cli("kb", "show", "21", *base)
+    assert code == 0 and "accept" in out and "add" in out
+    code, out, _ = run_cli("kb", "history", *base)
+    assert out.splitlines()[0].split()[2] == "accept:"
+    code, out, _ = run_cli("kb", "undo", *base)
+    assert code == 0 and "undid" in out
+    assert json.loads(run_cli("kb", "list", "--json", *base)[1])[-1]["status"] == "candidate"
+    exported = tmp_path / "out.json"
+    code, _, err = run_cli("kb", "export", exported, *base)
+    assert code == 0 and exported.read_bytes() == (data_dir / "movie" / "hints.json").read_bytes()
+    code, out, _ = run_cli("kb", "import", exported, *base)
+    assert code == 0 and "imported 0 hints, skipped 20" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (("kb", "show", "77"), "no hint #77"),
+    (("kb", "add", "   "), "hint text is empty"),
+    (("kb", "edit", "3", ""), "hint text is empty"),
+    (("kb", "rm", "5", "77"), "no hint #77"),
+    (("kb", "import", "{missing}"), "file not found"),
+    (("kb", "list", "--status", "maybe"), "unknown status"),
+])
+def test_cli_bad_input_exit_2_one_line(run_cli, workspace, data_dir, args, message, tmp_path):
+    args = tuple(a.format(missing=tmp_path / "missing.json") for a in args)
+    base = ("-d", "games", "--db", workspace, "--data-dir", data_dir)
+    run_cli("kb", "list", *base)
+    db = open_workspace(workspace)
+    before = snapshot(db)
+    code, out, err = run_cli(*args, *base)
+    assert code == 2, (out, err)
+    assert err.startswith("re2llm-tui: error: ") and err.count("\n") == 1 and message in err
+    assert snapshot(db) == before
