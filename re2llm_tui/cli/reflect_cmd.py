@@ -1,9 +1,129 @@
-"""Placeholder: commands are added by the issue that owns this group."""
+"""``re2llm-tui explore``: Reflective Exploration over missed sessions (thin layer over
+:mod:`re2llm_tui.reflection`)."""
 
 from __future__ import annotations
 
+import json
+from typing import List, Optional
+
 import typer
+
+from .common import DataDir, Dataset, Db, Json, OptPath, OptStr
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``explore`` to ``app``."""
+
+    @app.command("explore")
+    def explore_cmd(
+        dataset: str = Dataset,
+        split: str = typer.Option("train", "--split", help="train (the paper) or test"),
+        sessions: Optional[int] = typer.Option(
+            None, "--sessions", "-n", min=1,
+            help="reflect on this many missed sessions not reflected yet (default: all)"),
+        session: OptStr = typer.Option(None, "--session", help="only this session, e.g. train-0042"),
+        model: OptStr = typer.Option(None, "--model", "-m",
+                                     help="litellm model (default: $RE2LLM_MODEL or the embedded demo model)"),
+        api_base: Optional[List[str]] = typer.Option(None, "--api-base",
+                                                     help="OpenAI-compatible server (repeatable)"),
+        max_cost: Optional[float] = typer.Option(None, "--max-cost", help="stop at this spend (USD)"),
+        max_calls: Optional[int] = typer.Option(None, "--max-calls", help="stop after this many LLM requests"),
+        auto_accept: bool = typer.Option(False, "--auto-accept",
+                                         help="accept surviving hints instead of queueing them as candidates"),
+        threshold: float = typer.Option(0.8, "--threshold",
+                                        help="cosine similarity at which a hint is redundant"),
+        miss_k: int = typer.Option(10, "--miss-k", min=1,
+                                   help="reflect when the target is not in the top K"),
+        effect_k: int = typer.Option(10, "--effect-k", min=1,
+                                     help="a hint is effective if the target enters the top K"),
+        effect_mode: str = typer.Option("enter", "--effect-mode",
+                                        help="enter (target enters top K) or improve (NDCG improves)"),
+        llm_redundancy: bool = typer.Option(True, "--llm-redundancy/--no-llm-redundancy",
+                                            help="also ask the LLM whether a hint repeats an idea"),
+        max_hints: int = typer.Option(5, "--max-hints", min=1, help="hints taken per reflection"),
+        baseline_run: Optional[int] = typer.Option(
+            None, "--baseline-run", help="reuse this run's replies as turn 1 (default: newest matching)"),
+        db: OptPath = Db,
+        data_dir: OptPath = DataDir,
+        as_json: bool = Json,
+    ) -> None:
+        """Reflective Exploration: ask the LLM why it missed, collect hints, check them.
+
+        Resumable: sessions reflected before with the same model are skipped. Surviving hints
+        become candidates (review them with `re2llm-tui kb list --status candidate`).
+        """
+        import asyncio
+        import sys
+
+        from ..datasets import canonical_domain
+        from ..errors import UserError
+        from ..llm.client import LLMClient
+        from ..reflection import ReflectConfig, explore
+        from ..workspace import open_workspace, workspace_path
+        from .common import console
+
+        if session and sessions:
+            raise UserError("give either --sessions or --session, not both")
+        dataset = canonical_domain(dataset)
+        config = ReflectConfig(miss_k=miss_k, effect_k=effect_k, effect_mode=effect_mode,
+                               sim_threshold=threshold, llm_redundancy=llm_redundancy,
+                               max_hints=max_hints, auto_accept=auto_accept,
+                               baseline_run=baseline_run)
+        config.validate()
+        path = workspace_path(db)
+        wdb = open_workspace(path)
+        client = LLMClient(path, model=model, api_bases=api_base or (), max_cost=max_cost,
+                           max_calls=max_calls)
+        client.check()
+        err = console(stderr=True)
+        if client.is_demo_model:
+            err.print(f"[yellow]{client.demo_notice}[/yellow]")
+
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
+            TimeElapsedColumn
+
+        total = 1 if session else sessions
+        progress = Progress(TextColumn("reflecting"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
+                            console=err, transient=False, disable=as_json)
+
+        with progress:
+            task = progress.add_task("explore", total=total, info="")
+
+            def on_progress(p) -> None:
+                s = p.summary
+                info = (f"{p.session_id} {p.stage} | hits {s.hits} | proposed {s.proposed} | "
+                        f"added {s.added}")
+                progress.update(task, completed=p.reflected, info=info)
+
+            async def main():
+                return await explore(wdb, client, dataset, split=split, sessions=sessions,
+                                     session_id=session, config=config, data_dir=data_dir,
+                                     on_progress=on_progress)
+
+            try:
+                summary = asyncio.run(main())
+            finally:
+                client.close()
+
+        if as_json:
+            print(json.dumps(summary.as_dict(), indent=2))
+            return
+        out = console()
+        out.print(f"explore {dataset}/{split} with {summary.model}:")
+        out.print(f"  sessions reflected: {summary.reflected}  (examined {summary.examined}, "
+                  f"baseline hits {summary.hits}, failed {summary.failed}, "
+                  f"skipped as done before {summary.already})")
+        out.print(f"  hints proposed: {summary.proposed}")
+        out.print(f"  failing leak check: {summary.leak}")
+        out.print(f"  failing effectiveness check: {summary.ineffective}")
+        out.print(f"  failing redundancy check: {summary.redundant}")
+        status = "accepted" if auto_accept else "candidates"
+        out.print(f"  {status} added: {summary.added}")
+        out.print(f"  LLM calls: {summary.calls} sent, {summary.cache_hits} from cache, "
+                  f"${summary.cost:.4f}")
+        if summary.stopped:
+            out.print(f"stopped early: {summary.stopped}")
+            print("re2llm-tui: budget reached; rerun the same command to resume", file=sys.stderr)
+        if summary.added and not auto_accept:
+            out.print(f"review them: re2llm-tui kb list -d {dataset} --status candidate")
