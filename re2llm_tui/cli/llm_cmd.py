@@ -1,9 +1,121 @@
-"""Placeholder: commands are added by the issue that owns this group."""
+"""``re2llm-tui recommend``: the LLM ranks each session's candidates; scored and stored."""
 
 from __future__ import annotations
 
+import json
+from typing import List, Optional
+
 import typer
+
+from .common import DataDir, Dataset, Db, Json, OptPath, OptStr, Split, console
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    @app.command("recommend")
+    def recommend_cmd(
+        dataset: str = Dataset, split: str = Split,
+        limit: Optional[int] = typer.Option(None, "--limit", "-n", help="first N sessions only"),
+        hint_id: Optional[int] = typer.Option(
+            None, "--hint-id", help="append this KB hint (0 = no hint) to every prompt"),
+        hint: OptStr = typer.Option(None, "--hint", help="append this hint text to every prompt"),
+        model: OptStr = typer.Option(
+            None, "--model", "-m", envvar="RE2LLM_MODEL",
+            help="litellm model string (gpt-4o-mini, anthropic/..., ollama/..., "
+                 "hosted_vllm/NAME); default: the embedded 135M demo model local/smollm2-135m"),
+        api_base: Optional[List[str]] = typer.Option(
+            None, "--api-base", help="OpenAI-compatible server URL; repeat to spread calls "
+                                     "over several servers"),
+        concurrency: Optional[int] = typer.Option(
+            None, "--concurrency", "-c", help="calls in flight (default: 1 local, "
+                                              "4 per --api-base, 8 otherwise)"),
+        max_cost: Optional[float] = typer.Option(None, "--max-cost", help="stop at this USD spend"),
+        max_calls: Optional[int] = typer.Option(None, "--max-calls",
+                                                help="stop after this many (uncached) calls"),
+        timeout: float = typer.Option(60.0, "--timeout", help="seconds per call"),
+        retries: int = typer.Option(4, "--retries", help="retries on rate limits, timeouts, 5xx"),
+        method: OptStr = typer.Option(
+            None, "--rank-method", help="local model only: logprob | sequential | generate"),
+        name: OptStr = typer.Option(None, "--name", help="run name"),
+        no_resume: bool = typer.Option(False, "--no-resume",
+                                       help="start a new run even if an unfinished one matches"),
+        data_dir: OptPath = DataDir, db: OptPath = Db, as_json: bool = Json,
+    ) -> None:
+        """Rank each session's 50 candidates with the LLM, score and store the run.
+
+        Rerunning the same command is served from the cache; a run stopped by --max-cost or
+        --max-calls (or killed) resumes where it stopped.
+        """
+        from ..datasets import canonical_domain, load_sessions
+        from ..errors import UserError
+        from ..llm.client import LLMClient
+        from ..metrics import format_table, to_json
+
+        ds = canonical_domain(dataset)
+        if hint is not None and hint_id is not None:
+            raise UserError("give --hint or --hint-id, not both")
+        if limit is not None and limit < 1:
+            raise UserError(f"--limit must be >= 1 (got {limit})")
+        sessions = load_sessions(ds, split, data_dir)
+        if limit is not None:
+            sessions = sessions[:limit]
+        client = LLMClient(db, model=model, api_bases=api_base or (), concurrency=concurrency,
+                           timeout=timeout, max_retries=retries, max_cost=max_cost,
+                           max_calls=max_calls, rank_method=method)
+        hint_text = hint
+        if hint_id is not None:
+            from ..kb import get_hint
+
+            hint_text = "" if hint_id == 0 else get_hint(client.workspace(), ds, hint_id,
+                                                         data_dir=data_dir).text
+        client.check()  # bad model / key / --api-base: one line, before any work
+        err = console(stderr=True)
+        if client.is_demo_model:
+            err.print(f"[yellow]note:[/yellow] {client.demo_notice}")
+        try:
+            result = _run_with_progress(sessions, client, err, dataset=ds, split=split,
+                                        hint=hint_text, hint_id=hint_id, name=name,
+                                        resume=not no_resume, quiet=as_json)
+        finally:
+            client.close()
+        if as_json:
+            out = {"run_id": result.run_id, "status": result.status, "n": result.total,
+                   "done": result.done, "failed": result.failed,
+                   "cache_hits": result.cache_hits, "calls": result.calls,
+                   "cost": round(result.cost, 6), "model": client.model,
+                   "metrics": to_json(result.metrics) if result.metrics else None}
+            print(json.dumps(out))
+        else:
+            con = console()
+            if result.metrics:
+                label = f"run {result.run_id}: {client.model}" + (
+                    f" + hint {hint_id}" if hint_id else (" + hint" if hint_text else ""))
+                con.print(format_table({label: result.metrics},
+                                       title=f"{ds}/{split} — {result.done} of {result.total} "
+                                             "sessions"))
+            con.print(f"calls: {result.calls} sent, {result.cache_hits} from cache, "
+                      f"{result.failed} failed (scored as misses); cost ${result.cost:.4f}"
+                      + ("; resumed an unfinished run" if result.resumed else ""))
+        if result.status == "stopped":
+            err.print(f"[yellow]stopped:[/yellow] {result.stopped_reason} "
+                      f"({result.done}/{result.total} sessions done; run {result.run_id})")
+            raise typer.Exit(3)
+
+
+def _run_with_progress(sessions, client, err, *, quiet: bool, **kw):
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    from ..recommend import recommend
+
+    columns = [TextColumn("recommend"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("cache {task.fields[hits]} · failed {task.fields[failed]} · "
+                          "${task.fields[cost]:.4f}"),
+               TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=err, transient=False, disable=quiet) as bar:
+        task = bar.add_task("recommend", total=len(sessions), hits=0, failed=0, cost=0.0)
+
+        def on_progress(p):
+            bar.update(task, completed=p.done, total=p.total, hits=p.cache_hits,
+                       failed=p.failed, cost=p.cost)
+
+        return recommend(sessions, client, progress=on_progress, **kw)

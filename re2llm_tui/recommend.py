@@ -1,0 +1,160 @@
+"""``recommend``: the LLM ranks each session's candidates; the outcome is scored and stored.
+
+For every session the release prompt is built (:func:`prompts.recommend_prompt`, with the
+hint appended when given, as the paper does), sent through :class:`LLMClient.rank`, parsed
+and scored; each session's outcome is a ``run_items`` row written as soon as it is known.
+
+* Resumable: a run of the same (dataset, split, model, prompt version, hint, sessions,
+  ranking method, decoding) that did not finish (``running``/``stopped``) is continued: its
+  stored sessions are kept, failed ones are retried, the rest are done.  Every finished LLM
+  call is in the cache, so rerunning a finished run is served from it.
+* A failed call (after retries) is stored with its error and scored as a miss; the run goes
+  on and ``n_failed`` counts it.  Garbage replies are kept in ``reply`` for inspection.
+* ``--max-cost`` / ``--max-calls``: :class:`BudgetExceeded` stops the run cleanly
+  (status ``stopped``, metrics over the sessions done so far).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from .datasets import Session
+from .llm.client import BudgetExceeded, LLMClient
+
+
+@dataclass
+class Progress:
+    """Sent to the progress callback after every session."""
+
+    done: int
+    total: int
+    cache_hits: int
+    failed: int
+    cost: float
+    calls: int
+
+
+@dataclass
+class RecommendResult:
+    run_id: int
+    status: str                   # done | stopped
+    total: int
+    done: int
+    failed: int
+    cache_hits: int
+    calls: int
+    cost: float
+    metrics: dict | None
+    resumed: bool = False
+    stopped_reason: str | None = None
+    ranks: dict = field(default_factory=dict)
+
+
+def _params(client: LLMClient, sessions: Sequence[Session], k: int) -> dict:
+    ids = ",".join(s.id for s in sessions)
+    return {"k": k, "rank_method": client.rank_method, "temperature": client.temperature,
+            "seed": client.seed, "n_sessions": len(sessions),
+            "sessions_sha": hashlib.sha256(ids.encode()).hexdigest()[:16]}
+
+
+def _find_resumable(db, *, dataset, split, model, prompt_version, hint_text, params) -> int | None:
+    row = db.execute(
+        "SELECT id FROM runs WHERE kind='recommend' AND dataset=? AND split=? AND model IS ? "
+        "AND prompt_version IS ? AND hint_text IS ? AND params=? "
+        "AND status IN ('running','stopped') ORDER BY id DESC LIMIT 1",
+        [dataset, split, model, prompt_version, hint_text,
+         json.dumps(params, sort_keys=True)]).fetchone()
+    return row[0] if row else None
+
+
+async def recommend_async(sessions: Sequence[Session], client: LLMClient, *, dataset: str,
+                          split: str, hint: str | None = None, hint_id: int | None = None,
+                          name: str | None = None, k: int = 10, resume: bool = True,
+                          progress: Callable[[Progress], None] | None = None) -> RecommendResult:
+    """Rank every session with ``client`` and store the run (see module docstring)."""
+    from . import runs
+    from .metrics import rank_of, summarize
+    from .prompts import prompt_version, recommend_prompt
+
+    client.check()
+    db = client.workspace()
+    hint_text = (hint or "").strip() or None
+    pversion = prompt_version(hint_text)
+    params = _params(client, sessions, k)
+    run_id = _find_resumable(db, dataset=dataset, split=split, model=client.model,
+                             prompt_version=pversion, hint_text=hint_text,
+                             params=params) if resume else None
+    resumed = run_id is not None
+    if run_id is None:
+        run_id = runs.create_run(
+            db, name=name or f"recommend {dataset}/{split} {client.model}"
+            + (f" hint {hint_id}" if hint_id is not None else (" hint" if hint_text else "")),
+            kind="recommend", dataset=dataset, split=split, model=client.model,
+            prompt_version=pversion, hint_id=hint_id, hint_text=hint_text, params=params)
+    else:
+        db.execute("UPDATE runs SET status='running', finished_at=NULL WHERE id=?", [run_id])
+
+    ok_done = {r[0] for r in db.execute(
+        "SELECT session_id FROM run_items WHERE run_id=? AND error IS NULL", [run_id])}
+    todo = [s for s in sessions if s.id not in ok_done]
+    total = len(sessions)
+    counters = {"done": total - len(todo), "failed": 0, "hits": 0, "calls": 0, "cost": 0.0}
+    stop_reason: list[str] = []
+
+    def report():
+        if progress is not None:
+            progress(Progress(counters["done"], total, counters["hits"], counters["failed"],
+                              counters["cost"], counters["calls"]))
+
+    report()
+
+    async def one(s: Session):
+        prompt = recommend_prompt(s.prompt, hint_text)
+        try:
+            res = await client.rank(prompt, s.candidates, k=k, run_id=run_id)
+        except BudgetExceeded as exc:
+            if not stop_reason:
+                stop_reason.append(str(exc))
+            return
+        target_rank = rank_of(res.ranking, s.target_index) if res.ok else None
+        runs.add_run_item(db, run_id, s.id, prompt=prompt, reply=res.text,
+                          ranking=list(res.ranking), hallucinations=list(res.hallucinations),
+                          target_rank=target_rank, error=res.error, call_id=res.call_id)
+        counters["done"] += 1
+        counters["hits"] += 1 if res.cached else 0
+        counters["calls"] += 0 if res.cached else 1
+        counters["failed"] += 0 if res.ok else 1
+        counters["cost"] += res.cost
+        report()
+
+    tasks = [asyncio.ensure_future(one(s)) for s in todo]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        raise
+
+    items = db.execute("SELECT session_id, target_rank, error FROM run_items WHERE run_id=?",
+                       [run_id]).fetchall()
+    wanted = {s.id for s in sessions}
+    ranks = {sid: rank for sid, rank, _err in items if sid in wanted}
+    n_failed = sum(1 for sid, _r, err in items if sid in wanted and err is not None)
+    metrics = summarize(list(ranks.values())) if ranks else None
+    totals = client.run_totals(run_id)
+    status = "stopped" if stop_reason else "done"
+    runs.finish_run(db, run_id, metrics, status=status, n_failed=n_failed, cost=totals["cost"])
+    return RecommendResult(
+        run_id=run_id, status=status, total=total, done=len(ranks), failed=n_failed,
+        cache_hits=counters["hits"], calls=counters["calls"], cost=counters["cost"],
+        metrics=metrics, resumed=resumed, stopped_reason=stop_reason[0] if stop_reason else None,
+        ranks=ranks)
+
+
+def recommend(sessions: Sequence[Session], client: LLMClient, **kw) -> RecommendResult:
+    """Synchronous :func:`recommend_async` (runs on the client's event-loop thread)."""
+    return client._run(recommend_async(sessions, client, **kw))

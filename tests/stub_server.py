@@ -1,0 +1,229 @@
+"""A loopback OpenAI-compatible chat server for tests and benchmarks (a test double).
+
+It answers ``POST /v1/chat/completions`` (and ``GET /v1/models``) on 127.0.0.1 with a
+configurable latency, and can inject faults to exercise the client's retry logic:
+
+* ``"429"``: rate limited (``Retry-After: 0``), ``"500"``: internal error, ``"401"``: bad key
+  (must not be retried),
+* ``"timeout"``: sleeps ``hang_s`` before answering (longer than the client's timeout),
+* ``"garbage"``: status 200 with a body that is not JSON.
+
+Faults come from a FIFO (``server.inject("429", "500")``: the next two requests fail that
+way) or from a per-message-content plan (``fail_first={"text": 2}``).  Replies come from
+``reply_fn(messages) -> str`` (default: a deterministic echo of the last message's hash).
+Every request is counted in ``server.requests`` (by the hash of its messages) so tests can
+check that no call was repeated.
+
+In-process (thread)::
+
+    with StubServer(latency=0.05) as srv:
+        srv.base_url  # "http://127.0.0.1:PORT/v1"
+
+As a separate process (benchmarks, to keep the server off the client's GIL)::
+
+    python tests/stub_server.py --latency 0.05     # prints the port on the first line
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import json
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+FAULTS = ("429", "500", "401", "timeout", "garbage")
+
+
+def messages_hash(messages) -> str:
+    return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def default_reply(messages) -> str:
+    last = messages[-1]["content"] if messages else ""
+    return "echo " + hashlib.sha256(str(last).encode()).hexdigest()[:12]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+
+class StubServer:
+    """An OpenAI-compatible loopback server running in a background thread."""
+
+    def __init__(self, latency: float = 0.0, reply_fn: Callable | None = None,
+                 hang_s: float = 5.0, port: int = 0, model_name: str = "stub-model") -> None:
+        self.latency = latency
+        self.reply_fn = reply_fn or default_reply
+        self.hang_s = hang_s
+        self.model_name = model_name
+        self._faults: collections.deque[str] = collections.deque()
+        self.fail_first: dict[str, list[str]] = {}
+        self.lock = threading.Lock()
+        self.requests: collections.Counter[str] = collections.Counter()
+        self.n_requests = 0
+        self.n_faults = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.bodies: list[dict] = []
+        self._httpd = _Server(("127.0.0.1", port), self._handler_class())
+        self.port = self._httpd.server_address[1]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def inject(self, *faults: str) -> None:
+        """The next ``len(faults)`` requests fail in these ways, in order."""
+        for f in faults:
+            if f not in FAULTS:
+                raise ValueError(f"unknown fault {f!r}; choose from {FAULTS}")
+        with self.lock:
+            self._faults.extend(faults)
+
+    def fail_content(self, needle: str, *faults: str) -> None:
+        """Requests whose last message contains ``needle`` fail with ``faults`` (in order)."""
+        with self.lock:
+            self.fail_first.setdefault(needle, []).extend(faults)
+
+    def _next_fault(self, messages) -> str | None:
+        with self.lock:
+            last = str(messages[-1].get("content", "")) if messages else ""
+            for needle, faults in self.fail_first.items():
+                if faults and needle in last:
+                    return faults.pop(0)
+            if self._faults:
+                return self._faults.popleft()
+        return None
+
+    def _handler_class(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _send(self, code: int, body: bytes, ctype="application/json", headers=None):
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path.rstrip("/").endswith("/models"):
+                    body = {"object": "list", "data": [
+                        {"id": server.model_name, "object": "model", "owned_by": "stub"}]}
+                    self._send(200, json.dumps(body).encode())
+                else:
+                    self._send(404, b'{"error": {"message": "not found"}}')
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                try:
+                    req = json.loads(raw)
+                except json.JSONDecodeError:
+                    self._send(400, b'{"error": {"message": "bad json"}}')
+                    return
+                if not self.path.rstrip("/").endswith("/chat/completions"):
+                    self._send(404, b'{"error": {"message": "not found"}}')
+                    return
+                messages = req.get("messages") or []
+                key = messages_hash(messages)
+                with server.lock:
+                    server.n_requests += 1
+                    server.requests[key] += 1
+                    server.bodies.append(req)
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    self._answer(req, messages, key)
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
+
+            def _answer(self, req, messages, key):
+                fault = server._next_fault(messages)
+                if server.latency:
+                    time.sleep(server.latency)
+                if fault is not None:
+                    with server.lock:
+                        server.n_faults += 1
+                if fault == "429":
+                    self._send(429, b'{"error": {"message": "rate limited", "type": "rate_limit"}}',
+                               headers={"Retry-After": "0"})
+                    return
+                if fault == "401":
+                    self._send(401, b'{"error": {"message": "invalid api key", "type": "auth"}}')
+                    return
+                if fault == "500":
+                    self._send(500, b'{"error": {"message": "internal error", "type": "server"}}')
+                    return
+                if fault == "timeout":
+                    time.sleep(server.hang_s)
+                if fault == "garbage":
+                    self._send(200, b"<html>this is not json")
+                    return
+                text = server.reply_fn(messages)
+                p_tok = sum(len(str(m.get("content", "")).split()) for m in messages)
+                c_tok = len(text.split())
+                body = {
+                    "id": f"chatcmpl-{key}", "object": "chat.completion",
+                    "created": int(time.time()), "model": req.get("model", server.model_name),
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": text}}],
+                    "usage": {"prompt_tokens": p_tok, "completion_tokens": c_tok,
+                              "total_tokens": p_tok + c_tok},
+                }
+                try:
+                    self._send(200, json.dumps(body).encode())
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        return Handler
+
+    def start(self) -> "StubServer":
+        self._thread = threading.Thread(target=self._httpd.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> "StubServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--latency", type=float, default=0.0)
+    args = ap.parse_args(argv)
+    srv = StubServer(latency=args.latency, port=args.port)
+    print(srv.port, flush=True)
+    try:
+        srv._httpd.serve_forever(poll_interval=0.05)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

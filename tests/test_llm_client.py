@@ -1,0 +1,323 @@
+"""LLMClient through litellm: a scripted provider and a loopback OpenAI-compatible stub.
+
+Covers the cache (hits, keys, per-call commit), retries (429, 500, timeouts, garbage JSON),
+failures recorded and counted, budget stops, bounded concurrency, the Router over several
+--api-base, bad input, and that keys never reach the workspace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from re2llm_tui.errors import UserError
+from re2llm_tui.llm.client import BudgetExceeded, LLMClient
+from re2llm_tui.llm.scripted import register_scripted
+from stub_server import StubServer, messages_hash
+
+
+def _msg(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+def _rows(db_path, where: str = "1=1", args=()):
+    con = sqlite3.connect(db_path)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute(f"SELECT * FROM calls WHERE {where} ORDER BY id", args)]
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def stub():
+    with StubServer() as srv:
+        yield srv
+
+
+def _client(workspace, srv, **kw) -> LLMClient:
+    kw.setdefault("retry_base", 0.01)
+    kw.setdefault("timeout", 5.0)
+    return LLMClient(workspace, model="openai/stub-model", api_bases=[srv.base_url], **kw)
+
+
+# ------------------------------------------------------------------ scripted provider
+
+def test_scripted_complete_is_cached_and_committed(workspace):
+    log = register_scripted("scripted", lambda m: f"reply to {m[-1]['content']}")
+    with LLMClient(workspace, model="scripted/a") as c:
+        r1 = c.complete_sync(_msg("hello"))
+        r2 = c.complete_sync(_msg("hello"))
+        r3 = c.complete_sync(_msg("hello"), seed=1)           # decoding params are in the key
+        r4 = c.complete_sync(_msg("hello"), temperature=0.7)
+    assert r1.text == "reply to hello" and not r1.cached and r1.ok
+    assert r2.cached and r2.text == r1.text and r2.cost == 0
+    assert not r3.cached and not r4.cached
+    assert len(log) == 3
+    assert c.stats.calls == 3 and c.stats.cache_hits == 1
+    # a fresh client (another process later) is served from the committed cache
+    with LLMClient(workspace, model="scripted/a") as c2:
+        r5 = c2.complete_sync(_msg("hello"))
+    assert r5.cached and len(log) == 3
+    rows = _rows(workspace)
+    assert [r["cached"] for r in rows] == [0, 1, 0, 0, 1]
+    assert rows[1]["cache_of"] == rows[0]["id"] and rows[1]["response"] is None
+    req = json.loads(rows[0]["request"])
+    assert req["messages"] == _msg("hello") and req["decoding"] == {"temperature": 0.0, "seed": 0}
+
+
+def test_other_model_does_not_share_the_cache(workspace):
+    log = register_scripted("scripted", lambda m: "x")
+    with LLMClient(workspace, model="scripted/a") as a, LLMClient(workspace, model="scripted/b") as b:
+        a.complete_sync(_msg("q"))
+        r = b.complete_sync(_msg("q"))
+    assert not r.cached and len(log) == 2
+
+
+def test_multi_turn_chat_reaches_the_provider(workspace):
+    log = register_scripted("scripted", lambda m: f"{len(m)} messages")
+    convo = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "a"},
+             {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]
+    with LLMClient(workspace, model="scripted/a") as c:
+        r = c.complete_sync(convo, purpose="reflection")
+    assert r.text == "4 messages"
+    assert [m["content"] for m in log.calls[0]["messages"]] == ["be brief", "a", "b", "c"]
+    assert _rows(workspace)[0]["purpose"] == "reflection"
+
+
+def test_rank_remote_is_complete_plus_parse(workspace):
+    register_scripted("scripted", lambda m: "1. Beta\n2. Not A Candidate\n3. Alpha\n4. Beta")
+    with LLMClient(workspace, model="scripted/a") as c:
+        assert c.rank_method == "generate" and not c.is_demo_model
+        r = c.rank_sync("pick", ["Alpha", "Beta", "Gamma"], k=10)
+        again = c.rank_sync("pick", ["Alpha", "Beta", "Gamma"], k=10)
+    assert r.ranking == [1, 0]                       # distinct, in the reply's order
+    assert r.hallucinations == ["Not A Candidate"]
+    assert again.cached and again.ranking == r.ranking
+
+
+def test_provider_exception_is_recorded_as_failed_and_not_cached(workspace):
+    state = {"fail": True}
+
+    def reply(m):
+        if state["fail"]:
+            raise ValueError("provider exploded")
+        return "fine"
+
+    register_scripted("scripted", reply)
+    with LLMClient(workspace, model="scripted/a", max_retries=2, retry_base=0.001) as c:
+        bad = c.complete_sync(_msg("q"))
+        state["fail"] = False
+        good = c.complete_sync(_msg("q"))
+    assert bad.error and "exploded" in bad.error and bad.attempts == 3
+    assert good.ok and not good.cached and good.text == "fine"
+    assert [r["status"] for r in _rows(workspace)] == ["failed", "ok"]
+    assert c.stats.failed == 1 and c.stats.calls == 2
+
+
+def test_max_cost_stops_before_sending(workspace):
+    log = register_scripted("scripted", lambda m: "ok", cost_per_call=0.01)
+    with LLMClient(workspace, model="scripted/a", max_cost=0.025) as c:
+        for i in range(3):
+            assert c.complete_sync(_msg(f"q{i}")).cost == pytest.approx(0.01)
+        with pytest.raises(BudgetExceeded, match="max-cost"):
+            c.complete_sync(_msg("q3"))
+        # cache hits stay free and allowed
+        assert c.complete_sync(_msg("q0")).cached
+    assert len(log) == 3 and c.stats.cost == pytest.approx(0.03)
+
+
+def test_max_calls_stops_and_a_new_client_resumes(workspace):
+    log = register_scripted("scripted", lambda m: "ok")
+    with LLMClient(workspace, model="scripted/a", max_calls=2) as c:
+        c.complete_sync(_msg("q0"))
+        c.complete_sync(_msg("q1"))
+        with pytest.raises(BudgetExceeded, match="max-calls 2"):
+            c.complete_sync(_msg("q2"))
+    with LLMClient(workspace, model="scripted/a", max_calls=2) as c2:
+        done = [c2.complete_sync(_msg(f"q{i}")) for i in range(4)]
+    assert [r.cached for r in done] == [True, True, False, False]
+    assert len(log) == 4
+
+
+def test_identical_concurrent_requests_share_one_call(workspace):
+    log = register_scripted("scripted", lambda m: "shared", latency=0.2)
+    c = LLMClient(workspace, model="scripted/a", concurrency=4)
+
+    async def go():
+        return await asyncio.gather(*[c.complete(_msg("same")) for _ in range(5)])
+
+    try:
+        results = c._run(go())
+    finally:
+        c.close()
+    assert len(log) == 1
+    assert all(r.text == "shared" for r in results)
+    assert sum(not r.cached for r in results) == 1
+
+
+def test_sync_wrappers_from_several_threads(workspace):
+    log = register_scripted("scripted", lambda m: m[-1]["content"].upper())
+    c = LLMClient(workspace, model="scripted/a")
+    out: dict[int, str] = {}
+
+    def work(i):
+        out[i] = c.complete_sync(_msg(f"t{i}")).text
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    c.close()
+    assert out == {i: f"T{i}" for i in range(6)} and len(log) == 6
+
+
+# ------------------------------------------------------------------ loopback stub
+
+def test_stub_retries_429_500_garbage_then_succeeds(workspace, stub):
+    stub.inject("429", "500", "garbage")
+    with _client(workspace, stub) as c:
+        r = c.complete_sync(_msg("retry me"))
+    assert r.ok and r.text.startswith("echo ") and r.attempts == 4
+    assert stub.n_requests == 4 and c.stats.retries == 3
+    row = _rows(workspace)[0]
+    assert row["status"] == "ok" and row["attempts"] == 4
+    assert row["api_base"] == stub.base_url
+
+
+def test_stub_timeout_is_retried(workspace, stub):
+    stub.hang_s = 3.0
+    stub.inject("timeout")
+    with _client(workspace, stub, timeout=1.0) as c:
+        t0 = time.perf_counter()
+        r = c.complete_sync(_msg("slow"))
+        elapsed = time.perf_counter() - t0
+    assert r.ok and r.attempts == 2
+    assert elapsed < 2.9            # did not wait for the hung reply
+
+
+def test_stub_failure_after_retries_is_counted_and_retried_later(workspace, stub):
+    stub.inject("500", "500", "500")
+    with _client(workspace, stub, max_retries=2) as c:
+        bad = c.complete_sync(_msg("doomed"))
+        assert not bad.ok and "InternalServerError" in bad.error and bad.attempts == 3
+        assert c.stats.failed == 1
+        good = c.complete_sync(_msg("doomed"))      # failures are never served from cache
+    assert good.ok and not good.cached
+    assert [r["status"] for r in _rows(workspace)] == ["failed", "ok"]
+
+
+def test_stub_auth_error_is_not_retried(workspace, stub):
+    stub.inject("401", "401", "401")
+    with _client(workspace, stub, max_retries=4) as c:
+        r = c.complete_sync(_msg("who am i"))
+    assert not r.ok and r.attempts == 1 and stub.n_requests == 1
+
+
+def test_concurrency_is_bounded(workspace):
+    with StubServer(latency=0.1) as srv:
+        c = _client(workspace, srv, concurrency=3)
+
+        async def go():
+            return await asyncio.gather(*[c.complete(_msg(f"c{i}")) for i in range(12)])
+
+        t0 = time.perf_counter()
+        try:
+            results = c._run(go())
+        finally:
+            c.close()
+        elapsed = time.perf_counter() - t0
+    assert all(r.ok for r in results)
+    assert srv.max_in_flight <= 3
+    assert elapsed >= 12 / 3 * 0.1 * 0.9
+
+
+def test_router_spreads_calls_over_several_api_bases(workspace):
+    with StubServer(latency=0.05) as a, StubServer(latency=0.05) as b:
+        c = LLMClient(workspace, model="openai/stub-model", api_bases=[a.base_url, b.base_url],
+                      concurrency=4, retry_base=0.01, timeout=5)
+        c.check()
+
+        async def go():
+            return await asyncio.gather(*[c.complete(_msg(f"r{i}")) for i in range(24)])
+
+        try:
+            results = c._run(go())
+        finally:
+            c.close()
+    assert all(r.ok for r in results)
+    assert a.n_requests > 0 and b.n_requests > 0 and a.n_requests + b.n_requests == 24
+    bases = {r["api_base"] for r in _rows(workspace)}
+    assert bases == {a.base_url, b.base_url}
+
+
+def test_router_retries_on_another_failure(workspace):
+    with StubServer() as a, StubServer() as b:
+        a.inject("500")
+        b.inject("500")
+        c = LLMClient(workspace, model="openai/stub-model", api_bases=[a.base_url, b.base_url],
+                      retry_base=0.01, timeout=5)
+        try:
+            r = c.complete_sync(_msg("x"))
+        finally:
+            c.close()
+    assert r.ok and r.attempts >= 2
+
+
+def test_api_key_never_reaches_the_workspace(workspace, stub, monkeypatch):
+    secret = "sk-test-SECRET-0123456789"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    with _client(workspace, stub) as c:
+        c.complete_sync(_msg("keys?"))
+    auth = [b for b in stub.bodies]
+    assert auth  # the request went out
+    for path in workspace.parent.glob(workspace.name + "*"):
+        assert secret.encode() not in path.read_bytes()
+
+
+# ------------------------------------------------------------------ bad input
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unknown_model_string_is_one_line_user_error(workspace):
+    c = LLMClient(workspace, model="no-such-provider-xyz")
+    with pytest.raises(UserError, match="unknown model string"):
+        c.check()
+
+
+def test_missing_key_is_one_line_user_error(workspace, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(UserError, match="OPENAI_API_KEY"):
+        LLMClient(workspace, model="gpt-4o-mini").check()
+
+
+def test_unreachable_api_base_is_one_line_user_error(workspace):
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    with pytest.raises(UserError, match="unreachable"):
+        LLMClient(workspace, model="openai/x", api_bases=[url]).check()
+
+
+def test_bad_numbers_are_user_errors(workspace):
+    with pytest.raises(UserError):
+        LLMClient(workspace, concurrency=0)
+    with pytest.raises(UserError):
+        LLMClient(workspace, max_calls=-1)
+
+
+def test_cache_key_row_matches_stub_hash(workspace, stub):
+    """The stored request is exactly what the server received (used by the resume test)."""
+    with _client(workspace, stub) as c:
+        c.complete_sync(_msg("exact"))
+    req = json.loads(_rows(workspace)[0]["request"])
+    assert stub.requests[messages_hash(req["messages"])] == 1
