@@ -1,0 +1,70 @@
+"""Bounded series of the training scalars (no Textual: the app feeds it, charts read it)."""
+
+from __future__ import annotations
+
+from collections import deque
+
+#: points kept per series (older ones are dropped: the chart shows the recent window)
+MAXLEN = 600
+SERIES = ("charts/reward_mean", "charts/eval_reward", "losses/policy", "losses/value",
+          "losses/entropy", "charts/steps_per_s", "charts/llm_calls", "charts/cache_hits",
+          "charts/cost")
+STEP_KEYS = ("global_step", "step", "steps")
+
+
+class TrainingMonitor:
+    """Keeps the last :data:`MAXLEN` (step, value) points of each scalar and the latest values.
+
+    Accepts both shapes a trainer may emit: ``{"name": ..., "value": ..., "step": ...}`` per
+    scalar, or one dict of ``{name: value, ..., "global_step": n}`` per update.
+    ``version`` increases with every change, so a chart redraws only when something changed.
+    """
+
+    def __init__(self, maxlen: int = MAXLEN) -> None:
+        self.maxlen = maxlen
+        self.clear()
+
+    def clear(self) -> None:
+        self.series: dict[str, deque] = {}
+        self.latest: dict[str, object] = {}
+        self.action_hist: list | dict | None = None
+        self.step = 0
+        self.n_points = 0
+        self.version = 0
+
+    def _put(self, name: str, value, step) -> None:
+        if name == "charts/action_hist":
+            self.action_hist = value
+            self.latest[name] = value
+            return
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            self.latest[name] = value
+            return
+        self.latest[name] = v
+        self.series.setdefault(name, deque(maxlen=self.maxlen)).append((step, v))
+
+    def add(self, scalars) -> None:
+        for item in scalars or ():
+            if not isinstance(item, dict):
+                continue
+            if "name" in item and "value" in item:
+                step = item.get("step", self.step)
+                self.step = max(self.step, int(step or 0))
+                self._put(item["name"], item["value"], step)
+            else:
+                step = next((item[k] for k in STEP_KEYS if k in item), self.step)
+                self.step = max(self.step, int(step or 0))
+                for k, v in item.items():
+                    if k not in STEP_KEYS:
+                        self._put(k, v, step)
+            self.n_points += 1
+        self.version += 1
+
+    def xy(self, name: str) -> tuple[list, list]:
+        pts = self.series.get(name)
+        if not pts:
+            return [], []
+        xs, ys = zip(*pts)
+        return list(xs), list(ys)

@@ -1,0 +1,215 @@
+"""Knowledge base: every hint with status, source, provenance, agent usage and mean reward."""
+
+from __future__ import annotations
+
+import re
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
+
+from ... import kb
+from .. import views
+from ..widgets.app_header import AppHeader
+from ._hints_common import STATUS_STYLE, HintActions, hint_detail
+
+
+class KnowledgeBaseScreen(HintActions, Screen):
+    BINDINGS = [
+        Binding("n", "add", "Add"),
+        Binding("e", "edit", "Edit"),
+        Binding("d", "delete", "Delete"),
+        Binding("a", "accept", "Accept"),
+        Binding("x", "reject", "Reject"),
+        Binding("m", "merge", "Merge", show=False),
+        Binding("u", "undo", "Undo"),
+        Binding("slash", "search", "Search", key_display="/"),
+        Binding("i", "import", "Import"),
+        Binding("o", "export", "Export"),
+        Binding("escape", "clear_search", "Clear", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.search_text = ""
+        self._hints: list[kb.Hint] = []
+        self._snippets: list[str] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield AppHeader("Knowledge base")
+        with Horizontal(id="kb-bar"):
+            yield Input(placeholder="/ full-text search of hints", id="kb-search")
+            yield Static("", id="kb-summary")
+        yield DataTable(id="kb-table", cursor_type="row", zebra_stripes=True)
+        with VerticalScroll(id="kb-detail-col"):
+            yield Static("", id="kb-detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        t = self.query_one(DataTable)
+        t.add_column("id", key="id", width=4)
+        t.add_column("status", key="status", width=9)
+        t.add_column("source", key="source", width=10)
+        t.add_column("provenance", key="prov", width=11)
+        t.add_column("agent use", key="use", width=9)
+        t.add_column("reward", key="reward", width=7)
+        t.add_column("hint", key="text")
+        self.reload()
+        t.focus()
+
+    def _usage(self) -> dict[int, tuple[float | None, float | None]]:
+        """hint id -> (share of agent picks, mean reward), from the training module if any."""
+        try:
+            from ..app import core
+
+            fn = core("training", "hint_usage", "hint usage")
+        except Exception:
+            return {}
+        try:
+            return fn(self.app.db, self.app.config.dataset) or {}
+        except Exception as exc:  # a reader failing must not take the screen down
+            self.notify(f"hint usage unavailable: {exc}", severity="warning", timeout=4)
+            return {}
+
+    def reload(self) -> None:
+        ds, dd = self.app.config.dataset, self.app.config.data_dir
+        db = self.app.db
+        self._texts = views.hint_texts(db, ds)
+        if self.search_text:
+            try:
+                found = kb.search(db, ds, self.search_text, data_dir=dd)
+            except Exception as exc:
+                self.notify(str(exc), severity="error")
+                found = []
+            self._hints = [h for h, _ in found]
+            self._snippets = [s for _, s in found]
+        else:
+            self._hints = kb.list_hints(db, ds, data_dir=dd)
+            self._snippets = None
+        usage = self._usage()
+        table = self.query_one(DataTable)
+        row = table.cursor_row
+        table.clear()
+        for i, h in enumerate(self._hints):
+            prov = h.session_id or ("release" if h.source == "release" else "")
+            use, reward = usage.get(h.id, (None, None))
+            text = _snippet(self._snippets[i]) if self._snippets else Text(h.text)
+            table.add_row(str(h.id), Text(h.status, style=STATUS_STYLE.get(h.status, "")),
+                          h.source, prov, "—" if use is None else f"{use:.0%}",
+                          "—" if reward is None else f"{reward:+.3f}", text, key=str(h.id))
+        if self._hints:
+            table.move_cursor(row=min(row, len(self._hints) - 1))
+        counts = {s: sum(h.status == s for h in self._hints) for s in kb.STATUSES}
+        what = f"search {self.search_text!r}: " if self.search_text else ""
+        self.query_one("#kb-summary", Static).update(
+            what + ", ".join(f"{n} {s}" for s, n in counts.items() if n) +
+            f" · {kb.kb_version(db, ds, data_dir=dd)} (rev {kb.kb_revision(db, ds)})")
+        self._detail()
+
+    def selected_hint(self) -> kb.Hint | None:
+        table = self.query_one(DataTable)
+        if not self._hints or table.cursor_row >= len(self._hints):
+            self.notify("no hint selected", severity="warning", timeout=3)
+            return None
+        return self._hints[table.cursor_row]
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._detail()
+
+    def _detail(self) -> None:
+        out = self.query_one("#kb-detail", Static)
+        table = self.query_one(DataTable)
+        if not self._hints:
+            out.update(Text("no hints match", style="dim"))
+            return
+        out.update(hint_detail(self._hints[min(table.cursor_row, len(self._hints) - 1)],
+                               self._texts))
+
+    # ----------------------------------------------------------------- actions
+    def action_search(self) -> None:
+        self.query_one("#kb-search", Input).focus()
+
+    def action_clear_search(self) -> None:
+        self.query_one("#kb-search", Input).value = ""
+        self.search_text = ""
+        self.reload()
+        self.query_one(DataTable).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.search_text = event.value.strip()
+        self.reload()
+        self.query_one(DataTable).focus()
+
+    def action_add(self, text: str = "") -> None:
+        from ..widgets.dialogs import TextEditDialog
+
+        ds, dd = self.app.config.dataset, self.app.config.data_dir
+
+        def done(new: str | None) -> None:
+            if new is None:
+                return
+
+            def retry(exc: Exception) -> None:
+                self.app.push_screen(TextEditDialog("Add a hint (accepted, source manual)", new,
+                                                    note=f"not added: {exc}"), done)
+
+            def _add(db):
+                h = kb.add_hint(db, ds, new, status="accepted", source="manual", data_dir=dd)
+                return f"added #{h.id}", [h.id]
+
+            self.app.kb_change(_add, "add", on_error=retry)
+
+        self.app.push_screen(TextEditDialog("Add a hint (accepted, source manual)", text), done)
+
+    def action_import(self) -> None:
+        from ..widgets.dialogs import PathDialog
+
+        ds, dd = self.app.config.dataset, self.app.config.data_dir
+
+        def done(path: str | None) -> None:
+            if path:
+                def _imp(db):
+                    rep = kb.import_hints(db, ds, path, data_dir=dd)
+                    return (f"imported {len(rep.added)} hint(s), skipped {len(rep.skipped)}",
+                            rep.added)
+                self.app.kb_change(_imp, "import")
+
+        self.app.push_screen(PathDialog("Import a hints.json (accepted, duplicates skipped)"),
+                             done)
+
+    def action_export(self) -> None:
+        from ..widgets.dialogs import PathDialog
+
+        ds, dd = self.app.config.dataset, self.app.config.data_dir
+
+        def done(path: str | None) -> None:
+            if path:
+                def _export(db):
+                    n = kb.export_hints(db, ds, path, data_dir=dd)
+                    return f"exported {n} accepted hints to {path}", []
+
+                self.app.kb_change(_export, "export")
+
+        self.app.push_screen(PathDialog("Export accepted hints to (hints.json format)",
+                                        f"hints-{ds}.json"), done)
+
+    def palette_actions(self):
+        return [("KB: add a hint", "", self.action_add),
+                ("KB: edit selected hint", "", self.action_edit),
+                ("KB: delete selected hint", "undo brings it back", self.action_delete),
+                ("KB: accept selected hint", "", self.action_accept),
+                ("KB: reject selected hint", "", self.action_reject),
+                ("KB: merge selected hint into another", "", self.action_merge),
+                ("KB: search", "full-text search", self.action_search),
+                ("KB: import hints.json", "", self.action_import),
+                ("KB: export hints.json", "", self.action_export)]
+
+
+def _snippet(snip: str) -> Text:
+    out = Text()
+    for i, part in enumerate(re.split(r"[\x02\x03]", snip)):
+        out.append(part, style="bold reverse" if i % 2 else "")
+    return out

@@ -1,0 +1,145 @@
+"""Session detail: history, candidates (target marked), stored rankings side by side."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Select, Static
+
+from .. import views
+from ..widgets.app_header import AppHeader
+from ..widgets.ranking import CandidatesView, HistoryView, RankingView
+
+
+class SessionDetailScreen(Screen):
+    BINDINGS = [
+        Binding("escape,backspace", "back", "Back"),
+        Binding("r", "recommend", "Recommend"),
+        Binding("h", "recommend_hint", "With hint"),
+        Binding("f", "reflect", "Reflect"),
+        Binding("v", "view_reflection", "Reflections"),
+    ]
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__()
+        self.session_id = session_id
+        self._others: list[views.StoredRanking] = []
+        self._chosen_b: int | None = None
+
+    def compose(self) -> ComposeResult:
+        yield AppHeader(f"Session {self.session_id}")
+        yield Static("", id="detail-title")
+        with Horizontal(id="detail-body"):
+            with VerticalScroll(id="detail-left"):
+                yield HistoryView(id="history")
+                yield CandidatesView(id="candidates")
+            with Vertical(id="detail-right"):
+                yield Select([], prompt="ranking B: choose a run", id="run-b",
+                             allow_blank=True)
+                with Horizontal(id="rankings"):
+                    with VerticalScroll(classes="ranking-col"):
+                        yield RankingView(id="ranking-a")
+                    with VerticalScroll(classes="ranking-col"):
+                        yield RankingView(id="ranking-b")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.session = self.app.session(self.session_id)
+        self.query_one("#history", HistoryView).show(self.session.history)
+        self.reload()
+
+    def reload(self) -> None:
+        s = self.session
+        rankings = views.session_rankings(self.app.db, self.app.config.dataset, s.id)
+        base, others = views.split_baseline_hinted(rankings)
+        self._base = base
+        self._others = others
+        n_refl = len(views.reflections_of(self.app.db, self.app.config.dataset, s.id))
+        self.query_one("#detail-title", Static).update(
+            f"[b]{s.id}[/b] · target [b green]{_esc(s.target)}[/] (candidate "
+            f"{s.target_index + 1}) · {len(rankings)} stored ranking(s) · "
+            f"{n_refl} reflection(s)")
+        select = self.query_one("#run-b", Select)
+        options = [(r.label, r.run_id) for r in others]
+        with select.prevent(Select.Changed):
+            select.set_options(options)
+            if options:
+                keep = self._chosen_b if self._chosen_b in [o[1] for o in options] else \
+                    options[0][1]
+                select.value = keep
+                self._chosen_b = keep
+        self._show()
+
+    def _show(self) -> None:
+        s = self.session
+        a = self.query_one("#ranking-a", RankingView)
+        b = self.query_one("#ranking-b", RankingView)
+        marks: dict[int, str] = {}
+        if self._base is not None:
+            a.show("A · without hint", self._base, s.candidates, s.target_index)
+            for idx in self._base.ranking[:10]:
+                marks[idx] = "A"
+        else:
+            a.show_empty("A · without hint", "no stored ranking without a hint: press r")
+        chosen = next((r for r in self._others if r.run_id == self._chosen_b), None)
+        if chosen is not None:
+            b.show("B · with hint / agent", chosen, s.candidates, s.target_index)
+            for idx in chosen.ranking[:10]:
+                marks[idx] = marks.get(idx, "") + "B"
+        else:
+            b.show_empty("B · with hint / agent",
+                         "no hinted ranking yet: press h to recommend with a hint")
+        self.query_one("#candidates", CandidatesView).show(s.candidates, s.target_index, marks)
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "run-b" and event.value is not Select.BLANK:
+            self._chosen_b = event.value
+            self._show()
+
+    # ----------------------------------------------------------------- actions
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_recommend(self) -> None:
+        self.app.recommend(self.session_id)
+
+    def action_recommend_hint(self) -> None:
+        from ... import kb
+        from ..widgets.dialogs import HintPickerDialog
+
+        _, actions = kb.action_list(self.app.db, self.app.config.dataset,
+                                    data_dir=self.app.config.data_dir)
+
+        def picked(hint_id: int | None) -> None:
+            if hint_id is not None:
+                self.app.recommend(self.session_id, hint_id)
+
+        self.app.push_screen(HintPickerDialog(actions), picked)
+
+    def action_reflect(self) -> None:
+        self.app.reflect(self.session_id)
+
+    def action_view_reflection(self) -> None:
+        from .reflection import ReflectionScreen
+
+        self.app.push_screen(ReflectionScreen(self.session_id))
+
+    def palette_actions(self):
+        sid = self.session_id
+        return [(f"Recommend {sid} without hint", "run the LLM on this session",
+                 self.action_recommend),
+                (f"Recommend {sid} with a hint", "pick a hint of the KB",
+                 self.action_recommend_hint),
+                (f"Reflect on {sid}", "Reflective Exploration of this session",
+                 self.action_reflect),
+                (f"Show reflections of {sid}", "transcripts and hint checks",
+                 self.action_view_reflection),
+                ("Back to sessions", "", self.action_back)]
+
+
+def _esc(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

@@ -1,0 +1,99 @@
+"""Training: start / pause / resume / stop the agent in a background process; live charts.
+
+The app owns the process and a :class:`~re2llm_tui.tui.monitor.TrainingMonitor` (bounded
+deques); this screen redraws its charts on a 4 Hz timer, only when the monitor changed.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from ..widgets.app_header import AppHeader
+from ..widgets.charts import BarChart, LineChart
+
+REDRAW_S = 0.25  # <= 4 Hz
+
+
+class TrainingScreen(Screen):
+    BINDINGS = [
+        Binding("s", "start", "Start"),
+        Binding("p", "pause", "Pause"),
+        Binding("c", "resume", "Continue/resume"),
+        Binding("x", "stop", "Stop"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._drawn_version = -1
+        self.redraws = 0
+
+    def compose(self) -> ComposeResult:
+        yield AppHeader("Training")
+        yield Static("", id="train-status")
+        with Grid(id="train-grid"):
+            yield LineChart("reward (moving avg) and eval reward", id="chart-reward")
+            yield LineChart("entropy", id="chart-entropy")
+            yield LineChart("losses", id="chart-losses")
+            yield BarChart("hint choices", id="chart-actions")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._status()
+        self.set_interval(REDRAW_S, self._tick)
+
+    def _tick(self) -> None:
+        mon = self.app.monitor
+        self._status()
+        if mon.version == self._drawn_version or not self.is_current:
+            return
+        self._drawn_version = mon.version
+        self.redraws += 1
+        self.query_one("#chart-reward", LineChart).draw({
+            "reward": mon.xy("charts/reward_mean"), "eval": mon.xy("charts/eval_reward")})
+        self.query_one("#chart-entropy", LineChart).draw({"entropy": mon.xy("losses/entropy")})
+        self.query_one("#chart-losses", LineChart).draw({
+            "policy": mon.xy("losses/policy"), "value": mon.xy("losses/value")})
+        hist = mon.action_hist
+        labels, values = [], []
+        if isinstance(hist, dict):
+            labels = [str(k) for k in hist]
+            values = [float(v) for v in hist.values()]
+        elif isinstance(hist, (list, tuple)):
+            labels = [str(i) for i in range(len(hist))]
+            values = [float(v) for v in hist]
+        self.query_one("#chart-actions", BarChart).draw(labels, values)
+
+    def _status(self) -> None:
+        app = self.app
+        mon = app.monitor
+        latest = mon.latest
+
+        def val(name, fmt="{:.0f}"):
+            v = latest.get(name)
+            return "—" if v is None else (fmt.format(v) if isinstance(v, (int, float)) else str(v))
+
+        self.query_one("#train-status", Static).update(
+            f"state [b]{app.training_state}[/b] · step {mon.step} · "
+            f"steps/s {val('charts/steps_per_s')} · LLM calls {val('charts/llm_calls')} · "
+            f"cache hits {val('charts/cache_hits')} · cost ${val('charts/cost', '{:.4f}')} · "
+            f"reward {val('charts/reward_mean', '{:+.4f}')} · "
+            f"eval {val('charts/eval_reward', '{:+.4f}')}")
+
+    def action_start(self) -> None:
+        self.app.start_training()
+
+    def action_pause(self) -> None:
+        self.app.pause_training()
+
+    def action_resume(self) -> None:
+        self.app.resume_training()
+
+    def action_stop(self) -> None:
+        self.app.stop_training()
+
+    def palette_actions(self):
+        return []

@@ -1,0 +1,118 @@
+"""A workspace with deterministic content for the TUI tests and snapshots.
+
+The stored runs are fixtures (fixed rankings written through :mod:`re2llm_tui.runs`), not
+LLM output: they let the screens be checked without any model.  The reflection rows follow
+the workspace schema (``reflections``, ``reflection_turns``, ``reflection_hints``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from re2llm_tui import kb, metrics, runs
+from re2llm_tui.datasets import load_sessions
+from re2llm_tui.workspace import open_workspace
+
+DATASET = "games"
+N_BASELINE = 40            # train sessions with a stored no-hint ranking
+SIZE_SMALL = (100, 30)
+SIZE_LARGE = (200, 50)
+
+
+def fixture_ranking(session, shift: int) -> list[int]:
+    """10 distinct candidate indices; the target at rank 1 + (shift % 14) (absent if > 10)."""
+    others = [i for i in range(len(session.candidates)) if i != session.target_index]
+    pos = shift % 14
+    ranking = others[:10]
+    if pos < 10:
+        ranking.insert(pos, session.target_index)
+    return ranking[:10]
+
+
+def build_workspace(path: Path, data_dir) -> dict:
+    """Fill ``path`` with a baseline run, a hinted run, a reflection and candidate hints."""
+    db = open_workspace(path)
+    sessions = load_sessions(DATASET, "train", data_dir)[:N_BASELINE]
+    kb.ensure_seeded(db, DATASET, data_dir)
+    base = runs.create_run(db, name="fixture baseline", kind="score", dataset=DATASET,
+                           split="train", model="fixture", prompt_version="release-v1")
+    ranks = []
+    for i, s in enumerate(sessions):
+        ranking = fixture_ranking(s, i * 5)
+        rank = metrics.rank_of(ranking, s.target_index)
+        ranks.append(rank)
+        runs.add_run_item(db, base, s.id, prompt=s.prompt, reply="\n".join(
+            f"{k}. {s.candidates[j]}" for k, j in enumerate(ranking, 1)) + "\n11. Halo 9",
+            ranking=ranking, hallucinations=["Halo 9"] if i % 3 == 0 else [],
+            target_rank=rank)
+    runs.finish_run(db, base, metrics.summarize(ranks, n_boot=10))
+    missed = next(s for s, r in zip(sessions, ranks) if r is None or r > 10)
+    hinted = runs.create_run(db, name="fixture hint 3", kind="recommend", dataset=DATASET,
+                             split="train", model="fixture", prompt_version="release-v1+hint-v1",
+                             hint_id=3, hint_text=kb.get_hint(db, DATASET, 3).text)
+    ranking = fixture_ranking(missed, 1)
+    runs.add_run_item(db, hinted, missed.id, prompt=missed.prompt, reply="...",
+                      ranking=ranking, hallucinations=[],
+                      target_rank=metrics.rank_of(ranking, missed.target_index))
+    runs.finish_run(db, hinted, None)
+    # one reflection of the missed session, with two proposals: one added, one leaking
+    cur = db.execute(
+        "INSERT INTO reflections(dataset, session_id, model, prompt_version, status, "
+        "baseline_source, baseline_ranking, baseline_rank, n_proposed, n_leak, n_added, "
+        "created_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        [DATASET, missed.id, "fixture", "reflect-v1", "done", f"run:{base}",
+         json.dumps(fixture_ranking(missed, 12)), None, 2, 1, 1,
+         "2025-01-01T00:00:00Z", "2025-01-01T00:01:00Z"])
+    rid = cur.lastrowid
+    turns = [(1, "recommend", "user", "(the release prompt)"),
+             (1, "recommend", "assistant", "1. " + missed.candidates[0]),
+             (2, "mistakes", "user", "None of the items you recommended is the target."),
+             (2, "mistakes", "assistant", "I focused on the genre of the last item only."),
+             (3, "analysis", "user", "The correct answer is the target. Analyse why."),
+             (3, "analysis", "assistant", "The user returned to an earlier franchise."),
+             (4, "hints", "user", "Give short imperative hints."),
+             (4, "hints", "assistant", "1. Consider franchises seen earlier in the session.\n"
+                                       f"2. Recommend {missed.target}.")]
+    for seq, (turn, kind, role, content) in enumerate(turns, 1):
+        db.execute("INSERT INTO reflection_turns(reflection_id, seq, turn, kind, role, content, "
+                   "source, at) VALUES (?,?,?,?,?,?,?,?)",
+                   [rid, seq, turn, kind, role, content, "llm", "2025-01-01T00:00:00Z"])
+    cand = kb.add_hint(db, DATASET, "Consider franchises seen earlier in the session.",
+                       source="reflection", session_id=missed.id, reflection_id=rid,
+                       effect={"rank_without": None, "rank_with": 4}, similar_id=3,
+                       similarity=0.41)
+    second = kb.add_hint(db, DATASET, "Prefer games for the same console as the last one.",
+                         source="reflection", session_id=missed.id, reflection_id=rid,
+                         effect={"rank_without": None, "rank_with": 7}, similar_id=cand.id,
+                         similarity=0.52)
+    db.execute("INSERT INTO reflection_hints(reflection_id, idx, text, verdict, leak, "
+               "rank_without, rank_with, ndcg_without, ndcg_with, similar_id, similarity, "
+               "hint_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+               [rid, 1, cand.text, "added", None, None, 4, 0.0, metrics.ndcg_at(4, 10), 3,
+                0.41, cand.id])
+    db.execute("INSERT INTO reflection_hints(reflection_id, idx, text, verdict, leak) "
+               "VALUES (?,?,?,?,?)", [rid, 2, f"Recommend {missed.target}.", "leak",
+                                      missed.target])
+    db.conn.close()
+    return {"baseline_run": base, "hinted_run": hinted, "missed": missed.id,
+            "candidate_ids": [cand.id, second.id], "reflection_id": rid}
+
+
+def make_fixture_app(tmp_path: Path, data_dir, **kw):
+    """The app on a filled workspace; cwd must be ``tmp_path`` for a stable header."""
+    from re2llm_tui.tui.app import make_app
+
+    info = build_workspace(tmp_path / "kb.sqlite", data_dir)
+    app = make_app(DATASET, model=kw.pop("model", "local/smollm2-135m"), db="kb.sqlite",
+                   data_dir=data_dir, **kw)
+    return app, info
+
+
+if __name__ == "__main__":  # build a workspace by hand: python tests/tui_snapshot_app.py DIR
+    import sys
+
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
+    target.mkdir(parents=True, exist_ok=True)
+    print(build_workspace(target / "kb.sqlite", os.environ.get("RE2LLM_DATA")))
