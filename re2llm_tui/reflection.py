@@ -222,7 +222,9 @@ gameboy gba advance n64 nes snes sega genesis dreamcast saturn pc mac windows li
 complete goty year bundle pack set kit controller controllers console consoles accessory
 accessories adapter cable case cover skin skins headset download digital code online import
 japan version remastered remaster hd collection anthology trilogy volume part chapter
-episode game games gaming video movie film films dvd blu ray disc cd new official
+episode game games gaming video movie film films dvd blu ray disc cd new official sony
+microsoft slim lite system compatible universal memory battery charger charging stand
+display screen keyboard mouse stick joystick button buttons pen stylus strap carrying
 """.split())
 
 #: common English (and genre) words: they leak only as part of a longer title phrase
@@ -253,9 +255,13 @@ treasure trouble true truth two underground universe untold vampire victory war 
 warriors water way west wild wind winter witch wolf woman women wonder world worlds young zero
 football soccer basketball baseball hockey golf tennis boxing wrestling racing skate
 simulator tactics strategy puzzle arcade shooter platformer role playing rpg sim party
+about another beyond becomes character characters cinema core effect effects element
+elements experience featuring forbidden greatest hate hits hollywood lose mean might
+move remember things tournament used zone adventures mysteries royal mechanical
+monitor tone unique style styles specific
 """.split())
 
-_TOKEN = re.compile(r"[a-z0-9]+")
+_TOKEN = re.compile(r"[^\W_]+")
 _PLATFORM_TAIL = re.compile(r"\s+[-–—]\s+[^-–—]*$")
 _BRACKETS = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
 
@@ -300,14 +306,16 @@ def leak_of(hint: str, target: str, common: frozenset[str] = frozenset()) -> str
     htoks = _tokens(hint)
     core = title_core(target)
     ctoks = _tokens(core)
-    content = [w for w in ctoks if w not in STOPWORDS and w not in GENERIC]
+    content = [w for w in ctoks if w not in STOPWORDS and w not in GENERIC
+               and (len(w) > 1 or w.isdigit())]
+    if len(ctoks) > 1 and not all(w in STOPWORDS for w in ctoks) and _contains(htoks, ctoks):
+        return core
     if ctoks and not content:
         return core if re.search(rf"(?<!\w){re.escape(core)}(?!\w)", unescape(hint)) else None
-    if len(ctoks) > 1 and _contains(htoks, ctoks):
-        return core
     if len(content) == 1 and len(ctoks) == 1 and content[0] in htoks:
         return content[0]
-    hcontent = [w for w in htoks if w not in STOPWORDS and w not in GENERIC]
+    hcontent = [w for w in htoks if w not in STOPWORDS and w not in GENERIC
+                and (len(w) > 1 or w.isdigit())]
     for a, b in zip(content, content[1:]):
         if _contains(hcontent, [a, b]):
             return f"{a} {b}"

@@ -55,7 +55,8 @@ def register(app: typer.Typer) -> None:
         import asyncio
         import sys
 
-        from ..datasets import canonical_domain
+        from .. import kb
+        from ..datasets import canonical_domain, get_session, load_sessions
         from ..errors import UserError
         from ..llm.client import LLMClient
         from ..reflection import ReflectConfig, explore
@@ -70,8 +71,14 @@ def register(app: typer.Typer) -> None:
                                max_hints=max_hints, auto_accept=auto_accept,
                                baseline_run=baseline_run)
         config.validate()
+        # fail fast, before the progress bar: unknown session, missing data, workspace
+        if session:
+            get_session(dataset, session, data_dir)
+        else:
+            load_sessions(dataset, split, data_dir)
         path = workspace_path(db)
         wdb = open_workspace(path)
+        kb.ensure_seeded(wdb, dataset, data_dir)
         client = LLMClient(path, model=model, api_bases=api_base or (), max_cost=max_cost,
                            max_calls=max_calls)
         client.check()
