@@ -105,6 +105,7 @@ def make_fixture_app(tmp_path: Path, data_dir, **kw):
     from re2llm_tui.tui.app import make_app
 
     info = build_workspace(tmp_path / "kb.sqlite", data_dir)
+    kw.setdefault("llm_options", {"max_retries": 0})
     app = make_app(DATASET, model=kw.pop("model", "local/smollm2-135m"), db="kb.sqlite",
                    data_dir=data_dir, **kw)
     return app, info
@@ -116,3 +117,67 @@ if __name__ == "__main__":  # build a workspace by hand: python tests/tui_snapsh
     target = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
     target.mkdir(parents=True, exist_ok=True)
     print(build_workspace(target / "kb.sqlite", os.environ.get("RE2LLM_DATA")))
+
+
+# --------------------------------------------------------------------------- scripted LLM
+
+SCRIPTED_MODEL = "scripted/tui"
+GOOD_HINT = "Recommend sequels of games the user already owns."
+
+
+class TuiScript:
+    """Replies of a plausible LLM (a test double registered as a litellm custom provider).
+
+    Rankings: without a hint the target is left out (a miss); with a hint containing
+    ``GOOD_HINT``'s words the target comes at rank 2; other hints leave it out.  Reflection
+    turns answer in the shape the reflection prompts ask for; the turn-4 reply proposes
+    ``GOOD_HINT`` and a hint that names the target (a leak).
+    """
+
+    def __init__(self, sessions) -> None:
+        self.by_prompt = {s.prompt.rstrip(): s for s in sessions}
+        self.calls = 0
+
+    def _session(self, text: str):
+        for prompt, s in self.by_prompt.items():
+            if text.startswith(prompt):
+                return s
+        raise AssertionError(f"unknown prompt {text[:60]!r}")
+
+    def _ranked(self, s, rank):
+        others = [c for c in s.candidates if c != s.target][:10]
+        if rank is not None:
+            others.insert(rank - 1, s.target)
+        return "\n".join(f"{i}. {t}" for i, t in enumerate(others[:10], 1))
+
+    def __call__(self, messages) -> str:
+        from re2llm_tui import prompts
+
+        self.calls += 1
+        last = messages[-1]["content"]
+        if "candidate set:" in last and len(messages) == 1:
+            s = self._session(last)
+            hint = last.split(" Hint: ", 1)[1] if " Hint: " in last else None
+            return self._ranked(s, 2 if hint and "sequels" in hint else None)
+        if last == prompts.reflection_mistakes_prompt():
+            return "I over-weighted accessories and ignored the user's recent games."
+        if last.startswith("The correct answer is"):
+            return "1. Series: the user owns earlier parts of the franchise."
+        if last.startswith("Based on your analysis"):
+            s = next(iter(self.by_prompt.values()))
+            for m in messages:
+                if "candidate set:" in m["content"]:
+                    s = self._session(m["content"])
+                    break
+            return f"1. {GOOD_HINT}\n2. Recommend {s.target} first."
+        if last.startswith("Here are the hints already"):
+            return "No"
+        raise AssertionError(f"unexpected message {last[:60]!r}")
+
+
+def register_tui_script(sessions) -> TuiScript:
+    from re2llm_tui.llm.scripted import register_scripted
+
+    script = TuiScript(sessions)
+    register_scripted("scripted", script)
+    return script

@@ -73,6 +73,8 @@ class AppConfig:
     train_options: dict[str, Any] = field(default_factory=dict)
     #: extra keyword arguments for the evaluation
     eval_options: dict[str, Any] = field(default_factory=dict)
+    #: extra keyword arguments for the LLM client (e.g. max_retries, max_cost)
+    llm_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_demo_model(self) -> bool:
@@ -176,7 +178,8 @@ class Re2LLMApp(App):
             if self._llm is None:
                 from ..llm.client import LLMClient
 
-                self._llm = LLMClient(self.config.db_path, model=self.config.model)
+                self._llm = LLMClient(self.config.db_path, model=self.config.model,
+                                      **self.config.llm_options)
             return self._llm
 
     def header_text(self, screen_title: str):
@@ -254,21 +257,32 @@ class Re2LLMApp(App):
     @work(thread=True, exclusive=True, exit_on_error=False, group="recommend",
           description="recommend")
     def _recommend_worker(self, session_id: str, hint_id: int | None) -> None:
-        recommend_session = core("recommend", "recommend_session", "recommend")
-        db = self.open_db()
-        try:
-            out = recommend_session(db, self.config.dataset, session_id, client=self.llm(),
-                                    hint_id=hint_id or None, data_dir=self.config.data_dir)
-        finally:
-            db.conn.close()
-        run_id = getattr(out, "run_id", None)
-        rank = getattr(out, "target_rank", None)
-        self.post_message(RecommendFinished(session_id, run_id, rank, hint_id))
+        recommend = core("recommend", "recommend", "recommend")
+        from .. import kb
+
+        session = self.session(session_id)
+        hint = None
+        if hint_id:
+            db = self.open_db()
+            try:
+                hint = kb.get_hint(db, self.config.dataset, hint_id,
+                                   data_dir=self.config.data_dir).text
+            finally:
+                db.conn.close()
+        out = recommend([session], self.llm(), dataset=self.config.dataset,
+                        split=session.split, hint=hint, hint_id=hint_id or None)
+        rank = out.ranks.get(session_id)
+        detail = "" if out.status == "done" else (out.stopped_reason or out.status)
+        if out.failed:
+            detail = "the LLM call failed (stored as a miss; see the run's error)"
+        self.post_message(RecommendFinished(session_id, out.run_id, rank, hint_id, detail))
 
     def on_recommend_finished(self, message: RecommendFinished) -> None:
-        where = f"rank {message.rank}" if message.rank else "target not in the list"
-        self.notify(f"{message.session_id}: {where} (run #{message.run_id})",
-                    title="recommend done", timeout=5)
+        where = f"target at rank {message.rank}" if message.rank else "target not in the list"
+        self.notify(f"{message.session_id}: {where} (run #{message.run_id})"
+                    + (f" — {message.detail}" if message.detail else ""),
+                    title="recommend done", severity="warning" if message.detail else
+                    "information", timeout=5)
         for screen in self._all_screens():
             if hasattr(screen, "reload"):
                 screen.reload()
@@ -280,16 +294,29 @@ class Re2LLMApp(App):
     @work(thread=True, exclusive=True, exit_on_error=False, group="reflect",
           description="reflect")
     def _reflect_worker(self, session_id: str) -> None:
-        reflect_session = core("reflection", "reflect_session", "reflect")
+        import asyncio
+
+        explore = core("reflection", "explore", "reflect")
         db = self.open_db()
         try:
-            out = reflect_session(db, self.config.dataset, session_id, client=self.llm(),
-                                  data_dir=self.config.data_dir)
+            summary = asyncio.run(explore(db, self.llm(), self.config.dataset,
+                                          session_id=session_id, data_dir=self.config.data_dir))
         finally:
             db.conn.close()
-        rid = getattr(out, "id", None) or getattr(out, "reflection_id", None)
-        n_added = getattr(out, "n_added", None)
-        detail = f"{n_added} candidate hint(s) added" if n_added is not None else "done"
+        outcome = summary.outcomes[0] if summary.outcomes else None
+        if summary.stopped:
+            detail = f"stopped: {summary.stopped}"
+        elif outcome is None:
+            detail = "already reflected with this model (see v)"
+        elif outcome.status == "hit":
+            detail = f"the baseline already hits (rank {outcome.baseline_rank}): nothing to reflect on"
+        elif outcome.status == "failed":
+            detail = f"failed: {outcome.error}"
+        else:
+            detail = (f"{summary.proposed} hint(s) proposed, {summary.added} added as candidates "
+                      f"({summary.leak} leak, {summary.ineffective} ineffective, "
+                      f"{summary.redundant} redundant)")
+        rid = outcome.reflection_id if outcome else None
         self.post_message(ReflectionFinished(session_id, rid, detail))
 
     def on_reflection_finished(self, message: ReflectionFinished) -> None:
@@ -475,7 +502,8 @@ def _current_worker():
 
 def make_app(dataset: str, model: str | None = None, db: str | os.PathLike | None = None,
              data_dir: str | os.PathLike | None = None, *, split: str = "train",
-             train_options: dict | None = None, eval_options: dict | None = None) -> Re2LLMApp:
+             train_options: dict | None = None, eval_options: dict | None = None,
+             llm_options: dict | None = None) -> Re2LLMApp:
     """Build the workbench for ``dataset`` (validates the dataset and opens the workspace)."""
     from ..datasets import canonical_domain, find_data_dir
     from ..llm.client import resolve_model
@@ -488,7 +516,8 @@ def make_app(dataset: str, model: str | None = None, db: str | os.PathLike | Non
     config = AppConfig(dataset=dataset, model=resolve_model(model), db_path=path,
                        data_dir=Path(data_dir) if data_dir else None, split=split,
                        train_options=dict(train_options or {}),
-                       eval_options=dict(eval_options or {}))
+                       eval_options=dict(eval_options or {}),
+                       llm_options=dict(llm_options or {}))
     return Re2LLMApp(config)
 
 

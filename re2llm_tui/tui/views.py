@@ -52,21 +52,25 @@ class StoredRanking:
         return metrics.ndcg_at(self.target_rank, 10)
 
 
-def _is_baseline(run: dict) -> bool:
-    return run.get("hint_id") in (None, 0) and not (run.get("hint_text") or "").strip() \
-        and run["kind"] in ("score", "recommend")
-
-
-def baseline_run(db, dataset: str, split: str) -> dict | None:
-    """The newest finished no-hint recommend/score run of a dataset split, if any."""
-    cands = [r for r in runs.find_runs(db, dataset=dataset) if r["split"] == split
-             and r["status"] == "done" and _is_baseline(r)]
-    return cands[-1] if cands else None
+def baseline_ranks(db, dataset: str, split: str) -> tuple[dict[str, int | None], int]:
+    """session id -> target rank of its newest no-hint ranking (score or recommend runs of
+    the split, failed items excluded), and how many runs contributed."""
+    rows = db.query(
+        "SELECT r.id AS run_id, i.session_id, i.target_rank FROM run_items i "
+        "JOIN runs r ON r.id = i.run_id WHERE r.dataset=? AND r.split=? "
+        "AND r.kind IN ('score', 'recommend') AND (r.hint_id IS NULL OR r.hint_id = 0) "
+        "AND (r.hint_text IS NULL OR r.hint_text = '') AND i.error IS NULL "
+        "ORDER BY r.id", [dataset, split])
+    ranks: dict[str, int | None] = {}
+    run_ids = set()
+    for r in rows:
+        ranks[r["session_id"]] = r["target_rank"]
+        run_ids.add(r["run_id"])
+    return ranks, len(run_ids)
 
 
 def session_rows(db, sessions, dataset: str, split: str) -> list[SessionRow]:
-    base = baseline_run(db, dataset, split)
-    ranks: dict[str, int | None] = runs.run_ranks(db, base["id"]) if base else {}
+    ranks, _ = baseline_ranks(db, dataset, split)
     refl: dict[str, tuple[int, int]] = {}
     for r in db.query("SELECT session_id, COUNT(*) AS n, COALESCE(SUM(n_proposed), 0) AS p "
                       "FROM reflections WHERE dataset=? GROUP BY session_id", [dataset]):

@@ -129,8 +129,9 @@ class HintActions:
             kid, text = result
 
             def retry(exc: Exception) -> None:
-                self.app.push_screen(MergeDialog(h.id, kid, text, note=f"not merged: {exc}"),
-                                     done)
+                dialog = MergeDialog(h.id, kid, text, note=f"not merged: {exc}", texts=texts)
+                dialog._edited = True
+                self.app.push_screen(dialog, done)
 
             def _merge(db):
                 current = kb.get_hint(db, ds, kid, data_dir=dd)
@@ -140,4 +141,4 @@ class HintActions:
 
             self.app.kb_change(_merge, "merge", on_error=retry)
 
-        self.app.push_screen(MergeDialog(h.id, keep_id, keep_text), done)
+        self.app.push_screen(MergeDialog(h.id, keep_id, keep_text, texts=texts), done)

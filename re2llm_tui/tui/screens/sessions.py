@@ -101,12 +101,13 @@ class SessionsScreen(Screen):
         if self.query_text:
             flags.append(f"search {self.query_text!r}")
         self.query_one("#filters", Static).update(" · ".join(flags) or "all sessions")
-        base = views.baseline_run(self.app.db, self.app.config.dataset, self.app.config.split)
+        _, n_runs = views.baseline_ranks(self.app.db, self.app.config.dataset,
+                                         self.app.config.split)
         n_miss = sum(r.baseline == "miss" for r in self.rows)
         n_hit = sum(r.baseline == "hit" for r in self.rows)
-        where = (f"baseline run #{base['id']} ({base['name']}): {n_hit} hits, {n_miss} misses"
-                 if base else "no baseline run yet: press r on a session, or `re2llm-tui "
-                 "recommend` / `score`")
+        where = (f"baseline (newest no-hint ranking, {n_runs} run(s)): {n_hit} hits, "
+                 f"{n_miss} misses" if n_runs else "no baseline yet: press r on a session, or "
+                 "run `re2llm-tui recommend` / `score`")
         self.query_one("#sessions-summary", Static).update(
             f"{len(visible)} of {len(self.rows)} sessions · {where}")
 

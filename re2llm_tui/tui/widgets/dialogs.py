@@ -59,12 +59,16 @@ class TextEditDialog(_Dialog):
 class MergeDialog(_Dialog):
     """Merge a hint into another: returns (keep_id, merged text) or None."""
 
-    def __init__(self, other_id: int, keep_id: int | None, keep_text: str, note: str = "") -> None:
+    def __init__(self, other_id: int, keep_id: int | None, keep_text: str, note: str = "",
+                 texts: dict[int, str] | None = None) -> None:
         super().__init__()
         self.other_id = other_id
         self.keep_id = keep_id
         self.keep_text = keep_text
         self.note = note
+        #: id -> text of the KB's hints: the text follows the id typed (until edited)
+        self.texts = texts or {}
+        self._edited = False
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -79,6 +83,18 @@ class MergeDialog(_Dialog):
 
     def on_mount(self) -> None:
         self.query_one("#keep", Input).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        raw = event.value.strip()
+        if self._edited or not raw.isdigit() or int(raw) not in self.texts:
+            return
+        area = self.query_one("#text", TextArea)
+        area.text = self.texts[int(raw)]
+        self.keep_text = area.text
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        if event.text_area.text != self.keep_text:
+            self._edited = True
 
     def action_save(self) -> None:
         raw = self.query_one("#keep", Input).value.strip()
