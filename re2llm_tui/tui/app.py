@@ -145,6 +145,8 @@ class Re2LLMApp(App):
         self.monitor = TrainingMonitor()   # bounded series of the training scalars
         self.training_state = "idle"
         self.last_evaluation: EvaluationFinished | None = None
+        #: say once, at start, that the embedded demo model is a toy (tests turn it off)
+        self.show_demo_notice = True
 
     # ----------------------------------------------------------------- data access
     @property
@@ -192,7 +194,7 @@ class Re2LLMApp(App):
     # ----------------------------------------------------------------- lifecycle
     def on_mount(self) -> None:
         self.switch_mode("sessions")
-        if self.config.is_demo_model:
+        if self.config.is_demo_model and self.show_demo_notice:
             self.notify("Embedded demo model SmolLM2-135M: rankings are only a little better "
                         "than random. Use --model (e.g. gpt-4o-mini) for real results.",
                         title="demo model", severity="warning", timeout=8)
