@@ -31,7 +31,11 @@ def _metrics(rank):
 
 def summarize(rows):
     out = {}
+    seen = set()
     for r in rows:
+        if (r["dataset"], r["session"], r["method"]) in seen:
+            continue  # the first result of a (dataset, session, method) counts
+        seen.add((r["dataset"], r["session"], r["method"]))
         key = (r["dataset"], r["method"])
         d = out.setdefault(key, {"n": 0, "hr@10": 0.0, "ndcg@10": 0.0, "s": 0.0,
                                  "distinct": 0, "k": 0})

@@ -30,6 +30,7 @@ import argparse
 import collections
 import hashlib
 import json
+import socket
 import sys
 import threading
 import time
@@ -112,14 +113,35 @@ class StubServer:
             def log_message(self, *args):  # quiet
                 pass
 
+            def setup(self):
+                super().setup()
+                # one segment per reply: no Nagle/delayed-ACK stalls of ~40 ms
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self._quickack()
+
+            def _quickack(self):
+                # ACK at once: clients that write headers and body separately would
+                # otherwise wait for the delayed ACK (~40 ms) before sending the body
+                if hasattr(socket, "TCP_QUICKACK"):
+                    try:
+                        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+                    except OSError:
+                        pass
+
+            def handle_one_request(self):
+                self._quickack()
+                super().handle_one_request()
+
             def _send(self, code: int, body: bytes, ctype="application/json", headers=None):
-                self.send_response(code)
+                self.send_response_only(code)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body)
+                self._headers_buffer.append(b"\r\n")
+                self._headers_buffer.append(body)   # headers and body in one write
+                self.wfile.write(b"".join(self._headers_buffer))
+                self._headers_buffer = []
 
             def do_GET(self):
                 if self.path.rstrip("/").endswith("/models"):
@@ -131,6 +153,7 @@ class StubServer:
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
+                self._quickack()
                 raw = self.rfile.read(length)
                 try:
                     req = json.loads(raw)

@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
         if result.status == "stopped":
             err.print(f"[yellow]stopped:[/yellow] {result.stopped_reason} "
                       f"({result.done}/{result.total} sessions done; run {result.run_id})")
-            raise typer.Exit(3)
+            raise SystemExit(3)  # typer.Exit is swallowed by main() (standalone_mode=False)
 
 
 def _run_with_progress(sessions, client, err, *, quiet: bool, **kw):

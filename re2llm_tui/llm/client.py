@@ -62,6 +62,8 @@ from ..errors import UserError
 DEFAULT_MODEL = "local/smollm2-135m"
 LOCAL_PROVIDER = "local"
 MODEL_ENV = "RE2LLM_MODEL"
+#: max_tokens of a free-generation ranking reply (10 titles fit with room to spare)
+RANK_MAX_TOKENS = 512
 #: bump when the cache key layout changes
 CACHE_KEY_VERSION = "calls-v1"
 
@@ -454,6 +456,8 @@ class LLMClient:
         method = self.rank_method
         messages = [{"role": "user", "content": prompt}]
         if method == "generate":
+            # the same bound for every model, so that local and served runs decode alike
+            decoding.setdefault("max_tokens", RANK_MAX_TOKENS)
             res = await self.complete(messages, purpose="rank", run_id=run_id, **decoding)
             out = RankResult(**dataclasses.asdict(res))
             if res.ok:
@@ -627,12 +631,22 @@ class LLMClient:
                          completion_tokens=ct, model=self.model, api_base=api_base)
 
     async def _send_local_rank(self, prompt, candidates, k, method, dec) -> RankResult:
+        """The local provider ranks inside the candidate set (through litellm, like chat)."""
         from . import local
 
-        out = await asyncio.to_thread(local.rank_local, self.model, prompt, candidates, k, method)
-        return RankResult(text=out.text, ranking=list(out.ranking), hallucinations=[],
-                          prompt_tokens=out.prompt_tokens, completion_tokens=out.completion_tokens,
-                          model=self.model)
+        litellm = _litellm()
+        local.register()
+        resp = await litellm.acompletion(
+            model=self.model, messages=[{"role": "user", "content": prompt}],
+            rank_candidates=list(candidates), rank_k=k, rank_method=method, num_retries=0,
+            **dec)
+        base = self._result_from(resp, litellm)
+        ranking = (getattr(resp, "_hidden_params", {}) or {}).get("re2llm_ranking")
+        if ranking is None:
+            raise ValueError("the local provider returned no ranking")
+        return RankResult(text=base.text, ranking=[int(i) for i in ranking], hallucinations=[],
+                          prompt_tokens=base.prompt_tokens,
+                          completion_tokens=base.completion_tokens, model=self.model)
 
     # ----------------------------------------------------------------- sync wrappers
     def _run(self, coro):

@@ -33,6 +33,8 @@ N_THREADS = 1
 N_BATCH = 512
 #: default max_tokens of a free-text turn when the caller gives none
 DEFAULT_MAX_TOKENS = 512
+#: llama.cpp's server default, so that in-process and served replies match
+REPEAT_PENALTY = 1.1
 
 _models: dict[str, "LocalModel"] = {}
 _models_lock = threading.Lock()
@@ -129,13 +131,15 @@ class LocalModel:
         return self.llama.detokenize(list(tokens)).decode("utf-8", errors="replace")
 
     def chat(self, messages, *, temperature: float = 0.0, seed: int = 0,
-             max_tokens: int | None = None, **_ignored) -> tuple[str, int, int]:
+             max_tokens: int | None = None, repeat_penalty: float | None = None,
+             **_ignored) -> tuple[str, int, int]:
         """A free-text chat completion: (text, prompt tokens, completion tokens)."""
         with self.lock:
             self.llama.n_tokens = 0  # our own decodes bypass Llama's prefix bookkeeping
             out = self.llama.create_chat_completion(
                 messages=list(messages), temperature=float(temperature), seed=int(seed),
-                max_tokens=max_tokens or DEFAULT_MAX_TOKENS)
+                max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
+                repeat_penalty=REPEAT_PENALTY if repeat_penalty is None else repeat_penalty)
         usage = out.get("usage") or {}
         text = out["choices"][0]["message"].get("content") or ""
         return text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
@@ -232,7 +236,8 @@ def _complete(model: str, messages, kwargs):
     else:
         text, pt, ct = lm.chat(messages, temperature=params.get("temperature", 0.0) or 0.0,
                                seed=params.get("seed", 0) or 0,
-                               max_tokens=params.get("max_tokens"))
+                               max_tokens=params.get("max_tokens"),
+                               repeat_penalty=params.get("repeat_penalty"))
     response.choices[0].message.content = text
     response.choices[0].finish_reason = "stop"
     response.model = f"{PROVIDER}/{lm.name}"

@@ -138,7 +138,10 @@ def rank_generate(lm, prompt: str, candidates: list[str], k: int = 10):
     from ..parsing import parse_ranking
     from .local import RankOutput
 
-    text, pt, ct = lm.chat([{"role": "user", "content": prompt}], temperature=0.0, seed=0)
+    from .client import RANK_MAX_TOKENS
+
+    text, pt, ct = lm.chat([{"role": "user", "content": prompt}], temperature=0.0, seed=0,
+                           max_tokens=RANK_MAX_TOKENS)
     parsed = parse_ranking(text, candidates, k)
     return RankOutput(text=text, ranking=list(parsed.ranking), prompt_tokens=pt,
                       completion_tokens=ct)
