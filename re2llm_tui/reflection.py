@@ -179,16 +179,21 @@ def parse_hints(reply: str, max_hints: int = 5) -> list[str]:
         lines = [p for p in _INLINE_ITEMS.split(lines[0]) if p.strip()]
     out: list[str] = []
     seen: set[str] = set()
+    # when the reply has a list, only its items count; otherwise every line but chatter
+    listed = any(_ITEM_PREFIX.match(ln) or _LABEL.match(ln) for ln in lines) and len(lines) > 1
     for line in lines:
         raw = line.strip()
         numbered = bool(_ITEM_PREFIX.match(raw) or _LABEL.match(raw))
+        if listed and not numbered:
+            continue
         text = _ITEM_PREFIX.sub("", raw)
         text = _LABEL.sub("", text)
         text = re.sub(r"(\*\*|__|`)", "", text).strip().strip(_QUOTES).strip()
         if not text or text.endswith(":"):
             continue  # a header ("Here are some hints:")
-        if not numbered and len(lines) > 1 and re.match(r"(?i)(here|these|sure|okay|ok|i hope|note)\b", text):
-            continue  # chatter around the list
+        if not numbered and len(lines) > 1 and re.match(
+                r"(?i)(here|these|this|sure|okay|ok|i hope|i'm|i am|note|hope)\b", text):
+            continue  # chatter around the hints
         if len(text.split()) < 3 or len(text) > kb.MAX_HINT_CHARS:
             continue
         text = " ".join(text.split())

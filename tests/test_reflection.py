@@ -310,8 +310,9 @@ def test_explore_is_resumable_and_stops_on_budget(env, encoder):
     assert len(kb.list_hints(db, "games", "candidate")) == 1
     assert summary2.redundant == 3, "the same hint from later sessions is a duplicate"
 
-    summary3 = run(db, make_client(script), encoder, sessions=3)
-    assert summary3.already == 4 and summary3.reflected == 0 or summary3.examined <= 3
+    client3 = make_client(script)
+    summary3 = run(db, client3, encoder, session_id=ss[2].id)
+    assert (summary3.already, summary3.examined, client3.stats.calls) == (1, 0, 0)
 
 
 def test_a_failed_llm_call_marks_the_session_and_the_run_goes_on(env, encoder):
@@ -378,6 +379,10 @@ def test_parse_hints_formats():
                                    "Mind the price range."]
     assert parse_hints(reply, max_hints=1) == ["Consider the platform of recent purchases."]
     assert parse_hints("") == [] and parse_hints(None) == []
+    # a reply without a list: every line but the chatter around it
+    loose = ('Here\'s a hint:\n\n"Pay attention to the category of the recent items."\n\n'
+             "This hint is one imperative sentence about what to pay attention to.")
+    assert parse_hints(loose) == ["Pay attention to the category of the recent items."]
 
 
 # --------------------------------------------------------------------------- CLI
@@ -424,7 +429,8 @@ def test_explore_one_real_session_with_the_embedded_model(run_cli, workspace, da
     # miss_k=1: the session counts as missed unless the model ranks the target first
     code, out, err = run_cli("explore", "-d", "games", "--session", "train-0003",
                              "--model", "local/smollm2-135m", "--miss-k", "1",
-                             "--max-hints", "2", "--db", workspace, "--data-dir", data_dir,
+                             "--max-hints", "1", "--max-tokens", "80", "--db", workspace,
+                             "--data-dir", data_dir,
                              "--json")
     assert code == 0, err
     summary = json.loads(out)
@@ -436,7 +442,7 @@ def test_explore_one_real_session_with_the_embedded_model(run_cli, workspace, da
     turns = [t for t in rec["turns"] if t["turn"] is not None]
     assert [t["turn"] for t in turns] == [1, 1, 2, 2, 3, 3, 4, 4]
     assert all(t["content"].strip() for t in turns if t["role"] == "assistant")
-    assert summary["proposed"] == len(rec["hints"]) <= 2
+    assert summary["proposed"] == len(rec["hints"]) <= 1
     assert summary["leak"] + summary["ineffective"] + summary["redundant"] + summary["added"] \
         == summary["proposed"]
     for h in rec["hints"]:

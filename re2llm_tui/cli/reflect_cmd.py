@@ -41,6 +41,8 @@ def register(app: typer.Typer) -> None:
         llm_redundancy: bool = typer.Option(True, "--llm-redundancy/--no-llm-redundancy",
                                             help="also ask the LLM whether a hint repeats an idea"),
         max_hints: int = typer.Option(5, "--max-hints", min=1, help="hints taken per reflection"),
+        max_tokens: Optional[int] = typer.Option(
+            400, "--max-tokens", min=16, help="max tokens of each reflection turn's reply"),
         baseline_run: Optional[int] = typer.Option(
             None, "--baseline-run", help="reuse this run's replies as turn 1 (default: newest matching)"),
         db: OptPath = Db,
@@ -69,6 +71,7 @@ def register(app: typer.Typer) -> None:
         config = ReflectConfig(miss_k=miss_k, effect_k=effect_k, effect_mode=effect_mode,
                                sim_threshold=threshold, llm_redundancy=llm_redundancy,
                                max_hints=max_hints, auto_accept=auto_accept,
+                               turn_max_tokens=max_tokens,
                                baseline_run=baseline_run)
         config.validate()
         # fail fast, before the progress bar: unknown session, missing data, workspace
