@@ -16,6 +16,7 @@ from ._hints_common import HintActions, effect_text, hint_detail
 
 
 class HintReviewScreen(HintActions, Screen):
+    AUTO_FOCUS = "#review-table"
     BINDINGS = [
         Binding("a", "accept", "Accept"),
         Binding("x", "reject", "Reject"),

@@ -18,6 +18,7 @@ from ._hints_common import STATUS_STYLE, HintActions, hint_detail
 
 
 class KnowledgeBaseScreen(HintActions, Screen):
+    AUTO_FOCUS = "#kb-table"
     BINDINGS = [
         Binding("n", "add", "Add"),
         Binding("e", "edit", "Edit"),

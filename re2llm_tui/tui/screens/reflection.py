@@ -20,6 +20,7 @@ VERDICT_STYLE = {"added": "bold green", "leak": "bold red", "ineffective": "yell
 
 
 class ReflectionScreen(Screen):
+    AUTO_FOCUS = "#refl-hints"
     BINDINGS = [Binding("escape,backspace", "back", "Back"),
                 Binding("f", "reflect", "Reflect again")]
 

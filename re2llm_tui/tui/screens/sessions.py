@@ -14,6 +14,7 @@ from ..widgets.app_header import AppHeader
 
 
 class SessionsScreen(Screen):
+    AUTO_FOCUS = "#sessions-table"
     BINDINGS = [
         Binding("enter", "open", "Open", show=False),
         Binding("m", "toggle_miss", "Misses only"),
