@@ -330,8 +330,13 @@ class Re2LLMApp(App):
 
     # ----------------------------------------------------------------- training
     def start_training(self, resume: bool = False) -> None:
-        if self.trainer is not None and self.training_state in ("running", "paused"):
-            self.notify("training is already running", severity="warning")
+        """Start the agent's training in a spawned process (``resume``: continue the latest
+        unfinished run of this dataset/model from its checkpoint)."""
+        if self.trainer is not None and self.trainer.is_alive() and \
+                self.trainer.state in ("done", "stopped", "failed"):
+            self.trainer.join(timeout=5)          # finished: its process is exiting
+        if self.trainer is not None and self.trainer.is_alive():
+            self.notify("training is already running (x stops it)", severity="warning")
             return
         try:
             start = core("training", "start_training_process", "training")
@@ -339,35 +344,40 @@ class Re2LLMApp(App):
             self.notify(str(exc), title="training", severity="warning")
             return
         opts = dict(self.config.train_options)
+        if "api_bases" in self.config.llm_options:
+            opts.setdefault("api_bases", tuple(self.config.llm_options["api_bases"]))
         try:
-            self.trainer = start(dataset=self.config.dataset, model=self.config.model,
+            self.trainer = start(self.config.dataset, model=self.config.model,
                                  db_path=str(self.config.db_path),
                                  data_dir=self.config.data_dir, resume=resume, **opts)
         except Exception as exc:
             self.notify(error_line(exc), title="training", severity="error", timeout=12)
             return
-        if not resume:
-            self.monitor.clear()
-        self._set_training_state("running", "resumed" if resume else "started")
+        from .. import kb
+
+        _, actions = kb.action_list(self.db, self.config.dataset, data_dir=self.config.data_dir)
+        self.monitor.clear()
+        self.monitor.action_labels = ["none" if h == 0 else f"#{h}" for h, _ in actions]
+        self.training_state = "starting"
+        self.notify("resuming the latest unfinished run" if resume else "started a new run",
+                    title="training", timeout=4)
         self._watch_training(self.trainer)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="training-watch",
           description="training monitor")
     def _watch_training(self, handle) -> None:
-        """Poll the training process and post its scalars (bursts merge in the queue)."""
+        """Poll the training process; post its scalars (bursts merge) and state changes."""
         worker = _current_worker()
+        last_state = None
         while not worker.is_cancelled:
+            alive = handle.is_alive()
             scalars = handle.poll()
             if scalars:
                 self.post_message(TrainingProgress(TrainingBatch(list(scalars))))
-            alive = handle.is_alive() if hasattr(handle, "is_alive") else True
+            if handle.state != last_state:
+                last_state = handle.state
+                self.post_message(TrainingStateChanged(handle.state, handle.error or ""))
             if not alive:
-                rest = handle.poll()
-                if rest:
-                    self.post_message(TrainingProgress(TrainingBatch(list(rest))))
-                err = getattr(handle, "error", None)
-                self.post_message(TrainingStateChanged(
-                    "failed" if err else "finished", err or "training process ended"))
                 return
             time.sleep(0.1)
 
@@ -375,43 +385,44 @@ class Re2LLMApp(App):
         self.monitor.add(message.batch.scalars)
 
     def on_training_state_changed(self, message: TrainingStateChanged) -> None:
-        if self.training_state == "stopped" and message.state == "finished":
-            return
-        self._set_training_state(message.state, message.detail)
-
-    def _set_training_state(self, state: str, detail: str = "") -> None:
-        self.training_state = state
-        sev = "error" if state == "failed" else "information"
-        self.notify(f"{state}: {detail}" if detail else state, title="training", severity=sev,
-                    timeout=4 if state != "failed" else 15)
+        self.training_state = message.state
+        if message.state == "failed":
+            self.notify(message.detail or "training failed", title="training failed",
+                        severity="error", timeout=15)
+        elif message.state in ("done", "stopped"):
+            summary = getattr(self.trainer, "summary", None) or {}
+            self.notify(f"{message.state} at step {summary.get('step', self.monitor.step)}"
+                        + (f" ({summary.get('reason')})" if summary.get("reason") else "")
+                        + "; the checkpoint is kept", title="training", timeout=6)
 
     def pause_training(self) -> None:
-        if self.trainer is None or self.training_state != "running":
+        if self.trainer is None or not self.trainer.is_alive():
             self.notify("training is not running", severity="warning")
             return
         self.trainer.pause()
-        self._set_training_state("paused")
+        self.training_state = self.trainer.state
 
     def resume_training(self) -> None:
-        if self.trainer is not None and self.training_state == "paused":
+        """Continue a paused run, or resume the latest stopped one from its checkpoint."""
+        if self.trainer is not None and self.trainer.is_alive() and \
+                self.trainer.state == "paused":
             self.trainer.resume()
-            self._set_training_state("running", "continued")
+            self.training_state = self.trainer.state
         else:
             self.start_training(resume=True)
 
     def stop_training(self, wait: bool = False) -> None:
         handle = self.trainer
-        if handle is None or self.training_state not in ("running", "paused"):
+        if handle is None or not handle.is_alive():
             return
         handle.stop()
-        self.training_state = "stopped"
+        self.training_state = handle.state
         if wait:
-            try:
-                handle.join(timeout=30)
-            except TypeError:
-                handle.join()
+            handle.join(timeout=60)
+            if handle.is_alive():
+                handle.terminate()
         else:
-            self.notify("stopping (the last checkpoint is kept; start with resume)",
+            self.notify("stopping: the run saves a checkpoint (c resumes it)",
                         title="training", timeout=4)
 
     # ----------------------------------------------------------------- evaluation
@@ -511,6 +522,12 @@ def make_app(dataset: str, model: str | None = None, db: str | os.PathLike | Non
     from ..llm.client import resolve_model
     from ..workspace import open_workspace, workspace_path
 
+    import multiprocessing.resource_tracker
+
+    # Start the resource tracker now, while the real stdio is in place: spawned later from
+    # inside a running Textual app (which redirects stdout/stderr), it fails with
+    # "ValueError: bad value(s) in fds_to_keep" -- in a real terminal and headless alike.
+    multiprocessing.resource_tracker.ensure_running()
     dataset = canonical_domain(dataset)
     find_data_dir(dataset, data_dir)             # one-line error before the UI starts
     path = workspace_path(db)

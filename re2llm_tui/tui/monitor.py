@@ -28,6 +28,8 @@ class TrainingMonitor:
         self.series: dict[str, deque] = {}
         self.latest: dict[str, object] = {}
         self.action_hist: list | dict | None = None
+        #: labels of the actions, in the order of ``charts/action_hist`` (set by the app)
+        self.action_labels: list[str] = []
         self.step = 0
         self.n_points = 0
         self.version = 0

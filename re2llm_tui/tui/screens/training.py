@@ -20,7 +20,7 @@ REDRAW_S = 0.25  # <= 4 Hz
 
 class TrainingScreen(Screen):
     BINDINGS = [
-        Binding("s", "start", "Start"),
+        Binding("s", "start", "Start new"),
         Binding("p", "pause", "Pause"),
         Binding("c", "resume", "Continue/resume"),
         Binding("x", "stop", "Stop"),
@@ -63,7 +63,8 @@ class TrainingScreen(Screen):
             labels = [str(k) for k in hist]
             values = [float(v) for v in hist.values()]
         elif isinstance(hist, (list, tuple)):
-            labels = [str(i) for i in range(len(hist))]
+            labels = (list(mon.action_labels) if len(mon.action_labels) == len(hist)
+                      else [str(i) for i in range(len(hist))])
             values = [float(v) for v in hist]
         self.query_one("#chart-actions", BarChart).draw(labels, values)
 
@@ -79,7 +80,9 @@ class TrainingScreen(Screen):
         self.query_one("#train-status", Static).update(
             f"state [b]{app.training_state}[/b] · step {mon.step} · "
             f"steps/s {val('charts/steps_per_s')} · LLM calls {val('charts/llm_calls')} · "
-            f"cache hits {val('charts/cache_hits')} · cost ${val('charts/cost', '{:.4f}')} · "
+            f"cache hits {val('charts/cache_hits')} · cost ${val('charts/cost', '{:.4f}')}"
+            + (f" · prefill {val('prefill/done')}/{val('prefill/total')}"
+               if 'prefill/total' in latest else "") + " · "
             f"reward {val('charts/reward_mean', '{:+.4f}')} · "
             f"eval {val('charts/eval_reward', '{:+.4f}')}")
 
@@ -96,4 +99,5 @@ class TrainingScreen(Screen):
         self.app.stop_training()
 
     def palette_actions(self):
-        return []
+        return [("Training: start a new run", "in a background process", self.action_start),
+                ("Training: continue / resume", "a paused or stopped run", self.action_resume)]
