@@ -211,6 +211,60 @@ CREATE TABLE IF NOT EXISTS calls (
 );
 CREATE INDEX IF NOT EXISTS calls_key ON calls(key, status, cached);
 CREATE INDEX IF NOT EXISTS calls_run ON calls(run_id);
+-- ------------------------------------------------------------------------------------------
+-- Reinforcement Utilization (re2llm_tui/rewards.py, training.py; issue 6)
+
+-- the reward table: one session's ranking outcome under one hint text (hint_key '' = no
+-- hint), so that r(s, h) = ndcg(s, h) - ndcg(s, '') is paid for once however often PPO
+-- visits the pair.  ``context`` names what else determines the outcome (prompt versions,
+-- ranking method, decoding); a failed call is never stored (it is retried next time).
+CREATE TABLE IF NOT EXISTS reward_outcomes (
+    dataset TEXT NOT NULL,
+    model TEXT NOT NULL,
+    context TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    hint_key TEXT NOT NULL,         -- sha256(hint text)[:16]; '' for no hint
+    hint_id INTEGER,                -- the KB id when computed (display only)
+    target_rank INTEGER,            -- 1-based; NULL when the target is not in the top 10
+    ndcg REAL NOT NULL,             -- NDCG@10
+    ranking TEXT,                   -- JSON candidate indices, best first
+    call_id INTEGER,                -- calls.id that produced it
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+    PRIMARY KEY (dataset, model, context, session_id, hint_key)
+);
+
+-- one PPO training run of the hint-retrieval agent
+CREATE TABLE IF NOT EXISTS train_runs (
+    id INTEGER PRIMARY KEY,
+    dataset TEXT NOT NULL,
+    model TEXT NOT NULL,
+    kb_version TEXT NOT NULL,       -- the action list it was trained on
+    hint_ids TEXT NOT NULL,         -- JSON hint ids of the actions, 0 (no hint) first
+    seed INTEGER NOT NULL,
+    total_steps INTEGER NOT NULL,
+    step INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'running',   -- running | stopped | done | failed
+    config TEXT,                    -- JSON PPOConfig
+    n_sessions INTEGER,
+    checkpoint TEXT,                -- path of the latest checkpoint
+    summary TEXT,                   -- JSON: last scalars, calls, reason
+    error TEXT,
+    pid INTEGER,                    -- the process training it while status='running'
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+    updated_at TEXT,
+    finished_at TEXT
+);
+CREATE INDEX IF NOT EXISTS train_runs_dataset ON train_runs(dataset, model, status);
+
+-- the scalars a training run reported (agent.SCALAR_TAGS); histograms as JSON
+CREATE TABLE IF NOT EXISTS train_scalars (
+    run_id INTEGER NOT NULL REFERENCES train_runs(id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value REAL,
+    value_json TEXT,
+    PRIMARY KEY (run_id, step, name)
+);
 """
 
 
