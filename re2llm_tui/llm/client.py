@@ -621,7 +621,8 @@ class LLMClient:
         cost = 0.0
         if not self.is_local:
             cost = hidden.get("response_cost")
-            if cost is None:
+            if cost is None and "response_cost" not in hidden:
+                # litellm priced it already when the key is there (None: not in its tables)
                 try:
                     cost = litellm.completion_cost(completion_response=resp)
                 except Exception:  # noqa: BLE001 - model not in the cost tables
