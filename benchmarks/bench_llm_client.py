@@ -5,7 +5,9 @@
 (a) ``--calls`` distinct chat calls through LLMClient (litellm -> HTTP -> stub answering
     after ``--latency`` s, the stub in its own process) at each concurrency; prints the
     wall time and the efficiency ideal/actual with ideal = calls * latency / concurrency
-    (target >= 0.9 at 32).
+    (target >= 0.9 at 32).  Each line also prints the client process's CPU per call and the
+    efficiency that this CPU cost alone allows on one core; a last line repeats the highest
+    concurrency at ``--slow-latency`` (1 s, closer to a real LLM call).
 (b) ``recommend`` over 100 real test sessions, then the same again fully served from the
     cache: prints the rerun's wall time (target < 1 s).
 """
@@ -56,17 +58,25 @@ def bench_throughput(n_calls: int, latency: float, concs: list[int]) -> list[dic
                         for i in range(n_calls)])
 
                 t0 = time.perf_counter()
+                c0 = time.process_time()
                 results = client._run(go())
                 wall = time.perf_counter() - t0
+                cpu_ms = (time.process_time() - c0) * 1000 / n_calls
                 client.close()
                 ideal = n_calls * latency / conc
                 ok = sum(r.ok for r in results)
+                # the client's process needs cpu_ms per call: with one core it cannot beat
+                # n_calls * cpu_ms, whatever the concurrency
+                bound = min(1.0, ideal / (n_calls * cpu_ms / 1000))
                 rows.append({"concurrency": conc, "calls": n_calls, "ok": ok, "wall_s": wall,
                              "ideal_s": ideal, "efficiency": ideal / wall,
-                             "calls_per_s": n_calls / wall})
-                print(f"(a) concurrency {conc:3d}: {n_calls} calls ({ok} ok) in {wall:7.2f} s; "
-                      f"ideal {ideal:6.2f} s; efficiency {ideal / wall:.2f}; "
-                      f"{n_calls / wall:6.1f} calls/s", flush=True)
+                             "calls_per_s": n_calls / wall, "cpu_ms_per_call": cpu_ms,
+                             "cpu_bound_efficiency": bound})
+                print(f"(a) latency {latency * 1000:.0f} ms, concurrency {conc:3d}: {n_calls} "
+                      f"calls ({ok} ok) in {wall:7.2f} s; ideal {ideal:6.2f} s; efficiency "
+                      f"{ideal / wall:.2f}; {n_calls / wall:6.1f} calls/s; client CPU "
+                      f"{cpu_ms:.1f} ms/call (one core's bound on efficiency: {bound:.2f})",
+                      flush=True)
     finally:
         proc.terminate()
         proc.wait()
@@ -110,12 +120,18 @@ def main(argv=None) -> int:
     ap.add_argument("--calls", type=int, default=1000)
     ap.add_argument("--latency", type=float, default=0.05)
     ap.add_argument("--conc", default="1,8,32")
+    ap.add_argument("--slow-latency", type=float, default=1.0,
+                    help="also run this latency at the highest concurrency (0: skip)")
     ap.add_argument("--skip-a", action="store_true")
     ap.add_argument("--skip-b", action="store_true")
     args = ap.parse_args(argv)
     print(f"machine: {os.cpu_count()} cpus; python {sys.version.split()[0]}")
     if not args.skip_a:
-        bench_throughput(args.calls, args.latency, [int(c) for c in args.conc.split(",")])
+        concs = [int(c) for c in args.conc.split(",")]
+        bench_throughput(args.calls, args.latency, concs)
+        if args.slow_latency:
+            # a latency closer to a real LLM's: the client's own overhead stops mattering
+            bench_throughput(min(args.calls, 10 * max(concs)), args.slow_latency, [max(concs)])
     if not args.skip_b:
         bench_cached_rerun()
     return 0
