@@ -1,9 +1,230 @@
-"""Placeholder: commands are added by the issue that owns this group."""
+"""``re2llm-tui train`` and ``evaluate``: the hint-retrieval agent (Reinforcement Utilization)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import List, Optional
+
 import typer
+
+from .common import DataDir, Dataset, Db, Json, OptPath, OptStr, console
+
+Model = typer.Option(None, "--model", "-m", envvar="RE2LLM_MODEL",
+                     help="litellm model string that computes the rewards (default: the "
+                          "embedded 135M demo model local/smollm2-135m)")
+ApiBase = typer.Option(None, "--api-base", help="OpenAI-compatible server URL; repeat to "
+                                                "spread calls over several servers")
+Concurrency = typer.Option(None, "--concurrency", "-c", help="LLM calls in flight")
+MaxCost = typer.Option(None, "--max-cost", help="stop cleanly at this USD spend (resumable)")
+MaxCalls = typer.Option(None, "--max-calls", help="stop cleanly after this many uncached calls")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    @app.command("train")
+    def train_cmd(
+        dataset: str = Dataset,
+        steps: int = typer.Option(500_000, "--steps", help="PPO environment steps (sessions "
+                                                           "given a hint)"),
+        model: OptStr = Model,
+        prefill: bool = typer.Option(False, "--prefill", help="compute the whole reward table "
+                                                              "(sessions x actions) up front"),
+        seed: int = typer.Option(1, "--seed", help="seed of the agent's initialisation, "
+                                                   "shuffles and sampling"),
+        limit: Optional[int] = typer.Option(None, "--limit", "-n",
+                                            help="train on the first N training sessions only"),
+        fresh: bool = typer.Option(False, "--fresh", help="start a new run even if an "
+                                                          "unfinished one can be resumed"),
+        max_cost: Optional[float] = MaxCost, max_calls: Optional[int] = MaxCalls,
+        api_base: Optional[List[str]] = ApiBase, concurrency: Optional[int] = Concurrency,
+        data_dir: OptPath = DataDir, db: OptPath = Db, as_json: bool = Json,
+    ) -> None:
+        """Train the PPO hint-retrieval agent on the training sessions.
+
+        The reward of giving hint h to session s is NDCG@10 with h minus NDCG@10 without,
+        from the LLM; every (session, hint) outcome is stored, so it is paid for once.  An
+        unfinished run of the same settings resumes from its checkpoint (--fresh: start anew).
+        """
+        from ..datasets import canonical_domain
+        from ..errors import UserError
+        from ..llm.client import LLMClient
+        from ..training import TrainSpec
+
+        dataset = canonical_domain(dataset)      # bad input: one line, before anything else
+        if steps < 1:
+            raise UserError(f"--steps must be >= 1 (got {steps})")
+        if limit is not None and limit < 1:
+            raise UserError(f"--limit must be >= 1 (got {limit})")
+        spec = TrainSpec(dataset=dataset, model=model, steps=steps, seed=seed, prefill=prefill,
+                         db_path=str(db) if db else None,
+                         data_dir=str(data_dir) if data_dir else None, max_cost=max_cost,
+                         max_calls=max_calls, api_bases=tuple(api_base or ()),
+                         concurrency=concurrency, limit=limit, resume=not fresh)
+        client = LLMClient(spec.db_path, model=model, api_bases=spec.api_bases,
+                           concurrency=concurrency, max_cost=max_cost, max_calls=max_calls)
+        client.check()  # bad model / key / --api-base: one line, before any work
+        err = console(stderr=True)
+        if client.is_demo_model and not as_json:
+            err.print(f"[yellow]note:[/yellow] {client.demo_notice}")
+        try:
+            summary = _train_with_progress(spec, client, err, quiet=as_json)
+        finally:
+            client.close()
+        if as_json:
+            print(json.dumps(summary.as_dict()))
+        else:
+            _print_summary(summary, console())
+        if summary.status == "stopped":
+            err.print(f"[yellow]stopped:[/yellow] {summary.reason} (run {summary.run_id} at step "
+                      f"{summary.step}; rerun the same command to resume)")
+            raise SystemExit(3)
+
+    @app.command("evaluate")
+    def evaluate_cmd(
+        dataset: str = Dataset,
+        split: str = typer.Option("test", "--split", "-s", help="train / test"),
+        model: OptStr = Model,
+        limit: Optional[int] = typer.Option(None, "--limit", "-n", help="first N sessions only"),
+        out: OptPath = typer.Option(None, "--out", "-o", help="also write the table to FILE "
+                                                              "(.md, .csv or .json)"),
+        train_run: Optional[int] = typer.Option(None, "--train-run",
+                                                help="the training run whose agent to evaluate "
+                                                     "(default: the latest)"),
+        no_oracle: bool = typer.Option(False, "--no-oracle", help="skip the per-session oracle "
+                                       "(it needs every hint on every session)"),
+        seed: int = typer.Option(0, "--seed", help="seed of the random-hint row and bootstrap"),
+        max_cost: Optional[float] = MaxCost, max_calls: Optional[int] = MaxCalls,
+        api_base: Optional[List[str]] = ApiBase, concurrency: Optional[int] = Concurrency,
+        data_dir: OptPath = DataDir, db: OptPath = Db, as_json: bool = Json,
+    ) -> None:
+        """Compare no hint, the trained agent, a random hint, the best train hint, the oracle
+        and a no-LLM content ranker on the same sessions (95% bootstrap CIs)."""
+        from ..datasets import SPLITS, canonical_domain
+        from ..errors import UserError
+        from ..evaluation import evaluate
+        from ..llm.client import BudgetExceeded, LLMClient
+        from ..workspace import open_workspace
+
+        dataset = canonical_domain(dataset)
+        if split not in SPLITS:
+            raise UserError(f"unknown split {split!r}: choose train or test")
+        if limit is not None and limit < 1:
+            raise UserError(f"--limit must be >= 1 (got {limit})")
+        if out is not None and out.suffix.lower() not in (".md", ".csv", ".json"):
+            raise UserError(f"--out {out}: unknown format {out.suffix or '(none)'!r}; "
+                            "use .md, .csv or .json")
+        client = LLMClient(db, model=model, api_bases=api_base or (), concurrency=concurrency,
+                           max_cost=max_cost, max_calls=max_calls)
+        client.check()
+        err = console(stderr=True)
+        if client.is_demo_model and not as_json:
+            err.print(f"[yellow]note:[/yellow] {client.demo_notice}")
+        wdb = open_workspace(db)
+        try:
+            result = _evaluate_with_progress(evaluate, wdb, client, err, quiet=as_json,
+                                             dataset=dataset, split=split, data_dir=data_dir,
+                                             limit=limit, train_run=train_run,
+                                             oracle=not no_oracle, seed=seed)
+        except BudgetExceeded as exc:
+            err.print(f"[yellow]stopped:[/yellow] {exc} (finished outcomes are stored; rerun "
+                      "the same command to resume)")
+            raise SystemExit(3) from None
+        finally:
+            client.close()
+            wdb.conn.close()
+        if out is not None:
+            result.export(out)
+        if as_json:
+            print(result.to_json())
+            return
+        con = console()
+        con.print(result.table())
+        for note in result.notes:
+            con.print(f"[dim]note:[/dim] {note}")
+        con.print(f"LLM calls: {result.llm_calls} sent, {result.cache_hits} from cache, "
+                  f"{result.failed} failed; cost ${result.cost:.4f}"
+                  + (f"; written to {out}" if out else ""))
+
+
+def _train_with_progress(spec, client, err, *, quiet: bool):
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    from ..training import train
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=err, transient=False, disable=quiet) as bar:
+        tasks: dict[str, int] = {}
+
+        def on_event(kind, payload):
+            if kind == "run":
+                if not quiet:
+                    word = "resumed" if payload["resumed"] else "started"
+                    err.print(f"training run {payload['run_id']} {word}: "
+                              f"{payload['n_sessions']} sessions x {payload['n_actions']} actions "
+                              f"(KB {payload['kb_version']}); reward table "
+                              f"{payload['table_known']}/{payload['table_size']} outcomes stored")
+                tasks["train"] = bar.add_task("train", total=payload["total_steps"],
+                                              completed=payload["step"], info="")
+            elif kind == "prefill":
+                if "prefill" not in tasks:
+                    tasks["prefill"] = bar.add_task("reward table", total=payload.total, info="")
+                bar.update(tasks["prefill"], completed=payload.done, total=payload.total,
+                           info=f"calls {payload.calls} · cache {payload.cache_hits} · "
+                                f"failed {payload.failed} · ${payload.cost:.4f}")
+            elif kind == "scalars":
+                vals = {r["name"]: r["value"] for r in payload}
+                step = payload[0]["step"] if payload else 0
+                bar.update(tasks["train"], completed=step,
+                           info=f"reward {vals.get('charts/reward_mean', 0):+.4f} · "
+                                f"eval {vals.get('charts/eval_reward', 0):+.4f} · "
+                                f"{vals.get('charts/steps_per_s', 0):,.0f} steps/s · "
+                                f"LLM calls {int(vals.get('charts/llm_calls', 0))}")
+
+        return train(spec, on_event=on_event, client=client)
+
+
+def _print_summary(s, con) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"training run {s.run_id}: {s.status} ({s.reason})", show_header=False)
+    t.add_column(style="bold")
+    t.add_column()
+    sc = s.scalars
+    t.add_row("steps", f"{s.step:,} of {s.total_steps:,}" + (" (resumed)" if s.resumed else ""))
+    t.add_row("sessions x actions", f"{s.n_sessions} x {len(s.hint_ids)} (KB {s.kb_version})")
+    if sc:
+        t.add_row("reward (last window)", f"{sc.get('charts/reward_mean', 0):+.4f}")
+        t.add_row("greedy policy reward (train)", f"{sc.get('charts/eval_reward', 0):+.4f}")
+    if s.random_reward is not None:
+        t.add_row("random policy reward (train)", f"{s.random_reward:+.4f}")
+    if s.best_hint is not None:
+        t.add_row("best single hint (train)",
+                  f"hint {s.best_hint['hint_id']}: {s.best_hint['mean_reward']:+.4f}")
+    used = [(s.hint_ids[a], c) for a, c in enumerate(s.greedy_hist) if c]
+    used.sort(key=lambda x: -x[1])
+    t.add_row("greedy hint choice", ", ".join(f"{h}: {c}" for h, c in used[:8])
+              + (" …" if len(used) > 8 else ""))
+    t.add_row("reward table", f"{s.table_known}/{s.table_size} outcomes stored")
+    t.add_row("LLM", f"{s.llm_calls} calls sent, {s.cache_hits} cache hits, {s.failed} failed, "
+                     f"${s.cost:.4f}")
+    t.add_row("checkpoint", s.checkpoint)
+    t.add_row("time", f"{s.seconds:.1f} s")
+    con.print(t)
+
+
+def _evaluate_with_progress(evaluate, db, client, err, *, quiet: bool, **kw):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = [TextColumn("evaluate"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[info]}"), TimeElapsedColumn()]
+    with Progress(*columns, console=err, transient=False, disable=quiet) as bar:
+        task = bar.add_task("evaluate", total=None, info="")
+
+        def on_progress(done, total, st):
+            bar.update(task, completed=done, total=total,
+                       info=f"calls {st['llm_calls']} · cache {st['cache_hits']} · "
+                            f"failed {st['failed']} · ${st['cost']:.4f}")
+
+        return evaluate(db, kw.pop("dataset"), client=client, progress=on_progress, **kw)

@@ -1,0 +1,348 @@
+"""Evaluation: does the learned hint retrieval help, and does the LLM beat a cheap baseline?
+
+On the same sessions of a split (default ``test``), with the same LLM, prompt versions and
+decoding, the rows are:
+
+* ``no hint`` -- the release prompt as is;
+* ``agent (argmax)`` -- the trained agent's most probable hint per session;
+* ``random hint`` -- a uniformly random hint per session (seeded; never "no hint");
+* ``best train hint`` -- the one hint with the highest mean reward on the training sessions'
+  stored outcomes (the reward table); the row says how many training sessions backed it;
+* ``oracle (upper bound)`` -- per session the best action in hindsight (needs every
+  (session, action) outcome: ``oracle=False`` skips it and most of the calls);
+* ``content ranker (no LLM)`` -- candidates ordered by cosine similarity between their
+  embedding and the mean embedding of the session's items.
+
+Every LLM row is read from the reward table of the evaluated sessions
+(:class:`~re2llm_tui.rewards.LLMRewards`), so the rows share calls and a rerun costs
+nothing.  Metrics: HR@{1,5,10}, NDCG@{5,10} (and MRR@10) with 95% bootstrap CIs, and the
+paired bootstrap difference in NDCG@10 to ``no hint``.  Each row is stored as a run
+(``kind='evaluate'``) with one item per session.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .errors import UserError
+
+NO_HINT = "no hint"
+AGENT = "agent (argmax)"
+RANDOM = "random hint"
+BEST = "best train hint"
+ORACLE = "oracle (upper bound)"
+CONTENT = "content ranker (no LLM)"
+EXPORT_METRICS = ("hr@1", "hr@5", "hr@10", "ndcg@5", "ndcg@10", "mrr@10")
+
+
+@dataclass
+class EvalResult:
+    dataset: str
+    split: str
+    model: str
+    n: int
+    rows: dict[str, dict]                       # policy -> metrics.summarize(...)
+    paired: dict[str, dict]                     # policy -> paired_difference vs no hint
+    ranks: dict[str, list]                      # policy -> per-session target rank (None: miss)
+    actions: dict[str, list[int]]               # LLM policy -> action index per session
+    run_ids: dict[str, int] = field(default_factory=dict)
+    session_ids: list[str] = field(default_factory=list)
+    hint_ids: list[int] = field(default_factory=list)
+    kb_version: str = ""
+    train_run_id: int | None = None
+    best_hint: dict | None = None
+    notes: list[str] = field(default_factory=list)
+    llm_calls: int = 0
+    cache_hits: int = 0
+    failed: int = 0
+    cost: float = 0.0
+
+    # ----------------------------------------------------------------- presentation
+    def table(self):
+        from .metrics import format_table
+
+        return format_table(self.rows, title=f"{self.dataset}/{self.split}: {self.n} sessions, "
+                                            f"{self.model}", baseline=NO_HINT, paired=self.paired)
+
+    def as_dict(self) -> dict:
+        from .metrics import to_json
+
+        return {"dataset": self.dataset, "split": self.split, "model": self.model, "n": self.n,
+                "kb_version": self.kb_version, "train_run_id": self.train_run_id,
+                "best_hint": self.best_hint, "notes": self.notes,
+                "llm_calls": self.llm_calls, "cache_hits": self.cache_hits,
+                "failed": self.failed, "cost": round(self.cost, 6), "run_ids": self.run_ids,
+                "rows": {name: {**to_json(s), "paired_ndcg@10": _round_paired(self.paired.get(name))}
+                         for name, s in self.rows.items()}}
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), indent=2)
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["policy", "n"] + [c for m in EXPORT_METRICS for c in (m, f"{m}_lo", f"{m}_hi")]
+                   + ["d_ndcg@10", "d_lo", "d_hi", "p"])
+        for name, s in self.rows.items():
+            p = self.paired.get(name)
+            w.writerow([name, s["n"]]
+                       + [f"{v:.6f}" for m in EXPORT_METRICS for v in (s[m], *s["ci"][m])]
+                       + ([f"{p['diff']:.6f}", f"{p['lo']:.6f}", f"{p['hi']:.6f}", f"{p['p']:.4f}"]
+                          if p else ["", "", "", ""]))
+        return buf.getvalue()
+
+    def to_markdown(self) -> str:
+        head = ["policy", "n"] + [m.upper() for m in EXPORT_METRICS] + ["ΔNDCG@10 vs no hint"]
+        lines = [f"## {self.dataset}/{self.split}: {self.n} sessions, model `{self.model}`", "",
+                 "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for name, s in self.rows.items():
+            p = self.paired.get(name)
+            cells = [name, str(s["n"])] + [
+                f"{s[m]:.3f} [{s['ci'][m][0]:.3f}, {s['ci'][m][1]:.3f}]" for m in EXPORT_METRICS]
+            cells.append(f"{p['diff']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}]" if p else "—")
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        lines.append("95% bootstrap confidence intervals in brackets; Δ is the paired bootstrap "
+                     "difference on the same sessions.")
+        for note in self.notes:
+            lines.append(f"- {note}")
+        return "\n".join(lines) + "\n"
+
+    def export(self, path: str | Path) -> Path:
+        """Write ``.md``, ``.csv`` or ``.json`` by the file's extension."""
+        path = Path(path)
+        writers = {".md": self.to_markdown, ".csv": self.to_csv, ".json": self.to_json}
+        writer = writers.get(path.suffix.lower())
+        if writer is None:
+            raise UserError(f"--out {path}: unknown format {path.suffix or '(none)'!r}; "
+                            "use .md, .csv or .json")
+        try:
+            path.write_text(writer(), encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"--out {path}: cannot write ({exc.strerror or exc})") from None
+        return path
+
+
+def _round_paired(p: dict | None) -> dict | None:
+    if not p:
+        return None
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in p.items()}
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _db_file(db) -> str | None:
+    for _, name, file in db.execute("PRAGMA database_list"):
+        if name == "main":
+            return file or None
+    return None
+
+
+def best_train_hint(db, client, dataset: str, actions: Sequence[tuple[int, str]],
+                    data_dir=None) -> dict | None:
+    """The hint with the highest mean stored reward on the training sessions.
+
+    Only outcomes already in the reward table count (nothing is computed); an action is
+    eligible when at least one training session has both its outcome and the no-hint one.
+    """
+    from .datasets import load_sessions
+    from .rewards import LLMRewards
+
+    if len(actions) < 2:
+        return None
+    train = load_sessions(dataset, "train", data_dir)
+    table = LLMRewards(client, train, actions, dataset=dataset, db=db).table()
+    best = None
+    for a in range(1, len(actions)):
+        col = table[:, a]
+        known = np.isfinite(col)
+        if not known.any():
+            continue
+        mean = float(col[known].mean())
+        if best is None or mean > best["mean_reward"]:
+            best = {"action": a, "hint_id": actions[a][0], "mean_reward": mean,
+                    "n_train": int(known.sum())}
+    return best
+
+
+# --------------------------------------------------------------------------- evaluate
+
+def evaluate(db, dataset: str, split: str = "test", *, client=None, model: str | None = None,
+             data_dir=None, limit: int | None = None, train_run: int | None = None,
+             oracle: bool = True, seed: int = 0, n_boot: int = 1000, store: bool = True,
+             progress: Callable | None = None) -> EvalResult:
+    """Compare the policies on the sessions of ``split`` (see the module docstring).
+
+    ``client``: an :class:`~re2llm_tui.llm.client.LLMClient` (default: one for ``model`` on
+    this workspace).  Raises :class:`~re2llm_tui.llm.client.BudgetExceeded` when the budget
+    runs out (everything finished is stored; rerun to resume).
+    """
+    from . import kb, runs
+    from .agent import Policy
+    from .datasets import canonical_domain, load_sessions
+    from .llm.client import LLMClient
+    from .metrics import paired_difference, summarize
+    from .prompts import prompt_version
+    from .rewards import LLMRewards, reward_context
+    from .session_encoder import content_rankings, encode_sessions
+    from .training import latest_run
+
+    dataset = canonical_domain(dataset)
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be >= 1 (got {limit})")
+    sessions = load_sessions(dataset, split, data_dir)
+    if limit is not None:
+        sessions = sessions[:limit]
+    own_client = client is None
+    if client is None:
+        client = LLMClient(_db_file(db), model=model)
+    notes: list[str] = []
+    try:
+        kb_version, actions = kb.action_list(db, dataset, data_dir=data_dir)
+        hint_ids = [h for h, _ in actions]
+        n, n_actions = len(sessions), len(actions)
+
+        # ---- the trained agent
+        run = latest_run(db, dataset, client.model, run_id=train_run)
+        if run is None and train_run is None:
+            run = latest_run(db, dataset)
+            if run is not None:
+                notes.append(f"agent: training run {run['id']} was trained with rewards from "
+                             f"{run['model']}, evaluated here with {client.model}")
+        agent_actions = None
+        if run is None:
+            notes.append(f"agent: no trained agent for {dataset} (run `re2llm-tui train "
+                         f"--dataset {dataset}` first); its row is left out")
+        else:
+            policy = Policy.load(run["checkpoint"], kb_version=kb_version, hint_ids=hint_ids)
+            if run["status"] != "done":
+                notes.append(f"agent: training run {run['id']} is {run['status']} at step "
+                             f"{run['step']} of {run['total_steps']}")
+            agent_actions = policy.act(encode_sessions(sessions, db=db, data_dir=data_dir))
+
+        # ---- fixed choices
+        rng = np.random.default_rng(seed)
+        random_actions = (rng.integers(1, n_actions, size=n) if n_actions > 1
+                          else np.zeros(n, dtype=np.int64))
+        best = best_train_hint(db, client, dataset, actions, data_dir)
+        if best is None and n_actions > 1:
+            notes.append("best train hint: no training rewards stored yet (run `train`, "
+                         "ideally with --prefill); its row is left out")
+        elif best is not None:
+            notes.append(f"best train hint: hint {best['hint_id']} (mean train reward "
+                         f"{best['mean_reward']:+.4f} over {best['n_train']} training sessions "
+                         "with stored outcomes)")
+
+        # ---- the outcomes needed
+        source = LLMRewards(client, sessions, actions, dataset=dataset, db=db)
+        needed = np.zeros((n, n_actions), dtype=bool)
+        needed[:, 0] = True
+        needed[np.arange(n), random_actions] = True
+        if agent_actions is not None:
+            needed[np.arange(n), agent_actions] = True
+        if best is not None:
+            needed[:, best["action"]] = True
+        if oracle:
+            needed[:, :] = True
+        else:
+            notes.append("oracle: skipped (oracle=False)")
+        todo = [(i, a) for a in range(n_actions) for i in np.flatnonzero(
+            needed[:, a] & ~np.isfinite(source.ndcg[:, a]))]
+        try:
+            total = len(todo)
+            for start in range(0, total, 64):
+                source.compute(todo[start:start + 64])
+                if progress is not None:
+                    progress(min(start + 64, total), total, source.stats())
+            if progress is not None and not total:
+                progress(0, 0, source.stats())
+        finally:
+            source.close()
+        missing = needed & ~np.isfinite(source.ndcg)
+        if missing.any():
+            notes.append(f"{int(missing.sum())} outcome(s) failed after retries: scored as misses")
+
+        def rank_of(i: int, a: int):
+            return source.target_rank(i, a) if np.isfinite(source.ndcg[i, a]) else None
+
+        def ranking_of(i: int, a: int):
+            return source.ranking(i, a) if np.isfinite(source.ndcg[i, a]) else []
+
+        choices: dict[str, np.ndarray] = {NO_HINT: np.zeros(n, dtype=np.int64)}
+        if agent_actions is not None:
+            choices[AGENT] = np.asarray(agent_actions, dtype=np.int64)
+        choices[RANDOM] = np.asarray(random_actions, dtype=np.int64)
+        if best is not None:
+            choices[BEST] = np.full(n, best["action"], dtype=np.int64)
+        if oracle:
+            # best rank in hindsight; ties: the lowest action index (no hint first)
+            def key(i, a):
+                r = rank_of(i, a)
+                return (r if r is not None else 10 ** 9, a)
+            choices[ORACLE] = np.array([min(range(n_actions), key=lambda a: key(i, a))
+                                        for i in range(n)], dtype=np.int64)
+        ranks: dict[str, list] = {name: [rank_of(i, int(a)) for i, a in enumerate(acts)]
+                                  for name, acts in choices.items()}
+        rankings: dict[str, list] = {name: [ranking_of(i, int(a)) for i, a in enumerate(acts)]
+                                     for name, acts in choices.items()}
+
+        # ---- the content ranker (no LLM)
+        from .metrics import rank_of as _rank_of
+
+        content = content_rankings(sessions, db=db, data_dir=data_dir)
+        ranks[CONTENT] = [_rank_of(r, s.target_index) for r, s in zip(content, sessions)]
+        rankings[CONTENT] = content
+
+        rows = {name: summarize(r, n_boot=n_boot, seed=seed) for name, r in ranks.items()}
+        paired = {name: paired_difference(r, ranks[NO_HINT], "ndcg@10", n_boot=n_boot, seed=seed)
+                  for name, r in ranks.items() if name != NO_HINT}
+        st = source.stats()
+        result = EvalResult(
+            dataset=dataset, split=split, model=client.model, n=n, rows=rows, paired=paired,
+            ranks=ranks, actions={k: [int(a) for a in v] for k, v in choices.items()},
+            session_ids=[s.id for s in sessions], hint_ids=hint_ids, kb_version=kb_version,
+            train_run_id=run["id"] if run else None, best_hint=best, notes=notes,
+            llm_calls=int(st["llm_calls"]), cache_hits=int(st["cache_hits"]),
+            failed=int(st["failed"]), cost=float(st["cost"]))
+
+        if store:
+            context = reward_context(client)
+            for name in ranks:
+                acts = choices.get(name)
+                fixed = None
+                if name in (NO_HINT, BEST):
+                    fixed = int(acts[0])
+                params = {"policy": name, "kb_version": kb_version, "seed": seed,
+                          "train_run": result.train_run_id, "context": context,
+                          "n_sessions": n}
+                rid = runs.create_run(
+                    db, name=f"evaluate {dataset}/{split}: {name}", kind="evaluate",
+                    dataset=dataset, split=split,
+                    model=None if name == CONTENT else client.model,
+                    prompt_version=None if name == CONTENT else prompt_version(
+                        actions[fixed][1] if fixed is not None else "hint"),
+                    hint_id=hint_ids[fixed] if fixed is not None else None,
+                    hint_text=(actions[fixed][1] or None) if fixed is not None else None,
+                    params=params)
+                for i, s in enumerate(sessions):
+                    cols = {"ranking": rankings[name][i], "target_rank": ranks[name][i]}
+                    if acts is not None:
+                        cols["error"] = None if np.isfinite(source.ndcg[i, int(acts[i])]) \
+                            else "LLM call failed"
+                    runs.add_run_item(db, rid, s.id, **cols)
+                runs.finish_run(db, rid, rows[name],
+                                n_failed=0 if acts is None else int(sum(
+                                    1 for i in range(n)
+                                    if not np.isfinite(source.ndcg[i, int(acts[i])]))))
+                result.run_ids[name] = rid
+        return result
+    finally:
+        if own_client:
+            client.close()

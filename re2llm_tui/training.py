@@ -1,0 +1,520 @@
+"""Training the hint-retrieval agent: sessions + KB actions + states + rewards -> PPO.
+
+:func:`train` runs in the calling process; :func:`start_training_process` runs it in a
+spawned process and returns a :class:`TrainingHandle` (the TUI uses exactly this)::
+
+    handle = start_training_process(dataset="games", model=None, db_path="kb.sqlite",
+                                    steps=500_000, seed=1, prefill=False, resume=True)
+    handle.poll()    # -> list of scalar dicts {"step", "name", "value"} since the last poll
+    handle.pause(); handle.resume(); handle.stop()
+    handle.join()    # -> TrainSummary as a dict (or None if the process failed: see .error)
+    handle.state     # starting | running | paused | stopping | done | stopped | failed
+    handle.error     # the one-line error of a failed run, else None
+
+A run is recorded in the workspace (``train_runs``; its scalars in ``train_scalars``) and
+checkpointed under ``<workspace>.checkpoints/`` (``kb.sqlite`` -> ``kb.checkpoints/``) every
+``checkpoint_every`` steps and whenever it stops.  With ``resume`` (the default), the latest
+unfinished run of the same dataset, model, seed and sessions continues from its checkpoint
+-- the same curve as if it had never stopped; a run trained on another KB version is
+refused (:class:`~re2llm_tui.agent.KBVersionMismatch`).  A budget stop
+(``--max-cost``/``--max-calls``) saves a checkpoint and leaves the run ``stopped``:
+rerunning the command resumes it, paying only for outcomes not yet in the reward table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue as queue_mod
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import UserError
+
+_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
+
+
+@dataclass
+class TrainSpec:
+    """Everything a training run needs (picklable: it crosses into the spawned process)."""
+
+    dataset: str
+    model: str | None = None
+    steps: int = 500_000
+    seed: int = 1
+    prefill: bool = False
+    db_path: str | None = None
+    data_dir: str | None = None
+    max_cost: float | None = None
+    max_calls: int | None = None
+    api_bases: tuple[str, ...] = ()
+    concurrency: int | None = None
+    limit: int | None = None
+    """train on the first N training sessions only (quick runs)"""
+    resume: bool = True
+    log_every: int = 1024
+    checkpoint_every: int = 16384
+    ppo: dict = field(default_factory=dict)
+    """PPOConfig overrides (e.g. {"threads": 1})"""
+
+
+@dataclass
+class TrainSummary:
+    run_id: int
+    status: str                  # done | stopped
+    reason: str
+    step: int
+    total_steps: int
+    resumed: bool
+    kb_version: str
+    hint_ids: list[int]
+    n_sessions: int
+    checkpoint: str
+    scalars: dict
+    llm_calls: int
+    cache_hits: int
+    failed: int
+    cost: float
+    table_known: int
+    table_size: int
+    greedy_hist: list[int]
+    best_hint: dict | None = None      # best single action on train (complete table only)
+    random_reward: float | None = None  # expected reward of a uniform random policy
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+EventCallback = Callable[[str, Any], None]
+
+
+def checkpoint_dir(db_path) -> Path:
+    """The folder next to the workspace that holds its agents' checkpoints."""
+    from .workspace import workspace_path
+
+    path = workspace_path(db_path)
+    return path.with_name(path.stem + ".checkpoints")
+
+
+# --------------------------------------------------------------------------- records
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def find_resumable(db, dataset: str, model: str, seed: int, n_sessions: int) -> dict | None:
+    """The latest unfinished run of these settings that has a checkpoint."""
+    rows = list(db.query(
+        "SELECT * FROM train_runs WHERE dataset=? AND model=? AND seed=? AND n_sessions=? "
+        "AND status != 'done' AND checkpoint IS NOT NULL ORDER BY id DESC LIMIT 1",
+        [dataset, model, seed, n_sessions]))
+    if not rows:
+        return None
+    run = rows[0]
+    if run["status"] == "running" and _pid_alive(run["pid"]):
+        raise UserError(f"training run {run['id']} is still running (process {run['pid']}); "
+                        "stop it first")
+    if not Path(run["checkpoint"]).is_file():
+        return None
+    return run
+
+
+def latest_run(db, dataset: str, model: str | None = None, *, run_id: int | None = None,
+               finished_only: bool = False) -> dict | None:
+    """A training run by id, or the latest of a dataset (and model) with a checkpoint."""
+    if run_id is not None:
+        rows = list(db.query("SELECT * FROM train_runs WHERE id=?", [run_id]))
+        if not rows:
+            raise UserError(f"no training run {run_id}")
+        return rows[0]
+    where = "dataset=? AND checkpoint IS NOT NULL"
+    args: list = [dataset]
+    if model is not None:
+        where += " AND model=?"
+        args.append(model)
+    if finished_only:
+        where += " AND status='done'"
+    rows = list(db.query(f"SELECT * FROM train_runs WHERE {where} ORDER BY "
+                         "(status='done') DESC, id DESC LIMIT 1", args))
+    return rows[0] if rows else None
+
+
+def run_scalars(db, run_id: int, name: str | None = None) -> list[dict]:
+    """Stored scalars of a run, in step order (histograms decoded)."""
+    sql = "SELECT step, name, value, value_json FROM train_scalars WHERE run_id=?"
+    args: list = [run_id]
+    if name is not None:
+        sql += " AND name=?"
+        args.append(name)
+    out = []
+    for step, nm, value, vjson in db.execute(sql + " ORDER BY step, name", args):
+        out.append({"step": step, "name": nm, "value": json.loads(vjson) if vjson else value})
+    return out
+
+
+def _store_scalars(db, run_id: int, step: int, scalars: dict) -> list[dict]:
+    from .workspace import transaction
+
+    records, rows = [], []
+    for name, value in scalars.items():
+        if isinstance(value, (list, tuple)):
+            rows.append((run_id, step, name, None, json.dumps(list(value))))
+            records.append({"step": step, "name": name, "value": list(value)})
+        else:
+            rows.append((run_id, step, name, float(value), None))
+            records.append({"step": step, "name": name, "value": float(value)})
+    with transaction(db):
+        db.conn.executemany("INSERT OR REPLACE INTO train_scalars (run_id, step, name, value, "
+                            "value_json) VALUES (?,?,?,?,?)", rows)
+        db.execute(f"UPDATE train_runs SET step=?, updated_at={_NOW} WHERE id=?", [step, run_id])
+    return records
+
+
+class _StopRequested(Exception):
+    """A stop request seen between prefill chunks."""
+
+
+class _PrefilledTable:
+    """A complete reward table (vectorised lookups) that reports the prefill's LLM stats."""
+
+    def __init__(self, table, llm_source) -> None:
+        from .agent import RewardTable
+
+        self._table = RewardTable(table)
+        self.n_sessions, self.n_actions = self._table.n_sessions, self._table.n_actions
+        self._llm = llm_source
+        self._lookups = 0
+
+    def rewards(self, sessions, actions):
+        self._lookups += len(sessions)
+        return self._table.rewards(sessions, actions)
+
+    def stats(self) -> dict:
+        st = dict(self._llm.stats())
+        st["cache_hits"] = st.get("cache_hits", 0) + self._lookups
+        return st
+
+
+# --------------------------------------------------------------------------- train
+
+def train(spec: TrainSpec, *, on_event: EventCallback | None = None, control=None,
+          client=None) -> TrainSummary:
+    """Train (or resume) an agent; see the module docstring.
+
+    ``on_event(kind, payload)``: ``("run", {...})`` once, ``("prefill", PrefillProgress)``,
+    ``("scalars", [records])`` at every report.  ``client`` overrides the LLM client built
+    from ``spec`` (tests).
+    """
+    from . import kb
+    from .agent import Control, KBVersionMismatch, PPOConfig, PPOTrainer
+    from .datasets import canonical_domain, load_sessions
+    from .llm.client import BudgetExceeded, LLMClient
+    from .rewards import LLMRewards
+    from .session_encoder import encode_sessions
+    from .workspace import open_workspace
+
+    import numpy as np
+
+    t0 = time.perf_counter()
+    emit = on_event or (lambda kind, payload: None)
+    dataset = canonical_domain(spec.dataset)
+    if not isinstance(spec.steps, int) or spec.steps < 1:
+        raise UserError(f"--steps must be a positive integer (got {spec.steps!r})")
+    if spec.limit is not None and spec.limit < 1:
+        raise UserError(f"--limit must be >= 1 (got {spec.limit})")
+    sessions = load_sessions(dataset, "train", spec.data_dir)
+    if spec.limit:
+        sessions = sessions[:spec.limit]
+    own_client = client is None
+    if client is None:
+        client = LLMClient(spec.db_path, model=spec.model, api_bases=spec.api_bases,
+                           concurrency=spec.concurrency, max_cost=spec.max_cost,
+                           max_calls=spec.max_calls)
+    db = open_workspace(spec.db_path)
+    control = control or Control()
+    run_id = None
+    source = None
+    try:
+        kb_version, actions = kb.action_list(db, dataset, data_dir=spec.data_dir)
+        hint_ids = [h for h, _ in actions]
+        states = encode_sessions(sessions, db=db, data_dir=spec.data_dir)
+        source = LLMRewards(client, sessions, actions, dataset=dataset, db=db)
+        cfg = PPOConfig.from_dict({**spec.ppo, "total_steps": spec.steps, "seed": spec.seed,
+                                   "log_every": spec.log_every}).validate()
+
+        resumable = find_resumable(db, dataset, client.model, spec.seed, len(sessions)) \
+            if spec.resume else None
+        trainer = None
+        if resumable is not None:
+            try:
+                trainer = PPOTrainer.load(resumable["checkpoint"], states, source,
+                                          kb_version=kb_version, hint_ids=hint_ids, config=cfg)
+            except KBVersionMismatch as exc:
+                raise KBVersionMismatch(
+                    f"cannot resume training run {resumable['id']}: {exc} "
+                    "(start a new run with --fresh)") from None
+            run_id = resumable["id"]
+            db.execute(f"UPDATE train_runs SET status='running', pid=?, total_steps=?, error=NULL, "
+                       f"finished_at=NULL, updated_at={_NOW} WHERE id=?",
+                       [os.getpid(), cfg.total_steps, run_id])
+            # scalars reported after the checkpoint will be reported again
+            db.execute("DELETE FROM train_scalars WHERE run_id=? AND step > ?",
+                       [run_id, trainer.step])
+            ckpt = Path(resumable["checkpoint"])
+        else:
+            cur = db.execute(
+                "INSERT INTO train_runs (dataset, model, kb_version, hint_ids, seed, total_steps, "
+                "config, n_sessions, pid) VALUES (?,?,?,?,?,?,?,?,?)",
+                [dataset, client.model, kb_version, json.dumps(hint_ids), spec.seed,
+                 cfg.total_steps, json.dumps(asdict(cfg)), len(sessions), os.getpid()])
+            run_id = cur.lastrowid
+            ckpt = checkpoint_dir(spec.db_path) / f"train-{run_id:04d}.pt"
+            db.execute("UPDATE train_runs SET checkpoint=? WHERE id=?", [str(ckpt), run_id])
+        emit("run", {"run_id": run_id, "resumed": resumable is not None, "model": client.model,
+                     "kb_version": kb_version, "n_actions": len(actions),
+                     "n_sessions": len(sessions), "table_known": source.known(),
+                     "table_size": len(sessions) * len(actions),
+                     "step": trainer.step if trainer else 0, "total_steps": cfg.total_steps,
+                     "demo_model": bool(getattr(client, "is_demo_model", False))})
+
+        reward_source = source
+        status, reason = "done", "finished"
+        try:
+            if spec.prefill:
+                def on_prefill(p) -> None:
+                    emit("prefill", p)
+                    while control.pause.is_set() and not control.stop.is_set():
+                        time.sleep(0.05)
+                    if control.stop.is_set():
+                        raise _StopRequested
+
+                source.prefill(progress=on_prefill)
+                table = source.table()
+                if np.isfinite(table).all():
+                    reward_source = _PrefilledTable(table, source)
+            if trainer is None:
+                trainer = PPOTrainer(states, reward_source, cfg, kb_version=kb_version,
+                                     hint_ids=hint_ids)
+            else:
+                trainer.source = reward_source
+
+            def on_scalars(step: int, scalars: dict) -> None:
+                emit("scalars", _store_scalars(db, run_id, step, scalars))
+
+            if control.stop.is_set():
+                trainer.save(ckpt)
+                status, reason = "stopped", "stopped before training"
+            else:
+                outcome = trainer.train(on_scalars=on_scalars, control=control,
+                                        checkpoint_path=ckpt,
+                                        checkpoint_every=spec.checkpoint_every)
+                status = outcome.status
+                reason = "finished" if status == "done" else "stopped on request"
+        except BudgetExceeded as exc:
+            status, reason = "stopped", str(exc)
+        except _StopRequested:
+            status, reason = "stopped", "stopped on request during prefill"
+        except KeyboardInterrupt:
+            status, reason = "stopped", "interrupted"
+        summary = _summary(run_id, status, reason, trainer, source, resumable is not None,
+                           kb_version, hint_ids, len(sessions), ckpt, t0)
+        db.execute(f"UPDATE train_runs SET status=?, step=?, summary=?, pid=NULL, "
+                   f"updated_at={_NOW}, finished_at={_NOW} WHERE id=?",
+                   [status, summary.step, json.dumps(summary.as_dict()), run_id])
+        return summary
+    except BaseException as exc:
+        if run_id is not None:
+            msg = " ".join(str(exc).split()) or type(exc).__name__
+            db.execute(f"UPDATE train_runs SET status='failed', error=?, pid=NULL, "
+                       f"updated_at={_NOW} WHERE id=? AND status='running'", [msg, run_id])
+        raise
+    finally:
+        if source is not None:
+            source.close()
+        if own_client:
+            client.close()
+        db.conn.close()
+
+
+def _summary(run_id, status, reason, trainer, source, resumed, kb_version, hint_ids,
+             n_sessions, ckpt, t0) -> TrainSummary:
+    import numpy as np
+
+    table = source.table()
+    complete = bool(np.isfinite(table).all())
+    best = rand = None
+    if complete:
+        means = table.mean(axis=0)
+        a = int(np.argmax(means))
+        best = {"action": a, "hint_id": hint_ids[a], "mean_reward": float(means[a])}
+        rand = float(table.mean())
+    hist = [0] * len(hint_ids)
+    step = 0
+    scalars: dict = {}
+    if trainer is not None:
+        for a in trainer.greedy_actions():
+            hist[int(a)] += 1
+        step = trainer.step
+        scalars = dict(trainer.last_scalars)
+    st = source.stats()
+    return TrainSummary(
+        run_id=run_id, status=status, reason=reason, step=step,
+        total_steps=trainer.cfg.total_steps if trainer else 0, resumed=resumed,
+        kb_version=kb_version, hint_ids=list(hint_ids), n_sessions=n_sessions,
+        checkpoint=str(ckpt), scalars=scalars, llm_calls=int(st["llm_calls"]),
+        cache_hits=int(st["cache_hits"]), failed=int(st["failed"]), cost=float(st["cost"]),
+        table_known=source.known(), table_size=table.size, greedy_hist=hist,
+        best_hint=best, random_reward=rand, seconds=time.perf_counter() - t0)
+
+
+# --------------------------------------------------------------------------- process
+
+def _child_main(spec: TrainSpec, q, stop, pause) -> None:
+    """Entry point of the spawned training process: events go to ``q`` as dicts."""
+    from .agent import Control
+
+    def on_event(kind: str, payload) -> None:
+        if kind == "scalars":
+            q.put({"event": "scalars", "records": payload})
+        elif kind == "prefill":
+            q.put({"event": "prefill", "done": payload.done, "total": payload.total,
+                   "calls": payload.calls, "cache_hits": payload.cache_hits,
+                   "failed": payload.failed, "cost": payload.cost})
+        else:
+            q.put({"event": kind, **payload})
+
+    try:
+        summary = train(spec, on_event=on_event, control=Control(stop=stop, pause=pause))
+        q.put({"event": "finished", "summary": summary.as_dict()})
+    except UserError as exc:
+        q.put({"event": "error", "message": str(exc)})
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, never a traceback in a UI
+        q.put({"event": "error", "message": f"{type(exc).__name__}: {' '.join(str(exc).split())}"})
+
+
+class TrainingHandle:
+    """A training run in a spawned process (see the module docstring)."""
+
+    def __init__(self, process, q, stop, pause) -> None:
+        self.process, self._q, self._stop, self._pause = process, q, stop, pause
+        self.state = "starting"
+        self.error: str | None = None
+        self.summary: dict | None = None
+        self.run: dict | None = None
+        self.prefill: dict | None = None
+        self._pending: list[dict] = []
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                msg = self._q.get_nowait()
+            except (queue_mod.Empty, EOFError, OSError):
+                return
+            kind = msg.get("event")
+            if kind == "scalars":
+                self._pending.extend(msg["records"])
+                if self.state == "starting":
+                    self.state = "running"
+            elif kind == "run":
+                self.run = msg
+                if self.state == "starting":
+                    self.state = "running"
+            elif kind == "prefill":
+                self.prefill = msg
+                self._pending.extend(
+                    {"step": 0, "name": f"prefill/{k}", "value": float(msg[k])}
+                    for k in ("done", "total", "calls", "cache_hits", "failed", "cost"))
+            elif kind == "finished":
+                self.summary = msg["summary"]
+                self.state = self.summary["status"]
+            elif kind == "error":
+                self.error = msg["message"]
+                self.state = "failed"
+
+    def poll(self) -> list[dict]:
+        """Scalar dicts ``{"step", "name", "value"}`` reported since the last poll."""
+        self._drain()
+        if not self.process.is_alive():
+            self._drain()
+            if self.state in ("starting", "running", "paused", "stopping") and self.error is None:
+                if self.summary is None:
+                    self.error = f"training process exited with code {self.process.exitcode}"
+                    self.state = "failed"
+        out, self._pending = self._pending, []
+        return out
+
+    def is_alive(self) -> bool:
+        return self.process.is_alive()
+
+    def pause(self) -> None:
+        self._pause.set()
+        if self.state in ("starting", "running"):
+            self.state = "paused"
+
+    def resume(self) -> None:
+        self._pause.clear()
+        if self.state == "paused":
+            self.state = "running"
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._pause.clear()
+        if self.state in ("starting", "running", "paused"):
+            self.state = "stopping"
+
+    def join(self, timeout: float | None = None) -> dict | None:
+        """Wait for the process (draining its queue); the summary dict, or None on failure."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.process.is_alive():
+            self._drain()
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            self.process.join(0.05)
+        self._drain()
+        return self.summary
+
+    def terminate(self) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+
+
+def start_training_process(dataset: str | None = None, *, spec: TrainSpec | None = None,
+                           **kwargs) -> TrainingHandle:
+    """Start :func:`train` in a spawned process; returns its :class:`TrainingHandle`.
+
+    Give a :class:`TrainSpec`, or its fields as keyword arguments (``dataset``, ``model``,
+    ``db_path``, ``steps``, ``seed``, ``prefill``, ``resume``, ...).  A Textual app must call
+    ``multiprocessing.resource_tracker.ensure_running()`` before ``App.run()``.
+    """
+    import multiprocessing
+
+    if spec is None:
+        if dataset is None:
+            raise UserError("start_training_process needs a dataset")
+        known = set(TrainSpec.__dataclass_fields__)
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise UserError(f"unknown training option(s): {', '.join(unknown)}")
+        if "db_path" in kwargs and kwargs["db_path"] is not None:
+            kwargs["db_path"] = str(kwargs["db_path"])
+        if "data_dir" in kwargs and kwargs["data_dir"] is not None:
+            kwargs["data_dir"] = str(kwargs["data_dir"])
+        spec = TrainSpec(dataset=dataset, **kwargs)
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    stop, pause = ctx.Event(), ctx.Event()
+    proc = ctx.Process(target=_child_main, args=(spec, q, stop, pause), name="re2llm-train",
+                       daemon=True)
+    proc.start()
+    return TrainingHandle(proc, q, stop, pause)
