@@ -321,3 +321,17 @@ def test_cache_key_row_matches_stub_hash(workspace, stub):
         c.complete_sync(_msg("exact"))
     req = json.loads(_rows(workspace)[0]["request"])
     assert stub.requests[messages_hash(req["messages"])] == 1
+
+
+def test_bare_model_name_with_api_base_is_openai_compatible(workspace, stub):
+    with LLMClient(workspace, model="my-served-model", api_bases=[stub.base_url],
+                   retry_base=0.01) as c:
+        c.check()
+        assert c.model == "openai/my-served-model"
+        assert c.complete_sync(_msg("hi")).ok
+    assert stub.bodies[-1]["model"] == "my-served-model"
+
+
+def test_ollama_needs_no_key(workspace, monkeypatch):
+    monkeypatch.delenv("OLLAMA_API_BASE", raising=False)
+    LLMClient(workspace, model="ollama/llama3.1").check()   # no UserError: no key needed

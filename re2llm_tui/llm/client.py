@@ -333,8 +333,12 @@ class LLMClient:
                 env = litellm.validate_environment(model=self.model)
             except Exception:  # noqa: BLE001 - unknown to litellm's key table
                 env = {"keys_in_environment": True}
-            if not env.get("keys_in_environment", True):
-                missing = ", ".join(env.get("missing_keys") or []) or "an API key"
+            # a missing *_API_BASE is not a key: litellm has a default (ollama: localhost)
+            missing_keys = [k for k in (env.get("missing_keys") or [])
+                            if not k.endswith("_API_BASE")]
+            if not env.get("keys_in_environment", True) and (
+                    missing_keys or not env.get("missing_keys")):
+                missing = ", ".join(missing_keys) or "an API key"
                 raise UserError(f"model {self.model!r} needs {missing} in the environment "
                                 "(keys are read from environment variables only)")
         self._checked = True
