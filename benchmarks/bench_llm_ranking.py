@@ -1,12 +1,15 @@
 """Measure the local model's ranking methods on real test sessions and print HR@10 / NDCG@10.
 
-    python benchmarks/bench_llm_ranking.py [--n 100] [--methods logprob,sequential,generate]
+    python benchmarks/bench_llm_ranking.py [--n 5] [--methods logprob,sequential,generate]
         [--datasets games,movies] [--out results.jsonl]
+
+The README's figures come from ``--n 100 --out FILE`` (hours on 2 cores; resumable); the
+default (5 sessions) is a quick look for ``make bench``.
 
 Runs the embedded SmolLM2-135M in-process (one thread; ~5-20 s per session and method on
 2 cores), interleaving methods and datasets session by session so partial results are
-comparable.  Results are appended to ``--out`` as JSON lines and an existing file is
-resumed (finished (dataset, session, method) triples are skipped).  Random ranking of 10
+comparable.  With ``--out``, results are appended there as JSON lines and an existing file
+is resumed (finished (dataset, session, method) triples are skipped).  Random ranking of 10
 out of 50 candidates gives HR@10 = 0.20 and NDCG@10 = 0.091 in expectation.
 """
 
@@ -67,10 +70,10 @@ def format_table(table) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=100)
+    ap.add_argument("--n", type=int, default=5)
     ap.add_argument("--methods", default="logprob,sequential")
     ap.add_argument("--datasets", default="games,movies")
-    ap.add_argument("--out", default="llm_ranking_measure.jsonl")
+    ap.add_argument("--out", default=None, help="JSON lines file (appended, resumed)")
     ap.add_argument("--summary", default=None, help="also write the table to this file")
     args = ap.parse_args(argv)
 
@@ -80,6 +83,10 @@ def main(argv=None) -> int:
     methods = [m for m in args.methods.split(",") if m]
     datasets = [d for d in args.datasets.split(",") if d]
     rows, done = [], set()
+    if args.out is None:
+        import tempfile
+
+        args.out = os.path.join(tempfile.mkdtemp(), "ranking.jsonl")
     if os.path.exists(args.out):
         with open(args.out) as fh:
             for line in fh:
