@@ -60,8 +60,8 @@ class Tmux:
                        capture_output=True, timeout=20)
 
 
-@pytest.mark.parametrize("size", [(100, 30), (200, 50)])
-def test_app_in_tmux(tmp_path, data_dir, size):
+@pytest.mark.parametrize("size,train", [((100, 30), True), ((200, 50), False)])
+def test_app_in_tmux(tmp_path, data_dir, size, train):
     build_workspace(tmp_path / "kb.sqlite", data_dir)
     env = {**os.environ, "RE2LLM_DATA": str(data_dir), "TERM": "xterm-256color"}
     cli = (f"{shlex.quote(sys.executable)} -c 'from re2llm_tui.cli import entry; entry()' "
@@ -80,15 +80,16 @@ def test_app_in_tmux(tmp_path, data_dir, size):
         tmux.wait_for("No evaluation yet")
         tmux.keys("4")
         tmux.wait_for("state idle")
-        tmux.keys("s")                                 # start training from the running app
-        time.sleep(3)
-        screen = tmux.screen()
-        assert "fds_to_keep" not in screen, screen
-        tmux.keys("x")
+        if train:
+            tmux.keys("s")                             # start training from the running app
+            tmux.wait_for("started a new run")
+            time.sleep(2)
+            screen = tmux.screen()
+            assert "fds_to_keep" not in screen and "training failed" not in screen, screen
         tmux.keys("?")
         tmux.wait_for("Hint review")                   # the help lists the keys
-        tmux.keys("Escape", "1", "q")
-        deadline = time.monotonic() + 30
+        tmux.keys("Escape", "1", "q")                  # quit mid-training: stops it first
+        deadline = time.monotonic() + 150
         while time.monotonic() < deadline and not (
                 marker.exists() and marker.read_text().strip()):
             time.sleep(0.3)

@@ -452,6 +452,34 @@ class Re2LLMApp(App):
             if hasattr(screen, "show_evaluation"):
                 screen.show_evaluation(message)
 
+    # ----------------------------------------------------------------- quitting
+    async def action_quit(self) -> None:
+        """Quit; a running training process is stopped first and saves its checkpoint (a
+        second q while it does so quits at once and terminates it)."""
+        handle = self.trainer
+        if handle is None or not handle.is_alive():
+            self.exit()
+            return
+        if getattr(self, "_quitting", False):
+            handle.terminate()
+            self.exit()
+            return
+        self._quitting = True
+        handle.stop()
+        self.training_state = handle.state
+        self.notify("stopping training: waiting for it to save its checkpoint, then quitting "
+                    "(q again: quit now, losing the steps since the last checkpoint)",
+                    title="quit", timeout=60)
+        self._quit_after_training(handle)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="quit",
+          description="stop training, then quit")
+    def _quit_after_training(self, handle) -> None:
+        handle.join(timeout=120)
+        if handle.is_alive():
+            handle.terminate()
+        self.call_from_thread(self.exit)
+
     # ----------------------------------------------------------------- global actions
     def action_help(self) -> None:
         from .screens.help import HelpScreen
