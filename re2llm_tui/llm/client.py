@@ -52,6 +52,7 @@ import random
 import socket
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 from urllib.parse import urlsplit
@@ -259,7 +260,7 @@ class LLMClient:
         self._lock = threading.Lock()
         self._started = 0            # requests reserved against max_calls
         self._local = threading.local()
-        self._sems: dict[int, asyncio.Semaphore] = {}
+        self._sems: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loop -> sem
         self._inflight: dict[tuple[int, str], asyncio.Future] = {}
         self._router = None
         self._checked = False
@@ -429,9 +430,9 @@ class LLMClient:
 
     def _sem(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
-        sem = self._sems.get(id(loop))
+        sem = self._sems.get(loop)
         if sem is None:
-            sem = self._sems[id(loop)] = asyncio.Semaphore(self.concurrency)
+            sem = self._sems[loop] = asyncio.Semaphore(self.concurrency)
         return sem
 
     # ----------------------------------------------------------------- calls
@@ -703,6 +704,10 @@ class LLMClient:
             except Exception:  # noqa: BLE001 - another thread's connection
                 pass
         self._local = threading.local()
+        # loop-bound state: a later call starts afresh on a new loop
+        self._sems.clear()
+        self._inflight.clear()
+        self._router = None
 
     def __enter__(self):
         return self
