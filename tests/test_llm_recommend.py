@@ -226,3 +226,23 @@ def test_run_killed_midway_resumes_without_repeating_a_call(workspace, data_dir)
         assert con.execute("SELECT COUNT(*) FROM run_items WHERE run_id=?",
                            [runs[0]["id"]]).fetchone()[0] == 12
         assert json.loads(runs[0]["metrics"])["hr@10"] == pytest.approx(0.5)
+
+
+def test_cli_hint_id_appends_the_kb_hint(run_cli, workspace, data_dir):
+    from re2llm_tui.datasets import load_release_hints
+
+    hint = load_release_hints("games", data_dir)[3]
+    sessions = load_sessions("games", "test", data_dir)[:2]
+    with StubServer(reply_fn=_target_first(sessions, set())) as srv:
+        code, out, err = run_cli("recommend", "--dataset", "games", "--limit", "2",
+                                 "--hint-id", "3", "--model", "openai/stub-model",
+                                 "--api-base", srv.base_url, "--db", workspace,
+                                 "--data-dir", data_dir, "--json")
+        assert code == 0, err
+        assert all(b["messages"][-1]["content"].endswith(hint) for b in srv.bodies)
+        code, out, err = run_cli("recommend", "--dataset", "games", "--limit", "2",
+                                 "--hint-id", "999", "--model", "openai/stub-model",
+                                 "--api-base", srv.base_url, "--db", workspace,
+                                 "--data-dir", data_dir)
+        assert code == 2 and "999" in err and len(err.strip().splitlines()) == 1
+        assert srv.n_requests == 2
