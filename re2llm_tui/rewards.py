@@ -140,25 +140,23 @@ class LLMRewards:
     def rewards(self, sessions: np.ndarray, actions: np.ndarray) -> np.ndarray:
         sessions = np.asarray(sessions, dtype=np.int64)
         actions = np.asarray(actions, dtype=np.int64)
-        need: set[tuple[int, int]] = set()
-        for i, a in zip(sessions.tolist(), actions.tolist()):
-            if a == 0:
-                continue
-            for col in (0, a):
-                if not np.isfinite(self.ndcg[i, col]):
-                    need.add((i, col))
-        n_hit = sum(1 for i, a in zip(sessions.tolist(), actions.tolist())
-                    if a == 0 or not ({(i, 0), (i, a)} & need))
-        self.hits += n_hit
-        if need:
+        base = self.ndcg[sessions, 0]
+        with_hint = self.ndcg[sessions, actions]
+        known = (actions == 0) | (np.isfinite(base) & np.isfinite(with_hint))
+        if not known.all():
+            need: set[tuple[int, int]] = set()
+            for i, a in zip(sessions[~known].tolist(), actions[~known].tolist()):
+                for col in (0, a):
+                    if not np.isfinite(self.ndcg[i, col]):
+                        need.add((i, col))
             self.compute(sorted(need, key=lambda p: (p[1], p[0])))
-        out = np.zeros(len(sessions), dtype=np.float32)
-        for j, (i, a) in enumerate(zip(sessions.tolist(), actions.tolist())):
-            if a == 0:
-                continue
-            base, with_hint = self.ndcg[i, 0], self.ndcg[i, a]
-            out[j] = (with_hint - base) if np.isfinite(base) and np.isfinite(with_hint) else 0.0
-        return out
+            base = self.ndcg[sessions, 0]
+            with_hint = self.ndcg[sessions, actions]
+        self.hits += int(known.sum())
+        out = with_hint - base
+        # "no hint" is 0 by definition; a pair whose call failed is neutral (0)
+        out[(actions == 0) | ~np.isfinite(out)] = 0.0
+        return out.astype(np.float32)
 
     def stats(self) -> dict:
         return {"llm_calls": self.calls, "cache_hits": self.hits, "failed": self.failed,
