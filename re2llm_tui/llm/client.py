@@ -25,8 +25,9 @@ Every LLM call goes through :class:`LLMClient`.  Public API (stable; other modul
   ``cached=1``.  Failed calls are logged with ``status='failed'`` and are not cached.
   Identical concurrent requests share one call.
 * **Retries**: rate limits, timeouts, connection errors, 5xx and unparseable replies are
-  retried ``max_retries`` times with exponential backoff and full jitter; then the call is
-  returned with ``error`` set (and logged as failed): callers go on and count failures.
+  retried ``max_retries`` times with exponential backoff and jitter (or the server's
+  ``Retry-After``); then the call is returned with ``error`` set (and logged as failed):
+  callers go on and count failures.
 * **Budget**: ``max_calls`` (requests actually sent, cache hits free) and ``max_cost`` (USD,
   litellm's cost tables; 0 for local models): once reached, the next request raises
   :class:`BudgetExceeded` before it is sent; everything done so far is in the cache, so the
