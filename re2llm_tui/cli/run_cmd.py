@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from typing import List, Optional
+
 from .common import DataDir, Dataset, Db, OptPath, OptStr
 
 
@@ -18,17 +20,33 @@ def register(app: typer.Typer) -> None:
             db: OptPath = Db,
             data_dir: OptPath = DataDir,
             split: str = typer.Option("train", "--split", "-s",
-                                      help="split browsed on the sessions screen")) -> None:
+                                      help="split browsed on the sessions screen"),
+            api_base: Optional[List[str]] = typer.Option(
+                None, "--api-base", help="OpenAI-compatible server(s) for --model (repeat to "
+                "spread calls over several)"),
+            train_steps: Optional[int] = typer.Option(
+                None, "--train-steps", help="PPO steps of a training run started in the app "
+                "(default: the trainer's)"),
+            train_limit: Optional[int] = typer.Option(
+                None, "--train-limit", help="train on the first N training sessions only"),
+            train_prefill: bool = typer.Option(
+                False, "--train-prefill", help="compute the whole reward table before PPO")
+            ) -> None:
         """Open the workbench: sessions, recommendations, reflections, hints, training, evaluation."""
         from ..datasets import SPLITS
-        from ..errors import DataError, UserError
+        from ..errors import UserError
 
         if split not in SPLITS:
             raise UserError(f"unknown split {split!r}: choose train or test")
-        try:
-            from ..tui.app import make_app, run_app
+        for name, value in (("--train-steps", train_steps), ("--train-limit", train_limit)):
+            if value is not None and value < 1:
+                raise UserError(f"{name} must be >= 1 (got {value})")
+        train = {k: v for k, v in (("steps", train_steps), ("limit", train_limit)) if v}
+        if train_prefill:
+            train["prefill"] = True
+        llm = {"api_bases": list(api_base)} if api_base else {}
+        from ..tui.app import make_app, run_app   # Textual is imported only here
 
-            tui = make_app(dataset, model=model, db=db, data_dir=data_dir, split=split)
-        except DataError as exc:
-            raise UserError(str(exc)) from None
+        tui = make_app(dataset, model=model, db=db, data_dir=data_dir, split=split,
+                       train_options=train, llm_options=llm)
         run_app(tui)

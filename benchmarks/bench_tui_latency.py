@@ -1,0 +1,160 @@
+"""Key-to-screen latency of the workbench in a real terminal (tmux) while the agent trains.
+
+The real ``re2llm-tui run`` runs in a tmux pane (200x50) on a workspace built from fixtures,
+with a loopback OpenAI-compatible stub server (tests/stub_server.py, its own process) as the
+LLM, so the reward table is prefilled quickly and PPO then runs at full speed in the app's
+spawned training process.  Two kinds of keys: cursor moves in the 500-row
+sessions table (while the charts of the training screen keep updating in the background of
+the app), and screen switches between the sessions and the training screen.  Latency is the
+time from ``tmux send-keys`` until ``capture-pane`` shows a changed pane (polled every ~2 ms
+plus ~3 ms per capture: the figures include that resolution).  Prints p50 / p95 / max without and with training.
+Target: p95 < 50 ms while training.
+
+    python benchmarks/bench_tui_latency.py [--keys 60] [--sessions 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+class Pane:
+    def __init__(self, command: str, cwd: Path, env: dict, size=(200, 50)) -> None:
+        self.sock = f"re2llm-bench-{uuid.uuid4().hex[:8]}"
+        self.env = env
+        self.tmux("new-session", "-d", "-s", "b", "-x", str(size[0]), "-y", str(size[1]),
+                  "-c", str(cwd), command)
+
+    def tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.sock, *args], env=self.env, check=True,
+                              capture_output=True, text=True).stdout
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-t", "b", "-p")
+
+    def key(self, k: str) -> None:
+        self.tmux("send-keys", "-t", "b", k)
+
+    def wait_for(self, text: str, timeout: float = 120.0) -> float:
+        t0 = time.perf_counter()
+        while True:
+            if text in self.screen():
+                return time.perf_counter() - t0
+            if time.perf_counter() - t0 > timeout:
+                raise SystemExit(f"{text!r} not shown after {timeout}s:\n{self.screen()}")
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.sock, "kill-server"], env=self.env,
+                       capture_output=True)
+
+
+def key_to_change(pane: Pane, key: str, want: str | None = None) -> float:
+    """ms from sending ``key`` until the pane differs from before (and shows ``want``)."""
+    before = pane.tmux("capture-pane", "-e", "-t", "b", "-p")
+    t = time.perf_counter()
+    pane.key(key)
+    while True:
+        now = pane.tmux("capture-pane", "-e", "-t", "b", "-p")
+        if now != before and (want is None or want in pane.screen()):
+            return (time.perf_counter() - t) * 1000
+        if time.perf_counter() - t > 10:
+            raise SystemExit(f"no change after {key!r} (want {want!r}):\n{pane.screen()}")
+        time.sleep(0.002)
+
+
+def measure(pane: Pane, n: int) -> dict[str, list[float]]:
+    """Cursor moves in the 500-row sessions table, and screen switches (sessions <-> training)."""
+    out: dict[str, list[float]] = {"cursor": [], "switch": []}
+    for i in range(n):
+        out["cursor"].append(key_to_change(pane, "Down" if i % 2 == 0 else "Up"))
+        time.sleep(0.15)          # a user's pace
+    for i in range(max(4, n // 4)):
+        key, want = (("4", "› Training") if i % 2 == 0 else ("1", "› Sessions"))
+        out["switch"].append(key_to_change(pane, key, want))
+        time.sleep(0.3)
+    return out
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--keys", type=int, default=60)
+    p.add_argument("--sessions", type=int, default=50)
+    args = p.parse_args()
+    if shutil.which("tmux") is None:
+        raise SystemExit("tmux is needed (apt-get install -y tmux)")
+    from tui_snapshot_app import build_workspace
+
+    data_dir = os.environ.get("RE2LLM_DATA") or str(ROOT.parent / "shared" / "datasets" /
+                                                     "re2llm-release")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-tui-"))
+    build_workspace(tmp / "kb.sqlite", data_dir)
+    env = {**os.environ, "RE2LLM_DATA": data_dir, "TERM": "xterm-256color",
+           "OPENAI_API_KEY": "sk-bench-not-a-real-key", "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+           "HF_HUB_OFFLINE": "1"}
+    stub = subprocess.Popen([sys.executable, str(ROOT / "tests" / "stub_server.py")],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    port = stub.stdout.readline().strip().split()[-1]
+    cli = (f"{shlex.quote(sys.executable)} -c 'from re2llm_tui.cli import entry; entry()' run "
+           f"--dataset games --db kb.sqlite --model openai/stub --api-base "
+           f"http://127.0.0.1:{port}/v1 --train-limit {args.sessions} --train-steps 100000000 "
+           f"--train-prefill")
+    pane = Pane(cli, tmp, env)
+    try:
+        pane.wait_for("› Sessions")
+        time.sleep(2)
+        pane.key("Escape")                      # focus the table (not the search box)
+        idle = measure(pane, args.keys)
+        pane.key("4")
+        pane.wait_for("› Training")
+        pane.key("s")
+        t = pane.wait_for("started a new run")
+        t0 = time.perf_counter()
+        while "steps/s —" in pane.screen() or "steps/s" not in pane.screen():
+            if time.perf_counter() - t0 > 900:
+                raise SystemExit("training did not report steps/s:\n" + pane.screen())
+            time.sleep(0.5)
+        warm = time.perf_counter() - t0
+        pane.key("1")
+        time.sleep(1)
+        busy = measure(pane, args.keys)
+        pane.key("4")
+        pane.wait_for("› Training")
+        time.sleep(1)
+        status = next((ln for ln in pane.screen().splitlines() if "steps/s" in ln), "")
+        pane.key("q")
+        time.sleep(1)
+    finally:
+        pane.close()
+        stub.terminate()
+    print(f"terminal tmux 200x50; training on {args.sessions} sessions (stub LLM, prefilled); "
+          f"{args.keys} keys per phase")
+    print(f"training start until the first scalars: {warm:.1f} s")
+    print(f"training status while measuring: {status.strip()}")
+    for phase, res in (("idle", idle), ("training", busy)):
+        for kind, xs in res.items():
+            print(f"{phase:>9} {kind:>6} (n={len(xs):3d}): p50 {statistics.median(xs):6.1f} ms  "
+                  f"p95 {pct(xs, .95):6.1f} ms  max {max(xs):6.1f} ms")
+    print("target p95 < 50 ms while training (cursor keys):",
+          "MET" if pct(busy["cursor"], .95) < 50 else "NOT MET")
+
+if __name__ == "__main__":
+    main()
