@@ -21,11 +21,13 @@ from tui_snapshot_app import DATASET, TuiScript, make_fixture_app
 
 SIZE = (120, 40)
 N_SESSIONS = 6
+N_EVAL = 3
 
 
 @pytest.fixture
 def stub(data_dir):
-    script = TuiScript(load_sessions(DATASET, "train", data_dir)[:N_SESSIONS])
+    script = TuiScript(load_sessions(DATASET, "train", data_dir)[:N_SESSIONS]
+                       + load_sessions(DATASET, "test", data_dir)[:N_EVAL])
     with StubServer(reply_fn=script) as srv:
         yield srv
 
@@ -41,7 +43,8 @@ def train_app(tmp_path, data_dir, monkeypatch, stub):
             tmp_path, data_dir, model="openai/stub-model",
             llm_options={"max_retries": 0, "api_bases": [stub.base_url]},
             train_options={"steps": steps, "limit": N_SESSIONS, "log_every": 32,
-                           "checkpoint_every": 64, "ppo": {"threads": 1}})
+                           "checkpoint_every": 64, "ppo": {"threads": 1}},
+            eval_options={"limit": N_EVAL, "n_boot": 50})
         app.show_demo_notice = False
         return app
 
@@ -58,7 +61,8 @@ async def wait_until(pilot, cond, timeout: float = 120.0, what: str = "") -> Non
         await pilot.pause()
 
 
-async def test_training_from_the_running_app_draws_live_charts(train_app, tmp_path):
+async def test_train_then_evaluate_from_the_running_app(train_app, tmp_path):
+    """Train a few steps in the spawned process (live charts), then evaluate (worker)."""
     from re2llm_tui.tui.screens.training import TrainingScreen
 
     app = train_app(steps=256)
@@ -85,6 +89,30 @@ async def test_training_from_the_running_app_draws_live_charts(train_app, tmp_pa
         db = open_workspace(tmp_path / "kb.sqlite")
         run = list(db.query("SELECT * FROM train_runs"))[-1]
         assert run["status"] == "done" and run["step"] == 256
+        # evaluate: the table and the NDCG@10 bar chart of every policy
+        from re2llm_tui.tui.screens.evaluation import EvaluationScreen
+
+        await pilot.press("5")
+        await pilot.pause()
+        assert isinstance(app.screen, EvaluationScreen)
+        await pilot.press("e")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        result = app.last_evaluation
+        assert result is not None, [n.message for n in app._notifications]
+        assert "no hint" in result.rows and "agent (argmax)" in result.rows
+        assert all(r["n"] == N_EVAL for r in result.rows.values())
+        table = app.screen.query_one("#eval-table").content
+        import io
+        from rich.console import Console
+
+        con = Console(width=250, record=True, file=io.StringIO(), color_system=None)
+        con.print(table)
+        text = con.export_text()
+        for policy in result.rows:
+            assert policy in text
+        stored = list(db.query("SELECT * FROM runs WHERE kind='evaluate'"))
+        assert len(stored) >= len(result.rows) - 1   # every LLM row is stored as a run
 
 
 async def test_stop_then_resume_and_quit_keeps_the_checkpoint(train_app, tmp_path):

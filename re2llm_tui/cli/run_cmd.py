@@ -30,7 +30,10 @@ def register(app: typer.Typer) -> None:
             train_limit: Optional[int] = typer.Option(
                 None, "--train-limit", help="train on the first N training sessions only"),
             train_prefill: bool = typer.Option(
-                False, "--train-prefill", help="compute the whole reward table before PPO")
+                False, "--train-prefill", help="compute the whole reward table before PPO"),
+            eval_limit: Optional[int] = typer.Option(
+                None, "--eval-limit", help="evaluate on the first N sessions of the test "
+                "split only")
             ) -> None:
         """Open the workbench: sessions, recommendations, reflections, hints, training, evaluation."""
         from ..datasets import SPLITS
@@ -38,7 +41,8 @@ def register(app: typer.Typer) -> None:
 
         if split not in SPLITS:
             raise UserError(f"unknown split {split!r}: choose train or test")
-        for name, value in (("--train-steps", train_steps), ("--train-limit", train_limit)):
+        for name, value in (("--train-steps", train_steps), ("--train-limit", train_limit),
+                            ("--eval-limit", eval_limit)):
             if value is not None and value < 1:
                 raise UserError(f"{name} must be >= 1 (got {value})")
         train = {k: v for k, v in (("steps", train_steps), ("limit", train_limit)) if v}
@@ -48,5 +52,6 @@ def register(app: typer.Typer) -> None:
         from ..tui.app import make_app, run_app   # Textual is imported only here
 
         tui = make_app(dataset, model=model, db=db, data_dir=data_dir, split=split,
-                       train_options=train, llm_options=llm)
+                       train_options=train, llm_options=llm,
+                       eval_options={"limit": eval_limit} if eval_limit else {})
         run_app(tui)

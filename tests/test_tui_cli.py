@@ -1,0 +1,40 @@
+"""`re2llm-tui run`: bad input is one line + exit 2 before any UI; the CLI never imports
+Textual at start-up; the core imports without the UI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_cli_and_core_do_not_import_textual():
+    code = ("import sys, re2llm_tui.cli, re2llm_tui.kb, re2llm_tui.recommend, "
+            "re2llm_tui.reflection; print('textual' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "False"
+
+
+def test_run_bad_input_is_one_line(run_cli, tmp_path, data_dir):
+    for args, needle in ((["--dataset", "books"], "unknown dataset"),
+                         (["--split", "valid"], "unknown split"),
+                         (["--train-steps", "0"], "--train-steps must be >= 1"),
+                         (["--data-dir", str(tmp_path)], "not found in --data-dir"),
+                         (["--db", str(tmp_path)], "is a directory")):
+        code, out, err = run_cli("run", *args)
+        assert code == 2, (args, out, err)
+        assert err.count("\n") == 1 and needle in err, (args, err)
+        assert "Traceback" not in err
+
+
+def test_make_app_header_marks_the_demo_model(tmp_path, data_dir, monkeypatch):
+    from re2llm_tui.tui.app import make_app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RE2LLM_MODEL", raising=False)
+    app = make_app("game", db="kb.sqlite", data_dir=data_dir)
+    assert app.config.dataset == "games" and app.config.is_demo_model
+    text = app.header_text("Sessions").plain
+    assert "DEMO 135M" in text and "games/train" in text and "kb.sqlite" in text
+    other = make_app("movies", model="gpt-4o-mini", db="kb.sqlite", data_dir=data_dir)
+    assert "DEMO" not in other.header_text("").plain
