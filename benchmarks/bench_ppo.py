@@ -6,8 +6,9 @@
 Prints, for the release hyperparameters (batch 32, 10 epochs, minibatch 32, hidden 64):
 
 (a) the whole PPO loop (rollout of 32 sessions, advantages, 10 epochs of clipped updates of
-    actor and critic, periodic reports) in env steps/s, with the actor and critic updates in
-    turn (``threads=1``) and concurrently (``threads=2``) -- target >= 20,000 on 2 cores;
+    actor and critic, periodic reports) in env steps/s -- target >= 20,000 on 2 cores -- by
+    the wall clock and by the process's CPU time (what an otherwise idle core would give:
+    other processes on the machine lower the wall-clock figure, not the CPU-time one);
 (b) the vectorised rollout alone (policy forward, sampling, reward lookup) in env steps/s;
 (c) the same PPO update written the textbook way (autograd + torch.optim.Adam +
     clip_grad_norm_, :func:`re2llm_tui.agent.reference_update`) for comparison.
@@ -41,17 +42,19 @@ def problem(n: int, n_actions: int, dim: int):
     return states, table
 
 
-def bench_loop(states, table, steps: int, threads: int, repeat: int) -> float:
+def bench_loop(states, table, steps: int, repeat: int) -> tuple[float, float]:
+    """(best wall-clock, best CPU-time) env steps/s of the whole PPO loop."""
     from re2llm_tui.agent import PPOConfig, PPOTrainer, RewardTable
 
-    best = 0.0
+    best_wall = best_cpu = 0.0
     for _ in range(repeat):
-        cfg = PPOConfig(total_steps=steps, threads=threads, log_every=max(1024, steps // 16))
+        cfg = PPOConfig(total_steps=steps, log_every=max(1024, steps // 16))
         trainer = PPOTrainer(states, RewardTable(table), cfg)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = trainer.train()
-        best = max(best, out.step / (time.perf_counter() - t0))
-    return best
+        best_wall = max(best_wall, out.step / (time.perf_counter() - t0))
+        best_cpu = max(best_cpu, out.step / (time.process_time() - c0))
+    return best_wall, best_cpu
 
 
 def bench_rollout(states, table, batches: int, repeat: int) -> float:
@@ -113,14 +116,11 @@ def main() -> None:
     print(f"PPO on a cached reward table: {args.sessions} sessions x {args.actions} actions, "
           f"{args.dim}-d states; batch 32, 10 epochs, minibatch 32, hidden 64")
     print(f"cores: {os.cpu_count()}, load average (1 min) before: {os.getloadavg()[0]:.2f}")
-    results = {}
-    for threads in (1, 2):
-        sps = bench_loop(states, table, args.steps, threads, args.repeat)
-        results[threads] = sps
-        print(f"(a) full PPO loop, threads={threads}: {sps:,.0f} env steps/s")
-    best = max(results.values())
+    best, cpu = bench_loop(states, table, args.steps, args.repeat)
+    print(f"(a) full PPO loop: {best:,.0f} env steps/s by the wall clock, {cpu:,.0f} per "
+          "CPU-second")
     verdict = "meets" if best >= TARGET else "BELOW"
-    print(f"    best {best:,.0f} env steps/s: {verdict} the target of {TARGET:,} on 2 cores")
+    print(f"    {verdict} the target of {TARGET:,} env steps/s (wall clock)")
     print(f"(b) rollout only (policy forward, sampling, reward lookup): "
           f"{bench_rollout(states, table, 500, args.repeat):,.0f} env steps/s")
     if args.autograd_steps:

@@ -18,9 +18,10 @@ here: ~650 env steps/s).  :class:`_ManualMLP` therefore writes the update out by
 forward pass, the backward pass of the PPO / value loss, gradient clipping and a fused Adam
 step, on preallocated buffers that *are* the parameters of the ``nn.Module`` networks (the
 biases live in an extra weight column).  :func:`reference_update` is the same update with
-autograd and ``torch.optim.Adam``; the tests check that both give the same parameters.  The
-actor and the critic share nothing but the rollout, so their epochs run concurrently on two
-threads (``PPOConfig.threads``).
+autograd and ``torch.optim.Adam``; the tests check that both give the same parameters.
+Kernels run single-threaded (:func:`single_threaded`): at these sizes BLAS threads only
+contend, and running the actor's and the critic's epochs on two Python threads gained
+nothing measurable (the GIL serialises their many small operations).
 
 Checkpoints hold the networks, the optimiser moments, the RNG state, the step, the episode
 position and the KB version + hint ids of the action list; :meth:`PPOTrainer.load` refuses a
@@ -29,7 +30,6 @@ checkpoint made for another KB version (:class:`KBVersionMismatch`).
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import hashlib
 import math
@@ -89,12 +89,10 @@ class PPOConfig:
     """environment steps between scalar reports (rounded up to whole updates)"""
     eval_every: int = 0
     """steps between greedy evaluations over all sessions (0: at every report)"""
-    threads: int = 2
-    """1: actor and critic updates in turn; 2: concurrently (two cores)"""
 
     def validate(self) -> "PPOConfig":
         ints = {"total_steps": 1, "hidden": 1, "update_epochs": 1, "batch_size": 1,
-                "minibatch_size": 1, "log_every": 1, "eval_every": 0, "threads": 1}
+                "minibatch_size": 1, "log_every": 1, "eval_every": 0}
         for name, low in ints.items():
             value = getattr(self, name)
             if not isinstance(value, int) or value < low:
@@ -497,9 +495,9 @@ def _critic_epochs(mlp: _ManualMLP, schedule: list[_Minibatch], frac: float,
 def single_threaded():
     """Single-threaded BLAS and torch kernels for the duration (restored afterwards).
 
-    At these matrix sizes threads only contend, and OpenBLAS's spinning workers collapse
-    throughput when the two cores are shared with anything else (measured: 25x slower).
-    Parallelism comes from running the actor and the critic on two threads instead.
+    At these matrix sizes (32 x 385 x 64) threads only contend, and OpenBLAS's spinning
+    workers collapse throughput when the cores are shared with anything else (measured:
+    25x slower).
     """
     from threadpoolctl import threadpool_limits
 
@@ -665,20 +663,15 @@ class PPOTrainer:
                                       batch.adv_raw[sel], batch.returns[sel], cfg))
         return out, False
 
-    def _update(self, pool, want_stats: bool) -> dict:
+    def _update(self, want_stats: bool) -> dict:
         cfg = self.cfg
         frac = 1.0 - self.update / cfg.num_updates if cfg.anneal_lr else 1.0
         batch = self._rollout()
         acts, rewards = batch.actions, batch.returns
         schedule, reuse = self._schedule(batch)
         stats: dict | None = {} if want_stats else None
-        if pool is not None:
-            fut = pool.submit(_critic_epochs, self.critic_mlp, schedule, frac, reuse, stats)
-            _actor_epochs(self.actor_mlp, schedule, cfg, frac, reuse, stats)
-            fut.result()
-        else:
-            _critic_epochs(self.critic_mlp, schedule, frac, reuse, stats)
-            _actor_epochs(self.actor_mlp, schedule, cfg, frac, reuse, stats)
+        _critic_epochs(self.critic_mlp, schedule, frac, reuse, stats)
+        _actor_epochs(self.actor_mlp, schedule, cfg, frac, reuse, stats)
         self.update += 1
         self.step += cfg.batch_size
         self.win_reward += float(rewards.sum(dtype=np.float64))
@@ -701,8 +694,6 @@ class PPOTrainer:
         control = control or Control()
         limits = single_threaded()
         limits.__enter__()
-        pool = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ppo-critic")
-                if cfg.threads >= 2 else None)
         next_ckpt = (self.step + checkpoint_every) if checkpoint_every else None
         status = "done"
         try:
@@ -719,7 +710,7 @@ class PPOTrainer:
                     continue
                 last = self.update + 1 == cfg.num_updates
                 report = self.step + cfg.batch_size >= self.next_log or last
-                stats = self._update(pool, want_stats=report)
+                stats = self._update(want_stats=report)
                 if report:
                     now = time.perf_counter()
                     self.win_time += now - t_mark
@@ -733,8 +724,6 @@ class PPOTrainer:
                 self.save(checkpoint_path)
             raise
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True)
             limits.__exit__(None, None, None)
         if checkpoint_path:
             self.save(checkpoint_path)
@@ -806,14 +795,14 @@ class PPOTrainer:
              config: PPOConfig | None = None) -> "PPOTrainer":
         """Resume from ``path``; the KB version and the sessions must be the checkpoint's.
 
-        ``config`` may change only ``total_steps``, ``log_every``, ``eval_every`` and
-        ``threads`` (the rest is the checkpoint's).
+        ``config`` may change only ``total_steps``, ``log_every`` and ``eval_every`` (the
+        rest is the checkpoint's).
         """
         ck = read_checkpoint(path)
         check_kb_version(ck, kb_version, hint_ids, where=str(path))
         saved = PPOConfig.from_dict(ck["config"])
         if config is not None:
-            for name in ("total_steps", "log_every", "eval_every", "threads"):
+            for name in ("total_steps", "log_every", "eval_every"):
                 setattr(saved, name, getattr(config, name))
         trainer = cls(states, source, saved, kb_version=ck["kb_version"], hint_ids=ck["hint_ids"])
         if trainer.fingerprint != ck["states_fingerprint"]:

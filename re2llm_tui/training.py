@@ -57,7 +57,7 @@ class TrainSpec:
     log_every: int = 1024
     checkpoint_every: int = 16384
     ppo: dict = field(default_factory=dict)
-    """PPOConfig overrides (e.g. {"threads": 1})"""
+    """PPOConfig overrides (e.g. {"clip_coef": 0.1}); unknown keys are ignored"""
 
 
 @dataclass

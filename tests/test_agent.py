@@ -37,7 +37,7 @@ def problem(n=60, d=24, n_actions=6, seed=0):
 
 
 def run(states, table, log=None, **cfg):
-    cfg = PPOConfig(**{"total_steps": 4096, "log_every": 512, "threads": 1, **cfg})
+    cfg = PPOConfig(**{"total_steps": 4096, "log_every": 512, **cfg})
     trainer = PPOTrainer(states, RewardTable(table), cfg, kb_version="kb-test",
                          hint_ids=list(range(table.shape[1])))
     seen = [] if log is None else log
@@ -61,8 +61,7 @@ def test_manual_update_equals_autograd_reference(minibatch, max_norm):
     rng = np.random.default_rng(1)
     states = rng.normal(size=(40, 12)).astype(np.float32)
     table = rng.normal(size=(40, 5)).astype(np.float32)
-    cfg = PPOConfig(total_steps=32 * 4, minibatch_size=minibatch, max_grad_norm=max_norm,
-                    threads=1, seed=7)
+    cfg = PPOConfig(total_steps=32 * 4, minibatch_size=minibatch, max_grad_norm=max_norm, seed=7)
     with ag.single_threaded():
         _compare_with_reference(states, table, cfg, minibatch)
 
@@ -124,7 +123,7 @@ def test_defaults_are_the_release_hyperparameters():
 
 def test_agent_learns_the_helpful_hint_per_session():
     states, table = problem()
-    trainer, log = run(states, table, total_steps=12_288, threads=2)
+    trainer, log = run(states, table, total_steps=12_288)
     random_policy = float(table.mean())
     best_single = float(table.mean(axis=0).max())
     greedy = trainer.evaluate()
@@ -155,23 +154,15 @@ def test_reports_carry_the_namespaced_scalars():
 
 # --------------------------------------------------------------------------- determinism
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_same_seed_same_run(threads):
+def test_same_seed_same_run():
     states, table = problem(n=30)
-    a, log_a = run(states, table, total_steps=2048, seed=5, threads=threads)
-    b, log_b = run(states, table, total_steps=2048, seed=5, threads=threads)
+    a, log_a = run(states, table, total_steps=2048, seed=5)
+    b, log_b = run(states, table, total_steps=2048, seed=5)
     assert curve(log_a) == curve(log_b)
     pa, pb = params(a), params(b)
     assert all(torch.equal(pa[k], pb[k]) for k in pa)
-    c, log_c = run(states, table, total_steps=2048, seed=6, threads=threads)
+    c, log_c = run(states, table, total_steps=2048, seed=6)
     assert curve(log_c) != curve(log_a)
-
-
-def test_threads_do_not_change_the_numbers():
-    states, table = problem(n=30)
-    a, log_a = run(states, table, total_steps=1024, threads=1)
-    b, log_b = run(states, table, total_steps=1024, threads=2)
-    assert curve(log_a) == curve(log_b)
 
 
 def test_training_leaves_global_rng_and_threads_alone():
@@ -191,7 +182,7 @@ def test_resume_from_checkpoint_continues_the_same_curve(tmp_path):
     full, log_full = run(states, table, total_steps=4096, log_every=512)
 
     ck = tmp_path / "agent.pt"
-    cfg = PPOConfig(total_steps=4096, log_every=512, threads=1)
+    cfg = PPOConfig(total_steps=4096, log_every=512)
     first = PPOTrainer(states, RewardTable(table), cfg, kb_version="kb-test",
                        hint_ids=list(range(6)))
     control = Control()
@@ -231,7 +222,7 @@ def test_a_stop_mid_window_and_a_reward_failure_resume_exactly(tmp_path):
             return super().rewards(s, a)
 
     ck = tmp_path / "agent.pt"
-    cfg = PPOConfig(total_steps=2048, log_every=512, threads=1)
+    cfg = PPOConfig(total_steps=2048, log_every=512)
     first = PPOTrainer(states, Flaky(table), cfg, kb_version="kb-test", hint_ids=list(range(6)))
     log_a = []
     with pytest.raises(RuntimeError, match="budget"):
@@ -247,7 +238,7 @@ def test_a_stop_mid_window_and_a_reward_failure_resume_exactly(tmp_path):
 
 def test_checkpoint_for_another_kb_version_is_refused(tmp_path):
     states, table = problem(n=10)
-    trainer = PPOTrainer(states, RewardTable(table), PPOConfig(total_steps=64, threads=1),
+    trainer = PPOTrainer(states, RewardTable(table), PPOConfig(total_steps=64),
                          kb_version="kb-aaaa", hint_ids=[0, 1, 2, 3, 4, 5])
     trainer.train(checkpoint_path=tmp_path / "a.pt")
     with pytest.raises(KBVersionMismatch) as exc:
@@ -268,7 +259,7 @@ def test_checkpoint_for_another_kb_version_is_refused(tmp_path):
 
 def test_checkpoint_for_other_sessions_or_a_foreign_file_is_refused(tmp_path):
     states, table = problem(n=10)
-    trainer = PPOTrainer(states, RewardTable(table), PPOConfig(total_steps=64, threads=1))
+    trainer = PPOTrainer(states, RewardTable(table), PPOConfig(total_steps=64))
     trainer.save(tmp_path / "a.pt")
     with pytest.raises(UserError, match="other sessions"):
         PPOTrainer.load(tmp_path / "a.pt", states + 1, RewardTable(table), kb_version="")
@@ -312,7 +303,7 @@ def test_reward_function_is_called_once_per_pair():
         return float(a == s % 3)
 
     src = RewardFunction(reward, n_sessions=12, n_actions=3)
-    trainer = PPOTrainer(np.eye(12, dtype=np.float32), src, PPOConfig(total_steps=2048, threads=1))
+    trainer = PPOTrainer(np.eye(12, dtype=np.float32), src, PPOConfig(total_steps=2048))
     trainer.train()
     assert len(calls) == len(set(calls)) <= 12 * 3
     assert src.stats()["llm_calls"] == len(calls)

@@ -65,8 +65,7 @@ def hand_metrics(ranks):
 
 def trained(workspace, data_dir, steps=512):
     s = train(TrainSpec(dataset="games", model=MODEL, steps=steps, prefill=True,
-                        db_path=str(workspace), data_dir=str(data_dir), limit=8, log_every=256,
-                        ppo={"threads": 1}))
+                        db_path=str(workspace), data_dir=str(data_dir), limit=8, log_every=256))
     assert s.status == "done"
     return s
 

@@ -59,8 +59,7 @@ def scripted(slice_, data_dir):
 
 def spec(workspace, data_dir, **kw) -> TrainSpec:
     base = dict(dataset="games", model=MODEL, steps=2048, seed=3, db_path=str(workspace),
-                data_dir=str(data_dir), limit=N, log_every=256, checkpoint_every=512,
-                ppo={"threads": 1})
+                data_dir=str(data_dir), limit=N, log_every=256, checkpoint_every=512)
     base.update(kw)
     return TrainSpec(**base)
 
@@ -172,7 +171,7 @@ def test_training_process_polls_pauses_stops_and_resumes(workspace, data_dir, sc
         src.prefill()
         src.close()
     kw = dict(model=MODEL, db_path=workspace, data_dir=data_dir, limit=N, steps=10**7,
-              seed=3, log_every=64, checkpoint_every=10**6, ppo={"threads": 1})
+              seed=3, log_every=64, checkpoint_every=10**6)
     handle = start_training_process("games", **kw)
     try:
         records = []
