@@ -95,7 +95,7 @@ def checkpoint_dir(db_path) -> Path:
     """The folder next to the workspace that holds its agents' checkpoints."""
     from .workspace import workspace_path
 
-    path = workspace_path(db_path)
+    path = workspace_path(db_path).resolve()
     return path.with_name(path.stem + ".checkpoints")
 
 
@@ -132,11 +132,14 @@ def find_resumable(db, dataset: str, model: str, seed: int, n_sessions: int) -> 
 
 def latest_run(db, dataset: str, model: str | None = None, *, run_id: int | None = None,
                finished_only: bool = False) -> dict | None:
-    """A training run by id, or the latest of a dataset (and model) with a checkpoint."""
+    """A training run by id, or the latest of a dataset (and model) whose checkpoint exists
+    (finished runs first)."""
     if run_id is not None:
         rows = list(db.query("SELECT * FROM train_runs WHERE id=?", [run_id]))
         if not rows:
             raise UserError(f"no training run {run_id}")
+        if not rows[0]["checkpoint"] or not Path(rows[0]["checkpoint"]).is_file():
+            raise UserError(f"training run {run_id} has no checkpoint yet")
         return rows[0]
     where = "dataset=? AND checkpoint IS NOT NULL"
     args: list = [dataset]
@@ -145,9 +148,11 @@ def latest_run(db, dataset: str, model: str | None = None, *, run_id: int | None
         args.append(model)
     if finished_only:
         where += " AND status='done'"
-    rows = list(db.query(f"SELECT * FROM train_runs WHERE {where} ORDER BY "
-                         "(status='done') DESC, id DESC LIMIT 1", args))
-    return rows[0] if rows else None
+    for row in db.query(f"SELECT * FROM train_runs WHERE {where} ORDER BY "
+                        "(status='done') DESC, id DESC", args):
+        if Path(row["checkpoint"]).is_file():
+            return row
+    return None
 
 
 def run_scalars(db, run_id: int, name: str | None = None) -> list[dict]:
