@@ -65,7 +65,8 @@ def test_app_in_tmux(tmp_path, data_dir, size, train):
     build_workspace(tmp_path / "kb.sqlite", data_dir)
     env = {**os.environ, "RE2LLM_DATA": str(data_dir), "TERM": "xterm-256color"}
     cli = (f"{shlex.quote(sys.executable)} -c 'from re2llm_tui.cli import entry; entry()' "
-           f"run --dataset games --db kb.sqlite --data-dir {shlex.quote(str(data_dir))}")
+           f"run --dataset games --db kb.sqlite --data-dir {shlex.quote(str(data_dir))} "
+           "--train-limit 4 --train-steps 64")
     marker = tmp_path / "exit.txt"
     tmux = Tmux(*size, f"{cli}; echo $? > {shlex.quote(str(marker))}; sleep 30", tmp_path, env)
     try:

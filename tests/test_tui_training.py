@@ -130,8 +130,10 @@ async def test_stop_then_resume_and_quit_keeps_the_checkpoint(train_app, tmp_pat
         assert run["status"] == "stopped" and Path(run["checkpoint"]).exists()
         stopped_at = run["step"]
         # resume continues the same run from its checkpoint
+        first = app.trainer
         await pilot.press("c")
-        await wait_until(pilot, lambda: app.trainer.run is not None, what="resumed run")
+        await wait_until(pilot, lambda: app.trainer is not first and app.trainer.run is not None,
+                         what="resumed run")
         assert app.trainer.run["resumed"] and app.trainer.run["run_id"] == run["id"]
         await wait_until(pilot, lambda: app.monitor.step > stopped_at, what="progress")
         handle = app.trainer

@@ -334,7 +334,10 @@ class Re2LLMApp(App):
         unfinished run of this dataset/model from its checkpoint)."""
         if self.trainer is not None and self.trainer.is_alive() and \
                 self.trainer.state in ("done", "stopped", "failed"):
-            self.trainer.join(timeout=5)          # finished: its process is exiting
+            # the previous run has finished and its process is exiting: start after it
+            self.notify("waiting for the previous training process to exit …", timeout=3)
+            self._start_after_exit(self.trainer, resume)
+            return
         if self.trainer is not None and self.trainer.is_alive():
             self.notify("training is already running (x stops it)", severity="warning")
             return
@@ -362,6 +365,14 @@ class Re2LLMApp(App):
         self.notify("resuming the latest unfinished run" if resume else "started a new run",
                     title="training", timeout=4)
         self._watch_training(self.trainer)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="training-start",
+          description="start training")
+    def _start_after_exit(self, handle, resume: bool) -> None:
+        handle.join(timeout=120)
+        if handle.is_alive():
+            raise RuntimeError("the previous training process did not exit; stop it first")
+        self.call_from_thread(self.start_training, resume)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="training-watch",
           description="training monitor")
