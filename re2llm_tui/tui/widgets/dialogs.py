@@ -72,8 +72,8 @@ class MergeDialog(_Dialog):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(f"Merge hint #{self.other_id} into hint # (it is archived, the kept "
-                        "hint gets the text below)", classes="dialog-title")
+            yield Label(f"Merge hint #{self.other_id} into hint #:", classes="dialog-title")
+            yield Label(f"#{self.other_id} is archived; the kept hint gets the text below.")
             if self.note:
                 yield Label(self.note, classes="dialog-note")
             yield Input(str(self.keep_id or ""), id="keep", placeholder="hint id to keep",
