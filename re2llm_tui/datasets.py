@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import DataError
+from .errors import DataError, read_input
 
 N_CANDIDATES = 50
 SPLITS = ("train", "test")
@@ -206,14 +206,7 @@ def parse_prompt(prompt: str, where: str = "prompt") -> tuple[str, str]:
 
 
 def _read_json(path: Path):
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
-    if not raw.strip():
-        raise DataError(f"{path}: file is empty")
+    raw = read_input(path)
     try:
         return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:

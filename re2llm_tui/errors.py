@@ -7,6 +7,8 @@ prints it and exits with code 2; the TUI shows it as a notification.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class UserError(Exception):
     """A problem with the user's input or environment, explained in one line."""
@@ -23,3 +25,18 @@ class DataError(UserError):
 
 class WorkspaceError(UserError):
     """The SQLite workspace cannot be opened or written."""
+
+
+def read_input(path: str | Path, *, allow_empty: bool = False) -> bytes:
+    """The bytes of an input file, or a one-line :class:`DataError` naming it."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, not a file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not allow_empty and not raw.strip():
+        raise DataError(f"{path}: file is empty")
+    return raw

@@ -14,12 +14,13 @@ from __future__ import annotations
 import csv
 import functools
 import html
+import io
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .datasets import SPLITS, find_data_dir, load_sessions, unescape
-from .errors import DataError
+from .errors import DataError, read_input
 from .safe_pickle import load_id_sessions_pickle
 
 
@@ -47,13 +48,11 @@ class Movie:
 
 
 def _read_table(path: Path) -> list[dict[str, str]]:
-    try:
-        with open(path, encoding="latin-1", newline="") as fh:
-            reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
-            rows = list(reader)
-            header = reader.fieldnames or []
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
+    text = read_input(path).decode("latin-1")
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t",
+                            quoting=csv.QUOTE_NONE)
+    rows = list(reader)
+    header = reader.fieldnames or []
     if not header or not rows:
         raise DataError(f"{path}: empty table")
     return rows

@@ -13,7 +13,7 @@ import io
 import pickle
 from pathlib import Path
 
-from .errors import DataError
+from .errors import DataError, read_input
 
 
 class _NoGlobalsUnpickler(pickle.Unpickler):
@@ -49,14 +49,7 @@ IdSession = tuple[list[int], int, list[int]]
 
 def load_id_sessions_pickle(path: Path, n_candidates: int = 50) -> list[IdSession]:
     """Read ``(session_item_ids, target_id, candidate_ids)`` tuples from a release pickle."""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
-    if not data:
-        raise DataError(f"{path}: file is empty")
+    data = read_input(path)
     try:
         obj = restricted_loads(data)
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError,

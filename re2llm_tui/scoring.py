@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .datasets import Session, load_sessions, unescape
-from .errors import DataError
+from .errors import DataError, read_input
 from .metrics import rank_of, summarize
 from .parsing import normalize, parse_ranking
 
@@ -51,16 +51,7 @@ class ScoredImport:
 
 
 def read_text(path: Path) -> tuple[str, str]:
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
-    if not raw.strip():
-        raise DataError(f"{path}: file is empty")
+    raw = read_input(path)
     if b"\x00" in raw:
         raise DataError(f"{path}: binary data, not a recorded-output text file")
     try:
