@@ -5,16 +5,17 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from ... import metrics
 from ..messages import EvaluationFinished
 from ..widgets.app_header import AppHeader
 from ..widgets.charts import BarChart
+from ..widgets.footer import WorkbenchFooter
+from ._base import WorkbenchScreen
 
 
-class EvaluationScreen(Screen):
+class EvaluationScreen(WorkbenchScreen):
     BINDINGS = [Binding("e", "evaluate", "Evaluate")]
 
     def compose(self) -> ComposeResult:
@@ -24,7 +25,7 @@ class EvaluationScreen(Screen):
                          "random hint, the best single hint, the oracle and the content ranker "
                          f"on the {self.app.config.eval_split} split.", id="eval-table")
         yield BarChart("NDCG@10 per policy", id="eval-chart")
-        yield Footer()
+        yield WorkbenchFooter()
 
     def on_mount(self) -> None:
         if self.app.last_evaluation is not None:

@@ -6,16 +6,17 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from ... import kb
 from .. import views
 from ..widgets.app_header import AppHeader
 from ._hints_common import HintActions, effect_text, hint_detail
+from ..widgets.footer import WorkbenchFooter
+from ._base import WorkbenchScreen
 
 
-class HintReviewScreen(HintActions, Screen):
+class HintReviewScreen(HintActions, WorkbenchScreen):
     AUTO_FOCUS = "#review-table"
     BINDINGS = [
         Binding("a", "accept", "Accept"),
@@ -32,7 +33,7 @@ class HintReviewScreen(HintActions, Screen):
         yield DataTable(id="review-table", cursor_type="row", zebra_stripes=True)
         with VerticalScroll(id="review-detail-col"):
             yield Static("", id="review-detail")
-        yield Footer()
+        yield WorkbenchFooter()
 
     def on_mount(self) -> None:
         t = self.query_one(DataTable)

@@ -8,16 +8,17 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from ... import kb
 from .. import views
 from ..widgets.app_header import AppHeader
 from ._hints_common import STATUS_STYLE, HintActions, hint_detail
+from ..widgets.footer import WorkbenchFooter
+from ._base import WorkbenchScreen
 
 
-class KnowledgeBaseScreen(HintActions, Screen):
+class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
     AUTO_FOCUS = "#kb-table"
     BINDINGS = [
         Binding("n", "add", "Add"),
@@ -47,7 +48,7 @@ class KnowledgeBaseScreen(HintActions, Screen):
         yield DataTable(id="kb-table", cursor_type="row", zebra_stripes=True)
         with VerticalScroll(id="kb-detail-col"):
             yield Static("", id="kb-detail")
-        yield Footer()
+        yield WorkbenchFooter()
 
     def on_mount(self) -> None:
         t = self.query_one(DataTable)

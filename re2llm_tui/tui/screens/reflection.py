@@ -6,11 +6,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Select, Static
+from textual.widgets import DataTable, Select, Static
 
 from .. import views
 from ..widgets.app_header import AppHeader
+from ..widgets.footer import WorkbenchFooter
+from ._base import WorkbenchScreen
 
 TURN_NAMES = {"recommend": "1 · recommendation", "mistakes": "2 · possible mistakes",
               "analysis": "3 · why the target was missed", "hints": "4 · hints",
@@ -19,7 +20,7 @@ VERDICT_STYLE = {"added": "bold green", "leak": "bold red", "ineffective": "yell
                  "redundant": "magenta", "duplicate": "magenta", "stopped": "dim"}
 
 
-class ReflectionScreen(Screen):
+class ReflectionScreen(WorkbenchScreen):
     AUTO_FOCUS = "#refl-hints"
     BINDINGS = [Binding("escape,backspace", "back", "Back"),
                 Binding("f", "reflect", "Reflect again")]
@@ -39,7 +40,7 @@ class ReflectionScreen(Screen):
                 yield DataTable(id="refl-hints", cursor_type="row")
                 with VerticalScroll(id="refl-hint-detail-col"):
                     yield Static("", id="refl-hint-detail")
-        yield Footer()
+        yield WorkbenchFooter()
 
     def on_mount(self) -> None:
         t = self.query_one("#refl-hints", DataTable)

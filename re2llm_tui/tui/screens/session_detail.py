@@ -5,15 +5,16 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
-from textual.widgets import Footer, Select, Static
+from textual.widgets import Select, Static
 
 from .. import views
 from ..widgets.app_header import AppHeader
 from ..widgets.ranking import CandidatesView, HistoryView, RankingView
+from ..widgets.footer import WorkbenchFooter
+from ._base import WorkbenchScreen
 
 
-class SessionDetailScreen(Screen):
+class SessionDetailScreen(WorkbenchScreen):
     BINDINGS = [
         Binding("escape,backspace", "back", "Back"),
         Binding("r", "recommend", "Recommend"),
@@ -43,7 +44,7 @@ class SessionDetailScreen(Screen):
                         yield RankingView(id="ranking-a")
                     with VerticalScroll(classes="ranking-col"):
                         yield RankingView(id="ranking-b")
-        yield Footer()
+        yield WorkbenchFooter()
 
     def on_mount(self) -> None:
         self.session = self.app.session(self.session_id)

@@ -6,14 +6,15 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from .. import views
 from ..widgets.app_header import AppHeader
+from ..widgets.footer import WorkbenchFooter
+from ._base import WorkbenchScreen
 
 
-class SessionsScreen(Screen):
+class SessionsScreen(WorkbenchScreen):
     AUTO_FOCUS = "#sessions-table"
     BINDINGS = [
         Binding("enter", "open", "Open", show=False),
@@ -40,7 +41,7 @@ class SessionsScreen(Screen):
             yield Static("", id="filters")
         yield DataTable(id="sessions-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="sessions-summary")
-        yield Footer()
+        yield WorkbenchFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

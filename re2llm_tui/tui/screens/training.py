@@ -9,16 +9,17 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid
-from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from ..widgets.app_header import AppHeader
 from ..widgets.charts import BarChart, LineChart
+from ..widgets.footer import WorkbenchFooter
+from ._base import WorkbenchScreen
 
 REDRAW_S = 0.25  # <= 4 Hz
 
 
-class TrainingScreen(Screen):
+class TrainingScreen(WorkbenchScreen):
     BINDINGS = [
         Binding("s", "start", "Start new"),
         Binding("p", "pause", "Pause"),
@@ -29,6 +30,7 @@ class TrainingScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self._drawn_version = -1
+        self._status_text = None
         self.redraws = 0
 
     def compose(self) -> ComposeResult:
@@ -39,16 +41,23 @@ class TrainingScreen(Screen):
             yield LineChart("entropy", id="chart-entropy")
             yield LineChart("losses", id="chart-losses")
             yield BarChart("hint choices", id="chart-actions")
-        yield Footer()
+        yield WorkbenchFooter()
 
     def on_mount(self) -> None:
         self._status()
         self.set_interval(REDRAW_S, self._tick)
 
+    def on_resumed(self) -> None:
+        # the status line now; the charts (~16 ms each to build) after the screen is shown
+        self._status()
+        self.call_after_refresh(self._tick)
+
     def _tick(self) -> None:
+        if not self.is_current:      # hidden: nothing to draw (on_resumed catches up)
+            return
         mon = self.app.monitor
         self._status()
-        if mon.version == self._drawn_version or not self.is_current:
+        if mon.version == self._drawn_version:
             return
         self._drawn_version = mon.version
         self.redraws += 1
@@ -77,7 +86,7 @@ class TrainingScreen(Screen):
             v = latest.get(name)
             return "—" if v is None else (fmt.format(v) if isinstance(v, (int, float)) else str(v))
 
-        self.query_one("#train-status", Static).update(
+        text = (
             f"state [b]{app.training_state}[/b] · step {mon.step} · "
             f"steps/s {val('charts/steps_per_s')} · LLM calls {val('charts/llm_calls')} · "
             f"cache hits {val('charts/cache_hits')} · cost ${val('charts/cost', '{:.4f}')}"
@@ -85,6 +94,9 @@ class TrainingScreen(Screen):
                if 'prefill/total' in latest else "") + " · "
             f"reward {val('charts/reward_mean', '{:+.4f}')} · "
             f"eval {val('charts/eval_reward', '{:+.4f}')}")
+        if text != self._status_text:     # an unchanged status costs no layout
+            self._status_text = text
+            self.query_one("#train-status", Static).update(text)
 
     def action_start(self) -> None:
         self.app.start_training()

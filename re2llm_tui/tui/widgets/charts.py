@@ -2,6 +2,9 @@
 
 A plotext redraw of a 100×26 chart costs ~16 ms here, so the owner calls :meth:`draw` at
 most 4 times a second and only when the data changed (see the training screen).
+:class:`textual_plotext.PlotextPlot` rebuilds the plot on *every* render -- each repaint of
+the screen, e.g. when switching back to it -- so :class:`CachedPlot` keeps the built text
+until the data, the size or the theme changes.
 """
 
 from __future__ import annotations
@@ -9,7 +12,27 @@ from __future__ import annotations
 from textual_plotext import PlotextPlot
 
 
-class LineChart(PlotextPlot):
+class CachedPlot(PlotextPlot):
+    """A plotext widget that builds its plot once per (data, size, theme)."""
+
+    _cache_key: tuple | None = None
+    _cached = None
+    _data_version = 0
+
+    def invalidate(self) -> None:
+        """The data changed: the next render builds the plot again."""
+        self._data_version += 1
+        self.refresh()
+
+    def render(self):
+        key = (self._data_version, self.size, self.app.theme, self.theme)
+        if key != self._cache_key or self._cached is None:
+            self._cached = super().render()
+            self._cache_key = key
+        return self._cached
+
+
+class LineChart(CachedPlot):
     """Several named (x, y) series on one plot."""
 
     def __init__(self, title: str, **kw) -> None:
@@ -32,10 +55,10 @@ class LineChart(PlotextPlot):
                 any_data = True
         if not any_data:
             plt.title(f"{self.title} (no data yet)")
-        self.refresh()
+        self.invalidate()
 
 
-class BarChart(PlotextPlot):
+class BarChart(CachedPlot):
     """One bar per label."""
 
     def __init__(self, title: str, **kw) -> None:
@@ -53,4 +76,4 @@ class BarChart(PlotextPlot):
         plt.title(self.title if labels else f"{self.title} (no data yet)")
         if labels:
             plt.bar(labels, values)
-        self.refresh()
+        self.invalidate()

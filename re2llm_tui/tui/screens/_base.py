@@ -1,0 +1,44 @@
+"""The base of the workbench's screens: switching back to a screen costs no restyle.
+
+``App.switch_mode`` resumes a screen with ``ScreenResume(refresh_styles=True)``, and Textual
+then re-applies the stylesheet to every node of the screen.  Re-applying styles calls
+``notify_style_update`` on each widget even when nothing changed, which clears a
+``DataTable``'s render caches: every visible cell is rendered again (~1 ms per cell, a few
+hundred ms for a full table), the charts are rebuilt, and the footer is recomposed.  A screen
+that was merely hidden has the same styles as when it was left, unless something app-wide
+changed meanwhile (the stylesheet or theme -- ``switch_mode`` handles that itself through
+``refresh_css`` -- or an app pseudo-class such as ``:focus`` / ``:blur`` / ``:dark``, which
+Textual only re-applies to the current screen).  So the resume skips the restyle when that
+fingerprint is unchanged since the screen was suspended, as Textual already does when an
+opaque screen is popped.
+"""
+
+from __future__ import annotations
+
+from textual import events
+from textual.screen import Screen
+
+
+def _style_fingerprint(app) -> tuple:
+    return (app.theme, app._css_update_count, frozenset(app.get_pseudo_classes()))
+
+
+class WorkbenchScreen(Screen):
+    """A screen that, when resumed unchanged, is repainted from its caches (no restyle)."""
+
+    _suspended_fingerprint: tuple | None = None
+
+    def _on_screen_suspend(self) -> None:
+        # runs before Screen._on_screen_suspend (handlers are dispatched down the MRO)
+        self._suspended_fingerprint = _style_fingerprint(self.app)
+
+    def _on_screen_resume(self, event: events.ScreenResume) -> None:
+        # runs before Screen._on_screen_resume, which reads ``refresh_styles``
+        if event.refresh_styles and self._suspended_fingerprint is not None and \
+                self._suspended_fingerprint == _style_fingerprint(self.app):
+            event.refresh_styles = False
+        self._suspended_fingerprint = None
+        self.on_resumed()
+
+    def on_resumed(self) -> None:
+        """Hook: the screen is current again (bring what changed while hidden up to date)."""
