@@ -330,3 +330,48 @@ async def test_worker_failure_is_a_notification(fixture_app, tmp_path):
         await settle(pilot)
         assert app.is_running
         assert any("failed" in n.lower() for n in notes(app)), notes(app)
+
+
+async def test_kb_shows_mean_reward_and_agent_use(fixture_app, tmp_path):
+    """The KB's "agent use" and "reward" columns come from the reward table and the latest
+    finished training run; switching back refreshes them only when that data changed."""
+    from re2llm_tui.rewards import hint_key
+
+    app, _ = fixture_app()
+    app.show_demo_notice = False
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        await pilot.pause()
+        table = app.screen.query_one("DataTable")
+        assert str(table.get_cell("3", "use")) == "—" and str(table.get_cell("3", "reward")) == "—"
+        # nothing changed: switching back does not repopulate the table
+        table.update_cell("1", "use", "sentinel")
+        await pilot.press("1", "3")
+        await pilot.pause()
+        assert str(table.get_cell("1", "use")) == "sentinel"
+        # meanwhile another process stores rewards and finishes a training run
+        db = ws(tmp_path)
+        model = app.config.model
+        h3 = kb.get_hint(db, DATASET, 3).text
+        for sid, without, with_ in (("train-0001", 0.2, 0.5), ("train-0002", 0.4, 0.4)):
+            for text, ndcg in (("", without), (h3, with_)):
+                db.execute("INSERT INTO reward_outcomes (dataset, model, context, session_id, "
+                           "hint_key, ndcg) VALUES (?,?,?,?,?,?)",
+                           [DATASET, model, "ctx", sid, hint_key(text), ndcg])
+        cur = db.execute("INSERT INTO train_runs (dataset, model, kb_version, hint_ids, seed, "
+                         "total_steps, step, status, summary) VALUES (?,?,?,?,?,?,?,?,?)",
+                         [DATASET, model, "v", json.dumps([0, 3, 5]), 1, 64, 64, "done",
+                          json.dumps({"greedy_hist": [1, 2, 1]})])
+        db.conn.close()
+        await pilot.press("1", "3")
+        await pilot.pause()
+        assert str(table.get_cell("3", "reward")) == "+0.150"
+        assert str(table.get_cell("3", "use")) == "50%"
+        assert str(table.get_cell("5", "use")) == "25%"
+        assert str(table.get_cell("4", "use")) == "—"         # not an action of that run
+        assert str(table.get_cell("1", "use")) == "—"         # the sentinel is gone
+        table.move_cursor(row=table.get_row_index("3"))
+        await pilot.pause()
+        detail = plain(app.screen.query_one("#kb-detail"))
+        assert "+0.150 NDCG@10 over 2 session(s)" in detail
+        assert f"50% of training run #{cur.lastrowid}'s argmax choices" in detail

@@ -39,6 +39,9 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
         self.search_text = ""
         self._hints: list[kb.Hint] = []
         self._snippets: list[str] | None = None
+        self._hint_stats: dict = {}
+        self._agent_use = None
+        self._stats_version: tuple | None = None
 
     def compose(self) -> ComposeResult:
         yield AppHeader("Knowledge base")
@@ -62,19 +65,48 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
         self.reload()
         t.focus()
 
-    def _usage(self) -> dict[int, tuple[float | None, float | None]]:
-        """hint id -> (share of agent picks, mean reward), from the training module if any."""
-        try:
-            from ..app import core
+    def _stats(self) -> None:
+        """Mean reward (reward table) and agent use (latest finished training run) of the
+        listed hints; ``self._stats_version`` tells :meth:`on_resumed` when to redo it."""
+        from ... import hint_stats
 
-            fn = core("training", "hint_usage", "hint usage")
-        except Exception:
-            return {}
+        self._stats_version = self._data_version()
         try:
-            return fn(self.app.db, self.app.config.dataset) or {}
+            self._hint_stats, self._agent_use = hint_stats.hint_stats(
+                self.app.db, self.app.config.dataset, [(h.id, h.text) for h in self._hints],
+                model=self.app.config.model)
         except Exception as exc:  # a reader failing must not take the screen down
-            self.notify(f"hint usage unavailable: {exc}", severity="warning", timeout=4)
-            return {}
+            self.notify(f"hint statistics unavailable: {exc}", severity="warning", timeout=4)
+            self._hint_stats, self._agent_use = {}, None
+
+    def _data_version(self) -> tuple:
+        """Changes whenever a reward is stored or a training run finishes (cheap to read)."""
+        try:
+            return tuple(self.app.db.execute(
+                "SELECT (SELECT MAX(rowid) FROM reward_outcomes), "
+                "(SELECT COUNT(*) FROM reward_outcomes), (SELECT MAX(id) || ':' || "
+                "GROUP_CONCAT(status) FROM train_runs)").fetchone())
+        except Exception:
+            return ()
+
+    def _stat_cells(self, hint_id: int) -> tuple[str, str]:
+        st = self._hint_stats.get(hint_id)
+        use = "—" if st is None or st.agent_share is None else f"{st.agent_share:.0%}"
+        reward = "—" if st is None or st.mean_reward is None else f"{st.mean_reward:+.3f}"
+        return use, reward
+
+    def on_resumed(self) -> None:
+        """Back on this screen: refresh the two statistics columns only if their data
+        changed meanwhile (no repopulation of the table otherwise)."""
+        if self._data_version() == self._stats_version:
+            return
+        self._stats()
+        table = self.query_one(DataTable)
+        for h in self._hints:
+            use, reward = self._stat_cells(h.id)
+            table.update_cell(str(h.id), "use", use)
+            table.update_cell(str(h.id), "reward", reward)
+        self._detail()
 
     def reload(self) -> None:
         ds, dd = self.app.config.dataset, self.app.config.data_dir
@@ -91,25 +123,29 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
         else:
             self._hints = kb.list_hints(db, ds, data_dir=dd)
             self._snippets = None
-        usage = self._usage()
+        self._stats()
         table = self.query_one(DataTable)
         row = table.cursor_row
         table.clear()
         for i, h in enumerate(self._hints):
             prov = h.session_id or ("release" if h.source == "release" else "")
-            use, reward = usage.get(h.id, (None, None))
+            use, reward = self._stat_cells(h.id)
             text = _snippet(self._snippets[i]) if self._snippets else Text(h.text)
             table.add_row(str(h.id), Text(h.status, style=STATUS_STYLE.get(h.status, "")),
-                          h.source, prov, "—" if use is None else f"{use:.0%}",
-                          "—" if reward is None else f"{reward:+.3f}", text, key=str(h.id))
+                          h.source, prov, use, reward, text, key=str(h.id))
         if self._hints:
             table.move_cursor(row=min(row, len(self._hints) - 1))
+        self._summary()
+        self._detail()
+
+    def _summary(self) -> None:
+        ds, dd = self.app.config.dataset, self.app.config.data_dir
+        db = self.app.db
         counts = {s: sum(h.status == s for h in self._hints) for s in kb.STATUSES}
         what = f"search {self.search_text!r}: " if self.search_text else ""
         self.query_one("#kb-summary", Static).update(
             what + ", ".join(f"{n} {s}" for s, n in counts.items() if n) +
             f" · {kb.kb_version(db, ds, data_dir=dd)} (rev {kb.kb_revision(db, ds)})")
-        self._detail()
 
     def selected_hint(self) -> kb.Hint | None:
         table = self.query_one(DataTable)
@@ -127,8 +163,30 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
         if not self._hints:
             out.update(Text("no hints match", style="dim"))
             return
-        out.update(hint_detail(self._hints[min(table.cursor_row, len(self._hints) - 1)],
-                               self._texts))
+        h = self._hints[min(table.cursor_row, len(self._hints) - 1)]
+        text = hint_detail(h, self._texts)
+        text.append_text(self._stats_line(h.id))
+        out.update(text)
+
+    def _stats_line(self, hint_id: int) -> Text:
+        """Where the two statistics columns come from, for the selected hint."""
+        st, use = self._hint_stats.get(hint_id), self._agent_use
+        t = Text()
+        t.append("mean reward: ", style="bold")
+        if st is None or st.mean_reward is None:
+            t.append("none stored for this text", style="dim")
+        else:
+            t.append(f"{st.mean_reward:+.3f} NDCG@10 over {st.n_rewards} session(s)")
+        t.append(" · agent use: ", style="bold")
+        if use is None:
+            t.append("no finished training run", style="dim")
+        else:
+            share = "not an action" if st is None or st.agent_share is None \
+                else f"{st.agent_share:.0%}"
+            how = "argmax choices" if use.source == "greedy" else "last sampled window"
+            t.append(f"{share} of training run #{use.run_id}'s {how} (step {use.step})")
+        t.append("\n")
+        return t
 
     # ----------------------------------------------------------------- actions
     def action_search(self) -> None:
