@@ -11,6 +11,10 @@ changed meanwhile (the stylesheet or theme -- ``switch_mode`` handles that itsel
 Textual only re-applies to the current screen).  So the resume skips the restyle when that
 fingerprint is unchanged since the screen was suspended, as Textual already does when an
 opaque screen is popped.
+
+Textual also leaves a mode's screen marked as styled by an older stylesheet after its first
+mount (``_css_update_count`` stays -1), so the first visit back to every screen re-applied
+the whole app's CSS (``refresh_css``); a resumed screen is marked current here.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ class WorkbenchScreen(Screen):
                 self._suspended_fingerprint == _style_fingerprint(self.app):
             event.refresh_styles = False
         self._suspended_fingerprint = None
+        # switch_mode has run refresh_css if the stylesheet changed; this screen's styles
+        # (applied at its mount or by that refresh) are those of the current stylesheet
+        self._css_update_count = self.app._css_update_count
         self.on_resumed()
 
     def on_resumed(self) -> None:
