@@ -191,6 +191,23 @@ class Re2LLMApp(App):
         return header_text(screen_title, c.dataset, c.split, c.model, c.is_demo_model,
                            c.workspace_label, self.current_mode)
 
+    # ----------------------------------------------------------------- screens
+    _no_delay = False
+
+    def switch_mode(self, mode: str):
+        """Textual's switch, without its 50 ms ``delay_update`` when the mode's screen is
+        already mounted: that delay masks a half-composed new screen, and a mounted one is
+        painted whole at once (it was most of the 80 ms a switch took in tmux)."""
+        self._no_delay = mode in self._screen_stacks
+        try:
+            return super().switch_mode(mode)
+        finally:
+            self._no_delay = False
+
+    def delay_update(self, delay: float = 0.05) -> None:
+        if not self._no_delay:
+            super().delay_update(delay)
+
     # ----------------------------------------------------------------- lifecycle
     def on_mount(self) -> None:
         self.switch_mode("sessions")
