@@ -33,7 +33,7 @@ def _shortest(domain, data_dir, n):
 
 def test_local_model_ranks_a_real_prompt(workspace, data_dir):
     s = _shortest("movies", data_dir, 1)[0]
-    with LLMClient(workspace) as c:
+    with LLMClient(workspace, rank_method="logprob") as c:
         assert c.model == DEFAULT_MODEL and c.is_demo_model and c.rank_method == "logprob"
         c.check()
         r = c.rank_sync(s.prompt, s.candidates, k=10)
@@ -57,11 +57,16 @@ def test_local_model_ranks_a_real_prompt(workspace, data_dir):
     assert json.loads(row[3])["method_version"].startswith("logprob")
 
 
-def test_local_sequential_choice_gives_distinct_real_candidates(data_dir):
+def test_default_sequential_choice_gives_distinct_real_candidates(workspace, data_dir):
     s = _shortest("movies", data_dir, 2)[1]
-    out = local.rank_local(DEFAULT_MODEL, s.prompt, s.candidates, 10, "sequential")
-    assert len(out.ranking) == 10 and len(set(out.ranking)) == 10
-    assert out.text.splitlines()[0] == f"1. {s.candidates[out.ranking[0]]}"
+    with LLMClient(workspace) as c:
+        assert c.rank_method == "sequential"          # the measured default
+        r = c.rank_sync(s.prompt, s.candidates, k=10)
+    assert r.ok and len(r.ranking) == 10 and len(set(r.ranking)) == 10
+    assert all(0 <= i < len(s.candidates) for i in r.ranking)
+    assert r.text.splitlines() == [f"{n}. {s.candidates[i]}" for n, i in enumerate(r.ranking, 1)]
+    direct = local.rank_local(DEFAULT_MODEL, s.prompt, s.candidates, 10, "sequential")
+    assert direct.ranking == r.ranking                 # deterministic, same as llama.cpp direct
 
 
 def test_local_free_text_chat_is_unconstrained(workspace):

@@ -23,8 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-#: picked by measurement (see module docstring)
-DEFAULT_LOCAL_METHOD = "logprob"
+#: picked by measurement on 100 test sessions of each dataset (random: HR@10 .200, NDCG@10 .091):
+#: sequential games .240/.166, movies .220/.117; logprob games .320/.159, movies .160/.083.
+#: No difference is significant (paired bootstrap); sequential has the higher NDCG@10 on
+#: both datasets, is not below random on either, and takes half the time.
+DEFAULT_LOCAL_METHOD = "sequential"
 
 
 @dataclass(frozen=True)
