@@ -202,6 +202,8 @@ class Re2LLMApp(App):
         try:
             return super().switch_mode(mode)
         finally:
+            if not self._no_delay:            # a new screen: its widgets live long
+                self.call_after_refresh(freeze_gc)
             self._no_delay = False
 
     def delay_update(self, delay: float = 0.05) -> None:
@@ -211,12 +213,16 @@ class Re2LLMApp(App):
     # ----------------------------------------------------------------- lifecycle
     def on_mount(self) -> None:
         self.switch_mode("sessions")
+        self.call_after_refresh(freeze_gc, True)
         if self.config.is_demo_model and self.show_demo_notice:
             self.notify("Embedded demo model SmolLM2-135M: rankings are only a little better "
                         "than random. Use --model (e.g. gpt-4o-mini) for real results.",
                         title="demo model", severity="warning", timeout=8)
 
     def on_unmount(self) -> None:
+        import gc
+
+        gc.unfreeze()        # see freeze_gc: this app's objects may be collected again
         self.stop_training(wait=True)
         if self._llm is not None:
             try:
@@ -379,6 +385,7 @@ class Re2LLMApp(App):
         self.monitor.clear()
         self.monitor.action_labels = ["none" if h == 0 else f"#{h}" for h, _ in actions]
         self.training_state = "starting"
+        freeze_gc()
         self.notify("resuming the latest unfinished run" if resume else "started a new run",
                     title="training", timeout=4)
         self._watch_training(self.trainer)
@@ -561,6 +568,18 @@ class Re2LLMApp(App):
             return f"undone: {entry['detail']}", entry["hint_ids"]
 
         self.kb_change(_undo, "undo")
+
+
+def freeze_gc(collect: bool = False) -> None:
+    """Move every object alive now (screens, widgets, loaded data, imported modules) out of
+    the garbage collector's reach: a full collection over them paused the UI for 50 ms or
+    more at random moments (gen 2 of ~110k objects: 53 ms headless).  They are still freed by
+    reference counting; only cycles among them are never collected."""
+    import gc
+
+    if collect:
+        gc.collect()
+    gc.freeze()
 
 
 def _current_worker():

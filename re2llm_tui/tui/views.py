@@ -69,8 +69,10 @@ def baseline_ranks(db, dataset: str, split: str) -> tuple[dict[str, int | None],
     return ranks, len(run_ids)
 
 
-def session_rows(db, sessions, dataset: str, split: str) -> list[SessionRow]:
-    ranks, _ = baseline_ranks(db, dataset, split)
+def session_rows(db, sessions, dataset: str, split: str, *,
+                 baseline: tuple[dict[str, int | None], int] | None = None) -> list[SessionRow]:
+    """One row per session; ``baseline``: :func:`baseline_ranks`' result if already read."""
+    ranks, _ = baseline if baseline is not None else baseline_ranks(db, dataset, split)
     refl: dict[str, tuple[int, int]] = {}
     for r in db.query("SELECT session_id, COUNT(*) AS n, COALESCE(SUM(n_proposed), 0) AS p "
                       "FROM reflections WHERE dataset=? GROUP BY session_id", [dataset]):

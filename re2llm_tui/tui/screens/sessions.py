@@ -60,7 +60,10 @@ class SessionsScreen(WorkbenchScreen):
         app = self.app
         sessions = app.sessions()
         self._sessions = {s.id: s for s in sessions}
-        self.rows = views.session_rows(app.db, sessions, app.config.dataset, app.config.split)
+        baseline = views.baseline_ranks(app.db, app.config.dataset, app.config.split)
+        self._n_runs = baseline[1]
+        self.rows = views.session_rows(app.db, sessions, app.config.dataset, app.config.split,
+                                       baseline=baseline)
         self._fill()
 
     def _visible(self) -> list[views.SessionRow]:
@@ -103,8 +106,7 @@ class SessionsScreen(WorkbenchScreen):
         if self.query_text:
             flags.append(f"search {self.query_text!r}")
         self.query_one("#filters", Static).update(" · ".join(flags) or "all sessions")
-        _, n_runs = views.baseline_ranks(self.app.db, self.app.config.dataset,
-                                         self.app.config.split)
+        n_runs = self._n_runs       # counted by reload: a filter change runs no query
         n_miss = sum(r.baseline == "miss" for r in self.rows)
         n_hit = sum(r.baseline == "hit" for r in self.rows)
         where = (f"baseline (newest no-hint ranking, {n_runs} run(s)): {n_hit} hits, "
