@@ -90,3 +90,13 @@ def test_agent_use_falls_back_to_the_last_sampled_histogram(db):
     use = hint_stats.latest_agent_use(db, DS, model="m")
     assert use.run_id == rid and use.source == "sampled"
     assert use.shares == {0: pytest.approx(0.25), 3: pytest.approx(0.75)}
+
+
+def test_core_module_without_ui_imports():
+    import subprocess
+    import sys
+
+    code = ("import sys, re2llm_tui.hint_stats; "
+            "sys.exit(1 if any(m in sys.modules for m in ('textual', 'rich', 'torch')) else 0)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr

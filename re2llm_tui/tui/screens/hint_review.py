@@ -11,9 +11,9 @@ from textual.widgets import DataTable, Static
 from ... import kb
 from .. import views
 from ..widgets.app_header import AppHeader
-from ._hints_common import HintActions, effect_text, hint_detail
 from ..widgets.footer import WorkbenchFooter
 from ._base import WorkbenchScreen
+from ._hints_common import HintActions, effect_text, hint_detail
 
 
 class HintReviewScreen(HintActions, WorkbenchScreen):

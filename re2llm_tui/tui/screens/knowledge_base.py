@@ -13,9 +13,9 @@ from textual.widgets import DataTable, Input, Static
 from ... import kb
 from .. import views
 from ..widgets.app_header import AppHeader
-from ._hints_common import STATUS_STYLE, HintActions, hint_detail
 from ..widgets.footer import WorkbenchFooter
 from ._base import WorkbenchScreen
+from ._hints_common import STATUS_STYLE, HintActions, hint_detail
 
 
 class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
