@@ -30,7 +30,7 @@ for _module in (run_cmd, data_cmd, score_cmd, llm_cmd, kb_cmd, reflect_cmd, trai
 def main(argv: list[str] | None = None) -> int:
     """Entry point: a :class:`UserError` becomes one line on stderr and exit code 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        rv = app(args=argv, standalone_mode=False)
     except UserError as exc:
         print(f"re2llm-tui: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
             print("re2llm-tui: aborted", file=sys.stderr)
             return 1
         raise
-    return 0
+    # standalone_mode=False: click returns a typer.Exit's code instead of raising it
+    return rv if isinstance(rv, int) else 0
 
 
 def entry() -> None:  # console script
