@@ -56,7 +56,7 @@ class HintReviewScreen(HintActions, WorkbenchScreen):
         for h in self._queue:
             sim = f"#{h.similar_id} {h.similarity:.2f}" if h.similar_id is not None and \
                 h.similarity is not None else ""
-            table.add_row(str(h.id), h.session_id or "", effect_text(h.effect), sim, h.text,
+            table.add_row(str(h.id), h.session_id or "", effect_text(h.effect), sim, Text(h.text),
                           key=str(h.id))
         if self._queue:
             table.move_cursor(row=min(row, len(self._queue) - 1))

@@ -103,7 +103,7 @@ class ReflectionScreen(WorkbenchScreen):
             sim = (f"#{h['similar_id']} {h['similarity']:.2f}" if h["similar_id"] is not None
                    and h["similarity"] is not None else "")
             table.add_row(str(h["idx"]), Text(h["verdict"], style=VERDICT_STYLE.get(
-                h["verdict"], "")), rank, ndcg, sim, h["text"], key=str(h["idx"]))
+                h["verdict"], "")), rank, ndcg, sim, Text(h["text"]), key=str(h["idx"]))
         self._detail(0)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -95,7 +95,7 @@ class SessionsScreen(WorkbenchScreen):
                 else Text("no", style="dim")
             table.add_row(row.id, str(row.history_len), base, rank, refl,
                           str(row.n_proposed) if row.n_reflections else "",
-                          self._sessions[row.id].target, key=row.id)
+                          Text(self._sessions[row.id].target), key=row.id)
         if current and current in {r.id for r in visible}:
             table.move_cursor(row=table.get_row_index(current))
         flags = []
