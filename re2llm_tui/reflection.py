@@ -527,25 +527,27 @@ async def reflect_session(db, client, session: Session, config: ReflectConfig | 
         out.status = "done"
         return out
     except _Failed as exc:
-        for c in checks:
-            if c.verdict == "pending":
-                c.verdict = "failed"
-                rec.proposal(c)
+        _close_pending(rec, checks, "failed")
         rec.finish("failed", checks, error=str(exc))
         out.status, out.error = "failed", str(exc)
         return out
     except BaseException as exc:
         import asyncio
 
-        for c in checks:
-            if c.verdict == "pending":
-                c.verdict = "stopped"
-                rec.proposal(c)
+        _close_pending(rec, checks, "stopped")
         status = "stopped" if isinstance(exc, (BudgetExceeded, KeyboardInterrupt,
                                                 asyncio.CancelledError)) else "failed"
         rec.finish(status, checks, error=" ".join(str(exc).split()) or type(exc).__name__)
         out.status = status
         raise
+
+
+def _close_pending(rec: "_Recorder", checks, verdict: str) -> None:
+    """Record every hint whose checks never ran with ``verdict``."""
+    for c in checks:
+        if c.verdict == "pending":
+            c.verdict = verdict
+            rec.proposal(c)
 
 
 async def _check_hint(db, client, rec: _Recorder, session: Session, config: ReflectConfig,
