@@ -18,6 +18,7 @@ from re2llm_tui.reflection import (ReflectConfig, explore, leak_of, parse_hints,
                                    reflection_record, reflections_of)
 from re2llm_tui.runs import add_run_item, create_run
 from re2llm_tui.workspace import open_workspace
+from replies import ranked_reply
 
 MODEL = "scripted/reflector"
 
@@ -45,12 +46,6 @@ class Script:
                 return s
         raise AssertionError(f"unknown prompt {text[:80]!r}")
 
-    def _ranked(self, s, rank):
-        others = [c for c in s.candidates if c != s.target][:10]
-        if rank is not None:
-            others.insert(rank - 1, s.target)
-        return "\n".join(f"{i}. {t}" for i, t in enumerate(others[:10], 1))
-
     def __call__(self, messages):
         self.seen.append([dict(m) for m in messages])
         last = messages[-1]["content"]
@@ -60,11 +55,11 @@ class Script:
             s = self._session(last)
             hint = last.split(" Hint: ", 1)[1] if " Hint: " in last else None
             if hint is None:
-                return self._ranked(s, self.baseline_rank)
+                return ranked_reply(s, self.baseline_rank)
             for frag, rank in self.steer.items():
                 if frag in hint:
-                    return self._ranked(s, rank)
-            return self._ranked(s, None)
+                    return ranked_reply(s, rank)
+            return ranked_reply(s, None)
         if last == prompts.reflection_mistakes_prompt():
             return ("I may have over-weighted the accessories in the history and ignored the "
                     "recent games; I also favoured popular titles over the user's niche taste.")

@@ -9,17 +9,11 @@ import pytest
 
 from re2llm_tui.datasets import load_sessions
 from re2llm_tui.scoring import format_output_file
-
-
-def _ranked_reply(session, target_rank: int | None) -> str:
-    others = [c for i, c in enumerate(session.candidates) if i != session.target_index][:10]
-    if target_rank is not None:
-        others.insert(target_rank - 1, session.target)
-    return "\n".join(f"{i + 1}. {t}" for i, t in enumerate(others[:10]))
+from replies import ranked_reply
 
 
 def _write(path, sessions, ranks, encoding="utf-8", label_of=None):
-    blocks = [((label_of or (lambda s: s.target))(s), _ranked_reply(s, r))
+    blocks = [((label_of or (lambda s: s.target))(s), ranked_reply(s, r))
               for s, r in zip(sessions, ranks)]
     path.write_bytes(format_output_file(blocks).encode(encoding, errors="replace"))
 

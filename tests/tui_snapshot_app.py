@@ -14,6 +14,7 @@ from pathlib import Path
 from re2llm_tui import kb, metrics, runs
 from re2llm_tui.datasets import load_sessions
 from re2llm_tui.workspace import open_workspace
+from replies import ranked_reply
 
 DATASET = "games"
 N_BASELINE = 40            # train sessions with a stored no-hint ranking
@@ -144,12 +145,6 @@ class TuiScript:
                 return s
         raise AssertionError(f"unknown prompt {text[:60]!r}")
 
-    def _ranked(self, s, rank):
-        others = [c for c in s.candidates if c != s.target][:10]
-        if rank is not None:
-            others.insert(rank - 1, s.target)
-        return "\n".join(f"{i}. {t}" for i, t in enumerate(others[:10], 1))
-
     def __call__(self, messages) -> str:
         from re2llm_tui import prompts
 
@@ -158,7 +153,7 @@ class TuiScript:
         if "candidate set:" in last and len(messages) == 1:
             s = self._session(last)
             hint = last.split(" Hint: ", 1)[1] if " Hint: " in last else None
-            return self._ranked(s, 2 if hint and "sequels" in hint else None)
+            return ranked_reply(s, 2 if hint and "sequels" in hint else None)
         if last == prompts.reflection_mistakes_prompt():
             return "I over-weighted accessories and ignored the user's recent games."
         if last.startswith("The correct answer is"):
