@@ -16,13 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from .datasets import Session
-
-
-def item_text(domain: str, title: str, data_dir=None) -> str:
-    """The text embedded for one item."""
-    from .movie_attrs import item_text as _item_text
-
-    return _item_text(domain, title, data_dir)
+from .movie_attrs import item_text  # the text embedded for one item
 
 
 def _item_vectors(domain: str, titles: Sequence[str], *, db=None, encoder=None,
