@@ -123,14 +123,13 @@ def segment(pieces: list[str], known: set[str] | frozenset[str], n_groups: int |
         return -1.0 * (j - i - 1) - 0.1 * tail_words
 
     if n_groups is None:
-        best = [(-1e18, 0)] * (n + 1)
-        best[0] = (0.0, 0)
+        best = [0.0] + [float("-inf")] * n
         back = [0] * (n + 1)
         for j in range(1, n + 1):
             for i in range(max(0, j - max_len), j):
-                cand = best[i][0] + score(i, j)
-                if cand > best[j][0]:
-                    best[j] = (cand, 0)
+                cand = best[i] + score(i, j)
+                if cand > best[j]:
+                    best[j] = cand
                     back[j] = i
         bounds, j = [], n
         while j > 0:
