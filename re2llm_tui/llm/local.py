@@ -17,6 +17,7 @@ real one (see :data:`re2llm_tui.llm.client.DEMO_NOTICE`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import os
 import threading
@@ -79,6 +80,32 @@ def check_local_model(model: str) -> None:
         raise UserError(f"{path}: cannot read the model file")
 
 
+@contextlib.contextmanager
+def _plain_cpu_weights():
+    """Load weights into plain CPU buffers: no "extra" buffer types (AMX / repacked weights).
+
+    llama.cpp built natively on a CPU with AMX repacks the Q4_1 weights for its AMX kernels,
+    and ``ggml_backend_amx_mul_mat`` segfaults on the first decode on this class of machine.
+    ``Llama()`` does not expose ``use_extra_bufts``, so the default model parameters are
+    patched while the model loads.  Plain buffers also keep the numerics the same on every
+    x86 machine, AMX or not.
+    """
+    import llama_cpp.llama_cpp as capi
+
+    default = capi.llama_model_default_params
+
+    def params():
+        p = default()
+        p.use_extra_bufts = False
+        return p
+
+    capi.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        capi.llama_model_default_params = default
+
+
 @dataclass
 class RankOutput:
     text: str
@@ -99,9 +126,10 @@ class LocalModel:
         self.name = name
         self.path = gguf_path(name)
         self.lock = threading.RLock()
-        self.llama = llama_cpp.Llama(self.path, n_ctx=n_ctx, n_threads=n_threads,
-                                     n_threads_batch=n_threads, n_batch=n_batch,
-                                     seed=0, verbose=False)
+        with _plain_cpu_weights():
+            self.llama = llama_cpp.Llama(self.path, n_ctx=n_ctx, n_threads=n_threads,
+                                         n_threads_batch=n_threads, n_batch=n_batch,
+                                         seed=0, verbose=False)
         self.n_vocab = self.llama.n_vocab()
         self.n_ctx = n_ctx
         meta = self.llama.metadata
