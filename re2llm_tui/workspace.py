@@ -17,6 +17,8 @@ from .errors import WorkspaceError
 
 DEFAULT_DB = "kb.sqlite"
 SCHEMA_VERSION = 1
+#: statements that bring a file of an older schema version up to the key's version
+MIGRATIONS: dict[int, list[str]] = {}
 BUSY_TIMEOUT_MS = 10_000
 
 # Each statement is idempotent.  Modules own their tables; the DDL lives here so that
@@ -273,54 +275,147 @@ def workspace_path(db: str | os.PathLike | None = None) -> Path:
     return Path(db or os.environ.get("RE2LLM_DB") or DEFAULT_DB)
 
 
+#: ``PRAGMA application_id`` of a workspace file ("R2LT"): tells our files from other SQLite files
+APPLICATION_ID = 0x52324C54
+
+
 def open_workspace(db: str | os.PathLike | None = None, *, create: bool = True):
-    """Open (and if needed create) the workspace; returns a sqlite-utils ``Database``."""
+    """Open (and if needed create) the workspace; returns a sqlite-utils ``Database``.
+
+    The file is only ever touched through SQLite: on POSIX, closing *any* descriptor of a
+    file drops every fcntl lock this process holds on it -- also those of its live SQLite
+    connections -- and another process then deletes the WAL in use (1 of 40 committed rows
+    survived that).  So SQLite itself says "not a database".  An up-to-date workspace is
+    opened without a single write, so readers never wait behind a long write transaction.
+    """
     import sqlite_utils
 
     path = workspace_path(db)
-    if not create and not path.exists():
-        raise WorkspaceError(f"{path}: workspace not found")
-    if path.exists() and path.is_dir():
+    if path.is_dir():
         raise WorkspaceError(f"{path}: is a directory, not a workspace file")
-    if path.exists() and path.stat().st_size:
-        with open(path, "rb") as fh:
-            if fh.read(16) != b"SQLite format 3\x00":
-                raise WorkspaceError(f"{path}: not an SQLite database")
+    if not path.exists():
+        if not create:
+            raise WorkspaceError(f"{path}: workspace not found")
+        parent = path.parent if str(path.parent) else Path(".")
+        if not parent.is_dir():
+            raise WorkspaceError(f"{path}: directory {parent} does not exist "
+                                 "(create it first, or choose another --db)")
     try:
-        if not path.parent.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
         # autocommit: every write outside ``transaction()`` is committed at once, so a
         # killed process never loses a finished call
         conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000,
-                               isolation_level=None)
-        db_ = sqlite_utils.Database(conn)
-        db_.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        db_.execute("PRAGMA foreign_keys=ON")
-        if db_.journal_mode != "wal":
-            db_.enable_wal()
-        ensure_schema(db_)
-    except sqlite3.DatabaseError as exc:
+                               isolation_level=None, check_same_thread=True)
+    except sqlite3.Error as exc:
         raise WorkspaceError(f"{path}: cannot open workspace ({exc})") from None
-    except OSError as exc:
-        raise WorkspaceError(f"{path}: cannot open workspace ({exc.strerror or exc})") from None
+    try:
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        _check_owner(conn, path)
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            conn.execute("PRAGMA journal_mode=wal")
+        db_ = sqlite_utils.Database(conn)
+        ensure_schema(db_)
+    except WorkspaceError:
+        conn.close()
+        raise
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        reason = str(exc)
+        if "not a database" in reason or "malformed" in reason:
+            raise WorkspaceError(f"{path}: not an SQLite database ({reason})") from None
+        raise WorkspaceError(f"{path}: cannot open workspace ({reason})") from None
     return db_
 
 
+def _check_owner(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse another application's SQLite file before anything is written to it."""
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]   # reads the header
+    if app_id == APPLICATION_ID:
+        return
+    tables = [r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
+    if not tables:
+        return                                   # a new (or empty) file becomes a workspace
+    ours = "meta" in tables and conn.execute(
+        "SELECT 1 FROM meta WHERE key='schema_version'").fetchone() is not None
+    if not ours:
+        shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise WorkspaceError(f"{path}: an SQLite database of another application (tables: "
+                             f"{shown}), not a re2llm-tui workspace; choose another --db")
+
+
+def _schema_version(db) -> int | None:
+    """The stored schema version (None: a new file); one-line error if it is not a number."""
+    if "meta" not in db.table_names():
+        return None
+    row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    if row is None:
+        return None
+    try:
+        return int(str(row[0]).strip())
+    except ValueError:
+        raise WorkspaceError(f"workspace schema version {row[0]!r} is not a number: the file "
+                             "is damaged or not a re2llm-tui workspace") from None
+
+
 def ensure_schema(db) -> None:
-    """Create every table idempotently and record the schema version."""
-    row = None
-    if "meta" in db.table_names():
-        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    if row and int(row[0]) > SCHEMA_VERSION:
+    """Create every table idempotently and record the schema version.
+
+    Nothing is written when the file is already at :data:`SCHEMA_VERSION`; otherwise the
+    tables, migrations and version are written in one ``BEGIN IMMEDIATE`` transaction.
+    """
+    version = _schema_version(db)
+    if version is not None and version > SCHEMA_VERSION:
         raise WorkspaceError(
-            f"workspace schema version {row[0]} is newer than this re2llm-tui ({SCHEMA_VERSION})")
-    db.conn.executescript(SCHEMA)
-    set_meta(db, "schema_version", str(SCHEMA_VERSION))
+            f"workspace schema version {version} is newer than this re2llm-tui ({SCHEMA_VERSION})")
+    if version == SCHEMA_VERSION and db.conn.execute(
+            "PRAGMA application_id").fetchone()[0] == APPLICATION_ID:
+        return
+    conn = db.conn
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise WorkspaceError(f"workspace is busy ({exc}); another process holds the lock") from None
+    try:
+        version = _schema_version(db)            # another process may have done it meanwhile
+        for stmt in _statements(SCHEMA):
+            conn.execute(stmt)
+        for target in sorted(MIGRATIONS):
+            if version is not None and version < target:
+                for stmt in MIGRATIONS[target]:
+                    conn.execute(stmt)
+        conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+                     [str(SCHEMA_VERSION)])
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _statements(script: str) -> list[str]:
+    """Split a DDL script into complete statements (triggers hold inner semicolons)."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return out
 
 
 @contextlib.contextmanager
 def transaction(db):
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rollback on error); nests as a no-op."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rollback on error); nests as a no-op.
+
+    A write that SQLite refuses (disk full, read-only file, I/O error) becomes a one-line
+    :class:`WorkspaceError`; nothing of the transaction is kept.
+    """
     conn = db.conn
     if conn.in_transaction:
         yield db
@@ -328,14 +423,33 @@ def transaction(db):
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
-        raise WorkspaceError(f"workspace is busy ({exc}); another process holds the lock") from None
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise WorkspaceError(f"workspace is busy ({exc}); another process holds the lock") \
+                from None
+        raise write_error(exc) from None
     try:
         yield db
-    except BaseException:
-        conn.execute("ROLLBACK")
+    except BaseException as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError):
+            raise write_error(exc) from None
         raise
     else:
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise write_error(exc) from None
+
+
+def write_error(exc: BaseException) -> WorkspaceError:
+    """A one-line error for a write SQLite refused (``database or disk is full``, ...)."""
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    if "full" in msg:
+        return WorkspaceError(f"workspace: {msg} (free some disk space; nothing finished was lost)")
+    return WorkspaceError(f"workspace: {msg}")
 
 
 def get_meta(db, key: str, default: str | None = None) -> str | None:

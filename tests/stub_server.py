@@ -37,7 +37,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
-FAULTS = ("429", "500", "401", "timeout", "garbage")
+FAULTS = ("429", "500", "401", "timeout", "garbage", "empty")
 
 
 def messages_hash(messages) -> str:
@@ -199,7 +199,7 @@ class StubServer:
                 if fault == "garbage":
                     self._send(200, b"<html>this is not json")
                     return
-                text = server.reply_fn(messages)
+                text = "" if fault == "empty" else server.reply_fn(messages)
                 p_tok = sum(len(str(m.get("content", "")).split()) for m in messages)
                 c_tok = len(text.split())
                 body = {

@@ -214,11 +214,28 @@ def test_stub_failure_after_retries_is_counted_and_retried_later(workspace, stub
     assert [r["status"] for r in _rows(workspace)] == ["failed", "ok"]
 
 
-def test_stub_auth_error_is_not_retried(workspace, stub):
+def test_stub_auth_error_is_not_retried_and_stops_the_run(workspace, stub):
+    from re2llm_tui.llm.client import AuthFailed
+
     stub.inject("401", "401", "401")
     with _client(workspace, stub, max_retries=4) as c:
-        r = c.complete_sync(_msg("who am i"))
-    assert not r.ok and r.attempts == 1 and stub.n_requests == 1
+        with pytest.raises(AuthFailed, match="refused the credentials") as err:
+            c.complete_sync(_msg("who am i"))
+        assert "\n" not in str(err.value)
+        # every later call stops at once: nothing more is sent
+        with pytest.raises(AuthFailed):
+            c.complete_sync(_msg("second"))
+    assert stub.n_requests == 1
+
+
+def test_empty_reply_is_retried_and_never_cached(workspace, stub):
+    stub.inject("empty", "empty")
+    with _client(workspace, stub, max_retries=1) as c:
+        r = c.complete_sync(_msg("say nothing"))
+        assert not r.ok and "no text" in r.error and r.attempts == 2
+        # the failure is not a cache entry: the next run asks again and gets a real reply
+        r2 = c.complete_sync(_msg("say nothing"))
+    assert r2.ok and r2.text and not r2.cached
 
 
 def test_concurrency_is_bounded(workspace):

@@ -51,6 +51,7 @@ import json
 import os
 import random
 import socket
+import sqlite3
 import threading
 import time
 import weakref
@@ -82,6 +83,15 @@ DEMO_NOTICE = (
 
 class BudgetExceeded(Exception):
     """``max_cost`` or ``max_calls`` was reached; nothing was sent for this call."""
+
+
+class AuthFailed(UserError):
+    """The provider refused the credentials (401/403): every further call would fail too,
+    so the run stops at once with this one line instead of logging a failure per call."""
+
+
+class EmptyReply(Exception):
+    """The provider answered without any text (retried; never cached as a success)."""
 
 
 @dataclass
@@ -200,8 +210,9 @@ def check_reachable(url: str, timeout: float = 3.0) -> None:
 _RETRYABLE = {
     "RateLimitError", "Timeout", "APIConnectionError", "InternalServerError",
     "ServiceUnavailableError", "BadGatewayError", "APIResponseValidationError",
-    "JSONDecodeError", "TimeoutError", "ReadTimeout", "ConnectTimeout",
+    "JSONDecodeError", "TimeoutError", "ReadTimeout", "ConnectTimeout", "EmptyReply",
 }
+_AUTH = {"AuthenticationError", "PermissionDeniedError"}
 _FATAL = {"AuthenticationError", "PermissionDeniedError", "NotFoundError", "BadRequestError",
           "ContextWindowExceededError", "ContentPolicyViolationError", "UnsupportedParamsError",
           "BudgetExceededError"}
@@ -218,6 +229,12 @@ def is_retryable(exc: BaseException) -> bool:
         return status == 429 or status >= 500
     # litellm wraps an unparseable body in a generic APIError without a status
     return "APIError" in names
+
+
+def is_auth_error(exc: BaseException) -> bool:
+    """A refused credential: litellm's AuthenticationError/PermissionDeniedError, or 401/403."""
+    names = {c.__name__ for c in type(exc).__mro__}
+    return bool(names & _AUTH) or getattr(exc, "status_code", None) in (401, 403)
 
 
 def _error_line(exc: BaseException) -> str:
@@ -269,6 +286,7 @@ class LLMClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._dbs: list = []
+        self._auth_failed: str | None = None
 
     # ----------------------------------------------------------------- properties
     @property
@@ -401,7 +419,18 @@ class LLMClient:
     def _record(self, *, key: str, purpose: str, run_id, request: dict, res: LLMResult,
                 cached_from: int | None = None, ranking=None, hallucinations=None) -> int:
         status = "ok" if res.error is None else "failed"
-        cur = self._db().execute(
+        try:
+            cur = self._insert_call(key, purpose, run_id, request, res, cached_from, ranking,
+                                    hallucinations, status)
+        except sqlite3.OperationalError as exc:
+            from ..workspace import write_error
+
+            raise write_error(exc) from None
+        return cur.lastrowid
+
+    def _insert_call(self, key, purpose, run_id, request, res, cached_from, ranking,
+                     hallucinations, status):
+        return self._db().execute(
             "INSERT INTO calls (key, model, purpose, run_id, request, response, ranking, "
             "hallucinations, status, error, cached, cache_of, prompt_tokens, completion_tokens, "
             "cost, latency_s, attempts, api_base) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -417,11 +446,12 @@ class LLMClient:
              0.0 if cached_from is not None else res.cost,
              0.0 if cached_from is not None else res.latency_s, res.attempts,
              _safe_base(res.api_base)])
-        return cur.lastrowid
 
     # ----------------------------------------------------------------- budget
     def _reserve(self) -> None:
         with self._lock:
+            if self._auth_failed:
+                raise AuthFailed(self._auth_failed)
             if self.max_calls is not None and self._started >= self.max_calls:
                 raise BudgetExceeded(f"--max-calls {self.max_calls} reached "
                                      f"({self._started} calls sent); rerun to resume")
@@ -555,6 +585,12 @@ class LLMClient:
                     raise
                 except Exception as exc:  # noqa: BLE001 - every provider error is handled here
                     last_exc = exc
+                    if is_auth_error(exc):
+                        self._auth_failed = (
+                            f"{self.model}: the provider refused the credentials "
+                            f"({_error_line(exc)}); check the API key in the environment "
+                            "(or the --api-base URL) and rerun: finished work is saved")
+                        raise AuthFailed(self._auth_failed) from None
                     if attempts > self.max_retries or not is_retryable(exc):
                         break
                     delay = min(self.retry_cap, self.retry_base * (2 ** (attempts - 1)))
@@ -619,8 +655,8 @@ class LLMClient:
             text = resp.choices[0].message.content
         except (AttributeError, IndexError, TypeError):
             text = None
-        if text is None:
-            raise ValueError("reply has no message content")
+        if text is None or not str(text).strip():
+            raise EmptyReply("the reply has no text")
         usage = getattr(resp, "usage", None)
         pt = int(getattr(usage, "prompt_tokens", 0) or 0)
         ct = int(getattr(usage, "completion_tokens", 0) or 0)
