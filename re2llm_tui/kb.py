@@ -13,13 +13,16 @@ Entry 0, "no hint", is implicit: never stored, always the first action.
   content hash of that list (``"kb-" + sha256[:12]``), so it changes with every change of the
   accepted set and an agent can tell whether its actions still match.  A monotonic revision
   counter (``meta kb_revision:<dataset>``) counts those changes for display.
-* ``hints.json`` export/import: texts are stored entity-decoded (``&#39;`` -> ``'``) and
-  whitespace-collapsed, and the exact string read from a file is kept in ``raw_text``; export
+* ``hints.json`` export/import: texts are stored entity-decoded (``&#39;`` -> ``'``),
+  whitespace-collapsed and free of control characters (:func:`normalize_text`, the one place
+  where text enters the KB), and the exact string read from a file is kept in ``raw_text``; export
   writes ``raw_text`` while the text is unchanged, and ``json.dumps`` (ASCII-escaped, as the
   release), so exporting a freshly seeded KB reproduces the release file byte for byte.
 
 Every write runs in ``BEGIN IMMEDIATE``; a lock held by another process becomes a one-line
-:class:`~re2llm_tui.errors.WorkspaceError` and nothing is changed.
+:class:`~re2llm_tui.errors.WorkspaceError` and nothing is changed.  Bulk duplicate checks
+(:func:`import_hints`) use an index of the existing texts built once per change, so an
+import is linear in the size of the file and of the KB.
 """
 
 from __future__ import annotations
@@ -80,11 +83,25 @@ class ImportReport:
 
 # --------------------------------------------------------------------------- helpers
 
+# C0 controls, DEL and C1 controls that ``str.split()`` does not already treat as whitespace
+# (tab, LF, VT, FF, CR, \x1c-\x1f and NEL collapse to one space with the other whitespace)
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def normalize_text(text) -> str:
+    """Hint text as stored: entities decoded, control characters (NUL, ESC, DEL, C1) removed,
+    whitespace collapsed to single spaces.  Every path that writes a hint's text uses it."""
+    text = _SURROGATE.sub("\ufffd", str(text))  # undecodable bytes of a command-line argument
+    return " ".join(_CONTROL.sub("", unescape(text)).split())
+
+
 def clean_text(text: str | None) -> str:
-    """Validate and normalise hint text: entity-free, one line, collapsed whitespace."""
-    if text is None or not str(text).strip():
+    """Validate and normalise hint text: entity-free, one line, collapsed whitespace, no
+    control characters (a NUL or an escape sequence cannot cut or colour a hint)."""
+    if text is None:
         raise UserError("hint text is empty")
-    cleaned = " ".join(unescape(str(text)).split())
+    cleaned = normalize_text(text)
     if not cleaned:
         raise UserError("hint text is empty")
     if len(cleaned) > MAX_HINT_CHARS:
@@ -94,7 +111,7 @@ def clean_text(text: str | None) -> str:
 
 def text_key(text: str) -> str:
     """The key under which two hint texts count as duplicates."""
-    return " ".join(unescape(text).casefold().split()).rstrip(" .!")
+    return " ".join(normalize_text(text).casefold().split()).rstrip(" .!")
 
 
 def _dataset(dataset: str) -> str:
@@ -114,6 +131,18 @@ def _row(db, dataset: str, hint_id: int) -> dict | None:
     return rows[0] if rows else None
 
 
+def _rows_by_id(db, dataset: str, ids: Iterable[int]) -> dict[int, dict]:
+    """The rows of ``ids`` that exist, by id, in one query (any number of ids)."""
+    ids = [int(i) for i in ids]
+    if not ids:
+        return {}
+    if len(ids) == 1:
+        row = _row(db, dataset, ids[0])
+        return {ids[0]: row} if row is not None else {}
+    rows = _rows(db, dataset, "id IN (SELECT value FROM json_each(?))", [json.dumps(ids)])
+    return {r["id"]: r for r in rows}
+
+
 def _require(db, dataset: str, hint_id) -> dict:
     try:
         hid = int(hint_id)
@@ -130,9 +159,9 @@ def _require(db, dataset: str, hint_id) -> dict:
 def _next_id(db, dataset: str) -> int:
     """Ids are never reused, not even those of deleted hints (history still names them)."""
     top = db.execute("SELECT COALESCE(MAX(id), 0) FROM hints WHERE dataset=?", [dataset]).fetchone()[0]
-    for (ids,) in db.execute("SELECT hint_ids FROM hint_history WHERE dataset=?", [dataset]):
-        top = max([top, *json.loads(ids)])
-    return top + 1
+    row = db.execute("SELECT MAX(CAST(j.value AS INTEGER)) FROM hint_history h, "
+                     "json_each(h.hint_ids) j WHERE h.dataset=?", [dataset]).fetchone()
+    return max(top, row[0] or 0) + 1
 
 
 def _accepted_list(db, dataset: str) -> list[tuple[int, str]]:
@@ -146,9 +175,18 @@ def _version_of(accepted: list[tuple[int, str]]) -> str:
 
 
 def _insert(db, row: dict) -> None:
-    cols = [c for c in COLUMNS if c in row]
-    db.execute(f"INSERT INTO hints({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
-               [row[c] for c in cols])
+    _insert_many(db, [row])
+
+
+def _insert_many(db, rows: Sequence[dict]) -> None:
+    """Insert hint rows, one ``executemany`` per set of columns (FTS triggers fire per row)."""
+    groups: dict[tuple[str, ...], list[list]] = {}
+    for row in rows:
+        cols = tuple(c for c in COLUMNS if c in row)
+        groups.setdefault(cols, []).append([row[c] for c in cols])
+    for cols, values in groups.items():
+        db.conn.executemany(f"INSERT INTO hints({', '.join(cols)}) "
+                            f"VALUES ({', '.join('?' for _ in cols)})", values)
 
 
 class _Change:
@@ -158,18 +196,28 @@ class _Change:
         self.db, self.dataset, self.action = db, dataset, action
         self.before: dict[int, dict] = {}
         self.ids: list[int] = []
+        self._touched: set[int] = set()
         self.version_before = _version_of(_accepted_list(db, dataset))
 
-    def touch(self, hint_id: int) -> None:
-        """Record the current state of a hint before it is changed (call before every write)."""
-        if hint_id not in self.ids:
+    _UNREAD = object()
+
+    def touch(self, hint_id: int, row=_UNREAD) -> None:
+        """Record the current state of a hint before it is changed (call before every write).
+
+        ``row``: its current row when the caller has just read it (``None``: it does not
+        exist yet, e.g. a new id), which spares a query per hint in bulk changes.
+        """
+        if hint_id not in self._touched:
+            self._touched.add(hint_id)
             self.ids.append(hint_id)
-            row = _row(self.db, self.dataset, hint_id)
+            if row is self._UNREAD:
+                row = _row(self.db, self.dataset, hint_id)
             if row is not None:
                 self.before[hint_id] = row
 
     def commit(self, detail: str, undoes: int | None = None) -> int:
-        after = [r for r in (_row(self.db, self.dataset, i) for i in self.ids) if r is not None]
+        now = _rows_by_id(self.db, self.dataset, self.ids)
+        after = [now[i] for i in self.ids if i in now]
         version = _version_of(_accepted_list(self.db, self.dataset))
         if version != self.version_before:
             key = f"kb_revision:{self.dataset}"
@@ -203,7 +251,7 @@ def ensure_seeded(db, dataset: str, data_dir: str | Path | None = None) -> bool:
             if _row(db, dataset, i) is not None:
                 raise DataError(f"cannot seed the {dataset} KB: hint #{i} already exists")
             change.touch(i)
-            _insert(db, {"dataset": dataset, "id": i, "text": " ".join(unescape(entry).split()),
+            _insert(db, {"dataset": dataset, "id": i, "text": normalize_text(entry),
                          "status": "accepted", "source": "release", "raw_text": entry})
         change.commit(f"seeded {len(change.ids)} release hints from {path}")
         set_meta(db, key, str(path))
@@ -294,24 +342,50 @@ def search(db, dataset: str, query: str, *, status: str | None = None, raw: bool
 
 
 def find_duplicate(db, dataset: str, text: str, *, exclude: int | None = None) -> Hint | None:
-    """An existing hint (any status) whose text equals ``text`` up to case/spacing/final stop."""
+    """An existing hint (any status) whose text equals ``text`` up to case/spacing/final stop.
+
+    One scan of the dataset's texts; to check many texts use :class:`DuplicateIndex`.
+    """
     key = text_key(text)
-    for r in _rows(db, dataset):
-        if r["id"] != exclude and text_key(r["text"]) == key:
-            return Hint.from_row(r)
+    for hid, stored in db.execute("SELECT id, text FROM hints WHERE dataset=? ORDER BY id",
+                                  [dataset]):
+        if hid != exclude and text_key(stored) == key:
+            return Hint.from_row(_row(db, dataset, hid))
     return None
+
+
+class DuplicateIndex:
+    """:func:`text_key` -> ``(id, status)`` of every hint of a dataset, read once.
+
+    For checking many texts (an import): each lookup is a dict access instead of a scan of
+    the KB.  Build it inside the write transaction that uses it and :meth:`add` what that
+    transaction inserts, so it stays exact.
+    """
+
+    def __init__(self, db, dataset: str):
+        self._keys: dict[str, tuple[int, str]] = {}
+        for hid, stored, status in db.execute(
+                "SELECT id, text, status FROM hints WHERE dataset=? ORDER BY id", [dataset]):
+            self._keys.setdefault(text_key(stored), (hid, status))
+
+    def find(self, text: str) -> tuple[int, str] | None:
+        """``(id, status)`` of the lowest-id hint that ``text`` duplicates, else None."""
+        return self._keys.get(text_key(text))
+
+    def add(self, hint_id: int, text: str, status: str) -> None:
+        self._keys.setdefault(text_key(text), (hint_id, status))
 
 
 def history(db, dataset: str, *, limit: int | None = None, hint_id: int | None = None) -> list[dict]:
     """History entries newest first (``before``/``after``/``hint_ids`` decoded)."""
     dataset = _dataset(dataset)
-    rows = list(db.query("SELECT * FROM hint_history WHERE dataset=? ORDER BY seq DESC", [dataset]))
     out = []
-    for r in rows:
-        for key in ("hint_ids", "before", "after"):
-            r[key] = json.loads(r[key])
+    for r in db.query("SELECT * FROM hint_history WHERE dataset=? ORDER BY seq DESC", [dataset]):
+        r["hint_ids"] = json.loads(r["hint_ids"])
         if hint_id is not None and int(hint_id) not in r["hint_ids"]:
             continue
+        for key in ("before", "after"):  # decoded only for the entries returned
+            r[key] = json.loads(r[key])
         out.append(r)
         if limit is not None and len(out) >= limit:
             break
@@ -464,18 +538,18 @@ def undo(db, dataset: str, *, data_dir=None) -> dict:
         seq, action, ids, before, after, detail = row
         ids, before, after = json.loads(ids), json.loads(before), json.loads(after)
         # the rows must still be as that change left them
-        current = {i: _row(db, dataset, i) for i in ids}
+        found = _rows_by_id(db, dataset, ids)
+        current = {i: found.get(i) for i in ids}
         expected = {r["id"]: r for r in after}
         for i in ids:
             if current[i] != expected.get(i):
                 raise UserError(f"cannot undo '{detail}': hint #{i} was changed since")
         change = _Change(db, dataset, "undo")
         for i in ids:
-            change.touch(i)
-            if current[i] is not None:
-                db.execute("DELETE FROM hints WHERE uid=?", [current[i]["uid"]])
-        for r in before:
-            _insert(db, r)
+            change.touch(i, current[i])
+        db.conn.executemany("DELETE FROM hints WHERE uid=?",
+                            [[r["uid"]] for r in current.values() if r is not None])
+        _insert_many(db, before)
         new_seq = change.commit(f"undo: {detail}", undoes=seq)
         db.execute("UPDATE hint_history SET undone_by=? WHERE seq=?", [new_seq, seq])
     return {"seq": seq, "action": action, "detail": detail, "hint_ids": ids}
@@ -489,7 +563,7 @@ def export_text(db, dataset: str, *, data_dir=None) -> str:
     out = [""]
     for r in _rows(db, dataset, "status='accepted'"):
         raw = r["raw_text"]
-        out.append(raw if raw is not None and " ".join(unescape(raw).split()) == r["text"]
+        out.append(raw if raw is not None and normalize_text(raw) == r["text"]
                    else r["text"])
     return json.dumps(out)
 
@@ -521,37 +595,49 @@ def import_hints(db, dataset: str, path: str | Path, *, status: str = "accepted"
     """Import a hints.json-style file as one change (one undo reverts it all).
 
     Empty entries (entry 0) are ignored; entries equal to an existing hint (any status) or
-    repeated in the file are skipped and reported.
+    repeated in the file, and entries with nothing left once control characters are removed,
+    are skipped and reported.  Duplicates are found with one :class:`DuplicateIndex`, so a
+    100k-entry file takes seconds, not hours.
     """
     dataset = _ready(db, dataset, data_dir)
     entries = read_import_file(path)
     if status not in ("candidate", "accepted", "rejected"):
         raise UserError(f"imported hints' status must be candidate, accepted or rejected, not {status!r}")
-    for i, e in enumerate(entries):
-        if e.strip() and len(" ".join(unescape(e).split())) > MAX_HINT_CHARS:
+    texts = [normalize_text(e) if e.strip() else "" for e in entries]
+    for i, t in enumerate(texts):
+        if len(t) > MAX_HINT_CHARS:
             raise UserError(f"{path}: entry {i} is longer than {MAX_HINT_CHARS} characters")
     report = ImportReport()
+    note = f"imported from {Path(path).name}"
     with transaction(db):
         change = _Change(db, dataset, "import")
+        index = DuplicateIndex(db, dataset)
+        hid = _next_id(db, dataset)
         seen: dict[str, int] = {}
-        for i, entry in enumerate(entries):
+        new_rows: list[dict] = []
+        for i, (entry, text) in enumerate(zip(entries, texts)):
             if not entry.strip():
                 continue
-            text = " ".join(unescape(entry).split())
+            if not text:
+                report.skipped.append((entry, "empty once spaces and control characters "
+                                              "are removed"))
+                continue
             key = text_key(text)
             if key in seen:
                 report.skipped.append((text, f"repeats entry {seen[key]} of the file"))
                 continue
             seen[key] = i
-            dup = find_duplicate(db, dataset, text)
+            dup = index.find(text)
             if dup is not None:
-                report.skipped.append((text, f"duplicate of #{dup.id} ({dup.status})"))
+                report.skipped.append((text, f"duplicate of #{dup[0]} ({dup[1]})"))
                 continue
-            hid = _next_id(db, dataset)
-            change.touch(hid)
-            _insert(db, {"dataset": dataset, "id": hid, "text": text, "status": status,
-                         "source": "import", "raw_text": entry, "note": f"imported from {Path(path).name}"})
+            change.touch(hid, None)  # a new id: nothing to read
+            new_rows.append({"dataset": dataset, "id": hid, "text": text, "status": status,
+                             "source": "import", "raw_text": entry, "note": note})
+            index.add(hid, text, status)
             report.added.append(hid)
+            hid += 1
+        _insert_many(db, new_rows)
         if report.added:
             change.commit(f"imported {len(report.added)} hints from {path} "
                           f"({len(report.skipped)} skipped)")
