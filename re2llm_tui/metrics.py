@@ -114,19 +114,25 @@ def to_json(summary: dict) -> dict:
 
 def format_table(rows: dict[str, dict], title: str | None = None,
                  baseline: str | None = None, paired: dict[str, dict] | None = None):
-    """A rich Table: one row per named summary, each metric as ``mean [lo, hi]``."""
+    """A rich Table: one row per named summary, each metric as ``mean [lo, hi]``.
+
+    Names, the title and the baseline are data (file names, model strings, hint texts): they
+    are passed as :func:`re2llm_tui.safe_text.text`, never parsed as markup.
+    """
     from rich.table import Table
 
-    table = Table(title=title)
+    from .safe_text import text
+
+    table = Table(title=text(title, oneline=True) if title is not None else None)
     table.add_column("run / policy", style="bold")
     table.add_column("n", justify="right")
     for m in METRICS:
         table.add_column(m.upper(), justify="right")
     if paired:
-        table.add_column(f"Δ{(next(iter(paired.values()))['metric']).upper()} vs {baseline}",
-                         justify="right")
+        metric = (next(iter(paired.values()))["metric"]).upper()
+        table.add_column(text(f"Δ{metric} vs {baseline}", oneline=True), justify="right")
     for name, s in rows.items():
-        cells = [name, str(s["n"])]
+        cells = [text(name, oneline=True), str(s["n"])]
         for m in METRICS:
             lo, hi = s["ci"][m]
             cells.append(f"{s[m]:.3f} [{lo:.3f},{hi:.3f}]")

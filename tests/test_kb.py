@@ -249,6 +249,89 @@ def test_import_skips_duplicates_within_the_file_and_case_variants(db, tmp_path)
     assert reasons == ["repeats entry 1 of the file", "duplicate of #20 (accepted)"]
 
 
+def test_import_of_thousands_skips_every_duplicate_and_undoes(db, tmp_path):
+    """The indexed import gives what the one-by-one check gave: in-file repeats and
+    variants of existing hints (any status, case, spacing, final stop) skipped and reported."""
+    import random
+
+    rng = random.Random(7)
+    kb.reject(db, "games", [5])
+    rejected = kb.get_hint(db, "games", 5).text
+    entries = [""]
+    for i in range(3000):
+        r = rng.random()
+        if r < 0.05 and len(entries) > 1:
+            entries.append(rng.choice(entries[1:]).upper())           # repeats an earlier entry
+        elif r < 0.08:
+            entries.append("  " + kb.get_hint(db, "games", rng.randint(1, 20)).text.rstrip(".") + "!")
+        elif r < 0.09:
+            entries.append(rejected.lower())                          # a rejected hint counts too
+        else:
+            entries.append(f"Prefer candidates sharing trait {i} with the last purchase.")
+    f = tmp_path / "many.json"
+    f.write_text(json.dumps(entries))
+    before = snapshot(db)
+    report = kb.import_hints(db, "games", f, status="candidate")
+
+    # reference: the same decisions taken one entry at a time against the stored texts
+    existing = {kb.text_key(h.text): h for h in kb.list_hints(db, "games")
+                if h.id not in report.added}
+    seen, added, skipped = {}, 0, []
+    for i, e in enumerate(entries):
+        if not e.strip():
+            continue
+        key = kb.text_key(e)
+        if key in seen:
+            skipped.append(f"repeats entry {seen[key]} of the file")
+            continue
+        seen[key] = i
+        if key in existing:
+            h = existing[key]
+            skipped.append(f"duplicate of #{h.id} ({h.status})")
+            continue
+        added += 1
+    assert len(report.added) == added and [why for _, why in report.skipped] == skipped
+    assert any("(rejected)" in why for why in skipped) and any("repeats" in why for why in skipped)
+    assert report.added == list(range(21, 21 + added))
+    hints = kb.list_hints(db, "games")
+    assert len({kb.text_key(h.text) for h in hints}) == len(hints) == 20 + added
+    last = kb.history(db, "games", limit=1)[0]
+    assert last["action"] == "import" and last["hint_ids"] == report.added
+    kb.undo(db, "games")
+    assert snapshot(db) == before
+    # the next import after the undo does not reuse the ids of the undone one
+    again = kb.import_hints(db, "games", f)
+    assert again.added[0] == 21 + added
+
+
+@pytest.mark.parametrize("raw, stored", [
+    ("before\x00after, the rest", "beforeafter, the rest"),
+    ("\x1b]0;pwned\x07 Prefer \x1b[31mred\x1b[0m covers.", "]0;pwned Prefer [31mred[0m covers."),
+    ("C1 \x9b controls \x85 and DEL \x7f go", "C1 controls and DEL go"),
+    ("tabs\tand\nnewlines\r\ncollapse", "tabs and newlines collapse"),
+])
+def test_control_characters_never_enter_the_kb(db, tmp_path, raw, stored):
+    """A NUL no longer cuts a hint (SQLite's FTS and C strings stop at it) and no escape
+    sequence is stored; the same normalisation for add, edit, merge and import."""
+    h = kb.add_hint(db, "games", raw)
+    assert h.text == stored
+    assert not any(ord(c) < 32 or 0x7f <= ord(c) <= 0x9f for c in h.text)
+    last_word = stored.split()[-1].strip(".,")
+    assert any(x.id == h.id for x, _ in kb.search(db, "games", last_word))
+    kb.delete(db, "games", [h.id])
+    assert kb.edit_hint(db, "games", 3, raw).text == stored
+    kb.undo(db, "games")
+    f = tmp_path / "ctl.json"
+    f.write_text(json.dumps(["", raw, "\x00\x1b"]))
+    report = kb.import_hints(db, "games", f)
+    assert kb.get_hint(db, "games", report.added[0]).text == stored
+    assert report.skipped == [("\x00\x1b", "empty once spaces and control characters are removed")]
+    # export keeps the file's exact string; importing it again finds the duplicate
+    exported = json.loads(kb.export_text(db, "games"))
+    assert raw in exported
+    assert kb.find_duplicate(db, "games", raw).id == report.added[0]
+
+
 # --------------------------------------------------------------------------- bad input
 
 BAD_FILES = {

@@ -19,6 +19,12 @@ OptStr = Optional[str]
 
 
 def console(stderr: bool = False):
+    """A rich Console for lines whose markup the code owns (``[yellow]stopped:[/yellow]``).
+
+    Data interpolated into such a line (a title, label, path, model name, message) goes
+    through :func:`re2llm_tui.safe_text.escape`; tables take :func:`~re2llm_tui.safe_text.text`
+    cells.  Emoji codes (``:fire:``) are never replaced: they could come from data.
+    """
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, emoji=False)

@@ -6,6 +6,7 @@ import json
 
 import typer
 
+from ..safe_text import text
 from .common import DataDir, Dataset, Json, OptPath, console
 
 
@@ -23,7 +24,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print(json.dumps(ov, indent=2))
             return
-        t = Table(title=f"{ov['dataset']} — {ov['path']}")
+        t = Table(title=text(f"{ov['dataset']} — {ov['path']}"))
         for col in ("split", "sessions", "history len (min/mean/max)", "candidates/session",
                     "distinct items", "target in candidates", "pickled id-sessions"):
             t.add_column(col, justify="right")

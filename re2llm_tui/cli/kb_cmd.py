@@ -9,6 +9,7 @@ from typing import List, Optional
 
 import typer
 
+from ..safe_text import clean, text as safe_text
 from .common import DataDir, Dataset, Db, Json
 
 kb_app = typer.Typer(
@@ -24,10 +25,17 @@ DataDirOpt = DataDir
 
 
 def _console():
-    """Hint texts are data, never rich markup: print with markup off."""
+    """Hint texts are data, never rich markup or emoji codes: print with both off (and pass
+    every line through :func:`clean`, which shows control characters escaped)."""
     from rich.console import Console
 
-    return Console(highlight=False, markup=False, soft_wrap=True)
+    return Console(highlight=False, markup=False, emoji=False, soft_wrap=True)
+
+
+def _say(line: str) -> None:
+    """Print a line holding data (hint text, a path, a history detail) with its terminal
+    control characters shown escaped, never sent to the terminal."""
+    print(clean(line))
 
 
 def _snippet(snip: str):
@@ -36,7 +44,7 @@ def _snippet(snip: str):
 
     out = Text()
     for i, part in enumerate(re.split(r"[\x02\x03]", snip)):
-        out.append(part, style="bold" if i % 2 else "")
+        out.append(clean(part, oneline=True), style="bold" if i % 2 else "")
     return out
 
 
@@ -59,9 +67,8 @@ def _header(db, dataset: str, data_dir) -> str:
 
 def _hint_table(hints, title: str | None = None, snippets=None):
     from rich.table import Table
-    from rich.text import Text
 
-    table = Table(title=title, show_lines=False, expand=False)
+    table = Table(title=safe_text(title) if title else None, show_lines=False, expand=False)
     table.add_column("id", justify="right")
     table.add_column("status")
     table.add_column("source")
@@ -69,15 +76,21 @@ def _hint_table(hints, title: str | None = None, snippets=None):
     table.add_column("sim", justify="right")
     for i, h in enumerate(hints):
         sim = f"{h.similarity:.2f}" if h.similarity is not None else ""
-        text = _snippet(snippets[i]) if snippets else Text(h.text)
-        table.add_row(str(h.id), h.status, h.source, text, sim)
+        text = _snippet(snippets[i]) if snippets else safe_text(h.text, oneline=True)
+        table.add_row(str(h.id), safe_text(h.status), safe_text(h.source), text, sim)
     return table
 
 
+_JSON_C1 = re.compile(r"[\x7f-\x9f]")
+
+
 def _as_json(hints) -> str:
+    """JSON of the hints; json.dumps escapes C0 controls, and DEL and the C1 range (which
+    some terminals obey, e.g. CSI \\x9b) are escaped here too: the JSON means the same."""
     from dataclasses import asdict
 
-    return json.dumps([asdict(h) for h in hints], indent=2, ensure_ascii=False)
+    out = json.dumps([asdict(h) for h in hints], indent=2, ensure_ascii=False)
+    return _JSON_C1.sub(lambda m: f"\\u{ord(m.group(0)):04x}", out)
 
 
 @kb_app.command("list")
@@ -110,28 +123,28 @@ def show_cmd(hint_id: int = typer.Argument(..., help="hint id"), dataset: str = 
 
     wdb = _open(db)
     h = kb.get_hint(wdb, dataset, hint_id, data_dir=data_dir)
-    con = _console()
-    con.print(f"#{h.id} [{h.status}] ({h.source})")
-    con.print(f"  text: {h.text}")
+    _say(f"#{h.id} [{h.status}] ({h.source})")
+    _say(f"  text: {h.text}")
     if h.raw_text is not None and h.raw_text != h.text:
-        con.print(f"  as in file: {h.raw_text!r}")
+        _say(f"  as in file: {h.raw_text!r}")
     if h.session_id:
-        con.print(f"  from session {h.session_id}, reflection {h.reflection_id}")
+        _say(f"  from session {h.session_id}, reflection {h.reflection_id}")
     if h.effect:
         e = h.effect
-        con.print(f"  effectiveness: target rank {e.get('rank_without')} -> {e.get('rank_with')}, "
-                  f"NDCG@10 {e.get('ndcg_without', 0):.3f} -> {e.get('ndcg_with', 0):.3f}")
+        _say(f"  effectiveness: target rank {e.get('rank_without')} -> {e.get('rank_with')}, "
+             f"NDCG@10 {e.get('ndcg_without', 0):.3f} -> {e.get('ndcg_with', 0):.3f}")
     if h.similar_id is not None:
-        con.print(f"  most similar when proposed: #{h.similar_id} (cosine {h.similarity:.3f})")
+        _say(f"  most similar when proposed: #{h.similar_id} (cosine {h.similarity:.3f})")
     if h.merged_into is not None:
-        con.print(f"  merged into #{h.merged_into}")
+        _say(f"  merged into #{h.merged_into}")
     if h.note:
-        con.print(f"  note: {h.note}")
-    con.print(f"  created {h.created_at}, updated {h.updated_at}")
-    con.print("  history:")
+        _say(f"  note: {clean(h.note, oneline=True)}")
+    _say(f"  created {h.created_at}, updated {h.updated_at}")
+    _say("  history:")
     for entry in reversed(kb.history(wdb, dataset, hint_id=h.id)):
         undone = f" (undone by #{entry['undone_by']})" if entry["undone_by"] else ""
-        con.print(f"    #{entry['seq']} {entry['at']} {entry['action']}: {entry['detail']}{undone}")
+        _say(f"    #{entry['seq']} {entry['at']} {entry['action']}: "
+             f"{clean(entry['detail'], oneline=True)}{undone}")
 
 
 @kb_app.command("add")
@@ -147,7 +160,7 @@ def add_cmd(text: str = typer.Argument(..., help="the hint, a short imperative s
     wdb = _open(db)
     h = kb.add_hint(wdb, dataset, text, status=status, source="manual", note=note,
                     data_dir=data_dir)
-    print(f"added #{h.id} ({h.status}): {h.text}")
+    _say(f"added #{h.id} ({h.status}): {h.text}")
 
 
 @kb_app.command("edit")
@@ -159,7 +172,7 @@ def edit_cmd(hint_id: int = typer.Argument(...), text: str = typer.Argument(...)
 
     wdb = _open(db)
     h = kb.edit_hint(wdb, dataset, hint_id, text, data_dir=data_dir)
-    print(f"edited #{h.id}: {h.text}")
+    _say(f"edited #{h.id}: {h.text}")
 
 
 def _status_cmd(status: str, verb: str):
@@ -193,7 +206,7 @@ def merge_cmd(keep_id: int = typer.Argument(..., help="the hint that stays"),
 
     wdb = _open(db)
     h = kb.merge(wdb, dataset, keep_id, other_ids, text=text, data_dir=data_dir)
-    print(f"merged {', '.join('#' + str(i) for i in other_ids)} into #{h.id}: {h.text}")
+    _say(f"merged {', '.join('#' + str(i) for i in other_ids)} into #{h.id}: {h.text}")
 
 
 @kb_app.command("rm")
@@ -221,7 +234,7 @@ def search_cmd(query: str = typer.Argument(..., help="words that must all occur"
     found = kb.search(wdb, dataset, query, status=status, raw=raw, limit=limit, data_dir=data_dir)
     con = _console()
     if not found:
-        con.print(f"no hint matches {query!r}")
+        _say(f"no hint matches {query!r}")
         return
     con.print(_hint_table([h for h, _ in found], snippets=[s for _, s in found]))
 
@@ -238,7 +251,8 @@ def history_cmd(dataset: str = DatasetOpt,
     kb.list_hints(wdb, dataset, data_dir=data_dir)  # seeds on first use
     for e in kb.history(wdb, dataset, limit=limit, hint_id=hint):
         undone = f" [undone by #{e['undone_by']}]" if e["undone_by"] else ""
-        print(f"#{e['seq']} {e['at']} {e['action']}: {e['detail']} -> {e['kb_version']}{undone}")
+        _say(f"#{e['seq']} {e['at']} {e['action']}: {clean(e['detail'], oneline=True)} "
+             f"-> {e['kb_version']}{undone}")
 
 
 @kb_app.command("undo")
@@ -249,7 +263,8 @@ def undo_cmd(dataset: str = DatasetOpt, db: Optional[Path] = DbOpt,
 
     wdb = _open(db)
     entry = kb.undo(wdb, dataset, data_dir=data_dir)
-    print(f"undid #{entry['seq']} ({entry['detail']}); KB version {kb.kb_version(wdb, dataset)}")
+    _say(f"undid #{entry['seq']} ({clean(entry['detail'], oneline=True)}); "
+         f"KB version {kb.kb_version(wdb, dataset)}")
 
 
 @kb_app.command("import")
@@ -264,7 +279,7 @@ def import_cmd(path: Path = typer.Argument(..., help="a hints.json-style JSON li
     wdb = _open(db)
     report = kb.import_hints(wdb, dataset, path, status=status, data_dir=data_dir)
     for text, why in report.skipped:
-        print(f"skipped ({why}): {text}")
+        _say(f"skipped ({why}): {clean(text, oneline=True)}")
     print(f"imported {len(report.added)} hints"
           + (f" (#{report.added[0]}..#{report.added[-1]})" if report.added else "")
           + f", skipped {len(report.skipped)}")
@@ -284,7 +299,7 @@ def export_cmd(path: Optional[Path] = typer.Argument(None, help="output file (de
         sys.stdout.write(kb.export_text(wdb, dataset, data_dir=data_dir) + "\n")
         return
     n = kb.export_hints(wdb, dataset, path, data_dir=data_dir)
-    print(f"wrote {n} accepted hints (+ entry 0) to {path}", file=sys.stderr)
+    print(clean(f"wrote {n} accepted hints (+ entry 0) to {path}"), file=sys.stderr)
 
 
 def register(app: typer.Typer) -> None:

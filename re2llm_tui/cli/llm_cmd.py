@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from ..safe_text import escape
 from .common import DataDir, Dataset, Db, Json, OptPath, OptStr, Split, console
 
 
@@ -70,7 +71,7 @@ def register(app: typer.Typer) -> None:
         client.check()  # bad model / key / --api-base: one line, before any work
         err = console(stderr=True)
         if client.is_demo_model:
-            err.print(f"[yellow]note:[/yellow] {client.demo_notice}")
+            err.print(f"[yellow]note:[/yellow] {escape(client.demo_notice)}")
         try:
             result = _run_with_progress(sessions, client, err, dataset=ds, split=split,
                                         hint=hint_text, hint_id=hint_id, name=name,
@@ -96,7 +97,7 @@ def register(app: typer.Typer) -> None:
                       f"{result.failed} failed (scored as misses); cost ${result.cost:.4f}"
                       + ("; resumed an unfinished run" if result.resumed else ""))
         if result.status == "stopped":
-            err.print(f"[yellow]stopped:[/yellow] {result.stopped_reason} "
+            err.print(f"[yellow]stopped:[/yellow] {escape(result.stopped_reason, oneline=True)} "
                       f"({result.done}/{result.total} sessions done; run {result.run_id})")
             raise SystemExit(3)  # typer.Exit is swallowed by main() (standalone_mode=False)
 

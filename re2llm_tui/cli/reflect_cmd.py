@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 
+from ..safe_text import escape
 from .common import DataDir, Dataset, Db, Json, OptPath, OptStr
 
 
@@ -87,14 +88,14 @@ def register(app: typer.Typer) -> None:
         client.check()
         err = console(stderr=True)
         if client.is_demo_model:
-            err.print(f"[yellow]{client.demo_notice}[/yellow]")
+            err.print(f"[yellow]{escape(client.demo_notice)}[/yellow]")
 
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
             TimeElapsedColumn
 
         total = 1 if session else sessions
         progress = Progress(TextColumn("reflecting"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
+                            TimeElapsedColumn(), TextColumn("{task.fields[info]}", markup=False),
                             console=err, transient=False, disable=as_json)
 
         with progress:
@@ -120,7 +121,7 @@ def register(app: typer.Typer) -> None:
             print(json.dumps(summary.as_dict(), indent=2))
             return
         out = console()
-        out.print(f"explore {dataset}/{split} with {summary.model}:")
+        out.print(f"explore {dataset}/{escape(split)} with {escape(summary.model, oneline=True)}:")
         out.print(f"  sessions reflected: {summary.reflected}  (examined {summary.examined}, "
                   f"baseline hits {summary.hits}, failed {summary.failed}, "
                   f"skipped as done before {summary.already})")
@@ -133,7 +134,7 @@ def register(app: typer.Typer) -> None:
         out.print(f"  LLM calls: {summary.calls} sent, {summary.cache_hits} from cache, "
                   f"${summary.cost:.4f}")
         if summary.stopped:
-            out.print(f"stopped early: {summary.stopped}")
+            out.print(f"stopped early: {escape(summary.stopped, oneline=True)}")
             print("re2llm-tui: budget reached; rerun the same command to resume", file=sys.stderr)
         if summary.added and not auto_accept:
             out.print(f"review them: re2llm-tui kb list -d {dataset} --status candidate")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from ..safe_text import escape
 from .common import DataDir, Dataset, Db, Json, OptPath, OptStr, Split, console
 
 
@@ -40,5 +41,6 @@ def register(app: typer.Typer) -> None:
             con.print(f"[yellow]{len(result.mismatches)} label(s) do not match the session's "
                       "target and were not scored:[/yellow]")
             for sid, label, target in result.mismatches[:10]:
-                con.print(f"  {sid}: label {label!r} != target {target!r}")
+                con.print(escape(f"  {sid}: label {label!r} != target {target!r}",
+                                 oneline=True))
         con.print(f"{result.hallucinations} listed item(s) matched no candidate (hallucinations).")

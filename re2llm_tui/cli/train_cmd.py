@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from ..safe_text import escape, text
 from .common import DataDir, Dataset, Db, Json, OptPath, OptStr, console
 
 Model = typer.Option(None, "--model", "-m", envvar="RE2LLM_MODEL",
@@ -64,7 +65,7 @@ def register(app: typer.Typer) -> None:
         client.check()  # bad model / key / --api-base: one line, before any work
         err = console(stderr=True)
         if client.is_demo_model and not as_json:
-            err.print(f"[yellow]note:[/yellow] {client.demo_notice}")
+            err.print(f"[yellow]note:[/yellow] {escape(client.demo_notice)}")
         try:
             summary = _train_with_progress(spec, client, err, quiet=as_json)
         finally:
@@ -74,7 +75,8 @@ def register(app: typer.Typer) -> None:
         else:
             _print_summary(summary, console())
         if summary.status == "stopped":
-            err.print(f"[yellow]stopped:[/yellow] {summary.reason} (run {summary.run_id} at step "
+            err.print(f"[yellow]stopped:[/yellow] {escape(summary.reason, oneline=True)} "
+                      f"(run {summary.run_id} at step "
                       f"{summary.step}; rerun the same command to resume)")
             raise SystemExit(3)
 
@@ -117,7 +119,7 @@ def register(app: typer.Typer) -> None:
         client.check()
         err = console(stderr=True)
         if client.is_demo_model and not as_json:
-            err.print(f"[yellow]note:[/yellow] {client.demo_notice}")
+            err.print(f"[yellow]note:[/yellow] {escape(client.demo_notice)}")
         wdb = open_workspace(db)
         try:
             result = _evaluate_with_progress(evaluate, wdb, client, err, quiet=as_json,
@@ -125,8 +127,8 @@ def register(app: typer.Typer) -> None:
                                              limit=limit, train_run=train_run,
                                              oracle=not no_oracle, seed=seed)
         except BudgetExceeded as exc:
-            err.print(f"[yellow]stopped:[/yellow] {exc} (finished outcomes are stored; rerun "
-                      "the same command to resume)")
+            err.print(f"[yellow]stopped:[/yellow] {escape(exc, oneline=True)} (finished "
+                      "outcomes are stored; rerun the same command to resume)")
             raise SystemExit(3) from None
         finally:
             client.close()
@@ -139,10 +141,10 @@ def register(app: typer.Typer) -> None:
         con = console()
         con.print(result.table())
         for note in result.notes:
-            con.print(f"[dim]note:[/dim] {note}")
+            con.print(f"[dim]note:[/dim] {escape(note)}")
         con.print(f"LLM calls: {result.llm_calls} sent, {result.cache_hits} from cache, "
                   f"{result.failed} failed; cost ${result.cost:.4f}"
-                  + (f"; written to {out}" if out else ""))
+                  + (f"; written to {escape(out)}" if out else ""))
 
 
 def _train_with_progress(spec, client, err, *, quiet: bool):
@@ -187,7 +189,8 @@ def _train_with_progress(spec, client, err, *, quiet: bool):
 def _print_summary(s, con) -> None:
     from rich.table import Table
 
-    t = Table(title=f"training run {s.run_id}: {s.status} ({s.reason})", show_header=False)
+    t = Table(title=text(f"training run {s.run_id}: {s.status} ({s.reason})", oneline=True),
+              show_header=False)
     t.add_column(style="bold")
     t.add_column()
     sc = s.scalars
@@ -208,7 +211,7 @@ def _print_summary(s, con) -> None:
     t.add_row("reward table", f"{s.table_known}/{s.table_size} outcomes stored")
     t.add_row("LLM", f"{s.llm_calls} calls sent, {s.cache_hits} cache hits, {s.failed} failed, "
                      f"${s.cost:.4f}")
-    t.add_row("checkpoint", s.checkpoint)
+    t.add_row("checkpoint", text(s.checkpoint))
     t.add_row("time", f"{s.seconds:.1f} s")
     con.print(t)
 
