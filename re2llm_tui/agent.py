@@ -34,16 +34,17 @@ import contextlib
 import hashlib
 import math
 import os
-import threading
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+# pause/stop flags a trainer answers between updates (one class for the whole project)
+from .control import Control, StopRequested  # noqa: F401  (Control is re-exported)
 from .errors import UserError
 
 CHECKPOINT_FORMAT = "re2llm-ppo-v1"
@@ -512,19 +513,6 @@ def single_threaded():
 
 
 @dataclass
-class Control:
-    """Pause/stop flags a trainer polls between updates (``threading`` or ``multiprocessing``
-    events alike: anything with ``is_set()``)."""
-
-    stop: Any = None
-    pause: Any = None
-
-    def __post_init__(self) -> None:
-        self.stop = self.stop if self.stop is not None else threading.Event()
-        self.pause = self.pause if self.pause is not None else threading.Event()
-
-
-@dataclass
 class TrainOutcome:
     status: str            # done | stopped
     step: int
@@ -704,8 +692,11 @@ class PPOTrainer:
                     break
                 if control.pause.is_set():
                     self.win_time += time.perf_counter() - t_mark
-                    while control.pause.is_set() and not control.stop.is_set():
-                        time.sleep(0.05)
+                    try:
+                        control.check()          # waits while paused (and says so)
+                    except StopRequested:
+                        status = "stopped"
+                        break
                     t_mark = time.perf_counter()
                     continue
                 last = self.update + 1 == cfg.num_updates

@@ -10,7 +10,7 @@ and scored; each session's outcome is a ``run_items`` row written as soon as it 
   call is in the cache, so rerunning a finished run is served from it.
 * A failed call (after retries) is stored with its error and scored as a miss; the run goes
   on and ``n_failed`` counts it.  Garbage replies are kept in ``reply`` for inspection.
-* ``--max-cost`` / ``--max-calls``: :class:`BudgetExceeded` stops the run cleanly
+* ``--max-cost`` / ``--max-calls`` (:class:`BudgetExceeded`) and a stop request stop the run cleanly
   (status ``stopped``, metrics over the sessions done so far).
 """
 
@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from .datasets import Session
-from .llm.client import BudgetExceeded, LLMClient
+from .control import RunStop
+from .llm.client import LLMClient
 
 
 @dataclass
@@ -116,7 +117,7 @@ async def recommend_async(sessions: Sequence[Session], client: LLMClient, *, dat
         prompt = recommend_prompt(s.prompt, hint_text)
         try:
             res = await client.rank(prompt, s.candidates, k=k, run_id=run_id)
-        except BudgetExceeded as exc:
+        except RunStop as exc:
             if not stop_reason:
                 stop_reason.append(str(exc))
             return

@@ -462,7 +462,7 @@ async def reflect_session(db, client, session: Session, config: ReflectConfig | 
     fails after its retries marks the reflection ``failed`` and returns.
     """
     from . import embeddings
-    from .llm.client import BudgetExceeded
+    from .control import RunStop
 
     config = config or ReflectConfig()
     config.validate()
@@ -535,7 +535,7 @@ async def reflect_session(db, client, session: Session, config: ReflectConfig | 
         import asyncio
 
         _close_pending(rec, checks, "stopped")
-        status = "stopped" if isinstance(exc, (BudgetExceeded, KeyboardInterrupt,
+        status = "stopped" if isinstance(exc, (RunStop, KeyboardInterrupt,
                                                 asyncio.CancelledError)) else "failed"
         rec.finish(status, checks, error=" ".join(str(exc).split()) or type(exc).__name__)
         out.status = status
@@ -637,7 +637,7 @@ async def explore(db, client, dataset: str, *, split: str = "train", sessions: i
     Resumable: sessions finished earlier with the same model and prompt version are skipped.
     A :class:`BudgetExceeded` from the client ends the run cleanly (``summary.stopped``).
     """
-    from .llm.client import BudgetExceeded
+    from .control import RunStop
 
     config = config or ReflectConfig()
     config.validate()
@@ -667,7 +667,7 @@ async def explore(db, client, dataset: str, *, split: str = "train", sessions: i
         try:
             outcome = await reflect_session(db, client, session, config, encoder=encoder,
                                             on_stage=lambda s, sid=session.id: report(sid, s))
-        except BudgetExceeded as exc:
+        except RunStop as exc:
             summary.stopped = str(exc)
             report(session.id, "stopped")
             break

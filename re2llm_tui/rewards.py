@@ -21,7 +21,7 @@ import asyncio
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -49,12 +49,32 @@ def reward_context(client) -> str:
 
 @dataclass
 class PrefillProgress:
+    """Where the reward table stands (phase 1 of a training run, and evaluations)."""
+
     done: int          # outcomes known (stored before or computed now)
-    total: int         # outcomes in the table
-    calls: int         # requests sent so far in this prefill
+    total: int         # outcomes wanted
+    calls: int         # requests sent so far
     cache_hits: int
     failed: int
     cost: float
+    computed: int = 0          # outcomes computed in this fill
+    elapsed_s: float = 0.0
+    per_min: float = 0.0       # outcomes per minute in this fill
+    rows_done: int = 0         # sessions whose wanted outcomes are all known
+    rows_total: int = 0
+    eta_s: float | None = None
+    hint_means: list = field(default_factory=list)   # mean reward per action so far (None: no data)
+    hint_counts: list = field(default_factory=list)  # sessions behind each mean
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def session_major(pairs) -> list[tuple[int, int]]:
+    """``(session, action)`` pairs ordered a session at a time, its actions back to back,
+    no-hint first: consecutive prompts then share all but their last tokens, which the
+    local engine (and remote prompt caches) reuse."""
+    return sorted({(int(i), int(a)) for i, a in pairs})
 
 
 class LLMRewards:
@@ -115,10 +135,40 @@ class LLMRewards:
         """How many (session, action) outcomes are stored."""
         return int(np.isfinite(self.ndcg).sum())
 
-    def missing_pairs(self) -> list[tuple[int, int]]:
-        """Outcomes still to compute (session index, action index), no-hint column first."""
+    def missing_pairs(self, wanted: np.ndarray | None = None) -> list[tuple[int, int]]:
+        """Outcomes still to compute (session index, action index), session-major
+        (:func:`session_major`); ``wanted`` (a boolean table) restricts them."""
         miss = ~np.isfinite(self.ndcg)
-        return [(int(i), int(a)) for a in range(self.n_actions) for i in np.flatnonzero(miss[:, a])]
+        if wanted is not None:
+            miss &= np.asarray(wanted, dtype=bool)
+        return [(int(i), int(a)) for i, a in zip(*np.nonzero(miss))]
+
+    def hint_means(self) -> tuple[list, list]:
+        """Mean reward of each action over the sessions where it and "no hint" are known."""
+        base = self.ndcg[:, :1]
+        both = np.isfinite(self.ndcg) & np.isfinite(base)
+        diff = np.where(both, self.ndcg - base, 0.0)
+        counts = both.sum(axis=0)
+        means = [None if c == 0 else float(diff[:, a].sum() / c) for a, c in enumerate(counts)]
+        return means, [int(c) for c in counts]
+
+    def progress(self, wanted: np.ndarray | None = None, *, computed: int = 0,
+                 elapsed_s: float = 0.0) -> PrefillProgress:
+        """A :class:`PrefillProgress` of the ``wanted`` outcomes (default: all)."""
+        known = np.isfinite(self.ndcg)
+        want = np.ones_like(known) if wanted is None else np.asarray(wanted, dtype=bool)
+        done = int((known & want).sum())
+        total = int(want.sum())
+        rows = want.any(axis=1)
+        rows_done = int((rows & ~(want & ~known).any(axis=1)).sum())
+        per_min = computed / elapsed_s * 60.0 if elapsed_s > 0 and computed else 0.0
+        eta = (total - done) / per_min * 60.0 if per_min > 0 else None
+        means, counts = self.hint_means()
+        return PrefillProgress(done, total, self.calls, self.hits, self.failed, self.cost,
+                               computed=computed, elapsed_s=elapsed_s, per_min=per_min,
+                               rows_done=rows_done, rows_total=int(rows.sum()),
+                               eta_s=eta if done < total else 0.0, hint_means=means,
+                               hint_counts=counts)
 
     def table(self) -> np.ndarray:
         """The reward table ``[n_sessions, n_actions]`` (NaN where unknown)."""
@@ -149,7 +199,7 @@ class LLMRewards:
                 for col in (0, a):
                     if not np.isfinite(self.ndcg[i, col]):
                         need.add((i, col))
-            self.compute(sorted(need, key=lambda p: (p[1], p[0])))
+            self.compute(session_major(need))
             base = self.ndcg[sessions, 0]
             with_hint = self.ndcg[sessions, actions]
         self.hits += int(known.sum())
@@ -163,28 +213,54 @@ class LLMRewards:
                 "cost": self.cost}
 
     # ----------------------------------------------------------------- computing outcomes
-    def prefill(self, progress: Callable[[PrefillProgress], None] | None = None,
-                chunk: int = 64) -> PrefillProgress:
-        """Compute every missing outcome (chunks of ``chunk`` concurrent calls).
+    def prefill(self, progress: Callable[[PrefillProgress], None] | None = None, *,
+                wanted: np.ndarray | None = None, workers: int = 1,
+                report_every: float = 0.25) -> PrefillProgress:
+        """Compute every missing (``wanted``) outcome, a session at a time.
 
-        Raises :class:`BudgetExceeded` (after storing what finished) when the budget runs out.
+        ``workers`` > 1 shards the sessions over that many worker processes, each with its
+        own model instance (:mod:`re2llm_tui.rewards_pool`).  ``progress`` gets a
+        :class:`PrefillProgress` at the start, at most every ``report_every`` seconds while
+        outcomes arrive, and at the end.  Raises :class:`~re2llm_tui.control.RunStop`
+        (a budget or stop request) after storing what finished.
         """
-        todo = self.missing_pairs()
-        total = self.n_sessions * self.n_actions
+        todo = self.missing_pairs(wanted)
+        t0 = time.monotonic()
+        computed = 0
+        last = 0.0
 
-        def report() -> PrefillProgress:
-            p = PrefillProgress(self.known(), total, self.calls, self.hits, self.failed, self.cost)
-            if progress is not None:
+        def report(force: bool = False) -> PrefillProgress:
+            nonlocal last
+            now = time.monotonic()
+            p = self.progress(wanted, computed=computed, elapsed_s=now - t0)
+            if progress is not None and (force or now - last >= report_every):
+                last = now
                 progress(p)
             return p
 
-        report()
-        for start in range(0, len(todo), chunk):
-            self.compute(todo[start:start + chunk], on_done=report)
-        return report()
+        def on_outcome(i: int, a: int) -> None:
+            nonlocal computed
+            computed += 1
+            report()
 
-    def compute(self, pairs: list[tuple[int, int]], on_done: Callable | None = None) -> None:
-        """Compute the outcomes of ``pairs`` (session index, action index) concurrently."""
+        report(force=True)
+        try:
+            if workers > 1 and len({i for i, _ in todo}) > 1:
+                from .rewards_pool import fill_with_workers
+
+                fill_with_workers(self, todo, workers, on_outcome)
+            else:
+                self.compute(todo, on_outcome=on_outcome)
+        finally:
+            final = report(force=True)
+        return final
+
+    def compute(self, pairs: list[tuple[int, int]], on_done: Callable | None = None,
+                on_outcome: Callable[[int, int], None] | None = None) -> None:
+        """Compute the outcomes of ``pairs`` (session index, action index), session-major.
+
+        Each finished outcome is committed at once; ``on_outcome(i, a)`` follows it.
+        """
         if not pairs:
             return
         if not self._checked:
@@ -192,21 +268,13 @@ class LLMRewards:
             self._checked = True
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
-        self._loop.run_until_complete(self._gather(pairs, on_done))
+        self._loop.run_until_complete(self._gather(session_major(pairs), on_outcome))
+        if on_done is not None:
+            on_done()
 
-    async def _gather(self, pairs, on_done) -> None:
-        from .llm.client import BudgetExceeded
+    async def _gather(self, pairs, on_outcome) -> None:
+        from .control import RunStop
         from .prompts import recommend_prompt
-
-        pending: list[tuple[int, int, object]] = []
-        last_flush = time.monotonic()
-
-        def flush() -> None:
-            nonlocal last_flush
-            if pending:
-                self._store(pending)
-                pending.clear()
-            last_flush = time.monotonic()
 
         async def one(i: int, a: int):
             s = self.sessions[i]
@@ -214,58 +282,61 @@ class LLMRewards:
             res = await self.client.rank(prompt, s.candidates, k=K)
             return i, a, res
 
-        budget: BaseException | None = None
+        stop: BaseException | None = None
+        # created in session-major order: the client's semaphore admits them in this order
         tasks = [asyncio.ensure_future(one(i, a)) for i, a in pairs]
         try:
             for fut in asyncio.as_completed(tasks):
                 try:
                     i, a, res = await fut
-                except BudgetExceeded as exc:
-                    budget = budget or exc
+                except RunStop as exc:
+                    stop = stop or exc
                     continue
-                if res.cached:
-                    self.hits += 1
-                else:
-                    self.calls += 1
-                    self.cost += float(res.cost or 0.0)
-                if not res.ok:
-                    self.failed += 1
-                    continue
-                pending.append((i, a, res))
-                if len(pending) >= 64 or time.monotonic() - last_flush > 1.0:
-                    flush()
-                    if on_done is not None:
-                        on_done()
+                self.record(i, a, res)
+                if on_outcome is not None and res.ok:
+                    on_outcome(i, a)
         finally:
             for t in tasks:
                 t.cancel()
-            flush()
-        if on_done is not None:
-            on_done()
-        if budget is not None:
-            raise budget
+            # let cancelled tasks unwind inside this loop (no "Task was destroyed" noise)
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if stop is not None:
+            raise stop
 
-    def _store(self, results: list[tuple[int, int, object]]) -> None:
+    def record(self, i: int, a: int, res) -> None:
+        """Count one ranking result; store its outcome (committed at once) when it is ok."""
+        if res.cached:
+            self.hits += 1
+        else:
+            self.calls += 1
+            self.cost += float(res.cost or 0.0)
+        if not res.ok:
+            self.failed += 1
+            return
+        ranking = [int(x) for x in res.ranking][:K]
+        trank = rank_of(ranking, self.sessions[i].target_index)
+        self._store(i, a, trank, ndcg_at(trank, K), ranking, res.call_id)
+
+    def apply(self, i: int, a: int, trank: int | None, ndcg: float, ranking: list[int]) -> None:
+        """Put a known outcome into the in-memory table (every action with the same text)."""
+        for col, key in enumerate(self.keys):
+            if key == self.keys[a]:
+                self.ndcg[i, col] = ndcg
+                self.rank[i, col] = trank or 0
+                self._rankings[(i, col)] = list(ranking)
+
+    def _store(self, i: int, a: int, trank, ndcg: float, ranking: list[int], call_id) -> None:
         from .workspace import transaction
 
-        rows = []
-        for i, a, res in results:
-            s = self.sessions[i]
-            ranking = [int(x) for x in res.ranking][:K]
-            trank = rank_of(ranking, s.target_index)
-            ndcg = ndcg_at(trank, K)
-            for col, key in enumerate(self.keys):     # the same text may be two actions
-                if key == self.keys[a]:
-                    self.ndcg[i, col] = ndcg
-                    self.rank[i, col] = trank or 0
-                    self._rankings[(i, col)] = ranking
-            rows.append((self.dataset, self.model, self.context, s.id, self.keys[a],
-                         self.actions[a][0], trank, ndcg, json.dumps(ranking), res.call_id))
+        s = self.sessions[i]
         with transaction(self.db):
-            self.db.conn.executemany(
+            self.db.execute(
                 "INSERT OR REPLACE INTO reward_outcomes (dataset, model, context, session_id, "
                 "hint_key, hint_id, target_rank, ndcg, ranking, call_id) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [self.dataset, self.model, self.context, s.id, self.keys[a], self.actions[a][0],
+                 trank, ndcg, json.dumps(ranking), call_id])
+        self.apply(i, a, trank, ndcg, ranking)
 
     def close(self) -> None:
         """Close the private event loop (cancelling what litellm left running on it)."""

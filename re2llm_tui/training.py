@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue as queue_mod
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,7 +43,11 @@ class TrainSpec:
     model: str | None = None
     steps: int = 500_000
     seed: int = 1
-    prefill: bool = False
+    prefill: bool = True
+    """phase 1 computes the reward table up front, a session at a time (False: outcomes are
+    computed when PPO first visits them)"""
+    workers: int = 1
+    """processes computing the reward table (each with its own local model instance)"""
     db_path: str | None = None
     data_dir: str | None = None
     max_cost: float | None = None
@@ -53,6 +56,7 @@ class TrainSpec:
     concurrency: int | None = None
     limit: int | None = None
     """train on the first N training sessions only (quick runs)"""
+
     resume: bool = True
     log_every: int = 1024
     checkpoint_every: int = 16384
@@ -186,10 +190,6 @@ def _store_scalars(db, run_id: int, step: int, scalars: dict) -> list[dict]:
     return records
 
 
-class _StopRequested(Exception):
-    """A stop request seen between prefill chunks."""
-
-
 class _PrefilledTable:
     """A complete reward table (vectorised lookups) that reports the prefill's LLM stats."""
 
@@ -217,14 +217,19 @@ def train(spec: TrainSpec, *, on_event: EventCallback | None = None, control=Non
           client=None) -> TrainSummary:
     """Train (or resume) an agent; see the module docstring.
 
-    ``on_event(kind, payload)``: ``("run", {...})`` once, ``("prefill", PrefillProgress)``,
-    ``("scalars", [records])`` at every report.  ``client`` overrides the LLM client built
-    from ``spec`` (tests).
+    Phase 1 (``spec.prefill``) fills the reward table a session at a time, in
+    ``spec.workers`` processes; phase 2 runs PPO on it.  ``on_event(kind, payload)``:
+    ``("run", {...})`` once, ``("phase", {"phase": "table"|"ppo"})``, ``("table",
+    PrefillProgress)`` as outcomes arrive, ``("scalars", [records])`` at every PPO report.
+    ``control`` (default: this process's) answers pause and stop; ``client`` overrides the
+    LLM client built from ``spec`` (tests).
     """
     from . import kb
-    from .agent import Control, KBVersionMismatch, PPOConfig, PPOTrainer
+    from .agent import KBVersionMismatch, PPOConfig, PPOTrainer
+    from .control import RunStop
+    from .control import current as current_control
     from .datasets import canonical_domain, load_sessions
-    from .llm.client import BudgetExceeded, LLMClient
+    from .llm.client import LLMClient
     from .rewards import LLMRewards
     from .session_encoder import encode_sessions
     from .workspace import open_workspace
@@ -238,6 +243,8 @@ def train(spec: TrainSpec, *, on_event: EventCallback | None = None, control=Non
         raise UserError(f"--steps must be a positive integer (got {spec.steps!r})")
     if spec.limit is not None and spec.limit < 1:
         raise UserError(f"--limit must be >= 1 (got {spec.limit})")
+    if spec.workers < 1:
+        raise UserError(f"--local-workers must be >= 1 (got {spec.workers})")
     sessions = load_sessions(dataset, "train", spec.data_dir)
     if spec.limit:
         sessions = sessions[:spec.limit]
@@ -247,9 +254,12 @@ def train(spec: TrainSpec, *, on_event: EventCallback | None = None, control=Non
                            concurrency=spec.concurrency, max_cost=spec.max_cost,
                            max_calls=spec.max_calls)
     db = open_workspace(spec.db_path)
-    control = control or Control()
+    control = control or current_control()
     run_id = None
     source = None
+    trainer = None
+    resumable = None
+    ckpt = None
     try:
         kb_version, actions = kb.action_list(db, dataset, data_dir=spec.data_dir)
         hint_ids = [h for h, _ in actions]
@@ -260,7 +270,6 @@ def train(spec: TrainSpec, *, on_event: EventCallback | None = None, control=Non
 
         resumable = find_resumable(db, dataset, client.model, spec.seed, len(sessions)) \
             if spec.resume else None
-        trainer = None
         if resumable is not None:
             try:
                 trainer = PPOTrainer.load(resumable["checkpoint"], states, source,
@@ -288,26 +297,22 @@ def train(spec: TrainSpec, *, on_event: EventCallback | None = None, control=Non
             db.execute("UPDATE train_runs SET checkpoint=? WHERE id=?", [str(ckpt), run_id])
         emit("run", {"run_id": run_id, "resumed": resumable is not None, "model": client.model,
                      "kb_version": kb_version, "n_actions": len(actions),
-                     "n_sessions": len(sessions), "table_known": source.known(),
-                     "table_size": len(sessions) * len(actions),
+                     "hint_ids": hint_ids, "n_sessions": len(sessions),
+                     "table_known": source.known(), "table_size": len(sessions) * len(actions),
                      "step": trainer.step if trainer else 0, "total_steps": cfg.total_steps,
+                     "prefill": bool(spec.prefill), "workers": spec.workers,
                      "demo_model": bool(getattr(client, "is_demo_model", False))})
 
         reward_source = source
         status, reason = "done", "finished"
         try:
             if spec.prefill:
-                def on_prefill(p) -> None:
-                    emit("prefill", p)
-                    while control.pause.is_set() and not control.stop.is_set():
-                        time.sleep(0.05)
-                    if control.stop.is_set():
-                        raise _StopRequested
-
-                source.prefill(progress=on_prefill)
+                emit("phase", {"phase": "table"})
+                source.prefill(progress=lambda p: emit("table", p), workers=spec.workers)
                 table = source.table()
                 if np.isfinite(table).all():
                     reward_source = _PrefilledTable(table, source)
+            emit("phase", {"phase": "ppo"})
             if trainer is None:
                 trainer = PPOTrainer(states, reward_source, cfg, kb_version=kb_version,
                                      hint_ids=hint_ids)
@@ -317,21 +322,22 @@ def train(spec: TrainSpec, *, on_event: EventCallback | None = None, control=Non
             def on_scalars(step: int, scalars: dict) -> None:
                 emit("scalars", _store_scalars(db, run_id, step, scalars))
 
-            if control.stop.is_set():
-                trainer.save(ckpt)
-                status, reason = "stopped", "stopped before training"
-            else:
-                outcome = trainer.train(on_scalars=on_scalars, control=control,
-                                        checkpoint_path=ckpt,
-                                        checkpoint_every=spec.checkpoint_every)
-                status = outcome.status
-                reason = "finished" if status == "done" else "stopped on request"
-        except BudgetExceeded as exc:
+            control.check()
+            outcome = trainer.train(on_scalars=on_scalars, control=control,
+                                    checkpoint_path=ckpt,
+                                    checkpoint_every=spec.checkpoint_every)
+            status = outcome.status
+            reason = "finished" if status == "done" else control.reason
+        except RunStop as exc:
             status, reason = "stopped", str(exc)
-        except _StopRequested:
-            status, reason = "stopped", "stopped on request during prefill"
         except KeyboardInterrupt:
             status, reason = "stopped", "interrupted"
+        if trainer is not None and status == "stopped":
+            trainer.save(ckpt)
+        elif trainer is None and ckpt is not None and status == "stopped":
+            # stopped in phase 1: a fresh trainer's checkpoint makes the run resumable
+            trainer = PPOTrainer(states, source, cfg, kb_version=kb_version, hint_ids=hint_ids)
+            trainer.save(ckpt)
         summary = _summary(run_id, status, reason, trainer, source, resumable is not None,
                            kb_version, hint_ids, len(sessions), ckpt, t0)
         db.execute(f"UPDATE train_runs SET status=?, step=?, summary=?, pid=NULL, "
@@ -385,131 +391,109 @@ def _summary(run_id, status, reason, trainer, source, resumed, kb_version, hint_
 
 # --------------------------------------------------------------------------- process
 
-#: niceness added to the spawned training process (the UI that started it wins the CPU)
-CHILD_NICE = 10
-
-
-def _child_main(spec: TrainSpec, q, stop, pause) -> None:
-    """Entry point of the spawned training process: events go to ``q`` as dicts."""
-    # One core, and a lower priority: the app that spawned it (a UI) must keep the CPU it
-    # needs to answer keys within 50 ms while this trains at full speed.
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = "1"
-    try:
-        os.nice(CHILD_NICE)
-    except (AttributeError, OSError):
-        pass
+def run_job(spec: TrainSpec, emit, control) -> dict:
+    """The training job's body in its spawned process (:mod:`re2llm_tui.jobs`)."""
     try:
         import torch
 
         torch.set_num_threads(1)
     except ImportError:      # reported by train() itself
         pass
-    from .agent import Control
 
     def on_event(kind: str, payload) -> None:
         if kind == "scalars":
-            q.put({"event": "scalars", "records": payload})
-        elif kind == "prefill":
-            q.put({"event": "prefill", "done": payload.done, "total": payload.total,
-                   "calls": payload.calls, "cache_hits": payload.cache_hits,
-                   "failed": payload.failed, "cost": payload.cost})
+            emit("scalars", {"records": payload})
+        elif kind == "table":
+            emit("table", payload.as_dict())
         else:
-            q.put({"event": kind, **payload})
+            emit(kind, dict(payload))
 
-    try:
-        summary = train(spec, on_event=on_event, control=Control(stop=stop, pause=pause))
-        q.put({"event": "finished", "summary": summary.as_dict()})
-    except UserError as exc:
-        q.put({"event": "error", "message": str(exc)})
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent, never a traceback in a UI
-        q.put({"event": "error", "message": f"{type(exc).__name__}: {' '.join(str(exc).split())}"})
+    return train(spec, on_event=on_event, control=control).as_dict()
 
 
 class TrainingHandle:
-    """A training run in a spawned process (see the module docstring)."""
+    """A training run in a spawned process (see the module docstring).
 
-    def __init__(self, process, q, stop, pause) -> None:
-        self.process, self._q, self._stop, self._pause = process, q, stop, pause
-        self.state = "starting"
-        self.error: str | None = None
-        self.summary: dict | None = None
+    :meth:`poll` returns scalar records ``{"step", "name", "value"}``; the reward table's
+    progress arrives as ``table/*`` records (``table/done``, ``table/total``,
+    ``table/per_min``, ``table/eta_s``, ``table/hint_means``, ...) and the phase as
+    :attr:`phase`.  :attr:`step`, :attr:`llm_calls` and :attr:`state` always hold the
+    latest truth the process reported.
+    """
+
+    def __init__(self, job) -> None:
+        self.job = job
         self.run: dict | None = None
-        self.prefill: dict | None = None
-        self._pending: list[dict] = []
+        self.table: dict | None = None
+        self.phase = "starting"
+        self.step = 0
+        self.llm_calls = 0
 
-    def _drain(self) -> None:
-        while True:
-            try:
-                msg = self._q.get_nowait()
-            except (queue_mod.Empty, EOFError, OSError):
-                return
-            kind = msg.get("event")
-            if kind == "scalars":
-                self._pending.extend(msg["records"])
-                if self.state == "starting":
-                    self.state = "running"
-            elif kind == "run":
-                self.run = msg
-                if self.state == "starting":
-                    self.state = "running"
-            elif kind == "prefill":
-                self.prefill = msg
-                self._pending.extend(
-                    {"step": 0, "name": f"prefill/{k}", "value": float(msg[k])}
-                    for k in ("done", "total", "calls", "cache_hits", "failed", "cost"))
-            elif kind == "finished":
-                self.summary = msg["summary"]
-                self.state = self.summary["status"]
-            elif kind == "error":
-                self.error = msg["message"]
-                self.state = "failed"
+    # the job's state, error and result
+    @property
+    def state(self) -> str:
+        return self.job.state
+
+    @property
+    def error(self) -> str | None:
+        return self.job.error
+
+    @property
+    def summary(self) -> dict | None:
+        return self.job.result if self.job.result and "run_id" in self.job.result else None
+
+    @property
+    def process(self):
+        return self.job.process
 
     def poll(self) -> list[dict]:
-        """Scalar dicts ``{"step", "name", "value"}`` reported since the last poll."""
-        self._drain()
-        if not self.process.is_alive():
-            self._drain()
-            if self.state in ("starting", "running", "paused", "stopping") and self.error is None:
-                if self.summary is None:
-                    self.error = f"training process exited with code {self.process.exitcode}"
-                    self.state = "failed"
-        out, self._pending = self._pending, []
+        out: list[dict] = []
+        for msg in self.job.poll():
+            kind = msg.get("event")
+            if kind == "scalars":
+                out.extend(msg["records"])
+                for r in msg["records"]:
+                    self.step = max(self.step, int(r["step"]))
+                    if r["name"] == "charts/llm_calls":
+                        self.llm_calls = int(r["value"])
+            elif kind == "run":
+                self.run = msg
+                self.step = int(msg.get("step") or 0)
+            elif kind == "phase":
+                self.phase = msg["phase"]
+            elif kind == "table":
+                self.table = msg
+                self.llm_calls = int(msg.get("calls") or 0)
+                out.extend({"step": self.step, "name": f"table/{k}", "value": msg[k]}
+                           for k in ("done", "total", "calls", "cache_hits", "failed", "cost",
+                                     "per_min", "eta_s", "rows_done", "rows_total",
+                                     "hint_means", "hint_counts", "elapsed_s"))
+            elif kind == "finished" and self.summary:
+                self.phase = "finished"
+                self.step = int(self.summary.get("step") or self.step)
         return out
 
     def is_alive(self) -> bool:
-        return self.process.is_alive()
+        return self.job.is_alive()
 
     def pause(self) -> None:
-        self._pause.set()
-        if self.state in ("starting", "running"):
-            self.state = "paused"
+        self.job.pause()
 
     def resume(self) -> None:
-        self._pause.clear()
-        if self.state == "paused":
-            self.state = "running"
+        self.job.resume()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._pause.clear()
-        if self.state in ("starting", "running", "paused"):
-            self.state = "stopping"
+        self.job.stop()
 
     def join(self, timeout: float | None = None) -> dict | None:
-        """Wait for the process (draining its queue); the summary dict, or None on failure."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.process.is_alive():
-            self._drain()
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            self.process.join(0.05)
-        self._drain()
+        self.job.join(timeout)
         return self.summary
 
+    def shutdown(self, timeout: float = 2.0) -> bool:
+        return self.job.shutdown(timeout)
+
     def terminate(self) -> None:
-        if self.process.is_alive():
-            self.process.terminate()
+        self.job.terminate()
 
 
 def start_training_process(dataset: str | None = None, *, spec: TrainSpec | None = None,
@@ -517,10 +501,10 @@ def start_training_process(dataset: str | None = None, *, spec: TrainSpec | None
     """Start :func:`train` in a spawned process; returns its :class:`TrainingHandle`.
 
     Give a :class:`TrainSpec`, or its fields as keyword arguments (``dataset``, ``model``,
-    ``db_path``, ``steps``, ``seed``, ``prefill``, ``resume``, ...).  A Textual app must call
-    ``multiprocessing.resource_tracker.ensure_running()`` before ``App.run()``.
+    ``db_path``, ``steps``, ``seed``, ``prefill``, ``workers``, ``resume``, ...).  A Textual
+    app must call ``multiprocessing.resource_tracker.ensure_running()`` before ``App.run()``.
     """
-    import multiprocessing
+    from .jobs import start_job
 
     if spec is None:
         if dataset is None:
@@ -534,10 +518,4 @@ def start_training_process(dataset: str | None = None, *, spec: TrainSpec | None
         if "data_dir" in kwargs and kwargs["data_dir"] is not None:
             kwargs["data_dir"] = str(kwargs["data_dir"])
         spec = TrainSpec(dataset=dataset, **kwargs)
-    ctx = multiprocessing.get_context("spawn")
-    q = ctx.Queue()
-    stop, pause = ctx.Event(), ctx.Event()
-    proc = ctx.Process(target=_child_main, args=(spec, q, stop, pause), name="re2llm-train",
-                       daemon=True)
-    proc.start()
-    return TrainingHandle(proc, q, stop, pause)
+    return TrainingHandle(start_job("re2llm_tui.training:run_job", spec, name="train"))

@@ -111,7 +111,7 @@ def test_prefill_fills_the_whole_table_with_known_effects(workspace, games_slice
     seen = []
     with LLMClient(workspace, model="scripted/rl", concurrency=4) as client:
         src = LLMRewards(client, games_slice, ACTIONS, dataset="games")
-        final = src.prefill(progress=seen.append, chunk=5)
+        final = src.prefill(progress=seen.append, report_every=0)
         table = src.table()
         src.close()
     assert final.done == final.total == 6 * 4 and len(log) == 24 == final.calls
@@ -135,7 +135,7 @@ def test_budget_stop_keeps_finished_outcomes_and_resumes(workspace, games_slice)
     with LLMClient(workspace, model="scripted/rl", max_calls=10, concurrency=1) as client:
         src = LLMRewards(client, games_slice, ACTIONS, dataset="games")
         with pytest.raises(BudgetExceeded):
-            src.prefill(chunk=24)
+            src.prefill()
         assert src.known() == 10
         src.close()
     assert len(log) == 10
@@ -197,3 +197,48 @@ def test_bad_action_lists_are_refused(workspace, games_slice):
             LLMRewards(client, games_slice, [(1, "a hint")], dataset="games")
         with pytest.raises(UserError, match="no sessions"):
             LLMRewards(client, [], ACTIONS, dataset="games")
+
+
+def _session_of(sessions, content):
+    for n, s in enumerate(sessions):
+        if content.startswith(s.prompt.rstrip()):
+            return n
+    return None
+
+
+def test_outcomes_are_computed_a_session_at_a_time(workspace, games_slice):
+    """Session-major order: all actions of one session back to back (prefix reuse)."""
+    log = register_scripted("scripted", scripted_effects(games_slice, effect_table))
+    with LLMClient(workspace, model="scripted/rl", concurrency=1) as client:
+        src = LLMRewards(client, games_slice, ACTIONS, dataset="games")
+        src.prefill()
+        src.close()
+    order = [_session_of(games_slice, c["messages"][-1]["content"]) for c in log.calls]
+    assert order == sorted(order) and len(order) == 24
+    # the lazy path too: PPO's batch of (session, action) pairs is regrouped by session
+    with LLMClient(workspace, model="scripted/other", concurrency=1) as client:
+        log = register_scripted("scripted", scripted_effects(games_slice, effect_table))
+        n0 = len(log)
+        src = LLMRewards(client, games_slice, ACTIONS, dataset="games")
+        src.rewards(np.array([3, 0, 3, 1, 0]), np.array([2, 1, 3, 2, 3]))
+        src.close()
+    lazy = [_session_of(games_slice, c["messages"][-1]["content"]) for c in log.calls[n0:]]
+    assert lazy == [0, 0, 0, 1, 1, 3, 3, 3]
+
+
+def test_prefill_progress_reports_hint_means_and_eta(workspace, games_slice):
+    register_scripted("scripted", scripted_effects(games_slice, effect_table))
+    seen = []
+    with LLMClient(workspace, model="scripted/rl", concurrency=1) as client:
+        src = LLMRewards(client, games_slice, ACTIONS, dataset="games")
+        final = src.prefill(progress=seen.append, report_every=0)
+        src.close()
+    assert final.rows_done == final.rows_total == 6 and final.eta_s == 0.0
+    assert final.hint_means[0] == 0.0
+    assert final.hint_means[1] == pytest.approx(1 - ndcg(4))
+    assert final.hint_counts == [6, 6, 6, 6]
+    mid = [p for p in seen if 0 < p.done < p.total]
+    assert mid and all(p.per_min > 0 and p.eta_s is not None for p in mid[1:])
+    # the means grow as rows arrive: after the first session only it is known
+    first_row = next(p for p in seen if p.rows_done == 1)
+    assert first_row.hint_counts[1] == 1

@@ -59,7 +59,8 @@ def scripted(slice_, data_dir):
 
 def spec(workspace, data_dir, **kw) -> TrainSpec:
     base = dict(dataset="games", model=MODEL, steps=2048, seed=3, db_path=str(workspace),
-                data_dir=str(data_dir), limit=N, log_every=256, checkpoint_every=512)
+                data_dir=str(data_dir), limit=N, log_every=256, checkpoint_every=512,
+                prefill=False)
     base.update(kw)
     return TrainSpec(**base)
 
@@ -79,7 +80,11 @@ def test_agent_learns_to_prefer_the_helpful_hint(workspace, data_dir, scripted):
     # the whole table was paid for once: every pair exactly one call
     assert s.table_known == s.table_size == N * n_actions
     assert s.llm_calls == len(scripted) == N * n_actions
-    assert events[0] == "run" and "prefill" in events and events[-1] == "scalars"
+    assert events[0] == "run" and events[-1] == "scalars"
+    # phase 1 (the reward table) shows progress, then phase 2 (PPO) reports scalars
+    assert events[1:3] == ["phase", "table"]
+    ppo_at = events.index("phase", 2)
+    assert set(events[2:ppo_at]) == {"table"} and "scalars" in events[ppo_at:]
     # learning: the greedy policy picks hint 3 for (nearly) every session, and the reward
     # rises above a random policy's
     gain = 1.0 - ndcg(6)

@@ -59,6 +59,8 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
+from ..control import RunStop, StopRequested
+from ..control import current as current_control
 from ..errors import UserError
 
 #: the embedded demo model (SmolLM2-135M-Instruct, in-process via llama-cpp-python)
@@ -81,8 +83,10 @@ DEMO_NOTICE = (
 )
 
 
-class BudgetExceeded(Exception):
+class BudgetExceeded(RunStop):
     """``max_cost`` or ``max_calls`` was reached; nothing was sent for this call."""
+
+    exit_code = 3
 
 
 class AuthFailed(UserError):
@@ -92,6 +96,37 @@ class AuthFailed(UserError):
 
 class EmptyReply(Exception):
     """The provider answered without any text (retried; never cached as a success)."""
+
+
+class SharedBudget:
+    """``--max-calls`` / ``--max-cost`` counted across processes (a job's workers share one).
+
+    Pass the same instance to every process's :class:`LLMClient` (``shared_budget=``); it
+    crosses into spawned processes as process-shared values.
+    """
+
+    def __init__(self, ctx=None) -> None:
+        import multiprocessing
+
+        ctx = ctx or multiprocessing.get_context("spawn")
+        self.lock = ctx.Lock()
+        self.calls = ctx.Value("q", 0, lock=False)
+        self.cost = ctx.Value("d", 0.0, lock=False)
+
+    def reserve(self, max_calls: int | None, max_cost: float | None) -> None:
+        with self.lock:
+            if max_calls is not None and self.calls.value >= max_calls:
+                raise BudgetExceeded(f"--max-calls {max_calls} reached ({self.calls.value} "
+                                     "calls sent); rerun to resume")
+            if max_cost is not None and self.cost.value >= max_cost:
+                raise BudgetExceeded(f"--max-cost ${max_cost:g} reached "
+                                     f"(${self.cost.value:.4f} spent); rerun to resume")
+            self.calls.value += 1
+
+    def spend(self, cost: float) -> None:
+        if cost:
+            with self.lock:
+                self.cost.value += float(cost)
 
 
 @dataclass
@@ -254,7 +289,7 @@ class LLMClient:
                  max_cost: float | None = None, max_calls: int | None = None,
                  temperature: float = 0.0, seed: int = 0, *, retry_base: float = 0.5,
                  retry_cap: float = 20.0, rank_method: str | None = None,
-                 use_cache: bool = True) -> None:
+                 use_cache: bool = True, shared_budget: SharedBudget | None = None) -> None:
         self.db_path = db_path
         self.model = resolve_model(model)
         self.api_bases = tuple(b.strip() for b in (api_bases or ()) if b and b.strip())
@@ -287,6 +322,18 @@ class LLMClient:
         self._loop_thread: threading.Thread | None = None
         self._dbs: list = []
         self._auth_failed: str | None = None
+        self.shared_budget = shared_budget
+
+    def options(self) -> dict:
+        """The constructor arguments that rebuild an equivalent client in another process
+        (no secrets: keys are read from the environment there too)."""
+        return {"db_path": None if self.db_path is None else str(self.db_path),
+                "model": self.model, "api_bases": tuple(self.api_bases),
+                "concurrency": self.concurrency, "timeout": self.timeout,
+                "max_retries": self.max_retries, "max_cost": self.max_cost,
+                "max_calls": self.max_calls, "temperature": self.temperature,
+                "seed": self.seed, "retry_base": self.retry_base, "retry_cap": self.retry_cap,
+                "rank_method": self._rank_method, "use_cache": self.use_cache}
 
     # ----------------------------------------------------------------- properties
     @property
@@ -452,6 +499,10 @@ class LLMClient:
         with self._lock:
             if self._auth_failed:
                 raise AuthFailed(self._auth_failed)
+            if self.shared_budget is not None:
+                self.shared_budget.reserve(self.max_calls, self.max_cost)
+                self._started += 1
+                return
             if self.max_calls is not None and self._started >= self.max_calls:
                 raise BudgetExceeded(f"--max-calls {self.max_calls} reached "
                                      f"({self._started} calls sent); rerun to resume")
@@ -540,6 +591,8 @@ class LLMClient:
                 self.stats.failed += 0 if res.ok else 1
                 self.stats.retries += max(0, res.attempts - 1)
                 self.stats.cost += res.cost
+            if self.shared_budget is not None:
+                self.shared_budget.spend(res.cost)
                 self.stats.prompt_tokens += res.prompt_tokens
                 self.stats.completion_tokens += res.completion_tokens
                 self.stats.latency_s += res.latency_s
@@ -574,16 +627,22 @@ class LLMClient:
         attempts = 0
         t0 = time.perf_counter()
         last_exc: BaseException | None = None
+        control = current_control()
         async with self._sem():
+            # pause waits here, stop raises: nothing is sent once either is asked
+            await control.acheck()
             # checked when the request is about to be sent, so cost already spent counts
             self._reserve()
             while True:
                 attempts += 1
                 try:
                     res = await send()
-                except (asyncio.CancelledError, KeyboardInterrupt, BudgetExceeded):
+                except (asyncio.CancelledError, KeyboardInterrupt, RunStop):
                     raise
                 except Exception as exc:  # noqa: BLE001 - every provider error is handled here
+                    if control.stopped:
+                        # the local engine was interrupted mid-call (litellm may wrap it)
+                        raise StopRequested(control.reason) from None
                     last_exc = exc
                     if is_auth_error(exc):
                         self._auth_failed = (
@@ -598,6 +657,7 @@ class LLMClient:
                     delay = random.uniform(0.5 * delay, delay) if retry_after is None \
                         else max(retry_after, 0.0)
                     await asyncio.sleep(delay)
+                    await control.acheck()
                     continue
                 res.attempts = attempts
                 res.latency_s = time.perf_counter() - t0

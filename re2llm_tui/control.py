@@ -1,0 +1,232 @@
+"""Pause and stop for long jobs, answered within a second.
+
+Every long loop of the core consults one process-wide :class:`Control`:
+
+* the local engine between decode chunks and generated tokens
+  (:func:`re2llm_tui.llm.local.set_interrupt_check`),
+* the LLM client before it sends a request,
+* the reward table, the PPO trainer and the evaluation between steps.
+
+``check()`` returns at once when nothing is asked, blocks while paused, and raises
+:class:`StopRequested` once a stop is asked; finished work is already stored by then, so a
+stopped job resumes where it stopped.  The flags are ``threading`` or ``multiprocessing``
+events (a parent process sets them for its child).
+
+:func:`install_signal_handlers` turns SIGINT/SIGTERM/SIGHUP into a stop request (a second
+SIGINT interrupts at once), and :func:`watch_parent` stops a child process whose parent has
+gone -- however the parent ended -- so no process outlives the app that started it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import Any, Callable
+
+
+class RunStop(Exception):
+    """The job must stop now; everything finished is stored and the job resumes on a rerun."""
+
+    exit_code = 1
+
+
+class StopRequested(RunStop):
+    """A stop was asked (the stop key, Ctrl+C, SIGTERM, the parent process gone)."""
+
+    exit_code = 130
+
+    def __init__(self, reason: str = "stopped on request") -> None:
+        super().__init__(reason)
+
+
+#: seconds between two looks at the flags while paused
+PAUSE_POLL_S = 0.05
+
+
+class Control:
+    """Stop and pause flags of one job (anything with ``is_set()``/``set()``/``clear()``).
+
+    ``on_pause(paused: bool)`` is called when a check actually starts and ends waiting, so a
+    UI can show "paused" only once nothing is being spent.
+    """
+
+    def __init__(self, stop: Any = None, pause: Any = None,
+                 on_pause: Callable[[bool], None] | None = None) -> None:
+        self.stop = stop if stop is not None else threading.Event()
+        self.pause = pause if pause is not None else threading.Event()
+        self.on_pause = on_pause
+        self.reason = "stopped on request"
+
+    # ----------------------------------------------------------------- asking
+    def request_stop(self, reason: str | None = None) -> None:
+        if reason and not self.stop.is_set():
+            self.reason = reason
+        self.stop.set()
+        self.pause.clear()
+
+    @property
+    def stopped(self) -> bool:
+        return self.stop.is_set()
+
+    @property
+    def paused(self) -> bool:
+        return self.pause.is_set()
+
+    # ----------------------------------------------------------------- answering
+    def check(self) -> None:
+        """Return at once, wait while paused, or raise :class:`StopRequested`."""
+        if self.stop.is_set():
+            raise StopRequested(self.reason)
+        if not self.pause.is_set():
+            return
+        self._notify(True)
+        try:
+            while self.pause.is_set() and not self.stop.is_set():
+                time.sleep(PAUSE_POLL_S)
+        finally:
+            self._notify(False)
+        if self.stop.is_set():
+            raise StopRequested(self.reason)
+
+    async def acheck(self) -> None:
+        """:meth:`check` for coroutines: waits without blocking the event loop."""
+        import asyncio
+
+        if self.stop.is_set():
+            raise StopRequested(self.reason)
+        if not self.pause.is_set():
+            return
+        self._notify(True)
+        try:
+            while self.pause.is_set() and not self.stop.is_set():
+                await asyncio.sleep(PAUSE_POLL_S)
+        finally:
+            self._notify(False)
+        if self.stop.is_set():
+            raise StopRequested(self.reason)
+
+    def _notify(self, paused: bool) -> None:
+        if self.on_pause is not None:
+            try:
+                self.on_pause(paused)
+            except Exception:  # noqa: BLE001 - a report must never break the job
+                pass
+
+
+_current = Control()
+
+
+def current() -> Control:
+    """The control of this process's job (a never-set one by default)."""
+    return _current
+
+
+def install(control: Control) -> Control:
+    """Make ``control`` this process's control and wire it into the local engine."""
+    global _current
+    _current = control
+    try:
+        from .llm import local
+    except ImportError:  # pragma: no cover - the package is always there
+        return control
+    setter = getattr(local, "set_interrupt_check", None)
+    if setter is not None:
+        setter(control.check)
+    return control
+
+
+def check() -> None:
+    """``current().check()``."""
+    _current.check()
+
+
+# --------------------------------------------------------------------------- signals
+
+def install_signal_handlers(control: Control | None = None, *, hard_second_sigint: bool = True):
+    """SIGINT, SIGTERM and SIGHUP ask ``control`` (default: the current one) to stop.
+
+    A second SIGINT raises :class:`KeyboardInterrupt` at once (the user insists).  Only in
+    the main thread; returns the previous handlers so a caller can restore them.
+    """
+    control = control or _current
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    names = {signal.SIGINT: "interrupted (Ctrl+C)", signal.SIGTERM: "terminated (SIGTERM)"}
+    if hasattr(signal, "SIGHUP"):
+        names[signal.SIGHUP] = "the terminal closed (SIGHUP)"
+    previous = {}
+
+    def handler(signum, frame):  # noqa: ARG001
+        if signum == signal.SIGINT and control.stopped and hard_second_sigint:
+            raise KeyboardInterrupt
+        control.request_stop(names.get(signum, "stopped by a signal"))
+
+    for sig in names:
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):  # pragma: no cover - not the main thread / platform
+            pass
+    return previous
+
+
+def restore_signal_handlers(previous: dict) -> None:
+    for sig, old in previous.items():
+        try:
+            signal.signal(sig, old)
+        except (ValueError, OSError, TypeError):  # pragma: no cover
+            pass
+
+
+# --------------------------------------------------------------------------- parent watch
+
+def watch_parent(control: Control, parent_pid: int | None = None, *, grace_s: float = 5.0,
+                 poll_s: float = 0.2) -> threading.Thread:
+    """A daemon thread that stops ``control`` when the parent process is gone, and ends
+    this process ``grace_s`` seconds later if the job did not finish by itself.
+
+    Polling ``getppid()`` catches every way a parent ends (q, a crash, SIGKILL, the
+    terminal closing): an orphan is re-parented, so its parent pid changes.
+    """
+    parent = parent_pid if parent_pid is not None else os.getppid()
+
+    def alive() -> bool:
+        if os.getppid() != parent:
+            return False
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # pragma: no cover - exists, not ours
+            return True
+        return True
+
+    def run() -> None:
+        while alive():
+            time.sleep(poll_s)
+        control.request_stop("the app that started this job has gone")
+        time.sleep(grace_s)
+        os._exit(3)
+
+    t = threading.Thread(target=run, name="re2llm-parent-watch", daemon=True)
+    t.start()
+    return t
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether a process with this pid exists (False for None and for this process)."""
+    if not pid or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child of ours counts as gone
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().split(b") ", 1)[-1][:1] != b"Z"
+    except OSError:
+        return True

@@ -1,0 +1,201 @@
+"""Reward outcomes computed by several worker processes (both cores for the local model).
+
+:func:`fill_with_workers` shards the sessions of a to-do list over ``workers`` spawned
+processes.  Each worker has its own LLM client (and, for the embedded model, its own model
+instance on one thread), computes its sessions a session at a time -- so the local engine
+reuses each session's prompt across its actions -- and commits every outcome to the one
+workspace as it finishes (SQLite WAL: safe across processes).  The parent applies the
+outcomes to its in-memory table as they arrive and reports progress.
+
+``--max-calls`` / ``--max-cost`` hold across the workers (one
+:class:`~re2llm_tui.llm.client.SharedBudget`); pause and stop of the calling process's
+:class:`~re2llm_tui.control.Control` reach every worker within a second; a worker whose
+parent is gone stops by itself.
+"""
+
+from __future__ import annotations
+
+import queue as queue_mod
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+#: seconds a stopped pool waits for its workers before terminating them
+STOP_GRACE_S = 2.0
+
+
+@dataclass
+class WorkerSpec:
+    client_options: dict
+    dataset: str
+    sessions: list            # this worker's sessions
+    index: list[int]          # their indices in the parent's table
+    actions: list[tuple[int, str]]
+    pairs: list[tuple[int, int]]   # (local session index, action), session-major
+    budget: object            # SharedBudget
+
+
+def shard(pairs: list[tuple[int, int]], workers: int) -> list[list[tuple[int, int]]]:
+    """Split ``pairs`` by session over ``workers`` (a session's pairs stay together),
+    balancing the number of pairs; each shard stays session-major."""
+    by_session: dict[int, list[tuple[int, int]]] = {}
+    for i, a in pairs:
+        by_session.setdefault(i, []).append((i, a))
+    shards: list[list[tuple[int, int]]] = [[] for _ in range(max(1, workers))]
+    loads = [0] * len(shards)
+    # sessions in order, each to the least-loaded shard: every shard starts at the front
+    for i in sorted(by_session):
+        w = loads.index(min(loads))
+        shards[w].extend(sorted(by_session[i]))
+        loads[w] += len(by_session[i])
+    return [s for s in shards if s]
+
+
+def _worker_main(spec: WorkerSpec, q, stop, pause) -> None:
+    from .control import Control, RunStop
+    from .errors import UserError
+    from .jobs import child_setup
+    from .llm.client import LLMClient
+    from .rewards import LLMRewards
+
+    control = Control(stop=stop, pause=pause)
+    child_setup(control, nice=False)
+    status, reason = "done", ""
+    try:
+        client = LLMClient(**spec.client_options, shared_budget=spec.budget)
+        src = LLMRewards(client, spec.sessions, spec.actions, dataset=spec.dataset)
+        record = src.record
+
+        def record_and_send(i: int, a: int, res) -> None:
+            record(i, a, res)
+            msg = ["res", spec.index[i], a, res.ok, res.cached, float(res.cost or 0.0)]
+            if res.ok:
+                msg += [src.target_rank(i, a), float(src.ndcg[i, a]), src.ranking(i, a)]
+            q.put(tuple(msg))
+
+        src.record = record_and_send
+        try:
+            src.compute(spec.pairs)
+        finally:
+            src.close()
+            client.close()
+    except RunStop as exc:
+        status, reason = ("budget" if type(exc).__name__ == "BudgetExceeded" else "stopped"), \
+            str(exc)
+    except UserError as exc:
+        status, reason = "error", str(exc)
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent as one line
+        status, reason = "error", f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    q.put(("end", status, reason))
+    q.close()
+    q.join_thread()
+
+
+def fill_with_workers(source, pairs: list[tuple[int, int]], workers: int,
+                      on_outcome: Callable[[int, int], None] | None = None) -> None:
+    """Compute ``pairs`` of ``source`` (an :class:`~re2llm_tui.rewards.LLMRewards`) in
+    ``workers`` processes; see the module docstring.  Raises what a worker's stop was
+    (:class:`BudgetExceeded`, :class:`StopRequested`) or a one-line :class:`UserError`."""
+    import multiprocessing
+
+    from .control import StopRequested
+    from .control import current as current_control
+    from .errors import UserError
+    from .llm.client import BudgetExceeded, SharedBudget
+
+    client = source.client
+    client.check()
+    ctx = multiprocessing.get_context("spawn")
+    budget = client.shared_budget
+    if budget is None:
+        budget = SharedBudget(ctx)
+        budget.calls.value = client._started
+        budget.cost.value = client.stats.cost
+    q = ctx.Queue()
+    stop, pause = ctx.Event(), ctx.Event()
+    options = client.options()
+    procs = []
+    for part in shard(pairs, workers):
+        idx = sorted({i for i, _ in part})
+        local = {g: n for n, g in enumerate(idx)}
+        spec = WorkerSpec(options, source.dataset, [source.sessions[g] for g in idx], idx,
+                          list(source.actions), [(local[i], a) for i, a in part], budget)
+        p = ctx.Process(target=_worker_main, args=(spec, q, stop, pause),
+                        name="re2llm-reward-worker", daemon=True)
+        p.start()
+        procs.append(p)
+    control = current_control()
+    ended, stop_reason, budget_reason, errors = 0, None, None, []
+    try:
+        while ended < len(procs):
+            if control.stopped:
+                stop_reason = control.reason
+                break
+            if control.paused:
+                pause.set()
+                try:
+                    control.check()          # waits (and says "paused") until resumed
+                except StopRequested as exc:
+                    stop_reason = str(exc)
+                    break
+                finally:
+                    pause.clear()
+            try:
+                msg = q.get(timeout=0.1)
+            except queue_mod.Empty:
+                if not any(p.is_alive() for p in procs) and q.empty():
+                    # a worker died without saying so (killed): count it as ended
+                    ended = len(procs)
+                    errors.append("a reward worker process exited unexpectedly")
+                continue
+            if msg[0] == "res":
+                _, gi, a, ok, cached, cost = msg[:6]
+                if cached:
+                    source.hits += 1
+                else:
+                    source.calls += 1
+                    source.cost += cost
+                if not ok:
+                    source.failed += 1
+                    continue
+                trank, ndcg, ranking = msg[6:9]
+                source.apply(gi, a, trank, ndcg, ranking)
+                if on_outcome is not None:
+                    on_outcome(gi, a)
+            elif msg[0] == "end":
+                ended += 1
+                if msg[1] == "budget":
+                    budget_reason = budget_reason or msg[2]
+                elif msg[1] == "stopped":
+                    stop_reason = stop_reason or msg[2]
+                elif msg[1] == "error":
+                    errors.append(msg[2])
+    finally:
+        if stop_reason or errors or ended < len(procs):
+            stop.set()
+        deadline = time.monotonic() + STOP_GRACE_S
+        for p in procs:
+            p.join(max(0.0, deadline - time.monotonic()))
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+                p.join(1.0)
+        # outcomes that arrived while stopping are stored already; apply them too
+        _drain(q, source)
+        client._started = budget.calls.value
+    if errors:
+        raise UserError(errors[0])
+    if stop_reason:
+        raise StopRequested(stop_reason)
+    if budget_reason:
+        raise BudgetExceeded(budget_reason)
+
+
+def _drain(q, source) -> None:
+    while True:
+        try:
+            msg = q.get_nowait()
+        except (queue_mod.Empty, OSError, ValueError, EOFError):
+            return
+        if msg[0] == "res" and msg[3]:
+            source.apply(msg[1], msg[2], *msg[6:9])
