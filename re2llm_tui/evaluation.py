@@ -177,12 +177,15 @@ def best_train_hint(db, client, dataset: str, actions: Sequence[tuple[int, str]]
 def evaluate(db, dataset: str, split: str = "test", *, client=None, model: str | None = None,
              data_dir=None, limit: int | None = None, train_run: int | None = None,
              oracle: bool = True, seed: int = 0, n_boot: int = 1000, store: bool = True,
-             progress: Callable | None = None) -> EvalResult:
+             workers: int = 1, progress: Callable | None = None) -> EvalResult:
     """Compare the policies on the sessions of ``split`` (see the module docstring).
 
     ``client``: an :class:`~re2llm_tui.llm.client.LLMClient` (default: one for ``model`` on
-    this workspace).  Raises :class:`~re2llm_tui.llm.client.BudgetExceeded` when the budget
-    runs out (everything finished is stored; rerun to resume).
+    this workspace).  The outcomes the rows need are computed a session at a time, in
+    ``workers`` processes; ``progress`` gets a
+    :class:`~re2llm_tui.rewards.PrefillProgress` as they arrive.  Raises
+    :class:`~re2llm_tui.control.RunStop` (budget or stop request) after storing everything
+    finished; rerun to resume.
     """
     from . import kb, runs
     from .agent import Policy
@@ -253,16 +256,8 @@ def evaluate(db, dataset: str, split: str = "test", *, client=None, model: str |
             needed[:, :] = True
         else:
             notes.append("oracle: skipped (oracle=False)")
-        todo = [(i, a) for a in range(n_actions) for i in np.flatnonzero(
-            needed[:, a] & ~np.isfinite(source.ndcg[:, a]))]
         try:
-            total = len(todo)
-            for start in range(0, total, 64):
-                source.compute(todo[start:start + 64])
-                if progress is not None:
-                    progress(min(start + 64, total), total, source.stats())
-            if progress is not None and not total:
-                progress(0, 0, source.stats())
+            source.prefill(progress=progress, wanted=needed, workers=workers)
         finally:
             source.close()
         missing = needed & ~np.isfinite(source.ndcg)
@@ -346,3 +341,45 @@ def evaluate(db, dataset: str, split: str = "test", *, client=None, model: str |
     finally:
         if own_client:
             client.close()
+
+
+# --------------------------------------------------------------------------- as a job
+
+@dataclass
+class EvalSpec:
+    """An evaluation to run in a spawned process (:func:`run_job`); picklable."""
+
+    dataset: str
+    split: str = "test"
+    model: str | None = None
+    db_path: str | None = None
+    data_dir: str | None = None
+    limit: int | None = None
+    oracle: bool = True
+    seed: int = 0
+    workers: int = 1
+    train_run: int | None = None
+    llm_options: dict = field(default_factory=dict)
+
+
+def run_job(spec: EvalSpec, emit, control) -> dict:
+    """The evaluation's body in its job process: progress as ``table`` events, the result
+    (rows, paired differences, notes) as the job's result."""
+    from .llm.client import LLMClient
+    from .workspace import open_workspace
+
+    client = LLMClient(spec.db_path, model=spec.model, **spec.llm_options)
+    db = open_workspace(spec.db_path)
+    try:
+        client.check()
+        out = evaluate(db, spec.dataset, split=spec.split, client=client,
+                       data_dir=spec.data_dir, limit=spec.limit, oracle=spec.oracle,
+                       seed=spec.seed, workers=spec.workers, train_run=spec.train_run,
+                       progress=lambda p: emit("table", p.as_dict()))
+    finally:
+        client.close()
+        db.conn.close()
+    return {"status": "done", "rows": out.rows, "paired": out.paired, "notes": out.notes,
+            "n": out.n, "model": out.model, "llm_calls": out.llm_calls,
+            "cache_hits": out.cache_hits, "failed": out.failed, "cost": out.cost,
+            "run_ids": out.run_ids}

@@ -16,9 +16,12 @@ from pathlib import Path
 from .errors import WorkspaceError
 
 DEFAULT_DB = "kb.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: statements that bring a file of an older schema version up to the key's version
-MIGRATIONS: dict[int, list[str]] = {}
+MIGRATIONS: dict[int, list[str]] = {
+    # v2: prompt tokens the engine or provider served from its prefix cache
+    2: ["ALTER TABLE calls ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0"],
+}
 BUSY_TIMEOUT_MS = 10_000
 
 # Each statement is idempotent.  Modules own their tables; the DDL lives here so that
@@ -209,7 +212,8 @@ CREATE TABLE IF NOT EXISTS calls (
     latency_s REAL NOT NULL DEFAULT 0,
     attempts INTEGER NOT NULL DEFAULT 0,
     api_base TEXT,                  -- which server answered (no credentials)
-    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+    cached_tokens INTEGER NOT NULL DEFAULT 0  -- prompt tokens served from a prefix cache (v2)
 );
 CREATE INDEX IF NOT EXISTS calls_key ON calls(key, status, cached);
 CREATE INDEX IF NOT EXISTS calls_run ON calls(run_id);

@@ -269,3 +269,17 @@ def test_disk_full_while_recording_a_call_is_one_line(workspace):
     assert "\n" not in str(err.value)
     client.close()
     assert _integrity(workspace) == "ok"
+
+
+def test_a_version_1_workspace_is_migrated_in_place(workspace):
+    db = open_workspace(workspace)
+    db.execute("INSERT INTO calls (key, model, status) VALUES ('k', 'm', 'ok')")
+    db.execute("ALTER TABLE calls DROP COLUMN cached_tokens")
+    db.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    db.conn.close()
+    db = open_workspace(workspace)
+    cols = {c.name for c in db["calls"].columns}
+    assert "cached_tokens" in cols
+    assert db.execute("SELECT key, cached_tokens FROM calls").fetchall() == [("k", 0)]
+    from re2llm_tui.workspace import SCHEMA_VERSION, get_meta
+    assert get_meta(db, "schema_version") == str(SCHEMA_VERSION)

@@ -144,6 +144,7 @@ class LLMResult:
     model: str = ""
     api_base: str | None = None
     attempts: int = 0
+    cached_tokens: int = 0      # prompt tokens served from the engine's/provider's prefix cache
 
     @property
     def ok(self) -> bool:
@@ -480,7 +481,8 @@ class LLMClient:
         return self._db().execute(
             "INSERT INTO calls (key, model, purpose, run_id, request, response, ranking, "
             "hallucinations, status, error, cached, cache_of, prompt_tokens, completion_tokens, "
-            "cost, latency_s, attempts, api_base) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "cost, latency_s, attempts, api_base, cached_tokens) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [key, self.model, purpose, run_id,
              None if cached_from is not None else canonical_json(request),
              None if cached_from is not None else res.text,
@@ -492,7 +494,7 @@ class LLMClient:
              0 if cached_from is not None else res.completion_tokens,
              0.0 if cached_from is not None else res.cost,
              0.0 if cached_from is not None else res.latency_s, res.attempts,
-             _safe_base(res.api_base)])
+             _safe_base(res.api_base), 0 if cached_from is not None else res.cached_tokens])
 
     # ----------------------------------------------------------------- budget
     def _reserve(self) -> None:
@@ -720,6 +722,9 @@ class LLMClient:
         usage = getattr(resp, "usage", None)
         pt = int(getattr(usage, "prompt_tokens", 0) or 0)
         ct = int(getattr(usage, "completion_tokens", 0) or 0)
+        details = getattr(usage, "prompt_tokens_details", None)
+        cached_tokens = int((details.get("cached_tokens") if isinstance(details, dict) else
+                             getattr(details, "cached_tokens", 0)) or 0)
         hidden = getattr(resp, "_hidden_params", {}) or {}
         cost = 0.0
         if not self.is_local:
@@ -732,7 +737,8 @@ class LLMClient:
                     cost = 0.0
         api_base = hidden.get("api_base") or (self.api_bases[0] if self.api_bases else None)
         return LLMResult(text=text, cost=float(cost or 0.0), prompt_tokens=pt,
-                         completion_tokens=ct, model=self.model, api_base=api_base)
+                         completion_tokens=ct, model=self.model, api_base=api_base,
+                         cached_tokens=cached_tokens)
 
     async def _send_local_rank(self, prompt, candidates, k, method, dec) -> RankResult:
         """The local provider ranks inside the candidate set (through litellm, like chat)."""
@@ -750,7 +756,8 @@ class LLMClient:
             raise ValueError("the local provider returned no ranking")
         return RankResult(text=base.text, ranking=[int(i) for i in ranking], hallucinations=[],
                           prompt_tokens=base.prompt_tokens,
-                          completion_tokens=base.completion_tokens, model=self.model)
+                          completion_tokens=base.completion_tokens, model=self.model,
+                          cached_tokens=base.cached_tokens)
 
     # ----------------------------------------------------------------- sync wrappers
     def _run(self, coro):
