@@ -357,6 +357,7 @@ class EvalSpec:
     limit: int | None = None
     oracle: bool = True
     seed: int = 0
+    n_boot: int = 1000
     workers: int = 1
     train_run: int | None = None
     llm_options: dict = field(default_factory=dict)
@@ -374,7 +375,8 @@ def run_job(spec: EvalSpec, emit, control) -> dict:
         client.check()
         out = evaluate(db, spec.dataset, split=spec.split, client=client,
                        data_dir=spec.data_dir, limit=spec.limit, oracle=spec.oracle,
-                       seed=spec.seed, workers=spec.workers, train_run=spec.train_run,
+                       seed=spec.seed, n_boot=spec.n_boot, workers=spec.workers,
+                       train_run=spec.train_run,
                        progress=lambda p: emit("table", p.as_dict()))
     finally:
         client.close()

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .control import pid_alive
 from .errors import UserError
 
 _NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
@@ -105,18 +106,6 @@ def checkpoint_dir(db_path) -> Path:
 
 # --------------------------------------------------------------------------- records
 
-def _pid_alive(pid: int | None) -> bool:
-    if not pid or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def find_resumable(db, dataset: str, model: str, seed: int, n_sessions: int) -> dict | None:
     """The latest unfinished run of these settings that has a checkpoint."""
     rows = list(db.query(
@@ -126,11 +115,33 @@ def find_resumable(db, dataset: str, model: str, seed: int, n_sessions: int) -> 
     if not rows:
         return None
     run = rows[0]
-    if run["status"] == "running" and _pid_alive(run["pid"]):
+    if run["status"] == "running" and pid_alive(run["pid"]):
         raise UserError(f"training run {run['id']} is still running (process {run['pid']}); "
                         "stop it first")
     if not Path(run["checkpoint"]).is_file():
         return None
+    return run
+
+
+def resumable_run(db, dataset: str, model: str) -> dict | None:
+    """The newest run of ``dataset``/``model`` that can be resumed: stopped, failed after its
+    first checkpoint, or still marked ``running`` although its process is gone (a killed
+    app).  None when the newest run finished, or is running in a live process."""
+    rows = list(db.query("SELECT * FROM train_runs WHERE dataset=? AND model=? "
+                         "ORDER BY id DESC LIMIT 1", [dataset, model]))
+    if not rows:
+        return None
+    run = rows[0]
+    if run["status"] == "done":
+        return None
+    if run["status"] == "running" and pid_alive(run["pid"]):
+        return None
+    if not run["checkpoint"] or not Path(run["checkpoint"]).is_file():
+        return None
+    summary = json.loads(run["summary"]) if run["summary"] else {}
+    run["table_known"] = summary.get("table_known")
+    run["table_size"] = summary.get("table_size")
+    run["dead"] = run["status"] == "running"
     return run
 
 
@@ -294,6 +305,9 @@ def train(spec: TrainSpec, *, on_event: EventCallback | None = None, control=Non
                  cfg.total_steps, json.dumps(asdict(cfg)), len(sessions), os.getpid()])
             run_id = cur.lastrowid
             ckpt = checkpoint_dir(spec.db_path) / f"train-{run_id:04d}.pt"
+            trainer = PPOTrainer(states, source, cfg, kb_version=kb_version, hint_ids=hint_ids)
+            # a checkpoint from the start: a run killed in phase 1 is resumable too
+            trainer.save(ckpt)
             db.execute("UPDATE train_runs SET checkpoint=? WHERE id=?", [str(ckpt), run_id])
         emit("run", {"run_id": run_id, "resumed": resumable is not None, "model": client.model,
                      "kb_version": kb_version, "n_actions": len(actions),
@@ -313,11 +327,7 @@ def train(spec: TrainSpec, *, on_event: EventCallback | None = None, control=Non
                 if np.isfinite(table).all():
                     reward_source = _PrefilledTable(table, source)
             emit("phase", {"phase": "ppo"})
-            if trainer is None:
-                trainer = PPOTrainer(states, reward_source, cfg, kb_version=kb_version,
-                                     hint_ids=hint_ids)
-            else:
-                trainer.source = reward_source
+            trainer.source = reward_source
 
             def on_scalars(step: int, scalars: dict) -> None:
                 emit("scalars", _store_scalars(db, run_id, step, scalars))
@@ -332,11 +342,7 @@ def train(spec: TrainSpec, *, on_event: EventCallback | None = None, control=Non
             status, reason = "stopped", str(exc)
         except KeyboardInterrupt:
             status, reason = "stopped", "interrupted"
-        if trainer is not None and status == "stopped":
-            trainer.save(ckpt)
-        elif trainer is None and ckpt is not None and status == "stopped":
-            # stopped in phase 1: a fresh trainer's checkpoint makes the run resumable
-            trainer = PPOTrainer(states, source, cfg, kb_version=kb_version, hint_ids=hint_ids)
+        if status == "stopped":
             trainer.save(ckpt)
         summary = _summary(run_id, status, reason, trainer, source, resumable is not None,
                            kb_version, hint_ids, len(sessions), ckpt, t0)
@@ -464,7 +470,8 @@ class TrainingHandle:
             elif kind == "table":
                 self.table = msg
                 self.llm_calls = int(msg.get("calls") or 0)
-                out.extend({"step": self.step, "name": f"table/{k}", "value": msg[k]}
+                minutes = round(float(msg.get("elapsed_s") or 0.0) / 60.0, 3)
+                out.extend({"step": minutes, "name": f"table/{k}", "value": msg[k]}
                            for k in ("done", "total", "calls", "cache_hits", "failed", "cost",
                                      "per_min", "eta_s", "rows_done", "rows_total",
                                      "hint_means", "hint_counts", "elapsed_s"))

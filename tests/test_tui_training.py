@@ -38,7 +38,16 @@ def train_app(tmp_path, data_dir, monkeypatch, stub):
     monkeypatch.setenv("RE2LLM_DATA", str(data_dir))
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
 
-    def _make(steps: int):
+    def _make(steps: int, reuse: bool = False):
+        if reuse:                               # the same workspace, a new app (a restart)
+            from re2llm_tui.tui.app import make_app
+
+            app = make_app(DATASET, model="openai/stub-model", db="kb.sqlite", data_dir=data_dir,
+                           llm_options={"max_retries": 0, "api_bases": [stub.base_url]},
+                           train_options={"steps": steps, "limit": N_SESSIONS, "log_every": 32,
+                                          "checkpoint_every": 64, "ppo": {"threads": 1}})
+            app.show_demo_notice = False
+            return app
         app, _ = make_fixture_app(
             tmp_path, data_dir, model="openai/stub-model",
             llm_options={"max_retries": 0, "api_bases": [stub.base_url]},
@@ -85,7 +94,7 @@ async def test_train_then_evaluate_from_the_running_app(train_app, tmp_path):
         assert isinstance(mon.action_hist, list) and len(mon.action_hist) == len(mon.action_labels)
         assert screen.redraws >= 1
         status = str(screen.query_one("#train-status").content)
-        assert "state [b]done[/b]" in status and "step 256" in status
+        assert "state done" in status and "step 256/256" in status
         db = open_workspace(tmp_path / "kb.sqlite")
         run = list(db.query("SELECT * FROM train_runs"))[-1]
         assert run["status"] == "done" and run["step"] == 256
@@ -96,7 +105,8 @@ async def test_train_then_evaluate_from_the_running_app(train_app, tmp_path):
         await pilot.pause()
         assert isinstance(app.screen, EvaluationScreen)
         await pilot.press("e")
-        await app.workers.wait_for_complete()
+        assert app.evaluator is not None and app.evaluator.pid != __import__("os").getpid()
+        await wait_until(pilot, lambda: app.last_evaluation is not None, what="evaluation")
         await pilot.pause()
         result = app.last_evaluation
         assert result is not None, [n.message for n in app._notifications]
@@ -123,8 +133,10 @@ async def test_stop_then_resume_and_quit_keeps_the_checkpoint(train_app, tmp_pat
         await pilot.press("4")
         await pilot.press("s")
         await wait_until(pilot, lambda: app.monitor.step >= 64, what="64 steps")
+        t0 = time.monotonic()
         await pilot.press("x")
         await wait_until(pilot, lambda: app.training_state == "stopped", what="stop")
+        assert time.monotonic() - t0 < 2.5           # stop answers within 2 s
         db = open_workspace(tmp_path / "kb.sqlite")
         run = list(db.query("SELECT * FROM train_runs"))[-1]
         assert run["status"] == "stopped" and Path(run["checkpoint"]).exists()
@@ -138,7 +150,85 @@ async def test_stop_then_resume_and_quit_keeps_the_checkpoint(train_app, tmp_pat
         await wait_until(pilot, lambda: app.monitor.step > stopped_at, what="progress")
         handle = app.trainer
     # quitting mid-training stopped the child cleanly and kept the last checkpoint
-    assert not handle.is_alive()
+    import multiprocessing
+
+    assert not handle.is_alive() and not multiprocessing.active_children()
     run = list(db.query("SELECT * FROM train_runs WHERE id=?", [run["id"]]))[0]
     assert run["status"] == "stopped" and run["step"] > stopped_at
     assert Path(run["checkpoint"]).exists()
+
+
+async def test_pause_stops_spending_within_two_seconds(train_app, stub, tmp_path):
+    stub.latency = 0.2                       # a call takes a while: phase 1 lasts
+    app = train_app(steps=2048)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        await pilot.press("s")
+        await wait_until(pilot, lambda: app.training_phase == "table"
+                         and app.monitor.latest.get("table/done", 0) >= 3, what="phase 1")
+        screen = app.screen
+        assert "reward table" in screen._status_text and "phase 1/2" in screen._status_text
+        t0 = time.monotonic()
+        await pilot.press("p")
+        await wait_until(pilot, lambda: app.training_state == "paused", what="paused")
+        paused_in = time.monotonic() - t0
+        await pilot.pause(0.5)                  # an in-flight call may still finish
+        n = stub.n_requests
+        await pilot.pause(2.0)
+        assert stub.n_requests == n, "a paused run kept sending requests"
+        assert paused_in < 2.0
+        await pilot.press("c")
+        await wait_until(pilot, lambda: stub.n_requests > n, what="resumed spending")
+        assert app.training_state == "running"
+        t0 = time.monotonic()
+        await pilot.press("q")
+        await wait_until(pilot, lambda: not app.is_running, timeout=10, what="quit")
+    import multiprocessing
+
+    assert time.monotonic() - t0 < 4.0 and not multiprocessing.active_children()
+    db = open_workspace(tmp_path / "kb.sqlite")
+    run = list(db.query("SELECT * FROM train_runs"))[-1]
+    assert run["status"] == "stopped"           # resumable, never left 'running'
+
+
+async def test_quit_during_an_evaluation_leaves_no_process(train_app, stub, tmp_path):
+    import multiprocessing
+
+    stub.latency = 0.5
+    app = train_app(steps=256)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        await pilot.press("e")
+        await wait_until(pilot, lambda: app.evaluation_progress is not None
+                         and app.evaluation_progress["calls"] >= 1, what="evaluation calls")
+        assert "outcomes" in str(app.screen.query_one("#eval-status").content)
+        handle = app.evaluator
+        await pilot.press("q")
+        await wait_until(pilot, lambda: not handle.is_alive(), timeout=5, what="eval stop")
+    n = stub.n_requests
+    time.sleep(1.5)
+    assert stub.n_requests == n and not multiprocessing.active_children()
+
+
+async def test_a_run_whose_process_died_is_offered_for_resume(train_app, tmp_path):
+    """A killed app leaves its run 'running' with a dead pid: the next app offers it."""
+    app = train_app(steps=100_000)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        await pilot.press("s")
+        await wait_until(pilot, lambda: app.monitor.step >= 64, what="64 steps")
+        app.trainer.job.process.kill()          # as if the app had been killed with it
+        app.trainer.job.process.join(5)
+    db = open_workspace(tmp_path / "kb.sqlite")
+    run = list(db.query("SELECT * FROM train_runs"))[-1]
+    assert run["status"] == "running"           # nobody could mark it
+    app2 = train_app(steps=100_000, reuse=True)
+    async with app2.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        await pilot.pause()
+        status = str(app2.screen.query_one("#train-status").content)
+        assert f"run {run['id']} (its process is gone)" in status and "c resumes" in status
+        await pilot.press("c")
+        await wait_until(pilot, lambda: app2.trainer is not None and app2.trainer.run is not None,
+                         what="resumed run")
+        assert app2.trainer.run["resumed"] and app2.trainer.run["run_id"] == run["id"]

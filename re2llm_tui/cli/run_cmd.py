@@ -54,4 +54,6 @@ def register(app: typer.Typer) -> None:
         tui = make_app(dataset, model=model, db=db, data_dir=data_dir, split=split,
                        train_options=train, llm_options=llm,
                        eval_options={"limit": eval_limit} if eval_limit else {})
-        run_app(tui)
+        code = run_app(tui)
+        if code:
+            raise SystemExit(code)   # the app crashed: a non-zero exit, never a silent 0

@@ -16,7 +16,6 @@ Architecture (see ../shared/STYLE.md):
 
 from __future__ import annotations
 
-import importlib
 import os
 import threading
 import time
@@ -30,33 +29,24 @@ from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.worker import Worker, WorkerState
 
-from .messages import (EvaluationFinished, KBChanged, RecommendFinished, ReflectionFinished,
-                       TrainingBatch, TrainingProgress, TrainingStateChanged)
+from ..safe_text import clean
+from .messages import (EvaluationFinished, EvaluationProgress, KBChanged, RecommendFinished,
+                       ReflectionFinished, TrainingBatch, TrainingProgress,
+                       TrainingStateChanged)
 from .monitor import TrainingMonitor
 
-
-class FeatureUnavailable(Exception):
-    """A core module the action needs has not landed (or failed to import)."""
-
-
-def core(module: str, name: str, what: str) -> Callable:
-    """A public function of a core module, or :class:`FeatureUnavailable` with a clear line."""
-    try:
-        mod = importlib.import_module(f"re2llm_tui.{module}")
-    except ImportError as exc:
-        raise FeatureUnavailable(f"{what}: module re2llm_tui.{module} not available yet "
-                                 f"({exc})") from None
-    fn = getattr(mod, name, None)
-    if fn is None:
-        raise FeatureUnavailable(f"{what}: re2llm_tui.{module}.{name} not available yet")
-    return fn
+#: seconds between two looks at the workspace's ``PRAGMA data_version`` (other processes'
+#: commits: a CLI job, the training process) while the app is idle
+DATA_POLL_S = 1.0
+#: how long quit and stop wait for a job to save its checkpoint before ending it
+STOP_WAIT_S = 2.0
 
 
 def error_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     from ..errors import UserError
 
-    if isinstance(exc, (UserError, FeatureUnavailable)):
+    if isinstance(exc, UserError):
         return text
     return f"{type(exc).__name__}: {text}"
 
@@ -142,9 +132,19 @@ class Re2LLMApp(App):
         self._llm = None
         self._llm_lock = threading.Lock()
         self.trainer = None                # the training process handle, when started
+        self.evaluator = None              # the evaluation process handle, when started
         self.monitor = TrainingMonitor()   # bounded series of the training scalars
         self.training_state = "idle"
+        self.training_phase = ""
+        self.resumable_run: dict | None = None   # a stopped run the Training screen offers
+        self.plan = None                   # the proposed run being trained (then evaluated)
+        self._last_plan = None
+        self.evaluation_state = "idle"
+        self.evaluation_progress: dict | None = None
+        self.evaluation_note = ""
         self.last_evaluation: EvaluationFinished | None = None
+        self._quitting = False
+        self._data_version: int | None = None
         #: say once, at start, that the embedded demo model is a toy (tests turn it off)
         self.show_demo_notice = True
 
@@ -191,6 +191,39 @@ class Re2LLMApp(App):
         return header_text(screen_title, c.dataset, c.split, c.model, c.is_demo_model,
                            c.workspace_label, self.current_mode)
 
+    def notify(self, message, *, title: str = "", severity: str = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Every notification shows its text as data: error messages carry paths, hints and
+        what the user typed, never markup (a ``[/]`` in them used to kill the app)."""
+        super().notify(clean(message), title=clean(title, oneline=True), severity=severity,
+                       timeout=timeout, markup=markup)
+
+    # ----------------------------------------------------------------- other processes
+    def _read_data_version(self) -> int | None:
+        try:
+            return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+        except Exception:  # noqa: BLE001 - a busy or damaged file: try again next tick
+            return None
+
+    def _poll_data_version(self) -> None:
+        """Another connection committed (a CLI job, a worker, the training process): reload
+        the current screen now, the hidden ones when they are shown again.  One cheap pragma
+        per second; nothing happens while nothing changes."""
+        version = self._read_data_version()
+        if version is None or version == self._data_version:
+            return
+        self._data_version = version
+        current = self.screen
+        for screen in self._all_screens():
+            if not hasattr(screen, "reload"):
+                continue
+            if screen is current:
+                screen.reload()
+            else:
+                screen.stale = True
+        if self.trainer is None or not self.trainer.is_alive():
+            self.refresh_resumable()
+
     # ----------------------------------------------------------------- screens
     _no_delay = False
 
@@ -214,6 +247,9 @@ class Re2LLMApp(App):
     def on_mount(self) -> None:
         self.switch_mode("sessions")
         self.call_after_refresh(freeze_gc, True)
+        self.refresh_resumable()
+        self._data_version = self._read_data_version()
+        self.set_interval(DATA_POLL_S, self._poll_data_version)
         if self.config.is_demo_model and self.show_demo_notice:
             self.notify("Embedded demo model SmolLM2-135M: rankings are only a little better "
                         "than random. Use --model (e.g. gpt-4o-mini) for real results.",
@@ -223,7 +259,10 @@ class Re2LLMApp(App):
         import gc
 
         gc.unfreeze()        # see freeze_gc: this app's objects may be collected again
-        self.stop_training(wait=True)
+        from .. import control
+
+        control.current().request_stop("the app is quitting")
+        shutdown_jobs(self.jobs())
         if self._llm is not None:
             try:
                 self._llm.close()
@@ -282,8 +321,8 @@ class Re2LLMApp(App):
     @work(thread=True, exclusive=True, exit_on_error=False, group="recommend",
           description="recommend")
     def _recommend_worker(self, session_id: str, hint_id: int | None) -> None:
-        recommend = core("recommend", "recommend", "recommend")
         from .. import kb
+        from ..recommend import recommend
 
         session = self.session(session_id)
         hint = None
@@ -321,7 +360,7 @@ class Re2LLMApp(App):
     def _reflect_worker(self, session_id: str) -> None:
         import asyncio
 
-        explore = core("reflection", "explore", "reflect")
+        from ..reflection import explore
         db = self.open_db()
         try:
             summary = asyncio.run(explore(db, self.llm(), self.config.dataset,
@@ -352,67 +391,124 @@ class Re2LLMApp(App):
                 screen.reload()
 
     # ----------------------------------------------------------------- training
-    def start_training(self, resume: bool = False) -> None:
-        """Start the agent's training in a spawned process (``resume``: continue the latest
-        unfinished run of this dataset/model from its checkpoint)."""
-        if self.trainer is not None and self.trainer.is_alive() and \
-                self.trainer.state in ("done", "stopped", "failed"):
-            # the previous run has finished and its process is exiting: start after it
-            self.notify("waiting for the previous training process to exit …", timeout=3)
-            self._start_after_exit(self.trainer, resume)
-            return
+    def propose_training(self) -> None:
+        """``s`` on the Training screen.  With the embedded demo model, first propose a run
+        sized to finish in about 15 minutes (Enter starts it, f the full set); a real model
+        starts the full run at once."""
         if self.trainer is not None and self.trainer.is_alive():
             self.notify("training is already running (x stops it)", severity="warning")
             return
-        try:
-            start = core("training", "start_training_process", "training")
-        except FeatureUnavailable as exc:
-            self.notify(str(exc), title="training", severity="warning")
+        if not self.config.is_demo_model or self.config.train_options.get("limit"):
+            self.start_training()
             return
+        self._plan_worker()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="plan",
+          description="size a first run")
+    def _plan_worker(self) -> None:
+        from ..run_plan import propose
+
+        db = self.open_db()
+        try:
+            plan = propose(db, self.llm(), self.config.dataset, data_dir=self.config.data_dir,
+                           workers=1)
+        finally:
+            db.conn.close()
+        self.call_from_thread(self._ask_plan, plan)
+
+    def _ask_plan(self, plan) -> None:
+        from .widgets.dialogs import ProposalDialog
+
+        def chosen(answer) -> None:
+            if answer == "proposed":
+                self.start_training(plan=plan)
+            elif answer == "full":
+                self.start_training()
+
+        self.push_screen(ProposalDialog(plan), chosen)
+
+    def start_training(self, resume: bool = False, plan=None) -> None:
+        """Start the agent's training in a spawned process (``resume``: continue the latest
+        unfinished run of this dataset/model from its checkpoint; ``plan``: a
+        :class:`~re2llm_tui.run_plan.RunPlan` slice, evaluated when training ends)."""
+        if self.trainer is not None and self.trainer.is_alive():
+            if self.trainer.state in ("done", "stopped", "failed"):
+                # the previous run has finished and its process is exiting: start after it
+                self.notify("waiting for the previous training process to exit …", timeout=3)
+                self._start_after_exit(self.trainer, resume, plan)
+            else:
+                self.notify("training is already running (x stops it)", severity="warning")
+            return
+        from .. import kb
+        from ..training import start_training_process
+
         opts = dict(self.config.train_options)
         if "api_bases" in self.config.llm_options:
             opts.setdefault("api_bases", tuple(self.config.llm_options["api_bases"]))
+        opts.setdefault("workers", 1)          # the UI keeps the other core
+        if plan is not None:
+            opts.update(limit=plan.train_sessions, steps=plan.steps,
+                        log_every=plan.log_every, prefill=True)
+        elif resume and self.resumable_run is not None and "limit" not in opts:
+            # resume exactly the run on offer (its session slice and budget)
+            run = self.resumable_run
+            if run.get("n_sessions"):
+                opts["limit"] = int(run["n_sessions"])
+            opts.setdefault("steps", int(run.get("total_steps") or 0) or 500_000)
+            opts.setdefault("seed", int(run.get("seed") or 1))
         try:
-            self.trainer = start(self.config.dataset, model=self.config.model,
-                                 db_path=str(self.config.db_path),
-                                 data_dir=self.config.data_dir, resume=resume, **opts)
+            self.trainer = start_training_process(
+                self.config.dataset, model=self.config.model, db_path=str(self.config.db_path),
+                data_dir=self.config.data_dir, resume=resume, **opts)
         except Exception as exc:
             self.notify(error_line(exc), title="training", severity="error", timeout=12)
             return
-        from .. import kb
-
+        if plan is not None:
+            self._last_plan = plan
+        elif resume and self._last_plan is not None and \
+                opts.get("limit") == self._last_plan.train_sessions:
+            plan = self._last_plan          # resuming the proposed run: evaluate it after
+        self.plan = plan
         _, actions = kb.action_list(self.db, self.config.dataset, data_dir=self.config.data_dir)
         self.monitor.clear()
         self.monitor.action_labels = ["none" if h == 0 else f"#{h}" for h, _ in actions]
         self.training_state = "starting"
+        self.resumable_run = None
         freeze_gc()
-        self.notify("resuming the latest unfinished run" if resume else "started a new run",
-                    title="training", timeout=4)
+        what = ("resuming the latest unfinished run" if resume else
+                f"proposed run: {plan.train_sessions} sessions x {plan.n_actions} actions, "
+                f"then evaluation of {plan.eval_sessions} test sessions" if plan is not None
+                else "started a new run")
+        self.notify(what, title="training", timeout=5)
         self._watch_training(self.trainer)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="training-start",
           description="start training")
-    def _start_after_exit(self, handle, resume: bool) -> None:
-        handle.join(timeout=120)
+    def _start_after_exit(self, handle, resume: bool, plan) -> None:
+        handle.join(timeout=10)
         if handle.is_alive():
-            raise RuntimeError("the previous training process did not exit; stop it first")
-        self.call_from_thread(self.start_training, resume)
+            handle.shutdown(STOP_WAIT_S)
+        self.call_from_thread(self.start_training, resume, plan)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="training-watch",
           description="training monitor")
     def _watch_training(self, handle) -> None:
         """Poll the training process; post its scalars (bursts merge) and state changes."""
         worker = _current_worker()
-        last_state = None
+        last = None
         while not worker.is_cancelled:
             alive = handle.is_alive()
             scalars = handle.poll()
             if scalars:
                 self.post_message(TrainingProgress(TrainingBatch(list(scalars))))
-            if handle.state != last_state:
-                last_state = handle.state
-                self.post_message(TrainingStateChanged(handle.state, handle.error or ""))
-            if not alive:
+            now = (handle.state, handle.phase, handle.step, handle.llm_calls)
+            if now != last:
+                last = now
+                self.post_message(TrainingStateChanged(handle.state, handle.error or "",
+                                                       phase=handle.phase, step=handle.step,
+                                                       llm_calls=handle.llm_calls))
+            if not alive and handle.state not in ("starting", "running", "pausing", "paused",
+                                                  "stopping"):
                 return
             time.sleep(0.1)
 
@@ -421,14 +517,37 @@ class Re2LLMApp(App):
 
     def on_training_state_changed(self, message: TrainingStateChanged) -> None:
         self.training_state = message.state
+        self.training_phase = message.phase
+        self.monitor.step = max(self.monitor.step, message.step)
+        if message.llm_calls:
+            self.monitor.latest["charts/llm_calls"] = message.llm_calls
+        self.monitor.version += 1
         if message.state == "failed":
             self.notify(message.detail or "training failed", title="training failed",
                         severity="error", timeout=15)
+            self.refresh_resumable()
         elif message.state in ("done", "stopped"):
             summary = getattr(self.trainer, "summary", None) or {}
-            self.notify(f"{message.state} at step {summary.get('step', self.monitor.step)}"
+            self.notify(f"{message.state} at step {summary.get('step', message.step)}"
                         + (f" ({summary.get('reason')})" if summary.get("reason") else "")
                         + "; the checkpoint is kept", title="training", timeout=6)
+            plan = getattr(self, "plan", None)
+            if message.state == "done" and plan is not None and not self._quitting:
+                self.plan = None
+                self.start_evaluation(plan=plan)
+                self.switch_mode("evaluation")
+            self.refresh_resumable()
+
+    def refresh_resumable(self) -> None:
+        """Find the run the Training screen offers to resume (stopped, or running with a
+        dead process), reading the workspace."""
+        from ..training import resumable_run
+
+        try:
+            self.resumable_run = resumable_run(self.db, self.config.dataset, self.config.model)
+        except Exception as exc:  # noqa: BLE001 - a damaged record must not stop the app
+            self.log.error("resumable run", exc)
+            self.resumable_run = None
 
     def pause_training(self) -> None:
         if self.trainer is None or not self.trainer.is_alive():
@@ -440,45 +559,98 @@ class Re2LLMApp(App):
     def resume_training(self) -> None:
         """Continue a paused run, or resume the latest stopped one from its checkpoint."""
         if self.trainer is not None and self.trainer.is_alive() and \
-                self.trainer.state == "paused":
+                self.trainer.state in ("paused", "pausing"):
             self.trainer.resume()
             self.training_state = self.trainer.state
         else:
             self.start_training(resume=True)
 
-    def stop_training(self, wait: bool = False) -> None:
+    def stop_training(self) -> None:
         handle = self.trainer
         if handle is None or not handle.is_alive():
             return
         handle.stop()
         self.training_state = handle.state
-        if wait:
-            handle.join(timeout=60)
-            if handle.is_alive():
-                handle.terminate()
-        else:
-            self.notify("stopping: the run saves a checkpoint (c resumes it)",
-                        title="training", timeout=4)
+        self.notify("stopping: the run saves its checkpoint (c resumes it)",
+                    title="training", timeout=4)
 
     # ----------------------------------------------------------------- evaluation
     def evaluate(self) -> None:
-        self.notify("evaluating policies …", timeout=3)
-        self._evaluate_worker()
+        self.start_evaluation()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="evaluate",
-          description="evaluate")
-    def _evaluate_worker(self) -> None:
-        evaluate = core("evaluation", "evaluate", "evaluation")
-        db = self.open_db()
+    def start_evaluation(self, plan=None) -> None:
+        """Compare the policies in a spawned process (``plan``: its test slice, oracle row
+        only when it fits the plan's budget)."""
+        from ..evaluation import EvalSpec
+        from ..jobs import start_job
+
+        if self.evaluator is not None and self.evaluator.is_alive():
+            self.notify("an evaluation is already running (x stops it)", severity="warning")
+            return
+        opts = dict(self.config.eval_options)
+        if plan is not None:
+            opts.update(limit=plan.eval_sessions, oracle=plan.oracle)
+        llm = {k: v for k, v in self.config.llm_options.items()}
+        spec = EvalSpec(dataset=self.config.dataset, split=self.config.eval_split,
+                        model=self.config.model, db_path=str(self.config.db_path),
+                        data_dir=str(self.config.data_dir) if self.config.data_dir else None,
+                        workers=1, llm_options=llm, **opts)
         try:
-            out = evaluate(db, self.config.dataset, split=self.config.eval_split,
-                           client=self.llm(), data_dir=self.config.data_dir,
-                           **self.config.eval_options)
-        finally:
-            db.conn.close()
-        rows = getattr(out, "rows", None) or getattr(out, "summaries", None) or out
-        paired = getattr(out, "paired", None)
-        self.post_message(EvaluationFinished(dict(rows), paired))
+            self.evaluator = start_job("re2llm_tui.evaluation:run_job", spec, name="evaluate")
+        except Exception as exc:
+            self.notify(error_line(exc), title="evaluation", severity="error", timeout=12)
+            return
+        self.evaluation_progress = None
+        self.evaluation_state = "starting"
+        note = ""
+        if plan is not None and not plan.oracle:
+            from ..run_plan import fmt_duration
+
+            note = (f"oracle row left out: it needs {plan.oracle_missing} more outcomes "
+                    f"(~{fmt_duration(plan.oracle_s)} on this model)")
+        self.evaluation_note = note
+        self.notify(f"evaluating policies on {self.config.eval_split}"
+                    + (f" (first {plan.eval_sessions} sessions)" if plan else "") + " …",
+                    title="evaluation", timeout=4)
+        self._watch_evaluation(self.evaluator)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="evaluation-watch",
+          description="evaluation monitor")
+    def _watch_evaluation(self, handle) -> None:
+        worker = _current_worker()
+        last_state = None
+        while not worker.is_cancelled:
+            alive = handle.is_alive()
+            for msg in handle.poll():
+                if msg.get("event") == "table":
+                    self.post_message(EvaluationProgress(handle.state, msg))
+            if handle.state != last_state:
+                last_state = handle.state
+                self.post_message(EvaluationProgress(handle.state, None))
+            if not alive and handle.state in ("done", "stopped", "failed"):
+                result = handle.result or {}
+                if handle.state == "done" and "rows" in result:
+                    self.post_message(EvaluationFinished(
+                        dict(result["rows"]), result.get("paired"),
+                        detail="; ".join(result.get("notes") or [])))
+                elif handle.state == "failed":
+                    self.post_message(EvaluationProgress("failed", None, handle.error or ""))
+                return
+            time.sleep(0.1)
+
+    def on_evaluation_progress(self, message: EvaluationProgress) -> None:
+        self.evaluation_state = message.state
+        if message.progress is not None:
+            self.evaluation_progress = message.progress
+        if message.state == "failed":
+            self.notify(message.detail or "evaluation failed", title="evaluation failed",
+                        severity="error", timeout=15)
+        elif message.state == "stopped":
+            self.notify("evaluation stopped: finished outcomes are stored (e resumes)",
+                        title="evaluation", timeout=5)
+        for screen in self._all_screens():
+            if hasattr(screen, "show_evaluation_progress"):
+                screen.show_evaluation_progress()
 
     def on_evaluation_finished(self, message: EvaluationFinished) -> None:
         self.last_evaluation = message
@@ -487,32 +659,39 @@ class Re2LLMApp(App):
             if hasattr(screen, "show_evaluation"):
                 screen.show_evaluation(message)
 
+    def stop_evaluation(self) -> None:
+        if self.evaluator is not None and self.evaluator.is_alive():
+            self.evaluator.stop()
+            self.notify("stopping the evaluation: finished outcomes are stored",
+                        title="evaluation", timeout=4)
+
     # ----------------------------------------------------------------- quitting
+    def jobs(self) -> list:
+        return [h for h in (self.trainer, self.evaluator) if h is not None and h.is_alive()]
+
     async def action_quit(self) -> None:
-        """Quit; a running training process is stopped first and saves its checkpoint (a
-        second q while it does so quits at once and terminates it)."""
-        handle = self.trainer
-        if handle is None or not handle.is_alive():
-            self.exit()
-            return
-        if getattr(self, "_quitting", False):
-            handle.terminate()
-            self.exit()
+        """Quit at once: running jobs are asked to stop (they save their checkpoint within
+        a second or two), waited for at most :data:`STOP_WAIT_S`, then ended."""
+        if self._quitting:
             return
         self._quitting = True
-        handle.stop()
-        self.training_state = handle.state
-        self.notify("stopping training: waiting for it to save its checkpoint, then quitting "
-                    "(q again: quit now, losing the steps since the last checkpoint)",
-                    title="quit", timeout=60)
-        self._quit_after_training(handle)
+        from .. import control
+
+        control.current().request_stop("the app is quitting")   # this process's own calls
+        jobs = self.jobs()
+        if not jobs:
+            self.exit()
+            return
+        for handle in jobs:
+            handle.stop()
+        self.notify("stopping the running job(s): saving checkpoints, then quitting",
+                    title="quit", timeout=STOP_WAIT_S + 2)
+        self._quit_after_jobs(jobs)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="quit",
-          description="stop training, then quit")
-    def _quit_after_training(self, handle) -> None:
-        handle.join(timeout=120)
-        if handle.is_alive():
-            handle.terminate()
+          description="stop jobs, then quit")
+    def _quit_after_jobs(self, jobs) -> None:
+        shutdown_jobs(jobs)
         self.call_from_thread(self.exit)
 
     # ----------------------------------------------------------------- global actions
@@ -570,6 +749,19 @@ class Re2LLMApp(App):
         self.kb_change(_undo, "undo")
 
 
+def shutdown_jobs(jobs, timeout: float = STOP_WAIT_S) -> None:
+    """Stop every job, wait up to ``timeout`` s in all for their checkpoints, then end the
+    ones still running: no process outlives the app."""
+    for handle in jobs:
+        handle.stop()
+    deadline = time.monotonic() + timeout
+    for handle in jobs:
+        handle.join(max(0.0, deadline - time.monotonic()))
+    for handle in jobs:
+        if handle.is_alive():
+            handle.shutdown(0.0)
+
+
 def freeze_gc(collect: bool = False) -> None:
     """Move every object alive now (screens, widgets, loaded data, imported modules) out of
     the garbage collector's reach: a full collection over them paused the UI for 50 ms or
@@ -615,10 +807,33 @@ def make_app(dataset: str, model: str | None = None, db: str | os.PathLike | Non
     return Re2LLMApp(config)
 
 
-def run_app(app: Re2LLMApp) -> None:
-    """Run in a real terminal.  The resource tracker must run before Textual starts, or
-    spawning the training process fails with ``bad value(s) in fds_to_keep``."""
+def run_app(app: Re2LLMApp) -> int:
+    """Run in a real terminal; returns the exit code (non-zero when the app crashed).
+
+    The resource tracker must run before Textual starts, or spawning the training process
+    fails with ``bad value(s) in fds_to_keep``.  SIGTERM and SIGHUP (the terminal closing)
+    quit the app like ``q``: jobs stop with their checkpoints, no process is left behind.
+    """
     import multiprocessing.resource_tracker
+    import signal
 
     multiprocessing.resource_tracker.ensure_running()
-    app.run()
+
+    def on_signal(signum, frame):  # noqa: ARG001
+        try:
+            app.call_later(app.action_quit)
+        except Exception:  # noqa: BLE001 - not running yet / already gone
+            raise SystemExit(128 + signum) from None
+
+    previous = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        app.run()
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        shutdown_jobs(app.jobs())
+    code = app.return_code
+    return 1 if code is None else int(code)

@@ -83,7 +83,24 @@ class TrainingProgress(Message):
 
 
 class TrainingStateChanged(Message):
-    def __init__(self, state: str, detail: str = "") -> None:
+    """The training process's state, phase (``table`` / ``ppo``), step or calls changed."""
+
+    def __init__(self, state: str, detail: str = "", *, phase: str = "", step: int = 0,
+                 llm_calls: int = 0) -> None:
         super().__init__()
         self.state = state
+        self.detail = detail
+        self.phase = phase
+        self.step = step
+        self.llm_calls = llm_calls
+
+
+class EvaluationProgress(Message):
+    """The evaluation process's state and, when given, its outcome progress (a
+    :class:`~re2llm_tui.rewards.PrefillProgress` as a dict)."""
+
+    def __init__(self, state: str, progress: dict | None, detail: str = "") -> None:
+        super().__init__()
+        self.state = state
+        self.progress = progress
         self.detail = detail

@@ -10,6 +10,8 @@ SERIES = ("charts/reward_mean", "charts/eval_reward", "losses/policy", "losses/v
           "losses/entropy", "charts/steps_per_s", "charts/llm_calls", "charts/cache_hits",
           "charts/cost")
 STEP_KEYS = ("global_step", "step", "steps")
+#: records whose x is elapsed minutes, not a PPO step (the reward table's progress)
+TIMED_PREFIX = "table/"
 
 
 class TrainingMonitor:
@@ -53,7 +55,8 @@ class TrainingMonitor:
                 continue
             if "name" in item and "value" in item:
                 step = item.get("step", self.step)
-                self.step = max(self.step, int(step or 0))
+                if not str(item["name"]).startswith(TIMED_PREFIX):
+                    self.step = max(self.step, int(step or 0))
                 self._put(item["name"], item["value"], step)
             else:
                 step = next((item[k] for k in STEP_KEYS if k in item), self.step)

@@ -1,5 +1,10 @@
 """Training: start / pause / resume / stop the agent in a background process; live charts.
 
+A run has two phases.  Phase 1 fills the reward table a session at a time: the status line
+reads ``reward table <known>/<total>`` with outcomes per minute and the ETA, and the bar
+chart shows each hint's mean reward so far, growing as rows arrive.  Phase 2 is PPO on that
+table: step, steps/s, reward and the usual curves.
+
 The app owns the process and a :class:`~re2llm_tui.tui.monitor.TrainingMonitor` (bounded
 deques); this screen's 4 Hz timer redraws *one* chart per tick (the next one whose data
 changed), so a tick blocks the UI for one plot build (~10-15 ms), not four; the timer is
@@ -13,6 +18,8 @@ from textual.binding import Binding
 from textual.containers import Grid
 from textual.widgets import Static
 
+from ...run_plan import fmt_duration
+from ...safe_text import text as safe
 from ..widgets.app_header import AppHeader
 from ..widgets.charts import BarChart, LineChart
 from ..widgets.footer import WorkbenchFooter
@@ -80,6 +87,21 @@ class TrainingScreen(WorkbenchScreen):
 
     def _draw(self, name: str) -> None:
         mon = self.app.monitor
+        in_table = self.app.training_phase == "table"
+        if name == "chart-reward" and in_table:
+            self.query_one("#chart-reward", LineChart).draw(
+                {"outcomes known": mon.xy("table/done")})
+            return
+        if name == "chart-actions" and (in_table or mon.action_hist is None) and \
+                isinstance(mon.latest.get("table/hint_means"), list):
+            means = mon.latest["table/hint_means"]
+            labels = (list(mon.action_labels) if len(mon.action_labels) == len(means)
+                      else [str(i) for i in range(len(means))])
+            pairs = [(lab, float(m)) for lab, m in zip(labels, means) if m is not None]
+            self.query_one("#chart-actions", BarChart).draw(
+                [p[0] for p in pairs], [p[1] for p in pairs],
+                title="mean reward per hint (reward table so far)")
+            return
         if name == "chart-reward":
             self.query_one("#chart-reward", LineChart).draw({
                 "reward": mon.xy("charts/reward_mean"), "eval": mon.xy("charts/eval_reward")})
@@ -102,28 +124,15 @@ class TrainingScreen(WorkbenchScreen):
             self.query_one("#chart-actions", BarChart).draw(labels, values)
 
     def _status(self) -> None:
-        app = self.app
-        mon = app.monitor
-        latest = mon.latest
+        self._set_status(status_line(self.app))
 
-        def val(name, fmt="{:.0f}"):
-            v = latest.get(name)
-            return "—" if v is None else (fmt.format(v) if isinstance(v, (int, float)) else str(v))
-
-        text = (
-            f"state [b]{app.training_state}[/b] · step {mon.step} · "
-            f"steps/s {val('charts/steps_per_s')} · LLM calls {val('charts/llm_calls')} · "
-            f"cache hits {val('charts/cache_hits')} · cost ${val('charts/cost', '{:.4f}')}"
-            + (f" · prefill {val('prefill/done')}/{val('prefill/total')}"
-               if 'prefill/total' in latest else "") + " · "
-            f"reward {val('charts/reward_mean', '{:+.4f}')} · "
-            f"eval {val('charts/eval_reward', '{:+.4f}')}")
+    def _set_status(self, text: str) -> None:
         if text != self._status_text:     # an unchanged status costs no layout
             self._status_text = text
-            self.query_one("#train-status", Static).update(text)
+            self.query_one("#train-status", Static).update(safe(text))
 
     def action_start(self) -> None:
-        self.app.start_training()
+        self.app.propose_training()
 
     def action_pause(self) -> None:
         self.app.pause_training()
@@ -137,3 +146,45 @@ class TrainingScreen(WorkbenchScreen):
     def palette_actions(self):
         return [("Training: start a new run", "in a background process", self.action_start),
                 ("Training: continue / resume", "a paused or stopped run", self.action_resume)]
+
+
+def status_line(app) -> str:
+    """The Training screen's status: state, phase and the true figures of the run (also
+    after a resume or a restart of the app), or the run that can be resumed."""
+    mon = app.monitor
+    latest = mon.latest
+
+    def val(name, fmt="{:.0f}"):
+        v = latest.get(name)
+        return "—" if v is None else (fmt.format(v) if isinstance(v, (int, float)) else str(v))
+
+    state = app.training_state
+    trainer = app.trainer
+    if trainer is None or state == "idle":
+        run = app.resumable_run
+        if run is None:
+            return ("state idle · s starts a run (with the demo model: a run sized to finish "
+                    "in about 15 minutes)")
+        table = (f" · reward table {run['table_known']}/{run['table_size']}"
+                 if run.get("table_size") else "")
+        how = "its process is gone" if run.get("dead") else run["status"]
+        return (f"state resumable · run {run['id']} ({how}) at step {run['step']} of "
+                f"{run['total_steps']}{table} · c resumes it, s starts a new one")
+    head = f"state {state}"
+    if app.training_phase == "table" and "table/total" in latest:
+        eta = latest.get("table/eta_s")
+        per = latest.get("table/per_min") or 0.0
+        return (f"{head} · phase 1/2 · reward table {val('table/done')}/{val('table/total')}"
+                f" · rows {val('table/rows_done')}/{val('table/rows_total')}"
+                f" · {per:.1f} outcomes/min · ETA {fmt_duration(eta) if per else '—'}"
+                f" · LLM calls {val('table/calls')} · failed {val('table/failed')}"
+                f" · cost ${val('table/cost', '{:.4f}')}")
+    total = (trainer.run or {}).get("total_steps") if trainer else None
+    steps = f"step {mon.step}" + (f"/{total}" if total else "")
+    phase = " · phase 2/2 (PPO)" if app.training_phase == "ppo" else ""
+    if app.training_phase in ("", "starting") and state in ("starting", "running"):
+        return f"{head} · starting the training process …"
+    return (f"{head}{phase} · {steps} · steps/s {val('charts/steps_per_s')} · "
+            f"LLM calls {val('charts/llm_calls')} · "
+            f"reward {val('charts/reward_mean', '{:+.4f}')} · "
+            f"eval {val('charts/eval_reward', '{:+.4f}')}")

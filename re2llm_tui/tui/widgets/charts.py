@@ -81,11 +81,12 @@ class BarChart(CachedPlot):
         super().on_mount()
         self.draw([], [])
 
-    def draw(self, labels: list[str], values: list[float]) -> None:
+    def draw(self, labels: list[str], values: list[float], title: str | None = None) -> None:
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title(self.title if labels else f"{self.title} (no data yet)")
+        title = title or self.title
+        plt.title(title if labels else f"{title} (no data yet)")
         if labels:
             plt.bar(labels, values)
         self.invalidate()

@@ -1,4 +1,4 @@
-"""Modal dialogs: edit a hint's text, merge hints, ask a path, pick a hint.
+"""Modal dialogs: edit a hint's text, merge hints, ask a path, pick a hint, confirm a run.
 
 Each returns its result through ``dismiss``; Escape cancels (``None``).  A dialog that was
 opened to retry after a failed save starts with the user's text, so nothing typed is lost.
@@ -12,6 +12,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, TextArea
 from textual.widgets.option_list import Option
+
+from ...safe_text import text
 
 
 class _Dialog(ModalScreen):
@@ -43,9 +45,9 @@ class TextEditDialog(_Dialog):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
+            yield Label(text(self.title_text), classes="dialog-title")
             if self.note:
-                yield Label(self.note, classes="dialog-note")
+                yield Label(text(self.note), classes="dialog-note")
             yield TextArea(self.text, id="text", soft_wrap=True, show_line_numbers=False)
             yield self._buttons()
 
@@ -75,7 +77,7 @@ class MergeDialog(_Dialog):
             yield Label(f"Merge hint #{self.other_id} into hint #:", classes="dialog-title")
             yield Label(f"#{self.other_id} is archived; the kept hint gets the text below.")
             if self.note:
-                yield Label(self.note, classes="dialog-note")
+                yield Label(text(self.note), classes="dialog-note")
             yield Input(str(self.keep_id or ""), id="keep", placeholder="hint id to keep",
                         type="integer")
             yield TextArea(self.keep_text, id="text", soft_wrap=True, show_line_numbers=False)
@@ -114,7 +116,7 @@ class PathDialog(_Dialog):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog dialog-small"):
-            yield Label(self.title_text, classes="dialog-title")
+            yield Label(text(self.title_text), classes="dialog-title")
             yield Input(self.value, id="path", placeholder="path to a hints.json file")
             yield self._buttons("OK")
 
@@ -140,7 +142,7 @@ class HintPickerDialog(_Dialog):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
+            yield Label(text(self.title_text), classes="dialog-title")
             yield OptionList(*[Option(f"#{i}  {t}" if i else "#0  (no hint)", id=str(i))
                                for i, t in self.hints], id="hints")
             yield self._buttons("Recommend")
@@ -155,3 +157,44 @@ class HintPickerDialog(_Dialog):
         ol = self.query_one("#hints", OptionList)
         if ol.highlighted is not None:
             self.dismiss(int(ol.get_option_at_index(ol.highlighted).id))
+
+
+class ProposalDialog(ModalScreen):
+    """The run proposed for the demo model: Enter starts it, f the full set, Esc cancels.
+
+    Returns ``"proposed"``, ``"full"`` or None.
+    """
+
+    BINDINGS = [Binding("enter", "proposed", "Start proposed run", priority=True),
+                Binding("f", "full", "Full set"),
+                Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, plan) -> None:
+        super().__init__()
+        self.plan = plan
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="proposal"):
+            yield Label(text("Start a training run"), classes="dialog-title")
+            yield Label(text("\n".join(self.plan.lines())), id="proposal-text")
+            yield Label(text("Enter: start the proposed run · f: train on the full set "
+                             "instead · Esc: cancel"), classes="dialog-note")
+            yield Horizontal(Button("Start proposed (enter)", id="ok", variant="primary"),
+                             Button("Full set (f)", id="full"),
+                             Button("Cancel (esc)", id="cancel"), classes="dialog-buttons")
+
+    def on_mount(self) -> None:
+        self.query_one("#ok", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        {"ok": self.action_proposed, "full": self.action_full}.get(
+            event.button.id, self.action_cancel)()
+
+    def action_proposed(self) -> None:
+        self.dismiss("proposed")
+
+    def action_full(self) -> None:
+        self.dismiss("full")
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
