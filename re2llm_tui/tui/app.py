@@ -194,9 +194,10 @@ class Re2LLMApp(App):
     def notify(self, message, *, title: str = "", severity: str = "information",
                timeout: float | None = None, markup: bool = False) -> None:
         """Every notification shows its text as data: error messages carry paths, hints and
-        what the user typed, never markup (a ``[/]`` in them used to kill the app)."""
+        what the user typed, never markup (a ``[/]`` in them used to kill the app).  Widgets'
+        ``notify`` passes ``markup=True`` by default: it is ignored here on purpose."""
         super().notify(clean(message), title=clean(title, oneline=True), severity=severity,
-                       timeout=timeout, markup=markup)
+                       timeout=timeout, markup=False)
 
     # ----------------------------------------------------------------- other processes
     def _read_data_version(self) -> int | None:
@@ -215,10 +216,10 @@ class Re2LLMApp(App):
         self._data_version = version
         current = self.screen
         for screen in self._all_screens():
-            if not hasattr(screen, "reload"):
+            if not hasattr(screen, "refresh_if_changed"):
                 continue
             if screen is current:
-                screen.reload()
+                screen.refresh_if_changed()
             else:
                 screen.stale = True
         if self.trainer is None or not self.trainer.is_alive():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from .. import metrics, runs
+from .. import metrics
 
 #: run kinds whose rankings are LLM recommendations of a session
 RANKING_KINDS = ("score", "recommend", "evaluate")

@@ -27,10 +27,47 @@ def _style_fingerprint(app) -> tuple:
     return (app.theme, app._css_update_count, frozenset(app.get_pseudo_classes()))
 
 
+#: the tables whose newest row tells a screen that its data changed (cheap MAX() lookups)
+_RUNS = ("(SELECT MAX(id) FROM runs)", "(SELECT MAX(rowid) FROM run_items)",
+         "(SELECT COUNT(*) FROM runs WHERE status='running')")
+_REFLECTIONS = ("(SELECT MAX(id) FROM reflections)",
+                "(SELECT COUNT(*) FROM reflections WHERE status='running')",
+                "(SELECT MAX(rowid) FROM reflection_turns)")
+_KB = ("(SELECT MAX(seq) FROM hint_history)", "(SELECT COUNT(*) FROM hints)")
+
+
 class WorkbenchScreen(Screen):
-    """A screen that, when resumed unchanged, is repainted from its caches (no restyle)."""
+    """A screen that, when resumed unchanged, is repainted from its caches (no restyle).
+
+    Screens that show stored data name it in :attr:`DATA_SOURCES` (SQL expressions whose
+    values change when the data does); the app calls :meth:`refresh_if_changed` when another
+    connection committed, and a hidden screen whose data changed reloads when shown again.
+    """
 
     _suspended_fingerprint: tuple | None = None
+    DATA_SOURCES: tuple[str, ...] = ()
+    _loaded_key: tuple | None = None
+    stale = False
+
+    def data_key(self) -> tuple | None:
+        if not self.DATA_SOURCES:
+            return None
+        return tuple(self.app.db.execute("SELECT " + ", ".join(self.DATA_SOURCES)).fetchone())
+
+    def _on_mount(self) -> None:
+        self._loaded_key = self.data_key()
+
+    def refresh_if_changed(self) -> bool:
+        """Reload when the data this screen shows changed since it was loaded."""
+        reload = getattr(self, "reload", None)
+        if reload is None:
+            return False
+        key = self.data_key()
+        if key is None or key == self._loaded_key:
+            return False
+        self._loaded_key = key
+        reload()
+        return True
 
     def _on_screen_suspend(self) -> None:
         # runs before Screen._on_screen_suspend (handlers are dispatched down the MRO)
@@ -46,6 +83,9 @@ class WorkbenchScreen(Screen):
         # (applied at its mount or by that refresh) are those of the current stylesheet
         self._css_update_count = self.app._css_update_count
         self.on_resumed()
+        if self.stale:
+            self.stale = False
+            self.refresh_if_changed()
 
     def on_resumed(self) -> None:
         """Hook: the screen is current again (bring what changed while hidden up to date)."""

@@ -12,11 +12,13 @@ from ... import kb
 from .. import views
 from ..widgets.app_header import AppHeader
 from ..widgets.footer import WorkbenchFooter
-from ._base import WorkbenchScreen
+from ...safe_text import text as safe
+from ._base import _KB, WorkbenchScreen
 from ._hints_common import HintActions, effect_text, hint_detail
 
 
 class HintReviewScreen(HintActions, WorkbenchScreen):
+    DATA_SOURCES = _KB
     AUTO_FOCUS = "#review-table"
     BINDINGS = [
         Binding("a", "accept", "Accept"),
@@ -61,9 +63,9 @@ class HintReviewScreen(HintActions, WorkbenchScreen):
         if self._queue:
             table.move_cursor(row=min(row, len(self._queue) - 1))
         n_acc = len(kb.list_hints(db, ds, "accepted", data_dir=dd))
-        self.query_one("#review-summary", Static).update(
+        self.query_one("#review-summary", Static).update(safe(
             f"{len(self._queue)} candidate hint(s) awaiting a decision · {n_acc} accepted · "
-            f"KB {kb.kb_version(db, ds, data_dir=dd)}")
+            f"KB {kb.kb_version(db, ds, data_dir=dd)}"))
         self._detail()
 
     def selected_hint(self) -> kb.Hint | None:

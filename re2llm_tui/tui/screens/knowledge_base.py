@@ -14,11 +14,13 @@ from ... import kb
 from .. import views
 from ..widgets.app_header import AppHeader
 from ..widgets.footer import WorkbenchFooter
-from ._base import WorkbenchScreen
+from ...safe_text import text as safe
+from ._base import _KB, WorkbenchScreen
 from ._hints_common import STATUS_STYLE, HintActions, hint_detail
 
 
 class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
+    DATA_SOURCES = _KB
     AUTO_FOCUS = "#kb-table"
     BINDINGS = [
         Binding("n", "add", "Add"),
@@ -116,7 +118,7 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
             try:
                 found = kb.search(db, ds, self.search_text, data_dir=dd)
             except Exception as exc:
-                self.notify(str(exc), severity="error")
+                self.app.notify(str(exc), severity="error")
                 found = []
             self._hints = [h for h, _ in found]
             self._snippets = [s for _, s in found]
@@ -143,9 +145,10 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
         db = self.app.db
         counts = {s: sum(h.status == s for h in self._hints) for s in kb.STATUSES}
         what = f"search {self.search_text!r}: " if self.search_text else ""
-        self.query_one("#kb-summary", Static).update(
+        self.query_one("#kb-summary", Static).update(safe(
             what + ", ".join(f"{n} {s}" for s, n in counts.items() if n) +
-            f" · {kb.kb_version(db, ds, data_dir=dd)} (rev {kb.kb_revision(db, ds)})")
+            f" · {kb.kb_version(db, ds, data_dir=dd)} (rev {kb.kb_revision(db, ds)})",
+            oneline=True))
 
     def selected_hint(self) -> kb.Hint | None:
         table = self.query_one(DataTable)

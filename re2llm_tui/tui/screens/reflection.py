@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Select, Static
 from .. import views
 from ..widgets.app_header import AppHeader
 from ..widgets.footer import WorkbenchFooter
-from ._base import WorkbenchScreen
+from ._base import _KB, _REFLECTIONS, WorkbenchScreen
 
 TURN_NAMES = {"recommend": "1 · recommendation", "mistakes": "2 · possible mistakes",
               "analysis": "3 · why the target was missed", "hints": "4 · hints",
@@ -21,6 +21,7 @@ VERDICT_STYLE = {"added": "bold green", "leak": "bold red", "ineffective": "yell
 
 
 class ReflectionScreen(WorkbenchScreen):
+    DATA_SOURCES = _REFLECTIONS + _KB
     AUTO_FOCUS = "#refl-hints"
     BINDINGS = [Binding("escape,backspace", "back", "Back"),
                 Binding("f", "reflect", "Reflect again")]

@@ -11,10 +11,11 @@ from .. import views
 from ..widgets.app_header import AppHeader
 from ..widgets.ranking import CandidatesView, HistoryView, RankingView
 from ..widgets.footer import WorkbenchFooter
-from ._base import WorkbenchScreen
+from ._base import _REFLECTIONS, _RUNS, WorkbenchScreen
 
 
 class SessionDetailScreen(WorkbenchScreen):
+    DATA_SOURCES = _RUNS + _REFLECTIONS
     BINDINGS = [
         Binding("escape,backspace", "back", "Back"),
         Binding("r", "recommend", "Recommend"),
@@ -59,7 +60,7 @@ class SessionDetailScreen(WorkbenchScreen):
         self._others = others
         n_refl = len(views.reflections_of(self.app.db, self.app.config.dataset, s.id))
         self.query_one("#detail-title", Static).update(
-            f"[b]{s.id}[/b] · target [b green]{_esc(s.target)}[/] (candidate "
+            f"[b]{_esc(s.id)}[/b] · target [b green]{_esc(s.target)}[/] (candidate "
             f"{s.target_index + 1}) · {len(rankings)} stored ranking(s) · "
             f"{n_refl} reflection(s)")
         select = self.query_one("#run-b", Select)
@@ -141,6 +142,6 @@ class SessionDetailScreen(WorkbenchScreen):
 
 
 def _esc(text: str) -> str:
-    from rich.markup import escape
+    from ...safe_text import escape
 
-    return escape(text)
+    return escape(text, oneline=True)

@@ -11,10 +11,12 @@ from textual.widgets import DataTable, Input, Static
 from .. import views
 from ..widgets.app_header import AppHeader
 from ..widgets.footer import WorkbenchFooter
-from ._base import WorkbenchScreen
+from ...safe_text import text as safe
+from ._base import _REFLECTIONS, _RUNS, WorkbenchScreen
 
 
 class SessionsScreen(WorkbenchScreen):
+    DATA_SOURCES = _RUNS + _REFLECTIONS
     AUTO_FOCUS = "#sessions-table"
     BINDINGS = [
         Binding("enter", "open", "Open", show=False),
@@ -105,7 +107,8 @@ class SessionsScreen(WorkbenchScreen):
             flags.append("not reflected")
         if self.query_text:
             flags.append(f"search {self.query_text!r}")
-        self.query_one("#filters", Static).update(" · ".join(flags) or "all sessions")
+        self.query_one("#filters", Static).update(safe(" · ".join(flags) or "all sessions",
+                                                       oneline=True))
         n_runs = self._n_runs       # counted by reload: a filter change runs no query
         n_miss = sum(r.baseline == "miss" for r in self.rows)
         n_hit = sum(r.baseline == "hit" for r in self.rows)
@@ -113,7 +116,7 @@ class SessionsScreen(WorkbenchScreen):
                  f"{n_miss} misses" if n_runs else "no baseline yet: press r on a session, or "
                  "run `re2llm-tui recommend` / `score`")
         self.query_one("#sessions-summary", Static).update(
-            f"{len(visible)} of {len(self.rows)} sessions · {where}")
+            safe(f"{len(visible)} of {len(self.rows)} sessions · {where}"))
 
     def selected_id(self) -> str | None:
         table = self.query_one(DataTable)
