@@ -56,7 +56,7 @@ def _prefix(lm, prompt: str) -> list[int]:
 
 
 def _cand_tokens(lm, title: str) -> list[int]:
-    return lm.tokenize(" " + title + "\n")
+    return lm.tokenize_cached(" " + title + "\n")
 
 
 def rank_logprob(lm, prompt: str, candidates: list[str], k: int = 10):
@@ -64,7 +64,8 @@ def rank_logprob(lm, prompt: str, candidates: list[str], k: int = 10):
     from .local import RankOutput
 
     prefix = _prefix(lm, prompt)
-    first = _log_softmax(lm.decode(prefix, 0, "last"))
+    last, reused = lm.prefill(prefix, "last")
+    first = _log_softmax(last)
     n = len(prefix)
     scores: list[float] = []
     seen: dict[tuple, float] = {}
@@ -85,55 +86,72 @@ def rank_logprob(lm, prompt: str, candidates: list[str], k: int = 10):
         scores.append(seen[key])
     order = sorted(range(len(candidates)), key=lambda i: (-scores[i], i))[:k]
     return RankOutput(text=format_ranking(candidates[i] for i in order), ranking=order,
-                      prompt_tokens=n, completion_tokens=evaluated, scores=scores)
+                      prompt_tokens=n, completion_tokens=evaluated, scores=scores,
+                      cached_tokens=reused)
+
+
+def _choose_title(lm, remaining: dict[int, list[int]], logits, n_past: int):
+    """Greedy choice of one title among ``remaining``, token by token (the trie walk).
+
+    Each chosen token is decoded (alone, as always) while more than one title can still
+    follow; returns ``(pick, n_past, decoded, end)`` where ``end`` holds the title's last
+    tokens, *not* decoded yet: their logits only matter if another title follows.
+    """
+    alive = list(remaining)
+    pos = decoded = 0
+    while True:
+        allowed = {remaining[i][pos] for i in alive if len(remaining[i]) > pos}
+        tok = max(allowed, key=lambda t: (float(logits[t]), -t))
+        alive = [i for i in alive if len(remaining[i]) > pos and remaining[i][pos] == tok]
+        pos += 1
+        done = [i for i in alive if len(remaining[i]) == pos]
+        if done:
+            return done[0], n_past, decoded, [tok]
+        if len(alive) == 1:
+            # no choice left: the rest of this title is forced
+            return alive[0], n_past, decoded, remaining[alive[0]][pos - 1:]
+        logits = lm.decode([tok], n_past, "last")
+        n_past += 1
+        decoded += 1
 
 
 def rank_sequential(lm, prompt: str, candidates: list[str], k: int = 10):
-    """Sequential constrained choice over the remaining candidates.  Caller holds ``lm.lock``."""
+    """Sequential constrained choice over the remaining candidates.  Caller holds ``lm.lock``.
+
+    The end of a title is decoded only if another title follows: alone when it is a single
+    token (as it always was: a lone token's KV cells differ slightly from a batch's), else in
+    one batch with the next list number (multi-token batches give the same cells however they
+    are split, so the ranking is the same as decoding them one after the other).
+    """
     from .local import RankOutput
 
     prefix = _prefix(lm, prompt)
-    logits = lm.decode(prefix, 0, "last")
+    logits, reused = lm.prefill(prefix, "last")
     n_past = len(prefix)
-    cand = {i: _cand_tokens(lm, t) for i, t in enumerate(candidates)}
-    remaining = dict(cand)
+    remaining = {i: _cand_tokens(lm, t) for i, t in enumerate(candidates)}
     chosen: list[int] = []
     generated = 0
+    pending: list[int] = []          # a title's end, decoded with the next list number
     for step in range(min(k, len(candidates))):
         if step:
-            num = lm.tokenize(f"{step + 1}.")
-            logits = lm.decode(num, n_past, "last")
-            n_past += len(num)
-            generated += len(num)
-        alive = list(remaining)
-        pos = 0
-        while True:
-            allowed = {remaining[i][pos] for i in alive if len(remaining[i]) > pos}
-            tok = max(allowed, key=lambda t: (float(logits[t]), -t))
-            alive = [i for i in alive if len(remaining[i]) > pos and remaining[i][pos] == tok]
-            pos += 1
-            done = [i for i in alive if len(remaining[i]) == pos]
-            if done:
-                logits = lm.decode([tok], n_past, "last")
-                n_past += 1
-                generated += 1
-                pick = done[0]
-                break
-            if len(alive) == 1:
-                # no choice left: the rest of this title is forced, evaluate it in one batch
-                rest = remaining[alive[0]][pos - 1:]
-                logits = lm.decode(rest, n_past, "last")
-                n_past += len(rest)
-                generated += len(rest)
-                pick = alive[0]
-                break
-            logits = lm.decode([tok], n_past, "last")
+            todo = pending + lm.tokenize_cached(f"{step + 1}.")
+            logits = lm.decode(todo, n_past, "last")
+            n_past += len(todo)
+            generated += len(todo) - len(pending)
+            pending = []
+        pick, n_past, decoded, end = _choose_title(lm, remaining, logits, n_past)
+        generated += decoded + len(end)
+        last = step == min(k, len(candidates)) - 1
+        if len(end) == 1 and not last:
+            logits = lm.decode(end, n_past, "last")
             n_past += 1
-            generated += 1
+        elif not last:
+            pending = end
         chosen.append(pick)
         del remaining[pick]
     return RankOutput(text=format_ranking(candidates[i] for i in chosen), ranking=chosen,
-                      prompt_tokens=len(prefix), completion_tokens=generated)
+                      prompt_tokens=len(prefix), completion_tokens=generated,
+                      cached_tokens=reused)
 
 
 def rank_generate(lm, prompt: str, candidates: list[str], k: int = 10):
@@ -143,11 +161,12 @@ def rank_generate(lm, prompt: str, candidates: list[str], k: int = 10):
 
     from .client import RANK_MAX_TOKENS
 
-    text, pt, ct = lm.chat([{"role": "user", "content": prompt}], temperature=0.0, seed=0,
-                           max_tokens=RANK_MAX_TOKENS)
-    parsed = parse_ranking(text, candidates, k)
-    return RankOutput(text=text, ranking=list(parsed.ranking), prompt_tokens=pt,
-                      completion_tokens=ct)
+    out = lm.chat_output([{"role": "user", "content": prompt}], temperature=0.0, seed=0,
+                         max_tokens=RANK_MAX_TOKENS)
+    parsed = parse_ranking(out.text, candidates, k)
+    return RankOutput(text=out.text, ranking=list(parsed.ranking),
+                      prompt_tokens=out.prompt_tokens, completion_tokens=out.completion_tokens,
+                      cached_tokens=out.cached_tokens)
 
 
 METHODS: dict[str, Method] = {
