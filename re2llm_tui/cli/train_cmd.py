@@ -18,6 +18,22 @@ ApiBase = typer.Option(None, "--api-base", help="OpenAI-compatible server URL; r
 Concurrency = typer.Option(None, "--concurrency", "-c", help="LLM calls in flight")
 MaxCost = typer.Option(None, "--max-cost", help="stop cleanly at this USD spend (resumable)")
 MaxCalls = typer.Option(None, "--max-calls", help="stop cleanly after this many uncached calls")
+LocalWorkers = typer.Option(None, "--local-workers", "-w",
+                            help="processes computing reward outcomes, each with its own model "
+                                 "instance and a shard of the sessions (default: 2 for the "
+                                 "embedded model, i.e. both cores of this machine; 1 otherwise)")
+
+
+def default_workers(workers: int | None, client) -> int:
+    """``--local-workers``, else 2 for the embedded model (measured: 2 processes on 2
+    cores), else 1."""
+    if workers is not None:
+        if workers < 1:
+            from ..errors import UserError
+
+            raise UserError(f"--local-workers must be >= 1 (got {workers})")
+        return workers
+    return 2 if client.is_local else 1
 
 
 def register(app: typer.Typer) -> None:
@@ -27,8 +43,11 @@ def register(app: typer.Typer) -> None:
         steps: int = typer.Option(500_000, "--steps", help="PPO environment steps (sessions "
                                                            "given a hint)"),
         model: OptStr = Model,
-        prefill: bool = typer.Option(False, "--prefill", help="compute the whole reward table "
-                                                              "(sessions x actions) up front"),
+        prefill: bool = typer.Option(True, "--prefill/--no-prefill",
+                                     help="phase 1 computes the whole reward table (sessions x "
+                                          "actions) up front, a session at a time; "
+                                          "--no-prefill pays only for the pairs PPO visits"),
+        workers: Optional[int] = LocalWorkers,
         seed: int = typer.Option(1, "--seed", help="seed of the agent's initialisation, "
                                                    "shuffles and sampling"),
         limit: Optional[int] = typer.Option(None, "--limit", "-n",
@@ -63,6 +82,7 @@ def register(app: typer.Typer) -> None:
         client = LLMClient(spec.db_path, model=model, api_bases=spec.api_bases,
                            concurrency=concurrency, max_cost=max_cost, max_calls=max_calls)
         client.check()  # bad model / key / --api-base: one line, before any work
+        spec.workers = default_workers(workers, client)
         err = console(stderr=True)
         if client.is_demo_model and not as_json:
             err.print(f"[yellow]note:[/yellow] {escape(client.demo_notice)}")
@@ -78,7 +98,7 @@ def register(app: typer.Typer) -> None:
             err.print(f"[yellow]stopped:[/yellow] {escape(summary.reason, oneline=True)} "
                       f"(run {summary.run_id} at step "
                       f"{summary.step}; rerun the same command to resume)")
-            raise SystemExit(3)
+            raise SystemExit(stop_exit_code())
 
     @app.command("evaluate")
     def evaluate_cmd(
@@ -94,6 +114,7 @@ def register(app: typer.Typer) -> None:
         no_oracle: bool = typer.Option(False, "--no-oracle", help="skip the per-session oracle "
                                        "(it needs every hint on every session)"),
         seed: int = typer.Option(0, "--seed", help="seed of the random-hint row and bootstrap"),
+        workers: Optional[int] = LocalWorkers,
         max_cost: Optional[float] = MaxCost, max_calls: Optional[int] = MaxCalls,
         api_base: Optional[List[str]] = ApiBase, concurrency: Optional[int] = Concurrency,
         data_dir: OptPath = DataDir, db: OptPath = Db, as_json: bool = Json,
@@ -103,7 +124,8 @@ def register(app: typer.Typer) -> None:
         from ..datasets import SPLITS, canonical_domain
         from ..errors import UserError
         from ..evaluation import evaluate
-        from ..llm.client import BudgetExceeded, LLMClient
+        from ..control import RunStop
+        from ..llm.client import LLMClient
         from ..workspace import open_workspace
 
         dataset = canonical_domain(dataset)
@@ -125,11 +147,12 @@ def register(app: typer.Typer) -> None:
             result = _evaluate_with_progress(evaluate, wdb, client, err, quiet=as_json,
                                              dataset=dataset, split=split, data_dir=data_dir,
                                              limit=limit, train_run=train_run,
-                                             oracle=not no_oracle, seed=seed)
-        except BudgetExceeded as exc:
+                                             oracle=not no_oracle, seed=seed,
+                                             workers=default_workers(workers, client))
+        except RunStop as exc:
             err.print(f"[yellow]stopped:[/yellow] {escape(exc, oneline=True)} (finished "
                       "outcomes are stored; rerun the same command to resume)")
-            raise SystemExit(3) from None
+            raise SystemExit(stop_exit_code()) from None
         finally:
             client.close()
             wdb.conn.close()
@@ -168,12 +191,11 @@ def _train_with_progress(spec, client, err, *, quiet: bool):
                               f"{payload['table_known']}/{payload['table_size']} outcomes stored")
                 tasks["train"] = bar.add_task("train", total=payload["total_steps"],
                                               completed=payload["step"], info="")
-            elif kind == "prefill":
-                if "prefill" not in tasks:
-                    tasks["prefill"] = bar.add_task("reward table", total=payload.total, info="")
-                bar.update(tasks["prefill"], completed=payload.done, total=payload.total,
-                           info=f"calls {payload.calls} · cache {payload.cache_hits} · "
-                                f"failed {payload.failed} · ${payload.cost:.4f}")
+            elif kind == "table":
+                if "table" not in tasks:
+                    tasks["table"] = bar.add_task("reward table", total=payload.total, info="")
+                bar.update(tasks["table"], completed=payload.done, total=payload.total,
+                           info=table_info(payload))
             elif kind == "scalars":
                 vals = {r["name"]: r["value"] for r in payload}
                 step = payload[0]["step"] if payload else 0
@@ -224,9 +246,23 @@ def _evaluate_with_progress(evaluate, db, client, err, *, quiet: bool, **kw):
     with Progress(*columns, console=err, transient=False, disable=quiet) as bar:
         task = bar.add_task("evaluate", total=None, info="")
 
-        def on_progress(done, total, st):
-            bar.update(task, completed=done, total=total,
-                       info=f"calls {st['llm_calls']} · cache {st['cache_hits']} · "
-                            f"failed {st['failed']} · ${st['cost']:.4f}")
+        def on_progress(p):
+            bar.update(task, completed=p.done, total=p.total, info=table_info(p))
 
         return evaluate(db, kw.pop("dataset"), client=client, progress=on_progress, **kw)
+
+
+def table_info(p) -> str:
+    """One line of reward-table progress: rows, rate, calls, cost."""
+    from ..run_plan import fmt_duration
+
+    rate = f"{p.per_min:.1f}/min · ETA {fmt_duration(p.eta_s)}" if p.per_min else "—/min"
+    return (f"rows {p.rows_done}/{p.rows_total} · {rate} · calls {p.calls} · "
+            f"cache {p.cache_hits} · failed {p.failed} · ${p.cost:.4f}")
+
+
+def stop_exit_code() -> int:
+    """130 when the user interrupted (Ctrl+C / SIGTERM), 3 for a budget stop."""
+    from ..control import current
+
+    return 130 if current().stopped else 3
