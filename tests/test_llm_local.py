@@ -87,7 +87,10 @@ def _free_port() -> int:
 
 
 def _start_server(port: int, log_path):
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", local.gguf_path(),
+    # the server's Llama loads its weights as the in-process model does (plain CPU buffers)
+    boot = ("import runpy; from re2llm_tui.llm.local import plain_cpu_weights\n"
+            "with plain_cpu_weights(): runpy.run_module('llama_cpp.server', run_name='__main__')")
+    cmd = [sys.executable, "-c", boot, "--model", local.gguf_path(),
            "--host", "127.0.0.1", "--port", str(port), "--n_threads", str(local.N_THREADS),
            "--n_threads_batch", str(local.N_THREADS), "--n_ctx", str(local.N_CTX),
            "--n_batch", str(local.N_BATCH), "--logits_all", "False", "--seed", "0",

@@ -146,7 +146,7 @@ def check_local_model(model: str) -> None:
 
 
 @contextlib.contextmanager
-def _plain_cpu_weights():
+def plain_cpu_weights():
     """Load weights into plain CPU buffers: no "extra" buffer types (AMX / repacked weights).
 
     llama.cpp built natively on a CPU with AMX repacks the Q4_1 weights for its AMX kernels,
@@ -211,7 +211,7 @@ class LocalModel:
         self.path = gguf_path(name)
         self.lock = threading.RLock()
         self.reuse = reuse
-        with _plain_cpu_weights():
+        with plain_cpu_weights():
             self.llama = llama_cpp.Llama(self.path, n_ctx=n_ctx, n_threads=n_threads,
                                          n_threads_batch=n_threads, n_batch=n_batch,
                                          seed=0, verbose=False)
