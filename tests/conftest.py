@@ -55,3 +55,14 @@ def run_cli(monkeypatch, tmp_path):
         return code, out.getvalue(), err.getvalue()
 
     return _run
+
+
+@pytest.fixture(autouse=True)
+def fresh_control():
+    """Each test starts with a fresh process-wide pause/stop gate (an app that quit in an
+    earlier test leaves its gate stopped)."""
+    from re2llm_tui import control
+
+    control.install(control.Control())
+    yield
+    control.install(control.Control())

@@ -7,6 +7,7 @@ run, so ``re2llm-tui --help`` starts fast.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -43,10 +44,26 @@ def main(argv: list[str] | None = None) -> int:
     typer's ``standalone_mode``, whose handling of errors differs between typer versions
     (typer 0.29 vendors click, and turns Ctrl+C into a silent ``Exit(130)``).
     """
-    import sqlite3
+    from .. import control
 
     args = list(sys.argv[1:] if argv is None else argv)
     command = typer.main.get_command(app)
+    # Ctrl+C / SIGTERM / SIGHUP ask the running job to stop: the local engine, the client
+    # and every loop answer within a second, finished work is stored, one line is printed
+    ctl = control.install(control.Control())
+    previous = control.install_signal_handlers(ctl)
+    try:
+        return _main(command, args)
+    finally:
+        control.restore_signal_handlers(previous)
+        control.install(control.Control())
+
+
+def _main(command, args) -> int:
+    import sqlite3
+
+    from ..control import RunStop
+
     try:
         try:
             with command.make_context("re2llm-tui", args) as ctx:
@@ -68,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
         return _interrupt_line()
+    except RunStop as exc:  # a stop no command reported itself
+        _error(f"stopped: {exc} (finished work is saved; rerun the same command to resume)")
+        return exc.exit_code
     except sqlite3.DatabaseError as exc:  # OperationalError too: full disk, locked, malformed
         _error(f"workspace: {exc}")
         return 2
@@ -136,4 +156,16 @@ def _silence_stdout() -> None:
 
 
 def entry() -> None:  # console script
-    sys.exit(main())
+    """Run :func:`main` and end the process at once.
+
+    Every result is committed by then (each write commits; jobs joined their workers), so
+    the interpreter's teardown -- 1-2.5 s of freeing litellm's module state, measured after
+    a Ctrl+C -- is skipped: a stopped job returns to the shell within a second.
+    """
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError, OSError):
+        pass
+    os._exit(code if isinstance(code, int) else 1)

@@ -98,8 +98,11 @@ def register(app: typer.Typer) -> None:
                       + ("; resumed an unfinished run" if result.resumed else ""))
         if result.status == "stopped":
             err.print(f"[yellow]stopped:[/yellow] {escape(result.stopped_reason, oneline=True)} "
-                      f"({result.done}/{result.total} sessions done; run {result.run_id})")
-            raise SystemExit(3)  # typer.Exit is swallowed by main() (standalone_mode=False)
+                      f"({result.done}/{result.total} sessions done; run {result.run_id}; rerun the "
+                      "same command to resume)")
+            from .train_cmd import stop_exit_code
+
+            raise SystemExit(stop_exit_code())   # 130 interrupted, 3 budget
 
 
 def _run_with_progress(sessions, client, err, *, quiet: bool, **kw):

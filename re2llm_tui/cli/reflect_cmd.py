@@ -135,6 +135,10 @@ def register(app: typer.Typer) -> None:
                   f"${summary.cost:.4f}")
         if summary.stopped:
             out.print(f"stopped early: {escape(summary.stopped, oneline=True)}")
+            from ..control import current
+
+            if current().stopped:        # Ctrl+C / SIGTERM: finished reflections are kept
+                raise SystemExit(130)
             print("re2llm-tui: budget reached; rerun the same command to resume", file=sys.stderr)
         if summary.added and not auto_accept:
             out.print(f"review them: re2llm-tui kb list -d {dataset} --status candidate")

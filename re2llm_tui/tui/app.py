@@ -246,6 +246,10 @@ class Re2LLMApp(App):
 
     # ----------------------------------------------------------------- lifecycle
     def on_mount(self) -> None:
+        from .. import control
+
+        # this app's own pause/stop gate: quitting stops the app's in-process LLM work
+        control.install(control.Control())
         self.switch_mode("sessions")
         self.call_after_refresh(freeze_gc, True)
         self.refresh_resumable()
