@@ -352,3 +352,22 @@ def test_bare_model_name_with_api_base_is_openai_compatible(workspace, stub):
 def test_ollama_needs_no_key(workspace, monkeypatch):
     monkeypatch.delenv("OLLAMA_API_BASE", raising=False)
     LLMClient(workspace, model="ollama/llama3.1").check()   # no UserError: no key needed
+
+
+def test_latency_is_the_calls_own_and_tokens_are_counted(workspace):
+    """A call's latency starts when it is sent, not while it waits for a concurrency slot
+    (the speed estimates of a proposed run read it); usage adds up in the stats."""
+    with StubServer(latency=0.2) as srv:
+        c = _client(workspace, srv, concurrency=1)
+
+        async def go():
+            return await asyncio.gather(*[c.complete(_msg(f"q{i}")) for i in range(4)])
+
+        try:
+            results = c._run(go())
+        finally:
+            c.close()
+    assert all(r.ok for r in results)
+    assert max(r.latency_s for r in results) < 0.5          # never the 0.8 s of the queue
+    assert c.stats.prompt_tokens == sum(r.prompt_tokens for r in results) > 0
+    assert c.stats.completion_tokens == sum(r.completion_tokens for r in results) > 0

@@ -593,11 +593,11 @@ class LLMClient:
                 self.stats.failed += 0 if res.ok else 1
                 self.stats.retries += max(0, res.attempts - 1)
                 self.stats.cost += res.cost
-            if self.shared_budget is not None:
-                self.shared_budget.spend(res.cost)
                 self.stats.prompt_tokens += res.prompt_tokens
                 self.stats.completion_tokens += res.completion_tokens
                 self.stats.latency_s += res.latency_s
+            if self.shared_budget is not None:
+                self.shared_budget.spend(res.cost)
             fut.set_result(res)
             return res
         except BaseException as exc:
@@ -627,7 +627,6 @@ class LLMClient:
     async def _attempts(self, send, cls):
         """Send with retries; returns a result with ``error`` set after the last failure."""
         attempts = 0
-        t0 = time.perf_counter()
         last_exc: BaseException | None = None
         control = current_control()
         async with self._sem():
@@ -635,6 +634,8 @@ class LLMClient:
             await control.acheck()
             # checked when the request is about to be sent, so cost already spent counts
             self._reserve()
+            # the call's latency starts now, not while it waited for a concurrency slot
+            t0 = time.perf_counter()
             while True:
                 attempts += 1
                 try:
