@@ -25,7 +25,7 @@ DEFAULT_BUDGET_S = 15 * 60
 #: measured on this 2-core machine, SmolLM2-135M on one thread, sequential ranking with
 #: prefix reuse (benchmarks/bench_reward_engine.py): seconds of the first call of a session
 #: and of each further action of the same session
-MEASURED = {"games": {"first_s": 11.0, "reuse_s": 2.0},
+MEASURED = {"games": {"first_s": 12.0, "reuse_s": 2.0},
             "movies": {"first_s": 4.5, "reuse_s": 1.6}}
 #: prompt-token band of each dataset's ranking prompts (to pick this dataset's calls)
 PROMPT_TOKENS = {"games": (600, 1400), "movies": (250, 600)}
@@ -121,11 +121,12 @@ def measured_speed(db, model: str, dataset: str, *, is_local: bool = True,
     """This workspace's own speed of ``model`` on ``dataset``-sized ranking prompts."""
     lo, hi = PROMPT_TOKENS.get(dataset, (0, 10 ** 9))
     rows = db.execute(
-        "SELECT latency_s, cached_tokens FROM calls WHERE model=? AND purpose='rank' AND "
-        "cached=0 AND status='ok' AND prompt_tokens BETWEEN ? AND ? ORDER BY id DESC LIMIT 400",
-        [model, lo, hi]).fetchall()
-    first = [lat for lat, cached in rows if not cached and lat > 0]
-    reuse = [lat for lat, cached in rows if cached and lat > 0]
+        "SELECT latency_s, cached_tokens, prompt_tokens FROM calls WHERE model=? AND "
+        "purpose='rank' AND cached=0 AND status='ok' AND prompt_tokens BETWEEN ? AND ? "
+        "ORDER BY id DESC LIMIT 400", [model, lo, hi]).fetchall()
+    # a session's first call reuses at most the chat template's opening tokens
+    first = [lat for lat, cached, pt in rows if cached < pt / 2 and lat > 0]
+    reuse = [lat for lat, cached, pt in rows if cached >= pt / 2 and lat > 0]
     if not is_local:
         lat = statistics.median(first + reuse) if len(first + reuse) >= 3 else REMOTE_CALL_S
         per = lat / max(1, concurrency)

@@ -41,8 +41,9 @@ def test_two_workers_propose_a_larger_slice(workspace, data_dir):
 
 def test_measured_calls_override_the_defaults(workspace):
     db = open_workspace(workspace)
+    # first calls of a session reuse only the chat template's opening tokens
     rows = [("k%d" % i, "local/smollm2-135m", "rank", "ok", 0, 900, 30.0 if i < 5 else 3.0,
-             0 if i < 5 else 850) for i in range(12)]
+             40 if i < 5 else 850) for i in range(12)]
     db.conn.executemany("INSERT INTO calls (key, model, purpose, status, cached, prompt_tokens, "
                         "latency_s, cached_tokens) VALUES (?,?,?,?,?,?,?,?)", rows)
     sp = measured_speed(db, "local/smollm2-135m", "games")

@@ -90,7 +90,8 @@ class TrainingScreen(WorkbenchScreen):
         in_table = self.app.training_phase == "table"
         if name == "chart-reward" and in_table:
             self.query_one("#chart-reward", LineChart).draw(
-                {"outcomes known": mon.xy("table/done")})
+                {"outcomes known": mon.xy("table/done")},
+                title="phase 1: reward-table outcomes known", xlabel="minutes")
             return
         if name == "chart-actions" and (in_table or mon.action_hist is None) and \
                 isinstance(mon.latest.get("table/hint_means"), list):

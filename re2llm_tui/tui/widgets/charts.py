@@ -53,11 +53,15 @@ class LineChart(CachedPlot):
         super().on_mount()
         self.draw({})
 
-    def draw(self, series: dict[str, tuple[list, list]]) -> None:
+    def draw(self, series: dict[str, tuple[list, list]], title: str | None = None,
+             xlabel: str | None = None) -> None:
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title(self.title)
+        title = title or self.title
+        plt.title(title)
+        if xlabel:
+            plt.xlabel(xlabel)
         any_data = False
         width = self.size.width or 100
         for label, (xs, ys) in series.items():
@@ -66,7 +70,7 @@ class LineChart(CachedPlot):
                 plt.plot(xs, ys, label=label, marker="braille")
                 any_data = True
         if not any_data:
-            plt.title(f"{self.title} (no data yet)")
+            plt.title(f"{title} (no data yet)")
         self.invalidate()
 
 

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, OptionList, TextArea
+from textual.widgets import Button, Input, Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from ...safe_text import text
@@ -176,9 +176,9 @@ class ProposalDialog(ModalScreen):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="proposal"):
             yield Label(text("Start a training run"), classes="dialog-title")
-            yield Label(text("\n".join(self.plan.lines())), id="proposal-text")
-            yield Label(text("Enter: start the proposed run · f: train on the full set "
-                             "instead · Esc: cancel"), classes="dialog-note")
+            yield Static(text("\n".join(self.plan.lines())), id="proposal-text")
+            yield Static(text("Enter: start the proposed run · f: train on the full set "
+                              "instead · Esc: cancel"), classes="dialog-note")
             yield Horizontal(Button("Start proposed (enter)", id="ok", variant="primary"),
                              Button("Full set (f)", id="full"),
                              Button("Cancel (esc)", id="cancel"), classes="dialog-buttons")
