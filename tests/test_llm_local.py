@@ -80,6 +80,24 @@ def test_local_free_text_chat_is_unconstrained(workspace):
     assert again.cached and again.text == r.text
 
 
+def test_litellm_usage_reports_the_reused_prompt_tokens(data_dir):
+    """The provider passes the engine's reused prompt tokens on (usage and hidden params)."""
+    from re2llm_tui.llm.client import _litellm
+
+    local.register()
+    litellm = _litellm()
+    s = _shortest("movies", data_dir, 1)[0]
+    convo = [{"role": "user", "content": s.prompt}]
+    first = litellm.completion(model=DEFAULT_MODEL, messages=convo, max_tokens=8)
+    convo += [{"role": "assistant", "content": first.choices[0].message.content},
+              {"role": "user", "content": "Why?"}]
+    second = litellm.completion(model=DEFAULT_MODEL, messages=convo, max_tokens=8)
+    assert second.usage.prompt_tokens > first.usage.prompt_tokens
+    cached = second.usage.prompt_tokens_details.cached_tokens
+    assert first.usage.prompt_tokens - local.MIN_TAIL <= cached < second.usage.prompt_tokens
+    assert second._hidden_params["local_cached_tokens"] == cached
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
