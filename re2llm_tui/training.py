@@ -88,6 +88,7 @@ class TrainSummary:
     best_hint: dict | None = None      # best single action on train (complete table only)
     random_reward: float | None = None  # expected reward of a uniform random policy
     seconds: float = 0.0
+    llm_calls_total: int = 0            # over every invocation of this run (resumes included)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -309,7 +310,10 @@ def train(spec: TrainSpec, *, on_event: EventCallback | None = None, control=Non
             # a checkpoint from the start: a run killed in phase 1 is resumable too
             trainer.save(ckpt)
             db.execute("UPDATE train_runs SET checkpoint=? WHERE id=?", [str(ckpt), run_id])
+        before = json.loads(resumable["summary"]) if resumable and resumable["summary"] else {}
+        calls_before = int(before.get("llm_calls_total", before.get("llm_calls", 0)) or 0)
         emit("run", {"run_id": run_id, "resumed": resumable is not None, "model": client.model,
+                     "calls_before": calls_before,
                      "kb_version": kb_version, "n_actions": len(actions),
                      "hint_ids": hint_ids, "n_sessions": len(sessions),
                      "table_known": source.known(), "table_size": len(sessions) * len(actions),
@@ -346,6 +350,7 @@ def train(spec: TrainSpec, *, on_event: EventCallback | None = None, control=Non
             trainer.save(ckpt)
         summary = _summary(run_id, status, reason, trainer, source, resumable is not None,
                            kb_version, hint_ids, len(sessions), ckpt, t0)
+        summary.llm_calls_total = calls_before + summary.llm_calls
         db.execute(f"UPDATE train_runs SET status=?, step=?, summary=?, pid=NULL, "
                    f"updated_at={_NOW}, finished_at={_NOW} WHERE id=?",
                    [status, summary.step, json.dumps(summary.as_dict()), run_id])
@@ -434,6 +439,7 @@ class TrainingHandle:
         self.phase = "starting"
         self.step = 0
         self.llm_calls = 0
+        self.calls_before = 0     # calls paid by earlier invocations of a resumed run
 
     # the job's state, error and result
     @property
@@ -457,19 +463,24 @@ class TrainingHandle:
         for msg in self.job.poll():
             kind = msg.get("event")
             if kind == "scalars":
-                out.extend(msg["records"])
-                for r in msg["records"]:
+                records = msg["records"]
+                for r in records:
                     self.step = max(self.step, int(r["step"]))
-                    if r["name"] == "charts/llm_calls":
+                    if r["name"] == "charts/llm_calls":      # over the run, resumes included
+                        r["value"] = self.calls_before + int(r["value"])
                         self.llm_calls = int(r["value"])
+                out.extend(records)
             elif kind == "run":
                 self.run = msg
                 self.step = int(msg.get("step") or 0)
+                self.calls_before = int(msg.get("calls_before") or 0)
+                self.llm_calls = self.calls_before
             elif kind == "phase":
                 self.phase = msg["phase"]
             elif kind == "table":
+                msg["calls"] = self.calls_before + int(msg.get("calls") or 0)
                 self.table = msg
-                self.llm_calls = int(msg.get("calls") or 0)
+                self.llm_calls = msg["calls"]
                 minutes = round(float(msg.get("elapsed_s") or 0.0) / 60.0, 3)
                 out.extend({"step": minutes, "name": f"table/{k}", "value": msg[k]}
                            for k in ("done", "total", "calls", "cache_hits", "failed", "cost",

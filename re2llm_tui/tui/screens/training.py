@@ -161,15 +161,16 @@ def status_line(app) -> str:
 
     state = app.training_state
     trainer = app.trainer
-    if trainer is None or state == "idle":
-        run = app.resumable_run
+    run = app.resumable_run
+    if trainer is None or state == "idle" or (state in ("stopped", "failed") and run):
         if run is None:
             return ("state idle · s starts a run (with the demo model: a run sized to finish "
                     "in about 15 minutes)")
         table = (f" · reward table {run['table_known']}/{run['table_size']}"
                  if run.get("table_size") else "")
         how = "its process is gone" if run.get("dead") else run["status"]
-        return (f"state resumable · run {run['id']} ({how}) at step {run['step']} of "
+        word = state if state in ("stopped", "failed") else "resumable"
+        return (f"state {word} · run {run['id']} ({how}) at step {run['step']} of "
                 f"{run['total_steps']}{table} · c resumes it, s starts a new one")
     head = f"state {state}"
     if app.training_phase == "table" and "table/total" in latest:
