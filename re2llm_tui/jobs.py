@@ -31,6 +31,8 @@ from typing import Any, Callable
 CHILD_NICE = 10
 
 Emit = Callable[[str, dict], None]
+#: states of a job whose process should still be running
+_ACTIVE = ("starting", "running", "pausing", "paused", "stopping")
 
 
 def _resolve(target: str) -> Callable:
@@ -104,29 +106,23 @@ class JobHandle:
         """Every event since the last poll (``state``/``finished``/``error`` update
         :attr:`state` as they pass)."""
         out, self._backlog = self._backlog, []
+        self._drain(out)
+        if not self.process.is_alive() and self.state in _ACTIVE:
+            time.sleep(0.01)              # what the child put just before exiting
+            self._drain(out)
+            if self.state in _ACTIVE:
+                self.error = f"{self.name} process exited with code {self.process.exitcode}"
+                self.state = "failed"
+        return out
+
+    def _drain(self, out: list[dict]) -> None:
         while True:
             try:
                 msg = self._q.get_nowait()
             except (queue_mod.Empty, EOFError, OSError, ValueError):
-                break
+                return
             out.append(msg)
             self._apply(msg)
-        if not self.process.is_alive() and self.state in (
-                "starting", "running", "pausing", "paused", "stopping"):
-            # drain what the child put just before exiting
-            time.sleep(0.01)
-            while True:
-                try:
-                    msg = self._q.get_nowait()
-                except (queue_mod.Empty, EOFError, OSError, ValueError):
-                    break
-                out.append(msg)
-                self._apply(msg)
-            if self.state in ("starting", "running", "pausing", "paused", "stopping"):
-                code = self.process.exitcode
-                self.error = f"{self.name} process exited with code {code}"
-                self.state = "failed"
-        return out
 
     def _apply(self, msg: dict) -> None:
         kind = msg.get("event")

@@ -66,3 +66,24 @@ def fresh_control():
     control.install(control.Control())
     yield
     control.install(control.Control())
+
+
+def integrity(path) -> str:
+    """``PRAGMA integrity_check`` of a workspace file, through a fresh connection."""
+    import sqlite3
+
+    conn = sqlite3.connect(str(path))
+    try:
+        return conn.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def count_rows(path, table: str) -> int:
+    import sqlite3
+
+    conn = sqlite3.connect(str(path))
+    try:
+        return conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    finally:
+        conn.close()

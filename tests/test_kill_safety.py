@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import time
 
 import pytest
+from conftest import count_rows, integrity
 
 from re2llm_tui.datasets import load_sessions
 from re2llm_tui.evaluation import EvalSpec
@@ -31,20 +31,10 @@ def server(data_dir):
         yield srv
 
 
-def _integrity(path) -> str:
-    conn = sqlite3.connect(str(path))
-    try:
-        return conn.execute("PRAGMA integrity_check").fetchone()[0]
-    finally:
-        conn.close()
 
 
 def _outcomes(path) -> int:
-    conn = sqlite3.connect(str(path))
-    try:
-        return conn.execute("SELECT COUNT(*) FROM reward_outcomes").fetchone()[0]
-    finally:
-        conn.close()
+    return count_rows(path, "reward_outcomes")
 
 
 def _wait(cond, timeout=120.0, what=""):
@@ -79,7 +69,7 @@ def test_sigkill_of_training_keeps_every_reported_outcome(workspace, data_dir, s
     _wait(progressed, what="12 outcomes")
     os.kill(handle.process.pid, signal.SIGKILL)
     handle.process.join(10)
-    assert _integrity(workspace) == "ok"
+    assert integrity(workspace) == "ok"
     kept = _outcomes(workspace)
     assert kept >= seen                       # every outcome reported was committed
     paid = server.n_requests
@@ -107,5 +97,5 @@ def test_sigkill_of_an_evaluation_keeps_its_outcomes(workspace, data_dir, server
     _wait(progressed, what="8 evaluation outcomes")
     os.kill(handle.process.pid, signal.SIGKILL)
     handle.process.join(10)
-    assert _integrity(workspace) == "ok"
+    assert integrity(workspace) == "ok"
     assert _outcomes(workspace) >= seen

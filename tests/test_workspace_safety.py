@@ -11,6 +11,7 @@ import sqlite3
 import time
 
 import pytest
+from conftest import integrity
 
 from re2llm_tui.errors import WorkspaceError
 from re2llm_tui.workspace import open_workspace, transaction
@@ -18,12 +19,6 @@ from re2llm_tui.workspace import open_workspace, transaction
 CTX = multiprocessing.get_context("spawn")
 
 
-def _integrity(path) -> str:
-    conn = sqlite3.connect(str(path))
-    try:
-        return conn.execute("PRAGMA integrity_check").fetchone()[0]
-    finally:
-        conn.close()
 
 
 # ----------------------------------------------------------------------- process bodies
@@ -140,7 +135,7 @@ def test_reopening_in_one_process_keeps_another_process_commits(workspace):
     db.conn.close()
     assert {f"cli-{i}" for i in range(40)} <= keys
     assert {f"app-{i}" for i in range(written.value)} <= keys and written.value > 0
-    assert _integrity(workspace) == "ok"
+    assert integrity(workspace) == "ok"
 
 
 def test_app_and_cli_write_paths_from_many_processes(workspace, data_dir):
@@ -166,7 +161,7 @@ def test_app_and_cli_write_paths_from_many_processes(workspace, data_dir):
     for p in readers:
         p.join(30)
         assert p.exitcode == 0
-    assert _integrity(workspace) == "ok"
+    assert integrity(workspace) == "ok"
     db = open_workspace(workspace)
     texts = {h.text for h in kb.list_hints(db, "games", data_dir=data_dir)}
     for tag in ("k1", "k2"):
@@ -244,7 +239,7 @@ def test_disk_full_is_one_line_and_keeps_what_was_committed(workspace):
     db.conn.close()
     db = open_workspace(workspace)
     assert db.execute("SELECT value FROM meta WHERE key='kept'").fetchone()[0] == "1"
-    assert _integrity(workspace) == "ok"
+    assert integrity(workspace) == "ok"
 
 
 def test_disk_full_while_recording_a_call_is_one_line(workspace):
@@ -268,7 +263,7 @@ def test_disk_full_while_recording_a_call_is_one_line(workspace):
         asyncio.run(go())
     assert "\n" not in str(err.value)
     client.close()
-    assert _integrity(workspace) == "ok"
+    assert integrity(workspace) == "ok"
 
 
 def test_a_version_1_workspace_is_migrated_in_place(workspace):
