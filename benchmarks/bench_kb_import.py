@@ -8,7 +8,7 @@ data needed) imports a generated hints.json of that many entries, of which about
 final stop (they are skipped and reported).  Prints, per size: entries, added, skipped, the
 import's seconds, and the seconds of the ``kb undo`` that reverts it.  ``--cli`` runs the
 import through ``re2llm-tui kb import`` in-process (its output goes to /dev/null) instead of
-calling :func:`re2llm_tui.kb.import_hints`.
+calling :func:`re2llm_tui.kb.store.import_hints`.
 
 Measured on the 2-core dev box (see the README / issue 10 report for the figures).
 """
@@ -59,8 +59,8 @@ def make_entries(n: int, dup_share: float, seed: int = 0) -> list[str]:
 
 
 def run_one(n: int, dup_share: float, use_cli: bool) -> dict:
-    from re2llm_tui import kb
-    from re2llm_tui.workspace import open_workspace
+    from re2llm_tui.kb import store as kb
+    from re2llm_tui.store.workspace import open_workspace
 
     with tempfile.TemporaryDirectory(prefix="bench-kb-import-") as tmp:
         tmp = Path(tmp)

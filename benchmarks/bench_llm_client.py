@@ -84,9 +84,9 @@ def bench_throughput(n_calls: int, latency: float, concs: list[int]) -> list[dic
 
 
 def bench_cached_rerun(n_sessions: int = 100) -> dict:
-    from re2llm_tui.datasets import load_sessions
+    from re2llm_tui.data.release import load_sessions
+    from re2llm_tui.evaluation.recommend import recommend
     from re2llm_tui.llm.client import LLMClient
-    from re2llm_tui.recommend import recommend
 
     sessions = load_sessions("games", "test")[:n_sessions]
     proc, base = start_stub(0.0)

@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     ap.add_argument("--method", default=None, help="default: the local default method")
     args = ap.parse_args(argv)
 
-    from re2llm_tui.datasets import load_sessions
+    from re2llm_tui.data.release import load_sessions
     from re2llm_tui.llm import local
     from re2llm_tui.llm.client import DEFAULT_MODEL, LLMClient
     from re2llm_tui.llm.ranking import DEFAULT_LOCAL_METHOD

@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     ap.add_argument("--summary", default=None, help="also write the table to this file")
     args = ap.parse_args(argv)
 
-    from re2llm_tui.datasets import load_sessions
+    from re2llm_tui.data.release import load_sessions
     from re2llm_tui.llm.local import get_model
 
     methods = [m for m in args.methods.split(",") if m]

@@ -11,7 +11,7 @@ Prints, for the release hyperparameters (batch 32, 10 epochs, minibatch 32, hidd
     other processes on the machine lower the wall-clock figure, not the CPU-time one);
 (b) the vectorised rollout alone (policy forward, sampling, reward lookup) in env steps/s;
 (c) the same PPO update written the textbook way (autograd + torch.optim.Adam +
-    clip_grad_norm_, :func:`re2llm_tui.agent.reference_update`) for comparison.
+    clip_grad_norm_, :func:`re2llm_tui.utilization.agent.reference_update`) for comparison.
 
 States are random unit vectors of ``--dim`` (the values do not change the arithmetic) and
 rewards a random table.  Each figure is the best of ``--repeat`` runs; the 1-minute load
@@ -44,7 +44,7 @@ def problem(n: int, n_actions: int, dim: int):
 
 def bench_loop(states, table, steps: int, repeat: int) -> tuple[float, float]:
     """(best wall-clock, best CPU-time) env steps/s of the whole PPO loop."""
-    from re2llm_tui.agent import PPOConfig, PPOTrainer, RewardTable
+    from re2llm_tui.utilization.agent import PPOConfig, PPOTrainer, RewardTable
 
     best_wall = best_cpu = 0.0
     for _ in range(repeat):
@@ -58,7 +58,12 @@ def bench_loop(states, table, steps: int, repeat: int) -> tuple[float, float]:
 
 
 def bench_rollout(states, table, batches: int, repeat: int) -> float:
-    from re2llm_tui.agent import PPOConfig, PPOTrainer, RewardTable, single_threaded
+    from re2llm_tui.utilization.agent import (
+        PPOConfig,
+        PPOTrainer,
+        RewardTable,
+        single_threaded,
+    )
 
     trainer = PPOTrainer(states, RewardTable(table), PPOConfig())
     best = 0.0
@@ -75,8 +80,12 @@ def bench_autograd(states, table, steps: int) -> float:
     import numpy as np
     import torch
 
-    from re2llm_tui.agent import (ActorCritic, PPOConfig, make_reference_optimizers,
-                                  reference_update)
+    from re2llm_tui.utilization.agent import (
+        ActorCritic,
+        PPOConfig,
+        make_reference_optimizers,
+        reference_update,
+    )
 
     cfg = PPOConfig(total_steps=steps)
     torch.set_num_threads(1)

@@ -43,7 +43,7 @@ FULL_SESSIONS, FULL_ACTIONS = 500, 21
 
 def _load(dataset: str, split: str, n: int, k: int):
     """``[(session id, candidates, [prompt of action 0..k-1])]`` for the first n sessions."""
-    from re2llm_tui.datasets import load_release_hints, load_sessions
+    from re2llm_tui.data.release import load_release_hints, load_sessions
     from re2llm_tui.prompts import recommend_prompt
 
     hints = load_release_hints(dataset)

@@ -45,10 +45,11 @@ def main() -> None:
     ap.add_argument("--workspace", help="workspace file (default: a temporary one)")
     args = ap.parse_args()
 
-    from re2llm_tui.datasets import load_sessions
-    from re2llm_tui.llm.scripted import register_scripted
-    from re2llm_tui.training import TrainSpec, train
     from test_rewards import scripted_effects
+
+    from re2llm_tui.data.release import load_sessions
+    from re2llm_tui.llm.scripted import register_scripted
+    from re2llm_tui.utilization.training import TrainSpec, train
 
     sessions = load_sessions("games", "train")[:args.sessions]
     log = register_scripted("scripted",

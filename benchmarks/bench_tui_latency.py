@@ -145,7 +145,7 @@ def main() -> None:
         pane.key("4")
         pane.wait_for("› Training")
         pane.key("s")
-        t = pane.wait_for("started a new run")
+        pane.wait_for("started a new run")
         t0 = time.perf_counter()
         while "steps/s —" in pane.screen() or "steps/s" not in pane.screen():
             if time.perf_counter() - t0 > 900:

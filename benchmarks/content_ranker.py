@@ -21,10 +21,10 @@ def main() -> None:
     args = ap.parse_args()
     from rich.console import Console
 
-    from re2llm_tui.datasets import load_sessions
-    from re2llm_tui.metrics import format_table, rank_of, summarize
-    from re2llm_tui.session_encoder import content_rankings
-    from re2llm_tui.workspace import open_workspace
+    from re2llm_tui.data.release import load_sessions
+    from re2llm_tui.evaluation.metrics import format_table, rank_of, summarize
+    from re2llm_tui.store.workspace import open_workspace
+    from re2llm_tui.utilization.session_encoder import content_rankings
 
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -128,7 +128,7 @@ def install(control: Control) -> Control:
     global _current
     _current = control
     try:
-        from .llm import local
+        from re2llm_tui.llm import local
     except ImportError:  # pragma: no cover - the package is always there
         return control
     setter = getattr(local, "set_interrupt_check", None)

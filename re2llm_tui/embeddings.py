@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import UserError
+from re2llm_tui.errors import UserError
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIM = 384

@@ -2,7 +2,7 @@
 
 ::
 
-    handle = start_job("re2llm_tui.training:run_job", spec, name="train")
+    handle = start_job("re2llm_tui.utilization.training:run_job", spec, name="train")
     handle.poll()            # events since the last poll: dicts with an "event" key
     handle.pause(); handle.resume(); handle.stop()
     handle.shutdown(timeout=2.0)   # stop, wait, then terminate / kill: never an orphan
@@ -43,7 +43,7 @@ def _resolve(target: str) -> Callable:
 def child_setup(control, *, nice: bool = True) -> None:
     """What every job process does first: one thread per numeric library, a lower
     priority, the control installed, signals and the parent watched."""
-    from . import control as control_mod
+    from re2llm_tui import control as control_mod
 
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
@@ -58,8 +58,8 @@ def child_setup(control, *, nice: bool = True) -> None:
 
 
 def _child_main(target: str, spec: Any, q, stop, pause, nice: bool) -> None:
-    from .control import Control, RunStop
-    from .errors import UserError
+    from re2llm_tui.control import Control, RunStop
+    from re2llm_tui.errors import UserError
 
     def on_pause(paused: bool) -> None:
         q.put({"event": "state", "state": "paused" if paused else "running"})

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from re2llm_tui.datasets import candidate_data_dirs
+from re2llm_tui.data.release import candidate_data_dirs
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -41,8 +41,8 @@ def workspace(tmp_path) -> Path:
 @pytest.fixture
 def run_cli(monkeypatch, tmp_path):
     """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    import io
     import contextlib
+    import io
 
     from re2llm_tui.cli import main
 

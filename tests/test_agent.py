@@ -13,11 +13,20 @@ import numpy as np
 import pytest
 import torch
 
-from re2llm_tui import agent as ag
-from re2llm_tui.agent import (ActorCritic, Control, KBVersionMismatch, Policy, PPOConfig,
-                              PPOTrainer, RewardFunction, RewardTable, make_reference_optimizers,
-                              reference_update)
 from re2llm_tui.errors import UserError
+from re2llm_tui.utilization import agent as ag
+from re2llm_tui.utilization.agent import (
+    ActorCritic,
+    Control,
+    KBVersionMismatch,
+    Policy,
+    PPOConfig,
+    PPOTrainer,
+    RewardFunction,
+    RewardTable,
+    make_reference_optimizers,
+    reference_update,
+)
 
 NON_DETERMINISTIC = {"charts/steps_per_s"}
 

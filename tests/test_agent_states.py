@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from re2llm_tui.datasets import load_sessions
+from re2llm_tui.data.release import load_sessions
 from re2llm_tui.embeddings import encode
-from re2llm_tui.session_encoder import content_rankings, encode_sessions, item_text
-from re2llm_tui.workspace import open_workspace
+from re2llm_tui.store.workspace import open_workspace
+from re2llm_tui.utilization.session_encoder import (
+    content_rankings,
+    encode_sessions,
+    item_text,
+)
 
 
 def test_game_states_are_mean_title_embeddings_cached_in_the_workspace(workspace, data_dir):

@@ -50,7 +50,7 @@ def test_core_does_not_import_the_ui():
 
     mods = [m.name for m in pkgutil.walk_packages(re2llm_tui.__path__, "re2llm_tui.")
             if not m.name.startswith(("re2llm_tui.cli", "re2llm_tui.tui"))]
-    assert "re2llm_tui.reflection" in mods and "re2llm_tui.llm.client" in mods
+    assert "re2llm_tui.exploration.reflection" in mods and "re2llm_tui.llm.client" in mods
     code = ("import sys, importlib; "
             f"[importlib.import_module(m) for m in {mods!r}]; "
             "bad = [m for m in ('textual', 'typer') if m in sys.modules]; "

@@ -12,8 +12,8 @@ from io import StringIO
 
 import pytest
 
-from re2llm_tui import kb
-from re2llm_tui.workspace import open_workspace
+from re2llm_tui.kb import store as kb
+from re2llm_tui.store.workspace import open_workspace
 
 HOSTILE = ["[/]", "x[/bold]", "[link=file:///etc/passwd]y[/link]", "[bold]b[/bold]"]
 CONTROL = ["\x1b]0;pwned\x07", "\x1b[31mred", "\x9b2J", "nul\x00tail"]
@@ -121,7 +121,7 @@ def test_undecodable_argument_is_one_line(run_cli, workspace, data_dir):
 def test_format_table_shows_names_and_title_verbatim():
     from rich.console import Console
 
-    from re2llm_tui.metrics import format_table, summarize
+    from re2llm_tui.evaluation.metrics import format_table, summarize
 
     s = summarize([1, None, 3], n_boot=10)
     rows = {f"run {i}: {h}": s for i, h in enumerate(HOSTILE)}
@@ -137,10 +137,10 @@ def test_format_table_shows_names_and_title_verbatim():
 
 
 def test_score_with_hostile_labels_and_file_name(data_dir, tmp_path, workspace, run_cli, wide):
-    from re2llm_tui.datasets import load_sessions
-    from re2llm_tui.scoring import format_output_file
-
     from replies import ranked_reply
+
+    from re2llm_tui.data.release import load_sessions
+    from re2llm_tui.evaluation.scoring import format_output_file
 
     sessions = load_sessions("games", "test", data_dir)
     bad = {3: HOSTILE[0], 7: HOSTILE[1], 11: HOSTILE[2], 13: HOSTILE[3], 17: "ctl \x1b[31mred"}
@@ -269,7 +269,7 @@ def test_malformed_workspace_is_one_line_exit_2(run_cli, workspace):
 
 def test_full_disk_during_import_is_one_line_exit_2(run_cli, workspace, tmp_path, monkeypatch):
     """SQLite's own size limit stands in for a full disk: the same SQLITE_FULL error."""
-    import re2llm_tui.workspace as ws
+    import re2llm_tui.store.workspace as ws
 
     _seeded_empty_workspace(workspace)
     real_open = ws.open_workspace

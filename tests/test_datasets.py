@@ -7,9 +7,9 @@ import pickle
 
 import pytest
 
-from re2llm_tui import datasets as ds
+from re2llm_tui.data import release as ds
+from re2llm_tui.data.safe_pickle import load_id_sessions_pickle, restricted_loads
 from re2llm_tui.errors import DataError
-from re2llm_tui.safe_pickle import load_id_sessions_pickle, restricted_loads
 
 
 @pytest.mark.parametrize("domain,alias", [("games", "game"), ("movies", "movie")])

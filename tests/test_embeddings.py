@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from re2llm_tui import embeddings
-from re2llm_tui.datasets import load_release_hints
-from re2llm_tui.workspace import open_workspace
+from re2llm_tui.data.release import load_release_hints
+from re2llm_tui.store.workspace import open_workspace
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_cache_serves_repeated_texts_without_the_model(encoder, workspace):
 
 
 def test_importing_the_module_loads_no_model():
-    code = ("import sys, re2llm_tui.embeddings, re2llm_tui.kb; "
+    code = ("import sys, re2llm_tui.embeddings, re2llm_tui.kb.store; "
             "bad = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]; "
             "print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

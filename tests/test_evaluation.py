@@ -10,19 +10,26 @@ import math
 
 import numpy as np
 import pytest
+from test_rewards import scripted_effects
 
-from re2llm_tui import kb
-from re2llm_tui.agent import KBVersionMismatch
-from re2llm_tui.datasets import load_sessions
+from re2llm_tui.data.release import load_sessions
 from re2llm_tui.errors import UserError
-from re2llm_tui.evaluation import (AGENT, BEST, CONTENT, NO_HINT, ORACLE, RANDOM, evaluate)
+from re2llm_tui.evaluation.compare import (
+    AGENT,
+    BEST,
+    CONTENT,
+    NO_HINT,
+    ORACLE,
+    RANDOM,
+    evaluate,
+)
+from re2llm_tui.kb import store as kb
 from re2llm_tui.llm.client import BudgetExceeded, LLMClient
 from re2llm_tui.llm.scripted import register_scripted
-from re2llm_tui.runs import find_runs, run_ranks
-from re2llm_tui.training import TrainSpec, train
-from re2llm_tui.workspace import open_workspace
-
-from test_rewards import scripted_effects
+from re2llm_tui.store.runs import find_runs, run_ranks
+from re2llm_tui.store.workspace import open_workspace
+from re2llm_tui.utilization.agent import KBVersionMismatch
+from re2llm_tui.utilization.training import TrainSpec, train
 
 MODEL = "scripted/eval"
 L2 = math.log2

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from re2llm_tui import hint_stats
-from re2llm_tui.rewards import hint_key
-from re2llm_tui.workspace import open_workspace
+from re2llm_tui.kb import hint_stats
+from re2llm_tui.store.workspace import open_workspace
+from re2llm_tui.utilization.rewards import hint_key
 
 DS = "games"
 HINTS = [(3, "Prefer sequels."), (7, "Prefer the same console."), (9, "Never computed.")]
@@ -96,7 +96,7 @@ def test_core_module_without_ui_imports():
     import subprocess
     import sys
 
-    code = ("import sys, re2llm_tui.hint_stats; "
+    code = ("import sys, re2llm_tui.kb.hint_stats; "
             "sys.exit(1 if any(m in sys.modules for m in ('textual', 'rich', 'torch')) else 0)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr

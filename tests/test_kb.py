@@ -11,10 +11,10 @@ import textwrap
 
 import pytest
 
-from re2llm_tui import kb
-from re2llm_tui.datasets import load_release_hints
+from re2llm_tui.data.release import load_release_hints
 from re2llm_tui.errors import UserError, WorkspaceError
-from re2llm_tui.workspace import open_workspace
+from re2llm_tui.kb import store as kb
+from re2llm_tui.store.workspace import open_workspace
 
 FOLDER = {"games": "game", "movies": "movie"}
 
@@ -419,7 +419,7 @@ def test_lock_held_by_another_process(db, workspace, monkeypatch, run_cli):
         db.execute("PRAGMA busy_timeout=200")
         with pytest.raises(WorkspaceError, match="another process holds the lock"):
             kb.edit_hint(db, "games", 3, "Ensure the list suits all ages.")
-        monkeypatch.setattr("re2llm_tui.workspace.BUSY_TIMEOUT_MS", 200)
+        monkeypatch.setattr("re2llm_tui.store.workspace.BUSY_TIMEOUT_MS", 200)
         code, out, err = run_cli("kb", "add", "Prefer racing games.", "-d", "games",
                                  "--db", workspace)
         assert code == 2

@@ -15,11 +15,11 @@ import threading
 import time
 
 import pytest
+from stub_server import StubServer, messages_hash
 
 from re2llm_tui.errors import UserError
 from re2llm_tui.llm.client import BudgetExceeded, LLMClient
 from re2llm_tui.llm.scripted import register_scripted
-from stub_server import StubServer, messages_hash
 
 
 def _msg(text: str) -> list[dict]:

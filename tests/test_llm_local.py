@@ -20,10 +20,10 @@ pytestmark = pytest.mark.slow
 
 llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
 
-from re2llm_tui.datasets import load_sessions  # noqa: E402
+from re2llm_tui.data.release import load_sessions  # noqa: E402
+from re2llm_tui.evaluation.recommend import recommend  # noqa: E402
 from re2llm_tui.llm import local  # noqa: E402
 from re2llm_tui.llm.client import DEFAULT_MODEL, LLMClient  # noqa: E402
-from re2llm_tui.recommend import recommend  # noqa: E402
 
 
 def _shortest(domain, data_dir, n):

@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
+from stub_server import StubServer, messages_hash
 
-from re2llm_tui.datasets import load_sessions
+from re2llm_tui.data.release import load_sessions
+from re2llm_tui.evaluation.recommend import recommend
 from re2llm_tui.llm.client import LLMClient
 from re2llm_tui.llm.scripted import register_scripted
-from re2llm_tui.recommend import recommend
-from stub_server import StubServer, messages_hash
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -229,7 +229,7 @@ def test_run_killed_midway_resumes_without_repeating_a_call(workspace, data_dir)
 
 
 def test_cli_hint_id_appends_the_kb_hint(run_cli, workspace, data_dir):
-    from re2llm_tui.datasets import load_release_hints
+    from re2llm_tui.data.release import load_release_hints
 
     hint = load_release_hints("games", data_dir)[3]
     sessions = load_sessions("games", "test", data_dir)[:2]

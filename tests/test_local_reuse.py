@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from re2llm_tui import prompts
-from re2llm_tui.datasets import load_release_hints, load_sessions
+from re2llm_tui.data.release import load_release_hints, load_sessions
 from re2llm_tui.llm import local
 from re2llm_tui.prompts import recommend_prompt
 

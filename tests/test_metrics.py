@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from re2llm_tui import metrics as M
+from re2llm_tui.evaluation import metrics as M
 
 
 def test_session_metrics_by_hand():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import string
 
-from re2llm_tui.parsing import parse_ranking
+from re2llm_tui.llm.parsing import parse_ranking
 
 CANDS = ["Toy Story", "Fast & Furious: Showdown - Nintendo 3DS", "The Addams Family",
          "Halo 3 - Xbox 360", "Alien", "Aliens", "Up", "Gran Torino",

@@ -11,14 +11,21 @@ import asyncio
 import json
 
 import pytest
-
-from re2llm_tui import kb, prompts
-from re2llm_tui.datasets import get_session, load_release_hints, load_sessions
-from re2llm_tui.reflection import (ReflectConfig, explore, leak_of, parse_hints,
-                                   reflection_record, reflections_of)
-from re2llm_tui.runs import add_run_item, create_run
-from re2llm_tui.workspace import open_workspace
 from replies import ranked_reply
+
+from re2llm_tui import prompts
+from re2llm_tui.data.release import get_session, load_release_hints, load_sessions
+from re2llm_tui.exploration.reflection import (
+    ReflectConfig,
+    explore,
+    leak_of,
+    parse_hints,
+    reflection_record,
+    reflections_of,
+)
+from re2llm_tui.kb import store as kb
+from re2llm_tui.store.runs import add_run_item, create_run
+from re2llm_tui.store.workspace import open_workspace
 
 MODEL = "scripted/reflector"
 

@@ -13,11 +13,11 @@ import math
 import numpy as np
 import pytest
 
-from re2llm_tui.datasets import load_sessions
+from re2llm_tui.data.release import load_sessions
 from re2llm_tui.llm.client import BudgetExceeded, LLMClient
 from re2llm_tui.llm.scripted import register_scripted
-from re2llm_tui.rewards import LLMRewards, hint_key
-from re2llm_tui.workspace import open_workspace
+from re2llm_tui.store.workspace import open_workspace
+from re2llm_tui.utilization.rewards import LLMRewards, hint_key
 
 
 def scripted_effects(sessions, effect):

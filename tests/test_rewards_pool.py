@@ -10,15 +10,15 @@ import time
 
 import numpy as np
 import pytest
+from stub_server import StubServer
+from test_rewards import ACTIONS, effect_table, games_slice, ndcg, scripted_effects  # noqa: F401
 
 from re2llm_tui import control as control_mod
 from re2llm_tui.control import Control, StopRequested
 from re2llm_tui.llm.client import BudgetExceeded, LLMClient
-from re2llm_tui.rewards import LLMRewards
-from re2llm_tui.rewards_pool import shard
-from re2llm_tui.workspace import open_workspace
-from stub_server import StubServer
-from test_rewards import ACTIONS, effect_table, games_slice, ndcg, scripted_effects  # noqa: F401
+from re2llm_tui.store.workspace import open_workspace
+from re2llm_tui.utilization.reward_workers import shard
+from re2llm_tui.utilization.rewards import LLMRewards
 
 
 def _client(workspace, srv, **kw) -> LLMClient:

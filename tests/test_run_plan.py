@@ -5,8 +5,13 @@ from __future__ import annotations
 import pytest
 
 from re2llm_tui.llm.client import LLMClient
-from re2llm_tui.run_plan import MEASURED, fmt_duration, measured_speed, propose
-from re2llm_tui.workspace import open_workspace
+from re2llm_tui.store.workspace import open_workspace
+from re2llm_tui.utilization.run_plan import (
+    MEASURED,
+    fmt_duration,
+    measured_speed,
+    propose,
+)
 
 
 def _client(workspace):

@@ -6,10 +6,10 @@ import json
 import math
 
 import pytest
-
-from re2llm_tui.datasets import load_sessions
-from re2llm_tui.scoring import format_output_file
 from replies import ranked_reply
+
+from re2llm_tui.data.release import load_sessions
+from re2llm_tui.evaluation.scoring import format_output_file
 
 
 def _write(path, sessions, ranks, encoding="utf-8", label_of=None):
@@ -37,8 +37,8 @@ def test_score_matches_hand_computation_and_is_stored(data_dir, tmp_path, worksp
     assert got["ndcg@10"] == pytest.approx(sum(1 / math.log2(r + 1) for r in hits) / 500, abs=1e-6)
     assert got["hr@1"] == pytest.approx(sum(r == 1 for r in hits) / 500)
     assert got["ci"]["ndcg@10"][0] <= got["ndcg@10"] <= got["ci"]["ndcg@10"][1]
-    from re2llm_tui.workspace import open_workspace
-    from re2llm_tui import runs
+    from re2llm_tui.store import runs
+    from re2llm_tui.store.workspace import open_workspace
 
     db = open_workspace(workspace)
     run = runs.get_run(db, got["run_id"])

@@ -11,18 +11,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_rewards import ndcg, scripted_effects
 
-from re2llm_tui import kb
-from re2llm_tui.agent import KBVersionMismatch
-from re2llm_tui.datasets import load_sessions
+from re2llm_tui.data.release import load_sessions
 from re2llm_tui.errors import UserError
+from re2llm_tui.kb import store as kb
 from re2llm_tui.llm.client import LLMClient
 from re2llm_tui.llm.scripted import register_scripted
-from re2llm_tui.training import (TrainSpec, checkpoint_dir, run_scalars, start_training_process,
-                                 train)
-from re2llm_tui.workspace import open_workspace
-
-from test_rewards import ndcg, scripted_effects
+from re2llm_tui.store.workspace import open_workspace
+from re2llm_tui.utilization.agent import KBVersionMismatch
+from re2llm_tui.utilization.training import (
+    TrainSpec,
+    checkpoint_dir,
+    run_scalars,
+    start_training_process,
+    train,
+)
 
 N = 16
 MODEL = "scripted/train"
@@ -34,7 +38,7 @@ def helpful_hint_text(data_dir) -> str:
 
 
 def load_release_hint(data_dir, i: int) -> str:
-    from re2llm_tui.datasets import load_release_hints
+    from re2llm_tui.data.release import load_release_hints
 
     return load_release_hints("games", data_dir)[i].strip()
 
@@ -167,7 +171,7 @@ def test_bad_specs_are_user_errors(workspace, data_dir):
 def test_training_process_polls_pauses_stops_and_resumes(workspace, data_dir, scripted):
     # the reward table is filled here; the spawned process then needs no LLM at all
     with LLMClient(workspace, model=MODEL) as client:
-        from re2llm_tui.rewards import LLMRewards
+        from re2llm_tui.utilization.rewards import LLMRewards
 
         db = open_workspace(workspace)
         _, actions = kb.action_list(db, "games", data_dir=data_dir)

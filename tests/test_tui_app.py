@@ -10,13 +10,17 @@ from __future__ import annotations
 import json
 
 import pytest
+from tui_snapshot_app import (
+    DATASET,
+    GOOD_HINT,
+    SCRIPTED_MODEL,
+    make_fixture_app,
+    register_tui_script,
+)
 
-from re2llm_tui import kb
-from re2llm_tui.datasets import load_sessions
-from re2llm_tui.workspace import open_workspace
-
-from tui_snapshot_app import (DATASET, GOOD_HINT, SCRIPTED_MODEL, make_fixture_app,
-                              register_tui_script)
+from re2llm_tui.data.release import load_sessions
+from re2llm_tui.kb import store as kb
+from re2llm_tui.store.workspace import open_workspace
 
 SIZE = (120, 40)
 
@@ -335,7 +339,7 @@ async def test_worker_failure_is_a_notification(fixture_app, tmp_path):
 async def test_kb_shows_mean_reward_and_agent_use(fixture_app, tmp_path):
     """The KB's "agent use" and "reward" columns come from the reward table and the latest
     finished training run; switching back refreshes them only when that data changed."""
-    from re2llm_tui.rewards import hint_key
+    from re2llm_tui.utilization.rewards import hint_key
 
     app, _ = fixture_app()
     app.show_demo_notice = False

@@ -8,8 +8,8 @@ import sys
 
 
 def test_cli_and_core_do_not_import_textual():
-    code = ("import sys, re2llm_tui.cli, re2llm_tui.kb, re2llm_tui.recommend, "
-            "re2llm_tui.reflection; print('textual' in sys.modules)")
+    code = ("import sys, re2llm_tui.cli, re2llm_tui.kb.store, re2llm_tui.evaluation.recommend, "
+            "re2llm_tui.exploration.reflection; print('textual' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "False"

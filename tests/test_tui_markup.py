@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from re2llm_tui import kb
-
 from test_tui_app import SIZE, fixture_app, settle, ws  # noqa: F401  (fixture)
+
+from re2llm_tui.kb import store as kb
 
 HINT = "Prefer [b]bold[/b] picks [/] and [Download] editions"
 

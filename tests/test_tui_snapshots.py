@@ -8,7 +8,6 @@ Update after an intended change of the UI with ``pytest tests/test_tui_snapshots
 from __future__ import annotations
 
 import pytest
-
 from tui_snapshot_app import SIZE_LARGE, SIZE_SMALL, make_fixture_app
 
 

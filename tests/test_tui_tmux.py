@@ -16,7 +16,6 @@ import time
 import uuid
 
 import pytest
-
 from tui_snapshot_app import build_workspace
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,

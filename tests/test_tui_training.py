@@ -12,12 +12,11 @@ import asyncio
 import time
 
 import pytest
-
-from re2llm_tui.datasets import load_sessions
-from re2llm_tui.workspace import open_workspace
-
 from stub_server import StubServer
 from tui_snapshot_app import DATASET, TuiScript, make_fixture_app
+
+from re2llm_tui.data.release import load_sessions
+from re2llm_tui.store.workspace import open_workspace
 
 SIZE = (120, 40)
 N_SESSIONS = 6
@@ -114,6 +113,7 @@ async def test_train_then_evaluate_from_the_running_app(train_app, tmp_path):
         assert all(r["n"] == N_EVAL for r in result.rows.values())
         table = app.screen.query_one("#eval-table").content
         import io
+
         from rich.console import Console
 
         con = Console(width=250, record=True, file=io.StringIO(), color_system=None)

@@ -7,7 +7,12 @@ import sqlite3
 import pytest
 
 from re2llm_tui.errors import WorkspaceError
-from re2llm_tui.workspace import SCHEMA_VERSION, get_meta, open_workspace, transaction
+from re2llm_tui.store.workspace import (
+    SCHEMA_VERSION,
+    get_meta,
+    open_workspace,
+    transaction,
+)
 
 
 def test_create_is_idempotent_and_versioned(workspace):

@@ -14,7 +14,7 @@ import pytest
 from conftest import integrity
 
 from re2llm_tui.errors import WorkspaceError
-from re2llm_tui.workspace import open_workspace, transaction
+from re2llm_tui.store.workspace import open_workspace, transaction
 
 CTX = multiprocessing.get_context("spawn")
 
@@ -75,7 +75,7 @@ def _small_tx_writer(path: str, n: int, go, tag: str) -> None:
 
 
 def _kb_writer(path: str, n: int, go, tag: str, data_dir: str) -> None:
-    from re2llm_tui import kb
+    from re2llm_tui.kb import store as kb
 
     go.wait(30)
     for i in range(n):
@@ -140,7 +140,7 @@ def test_reopening_in_one_process_keeps_another_process_commits(workspace):
 
 def test_app_and_cli_write_paths_from_many_processes(workspace, data_dir):
     """KB edits, LLM call records and reopen-heavy readers at once: nothing lost, no damage."""
-    from re2llm_tui import kb
+    from re2llm_tui.kb import store as kb
 
     db = open_workspace(workspace)
     kb.ensure_seeded(db, "games", data_dir)
@@ -276,5 +276,5 @@ def test_a_version_1_workspace_is_migrated_in_place(workspace):
     cols = {c.name for c in db["calls"].columns}
     assert "cached_tokens" in cols
     assert db.execute("SELECT key, cached_tokens FROM calls").fetchall() == [("k", 0)]
-    from re2llm_tui.workspace import SCHEMA_VERSION, get_meta
+    from re2llm_tui.store.workspace import SCHEMA_VERSION, get_meta
     assert get_meta(db, "schema_version") == str(SCHEMA_VERSION)

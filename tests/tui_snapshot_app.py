@@ -1,6 +1,6 @@
 """A workspace with deterministic content for the TUI tests and snapshots.
 
-The stored runs are fixtures (fixed rankings written through :mod:`re2llm_tui.runs`), not
+The stored runs are fixtures (fixed rankings written through :mod:`re2llm_tui.store.runs`), not
 LLM output: they let the screens be checked without any model.  The reflection rows follow
 the workspace schema (``reflections``, ``reflection_turns``, ``reflection_hints``).
 """
@@ -11,10 +11,13 @@ import json
 import os
 from pathlib import Path
 
-from re2llm_tui import kb, metrics, runs
-from re2llm_tui.datasets import load_sessions
-from re2llm_tui.workspace import open_workspace
 from replies import ranked_reply
+
+from re2llm_tui.data.release import load_sessions
+from re2llm_tui.evaluation import metrics
+from re2llm_tui.kb import store as kb
+from re2llm_tui.store import runs
+from re2llm_tui.store.workspace import open_workspace
 
 DATASET = "games"
 N_BASELINE = 40            # train sessions with a stored no-hint ranking

@@ -13,8 +13,16 @@ import sys
 import typer
 import typer.main
 
-from ..errors import UserError
-from . import data_cmd, kb_cmd, llm_cmd, reflect_cmd, run_cmd, score_cmd, train_cmd
+from re2llm_tui.cli import (
+    data_cmd,
+    kb_cmd,
+    llm_cmd,
+    reflect_cmd,
+    run_cmd,
+    score_cmd,
+    train_cmd,
+)
+from re2llm_tui.errors import UserError
 
 app = typer.Typer(
     name="re2llm-tui",
@@ -44,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     typer's ``standalone_mode``, whose handling of errors differs between typer versions
     (typer 0.29 vendors click, and turns Ctrl+C into a silent ``Exit(130)``).
     """
-    from .. import control
+    from re2llm_tui import control
 
     args = list(sys.argv[1:] if argv is None else argv)
     command = typer.main.get_command(app)
@@ -62,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(command, args) -> int:
     import sqlite3
 
-    from ..control import RunStop
+    from re2llm_tui.control import RunStop
 
     try:
         try:
@@ -108,7 +116,7 @@ def _main(command, args) -> int:
 def _error(message: str) -> None:
     """``re2llm-tui: error: <message>`` on one line; the message is data (a path, a hint,
     an SQLite message): control characters are shown escaped, never sent to the terminal."""
-    from ..safe_text import clean
+    from re2llm_tui.safe_text import clean
 
     print(f"re2llm-tui: error: {clean(' '.join(str(message).split()), oneline=True)}",
           file=sys.stderr)
@@ -133,7 +141,7 @@ def _show_usage_error(exc) -> None:
     with control characters of what the user typed shown escaped."""
     import io
 
-    from ..safe_text import clean
+    from re2llm_tui.safe_text import clean
 
     buf = io.StringIO()
     if hasattr(exc, "show"):

@@ -6,8 +6,8 @@ import json
 
 import typer
 
-from ..safe_text import text
-from .common import DataDir, Dataset, Json, OptPath, console
+from re2llm_tui.cli.common import DataDir, Dataset, Json, OptPath, console
+from re2llm_tui.safe_text import text
 
 
 def register(app: typer.Typer) -> None:
@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         """Sessions per split, history lengths, candidates, distinct items, target coverage."""
         from rich.table import Table
 
-        from ..dataset_info import dataset_overview
+        from re2llm_tui.data.info import dataset_overview
 
         ov = dataset_overview(dataset, data_dir)
         if as_json:

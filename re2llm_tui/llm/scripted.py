@@ -75,7 +75,7 @@ def make_provider(reply: Callable[[list], str], log: ScriptLog, latency: float =
 def register_scripted(provider: str, reply: Callable[[list], str], *, latency: float = 0.0,
                       cost_per_call: float = 0.0) -> ScriptLog:
     """Register (or replace) ``provider`` in litellm; returns the log of calls it receives."""
-    from .client import _litellm
+    from re2llm_tui.llm.client import _litellm
 
     litellm = _litellm()
     log = ScriptLog()

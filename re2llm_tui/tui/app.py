@@ -9,7 +9,7 @@ Architecture (see ../shared/STYLE.md):
   thread that made it.  The workspace is in WAL mode, so a CLI job can share it.
 * Long work runs in named thread workers that post typed messages (:mod:`.messages`); a
   failure becomes a notification and changes nothing the user did.
-* Training runs in a spawned *process* (:mod:`re2llm_tui.training`); a watcher thread polls
+* Training runs in a spawned *process* (:mod:`re2llm_tui.utilization.training`); a watcher thread polls
   it and posts mergeable :class:`~.messages.TrainingProgress` messages; charts keep bounded
   deques and redraw at most 4 times a second.
 """
@@ -29,11 +29,18 @@ from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.worker import Worker, WorkerState
 
-from ..safe_text import clean
-from .messages import (EvaluationFinished, EvaluationProgress, KBChanged, RecommendFinished,
-                       ReflectionFinished, TrainingBatch, TrainingProgress,
-                       TrainingStateChanged)
-from .monitor import TrainingMonitor
+from re2llm_tui.safe_text import clean
+from re2llm_tui.tui.messages import (
+    EvaluationFinished,
+    EvaluationProgress,
+    KBChanged,
+    RecommendFinished,
+    ReflectionFinished,
+    TrainingBatch,
+    TrainingProgress,
+    TrainingStateChanged,
+)
+from re2llm_tui.tui.monitor import TrainingMonitor
 
 #: seconds between two looks at the workspace's ``PRAGMA data_version`` (other processes'
 #: commits: a CLI job, the training process) while the app is idle
@@ -44,7 +51,7 @@ STOP_WAIT_S = 2.0
 
 def error_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    from ..errors import UserError
+    from re2llm_tui.errors import UserError
 
     if isinstance(exc, UserError):
         return text
@@ -68,7 +75,7 @@ class AppConfig:
 
     @property
     def is_demo_model(self) -> bool:
-        from ..llm.client import is_local_model
+        from re2llm_tui.llm.client import is_local_model
 
         return is_local_model(self.model)
 
@@ -116,11 +123,11 @@ class Re2LLMApp(App):
     ]
 
     def __init__(self, config: AppConfig) -> None:
-        from .screens.evaluation import EvaluationScreen
-        from .screens.hint_review import HintReviewScreen
-        from .screens.knowledge_base import KnowledgeBaseScreen
-        from .screens.sessions import SessionsScreen
-        from .screens.training import TrainingScreen
+        from re2llm_tui.tui.screens.evaluation import EvaluationScreen
+        from re2llm_tui.tui.screens.hint_review import HintReviewScreen
+        from re2llm_tui.tui.screens.knowledge_base import KnowledgeBaseScreen
+        from re2llm_tui.tui.screens.sessions import SessionsScreen
+        from re2llm_tui.tui.screens.training import TrainingScreen
 
         self.MODES = {"sessions": SessionsScreen, "review": HintReviewScreen,
                       "kb": KnowledgeBaseScreen, "training": TrainingScreen,
@@ -159,18 +166,18 @@ class Re2LLMApp(App):
 
     def open_db(self):
         """A new workspace connection for the calling thread (one per worker)."""
-        from ..workspace import open_workspace
+        from re2llm_tui.store.workspace import open_workspace
 
         return open_workspace(self.config.db_path)
 
     def sessions(self, split: str | None = None):
-        from ..datasets import load_sessions
+        from re2llm_tui.data.release import load_sessions
 
         return load_sessions(self.config.dataset, split or self.config.split,
                              self.config.data_dir)
 
     def session(self, session_id: str):
-        from ..datasets import get_session
+        from re2llm_tui.data.release import get_session
 
         return get_session(self.config.dataset, session_id, self.config.data_dir)
 
@@ -178,14 +185,14 @@ class Re2LLMApp(App):
         """The app's one LLM client (created on first use, in a worker)."""
         with self._llm_lock:
             if self._llm is None:
-                from ..llm.client import LLMClient
+                from re2llm_tui.llm.client import LLMClient
 
                 self._llm = LLMClient(self.config.db_path, model=self.config.model,
                                       **self.config.llm_options)
             return self._llm
 
     def header_text(self, screen_title: str):
-        from .widgets.app_header import header_text
+        from re2llm_tui.tui.widgets.app_header import header_text
 
         c = self.config
         return header_text(screen_title, c.dataset, c.split, c.model, c.is_demo_model,
@@ -246,7 +253,7 @@ class Re2LLMApp(App):
 
     # ----------------------------------------------------------------- lifecycle
     def on_mount(self) -> None:
-        from .. import control
+        from re2llm_tui import control
 
         # this app's own pause/stop gate: quitting stops the app's in-process LLM work
         control.install(control.Control())
@@ -264,7 +271,7 @@ class Re2LLMApp(App):
         import gc
 
         gc.unfreeze()        # see freeze_gc: this app's objects may be collected again
-        from .. import control
+        from re2llm_tui import control
 
         control.current().request_stop("the app is quitting")
         shutdown_jobs(self.jobs())
@@ -326,8 +333,8 @@ class Re2LLMApp(App):
     @work(thread=True, exclusive=True, exit_on_error=False, group="recommend",
           description="recommend")
     def _recommend_worker(self, session_id: str, hint_id: int | None) -> None:
-        from .. import kb
-        from ..recommend import recommend
+        from re2llm_tui.evaluation.recommend import recommend
+        from re2llm_tui.kb import store as kb
 
         session = self.session(session_id)
         hint = None
@@ -365,7 +372,7 @@ class Re2LLMApp(App):
     def _reflect_worker(self, session_id: str) -> None:
         import asyncio
 
-        from ..reflection import explore
+        from re2llm_tui.exploration.reflection import explore
         db = self.open_db()
         try:
             summary = asyncio.run(explore(db, self.llm(), self.config.dataset,
@@ -411,7 +418,7 @@ class Re2LLMApp(App):
     @work(thread=True, exclusive=True, exit_on_error=False, group="plan",
           description="size a first run")
     def _plan_worker(self) -> None:
-        from ..run_plan import propose
+        from re2llm_tui.utilization.run_plan import propose
 
         db = self.open_db()
         try:
@@ -422,7 +429,7 @@ class Re2LLMApp(App):
         self.call_from_thread(self._ask_plan, plan)
 
     def _ask_plan(self, plan) -> None:
-        from .widgets.dialogs import ProposalDialog
+        from re2llm_tui.tui.widgets.dialogs import ProposalDialog
 
         def chosen(answer) -> None:
             if answer == "proposed":
@@ -435,7 +442,7 @@ class Re2LLMApp(App):
     def start_training(self, resume: bool = False, plan=None) -> None:
         """Start the agent's training in a spawned process (``resume``: continue the latest
         unfinished run of this dataset/model from its checkpoint; ``plan``: a
-        :class:`~re2llm_tui.run_plan.RunPlan` slice, evaluated when training ends)."""
+        :class:`~re2llm_tui.utilization.run_plan.RunPlan` slice, evaluated when training ends)."""
         if self.trainer is not None and self.trainer.is_alive():
             if self.trainer.state in ("done", "stopped", "failed"):
                 # the previous run has finished and its process is exiting: start after it
@@ -444,8 +451,8 @@ class Re2LLMApp(App):
             else:
                 self.notify("training is already running (x stops it)", severity="warning")
             return
-        from .. import kb
-        from ..training import start_training_process
+        from re2llm_tui.kb import store as kb
+        from re2llm_tui.utilization.training import start_training_process
 
         opts = dict(self.config.train_options)
         if "api_bases" in self.config.llm_options:
@@ -546,7 +553,7 @@ class Re2LLMApp(App):
     def refresh_resumable(self) -> None:
         """Find the run the Training screen offers to resume (stopped, or running with a
         dead process), reading the workspace."""
-        from ..training import resumable_run
+        from re2llm_tui.utilization.training import resumable_run
 
         try:
             self.resumable_run = resumable_run(self.db, self.config.dataset, self.config.model)
@@ -586,8 +593,8 @@ class Re2LLMApp(App):
     def start_evaluation(self, plan=None) -> None:
         """Compare the policies in a spawned process (``plan``: its test slice, oracle row
         only when it fits the plan's budget)."""
-        from ..evaluation import EvalSpec
-        from ..jobs import start_job
+        from re2llm_tui.evaluation.compare import EvalSpec
+        from re2llm_tui.jobs import start_job
 
         if self.evaluator is not None and self.evaluator.is_alive():
             self.notify("an evaluation is already running (x stops it)", severity="warning")
@@ -601,7 +608,7 @@ class Re2LLMApp(App):
                         data_dir=str(self.config.data_dir) if self.config.data_dir else None,
                         workers=1, llm_options=llm, **opts)
         try:
-            self.evaluator = start_job("re2llm_tui.evaluation:run_job", spec, name="evaluate")
+            self.evaluator = start_job("re2llm_tui.evaluation.compare:run_job", spec, name="evaluate")
         except Exception as exc:
             self.notify(error_line(exc), title="evaluation", severity="error", timeout=12)
             return
@@ -609,7 +616,7 @@ class Re2LLMApp(App):
         self.evaluation_state = "starting"
         note = ""
         if plan is not None and not plan.oracle:
-            from ..run_plan import fmt_duration
+            from re2llm_tui.utilization.run_plan import fmt_duration
 
             note = (f"oracle row left out: it needs {plan.oracle_missing} more outcomes "
                     f"(~{fmt_duration(plan.oracle_s)} on this model)")
@@ -680,7 +687,7 @@ class Re2LLMApp(App):
         if self._quitting:
             return
         self._quitting = True
-        from .. import control
+        from re2llm_tui import control
 
         control.current().request_stop("the app is quitting")   # this process's own calls
         jobs = self.jobs()
@@ -701,7 +708,7 @@ class Re2LLMApp(App):
 
     # ----------------------------------------------------------------- global actions
     def action_help(self) -> None:
-        from .screens.help import HelpScreen
+        from re2llm_tui.tui.screens.help import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
@@ -745,7 +752,7 @@ class Re2LLMApp(App):
         return out
 
     def undo_kb(self) -> None:
-        from .. import kb
+        from re2llm_tui.kb import store as kb
 
         def _undo(db):
             entry = kb.undo(db, self.config.dataset, data_dir=self.config.data_dir)
@@ -790,11 +797,11 @@ def make_app(dataset: str, model: str | None = None, db: str | os.PathLike | Non
              train_options: dict | None = None, eval_options: dict | None = None,
              llm_options: dict | None = None) -> Re2LLMApp:
     """Build the workbench for ``dataset`` (validates the dataset and opens the workspace)."""
-    from ..datasets import canonical_domain, find_data_dir
-    from ..llm.client import resolve_model
-    from ..workspace import open_workspace, workspace_path
-
     import multiprocessing.resource_tracker
+
+    from re2llm_tui.data.release import canonical_domain, find_data_dir
+    from re2llm_tui.llm.client import resolve_model
+    from re2llm_tui.store.workspace import open_workspace, workspace_path
 
     # Start the resource tracker now, while the real stdio is in place: spawned later from
     # inside a running Textual app (which redirects stdout/stderr), it fails with

@@ -97,7 +97,7 @@ class TrainingStateChanged(Message):
 
 class EvaluationProgress(Message):
     """The evaluation process's state and, when given, its outcome progress (a
-    :class:`~re2llm_tui.rewards.PrefillProgress` as a dict)."""
+    :class:`~re2llm_tui.utilization.rewards.PrefillProgress` as a dict)."""
 
     def __init__(self, state: str, progress: dict | None, detail: str = "") -> None:
         super().__init__()

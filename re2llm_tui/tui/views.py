@@ -2,7 +2,7 @@
 
 No Textual here and no method logic: these functions only select what a screen shows
 (which stored run is the session's baseline, which runs cover a session, a reflection's
-transcript) using the core's own readers (:mod:`re2llm_tui.runs`, :mod:`re2llm_tui.metrics`).
+transcript) using the core's own readers (:mod:`re2llm_tui.store.runs`, :mod:`re2llm_tui.evaluation.metrics`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from .. import metrics
+from re2llm_tui.evaluation import metrics
 
 #: run kinds whose rankings are LLM recommendations of a session
 RANKING_KINDS = ("score", "recommend", "evaluate")

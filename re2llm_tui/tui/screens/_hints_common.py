@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from ... import kb
+from re2llm_tui.kb import store as kb
 
 STATUS_STYLE = {"accepted": "green", "candidate": "yellow", "rejected": "red",
                 "archived": "dim"}
@@ -87,7 +87,7 @@ class HintActions:
         self.app.undo_kb()
 
     def action_edit(self, text: str | None = None) -> None:
-        from ..widgets.dialogs import TextEditDialog
+        from re2llm_tui.tui.widgets.dialogs import TextEditDialog
 
         h = self.selected_hint()
         if not h:
@@ -113,7 +113,7 @@ class HintActions:
         self.app.push_screen(TextEditDialog(f"Edit hint #{h.id}", text or h.text), done)
 
     def action_merge(self) -> None:
-        from ..widgets.dialogs import MergeDialog
+        from re2llm_tui.tui.widgets.dialogs import MergeDialog
 
         h = self.selected_hint()
         if not h:

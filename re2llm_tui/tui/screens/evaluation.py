@@ -13,14 +13,14 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from ... import metrics
-from ...run_plan import fmt_duration
-from ...safe_text import text as safe
-from ..messages import EvaluationFinished
-from ..widgets.app_header import AppHeader
-from ..widgets.charts import BarChart
-from ..widgets.footer import WorkbenchFooter
-from ._base import WorkbenchScreen
+from re2llm_tui.evaluation import metrics
+from re2llm_tui.safe_text import text as safe
+from re2llm_tui.tui.messages import EvaluationFinished
+from re2llm_tui.tui.screens._base import WorkbenchScreen
+from re2llm_tui.tui.widgets.app_header import AppHeader
+from re2llm_tui.tui.widgets.charts import BarChart
+from re2llm_tui.tui.widgets.footer import WorkbenchFooter
+from re2llm_tui.utilization.run_plan import fmt_duration
 
 
 class EvaluationScreen(WorkbenchScreen):

@@ -17,14 +17,14 @@ def _key(b: Binding) -> str:
 
 
 def keys_table() -> Table:
-    from ..app import Re2LLMApp
-    from .evaluation import EvaluationScreen
-    from .hint_review import HintReviewScreen
-    from .knowledge_base import KnowledgeBaseScreen
-    from .reflection import ReflectionScreen
-    from .session_detail import SessionDetailScreen
-    from .sessions import SessionsScreen
-    from .training import TrainingScreen
+    from re2llm_tui.tui.app import Re2LLMApp
+    from re2llm_tui.tui.screens.evaluation import EvaluationScreen
+    from re2llm_tui.tui.screens.hint_review import HintReviewScreen
+    from re2llm_tui.tui.screens.knowledge_base import KnowledgeBaseScreen
+    from re2llm_tui.tui.screens.reflection import ReflectionScreen
+    from re2llm_tui.tui.screens.session_detail import SessionDetailScreen
+    from re2llm_tui.tui.screens.sessions import SessionsScreen
+    from re2llm_tui.tui.screens.training import TrainingScreen
 
     table = Table(title="Keys", expand=True, show_lines=False)
     table.add_column("where", style="bold")

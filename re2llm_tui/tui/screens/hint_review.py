@@ -8,13 +8,13 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
-from ... import kb
-from .. import views
-from ..widgets.app_header import AppHeader
-from ..widgets.footer import WorkbenchFooter
-from ...safe_text import text as safe
-from ._base import _KB, WorkbenchScreen
-from ._hints_common import HintActions, effect_text, hint_detail
+from re2llm_tui.kb import store as kb
+from re2llm_tui.safe_text import text as safe
+from re2llm_tui.tui import views
+from re2llm_tui.tui.screens._base import _KB, WorkbenchScreen
+from re2llm_tui.tui.screens._hints_common import HintActions, effect_text, hint_detail
+from re2llm_tui.tui.widgets.app_header import AppHeader
+from re2llm_tui.tui.widgets.footer import WorkbenchFooter
 
 
 class HintReviewScreen(HintActions, WorkbenchScreen):
@@ -91,7 +91,7 @@ class HintReviewScreen(HintActions, WorkbenchScreen):
     def action_open_session(self) -> None:
         h = self.selected_hint()
         if h and h.session_id:
-            from .reflection import ReflectionScreen
+            from re2llm_tui.tui.screens.reflection import ReflectionScreen
 
             self.app.push_screen(ReflectionScreen(h.session_id))
 

@@ -10,13 +10,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Input, Static
 
-from ... import kb
-from .. import views
-from ..widgets.app_header import AppHeader
-from ..widgets.footer import WorkbenchFooter
-from ...safe_text import text as safe
-from ._base import _KB, WorkbenchScreen
-from ._hints_common import STATUS_STYLE, HintActions, hint_detail
+from re2llm_tui.kb import store as kb
+from re2llm_tui.safe_text import text as safe
+from re2llm_tui.tui import views
+from re2llm_tui.tui.screens._base import _KB, WorkbenchScreen
+from re2llm_tui.tui.screens._hints_common import STATUS_STYLE, HintActions, hint_detail
+from re2llm_tui.tui.widgets.app_header import AppHeader
+from re2llm_tui.tui.widgets.footer import WorkbenchFooter
 
 
 class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
@@ -70,7 +70,7 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
     def _stats(self) -> None:
         """Mean reward (reward table) and agent use (latest finished training run) of the
         listed hints; ``self._stats_version`` tells :meth:`on_resumed` when to redo it."""
-        from ... import hint_stats
+        from re2llm_tui.kb import hint_stats
 
         self._stats_version = self._data_version()
         try:
@@ -207,7 +207,7 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
         self.query_one(DataTable).focus()
 
     def action_add(self, text: str = "") -> None:
-        from ..widgets.dialogs import TextEditDialog
+        from re2llm_tui.tui.widgets.dialogs import TextEditDialog
 
         ds, dd = self.app.config.dataset, self.app.config.data_dir
 
@@ -228,7 +228,7 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
         self.app.push_screen(TextEditDialog("Add a hint (accepted, source manual)", text), done)
 
     def action_import(self) -> None:
-        from ..widgets.dialogs import PathDialog
+        from re2llm_tui.tui.widgets.dialogs import PathDialog
 
         ds, dd = self.app.config.dataset, self.app.config.data_dir
 
@@ -244,7 +244,7 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
                              done)
 
     def action_export(self) -> None:
-        from ..widgets.dialogs import PathDialog
+        from re2llm_tui.tui.widgets.dialogs import PathDialog
 
         ds, dd = self.app.config.dataset, self.app.config.data_dir
 

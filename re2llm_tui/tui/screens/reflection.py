@@ -8,10 +8,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Select, Static
 
-from .. import views
-from ..widgets.app_header import AppHeader
-from ..widgets.footer import WorkbenchFooter
-from ._base import _KB, _REFLECTIONS, WorkbenchScreen
+from re2llm_tui.tui import views
+from re2llm_tui.tui.screens._base import _KB, _REFLECTIONS, WorkbenchScreen
+from re2llm_tui.tui.widgets.app_header import AppHeader
+from re2llm_tui.tui.widgets.footer import WorkbenchFooter
 
 TURN_NAMES = {"recommend": "1 · recommendation", "mistakes": "2 · possible mistakes",
               "analysis": "3 · why the target was missed", "hints": "4 · hints",

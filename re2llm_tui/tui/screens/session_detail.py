@@ -7,11 +7,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Select, Static
 
-from .. import views
-from ..widgets.app_header import AppHeader
-from ..widgets.ranking import CandidatesView, HistoryView, RankingView
-from ..widgets.footer import WorkbenchFooter
-from ._base import _REFLECTIONS, _RUNS, WorkbenchScreen
+from re2llm_tui.tui import views
+from re2llm_tui.tui.screens._base import _REFLECTIONS, _RUNS, WorkbenchScreen
+from re2llm_tui.tui.widgets.app_header import AppHeader
+from re2llm_tui.tui.widgets.footer import WorkbenchFooter
+from re2llm_tui.tui.widgets.ranking import CandidatesView, HistoryView, RankingView
 
 
 class SessionDetailScreen(WorkbenchScreen):
@@ -108,8 +108,8 @@ class SessionDetailScreen(WorkbenchScreen):
         self.app.recommend(self.session_id)
 
     def action_recommend_hint(self) -> None:
-        from ... import kb
-        from ..widgets.dialogs import HintPickerDialog
+        from re2llm_tui.kb import store as kb
+        from re2llm_tui.tui.widgets.dialogs import HintPickerDialog
 
         _, actions = kb.action_list(self.app.db, self.app.config.dataset,
                                     data_dir=self.app.config.data_dir)
@@ -124,7 +124,7 @@ class SessionDetailScreen(WorkbenchScreen):
         self.app.reflect(self.session_id)
 
     def action_view_reflection(self) -> None:
-        from .reflection import ReflectionScreen
+        from re2llm_tui.tui.screens.reflection import ReflectionScreen
 
         self.app.push_screen(ReflectionScreen(self.session_id))
 
@@ -142,6 +142,6 @@ class SessionDetailScreen(WorkbenchScreen):
 
 
 def _esc(text: str) -> str:
-    from ...safe_text import escape
+    from re2llm_tui.safe_text import escape
 
     return escape(text, oneline=True)

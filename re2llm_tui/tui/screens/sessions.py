@@ -8,11 +8,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Static
 
-from .. import views
-from ..widgets.app_header import AppHeader
-from ..widgets.footer import WorkbenchFooter
-from ...safe_text import text as safe
-from ._base import _REFLECTIONS, _RUNS, WorkbenchScreen
+from re2llm_tui.safe_text import text as safe
+from re2llm_tui.tui import views
+from re2llm_tui.tui.screens._base import _REFLECTIONS, _RUNS, WorkbenchScreen
+from re2llm_tui.tui.widgets.app_header import AppHeader
+from re2llm_tui.tui.widgets.footer import WorkbenchFooter
 
 
 class SessionsScreen(WorkbenchScreen):
@@ -137,7 +137,7 @@ class SessionsScreen(WorkbenchScreen):
             self._open(sid)
 
     def _open(self, session_id: str) -> None:
-        from .session_detail import SessionDetailScreen
+        from re2llm_tui.tui.screens.session_detail import SessionDetailScreen
 
         self.app.push_screen(SessionDetailScreen(session_id))
 

@@ -18,12 +18,12 @@ from textual.binding import Binding
 from textual.containers import Grid
 from textual.widgets import Static
 
-from ...run_plan import fmt_duration
-from ...safe_text import text as safe
-from ..widgets.app_header import AppHeader
-from ..widgets.charts import BarChart, LineChart
-from ..widgets.footer import WorkbenchFooter
-from ._base import WorkbenchScreen
+from re2llm_tui.safe_text import text as safe
+from re2llm_tui.tui.screens._base import WorkbenchScreen
+from re2llm_tui.tui.widgets.app_header import AppHeader
+from re2llm_tui.tui.widgets.charts import BarChart, LineChart
+from re2llm_tui.tui.widgets.footer import WorkbenchFooter
+from re2llm_tui.utilization.run_plan import fmt_duration
 
 REDRAW_S = 0.25  # <= 4 Hz
 CHARTS = ("chart-reward", "chart-entropy", "chart-losses", "chart-actions")

@@ -13,7 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
-from ...safe_text import text
+from re2llm_tui.safe_text import text
 
 
 class _Dialog(ModalScreen):

@@ -13,7 +13,7 @@ import io
 import pickle
 from pathlib import Path
 
-from .errors import DataError, read_input
+from re2llm_tui.errors import DataError, read_input
 
 
 class _NoGlobalsUnpickler(pickle.Unpickler):

@@ -22,9 +22,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from .datasets import Session
-from .control import RunStop
-from .llm.client import LLMClient
+from re2llm_tui.control import RunStop
+from re2llm_tui.data.release import Session
+from re2llm_tui.llm.client import LLMClient
 
 
 @dataclass
@@ -77,9 +77,9 @@ async def recommend_async(sessions: Sequence[Session], client: LLMClient, *, dat
                           name: str | None = None, k: int = 10, resume: bool = True,
                           progress: Callable[[Progress], None] | None = None) -> RecommendResult:
     """Rank every session with ``client`` and store the run (see module docstring)."""
-    from . import runs
-    from .metrics import rank_of, summarize
-    from .prompts import prompt_version, recommend_prompt
+    from re2llm_tui.evaluation.metrics import rank_of, summarize
+    from re2llm_tui.prompts import prompt_version, recommend_prompt
+    from re2llm_tui.store import runs
 
     client.check()
     db = client.workspace()

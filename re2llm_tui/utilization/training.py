@@ -16,7 +16,7 @@ checkpointed under ``<workspace>.checkpoints/`` (``kb.sqlite`` -> ``kb.checkpoin
 ``checkpoint_every`` steps and whenever it stops.  With ``resume`` (the default), the latest
 unfinished run of the same dataset, model, seed and sessions continues from its checkpoint
 -- the same curve as if it had never stopped; a run trained on another KB version is
-refused (:class:`~re2llm_tui.agent.KBVersionMismatch`).  A budget stop
+refused (:class:`~re2llm_tui.utilization.agent.KBVersionMismatch`).  A budget stop
 (``--max-cost``/``--max-calls``) saves a checkpoint and leaves the run ``stopped``:
 rerunning the command resumes it, paying only for outcomes not yet in the reward table.
 """
@@ -30,8 +30,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .control import pid_alive
-from .errors import UserError
+from re2llm_tui.control import pid_alive
+from re2llm_tui.errors import UserError
 
 _NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 
@@ -99,7 +99,7 @@ EventCallback = Callable[[str, Any], None]
 
 def checkpoint_dir(db_path) -> Path:
     """The folder next to the workspace that holds its agents' checkpoints."""
-    from .workspace import workspace_path
+    from re2llm_tui.store.workspace import workspace_path
 
     path = workspace_path(db_path).resolve()
     return path.with_name(path.stem + ".checkpoints")
@@ -185,7 +185,7 @@ def run_scalars(db, run_id: int, name: str | None = None) -> list[dict]:
 
 
 def _store_scalars(db, run_id: int, step: int, scalars: dict) -> list[dict]:
-    from .workspace import transaction
+    from re2llm_tui.store.workspace import transaction
 
     records, rows = [], []
     for name, value in scalars.items():
@@ -206,7 +206,7 @@ class _PrefilledTable:
     """A complete reward table (vectorised lookups) that reports the prefill's LLM stats."""
 
     def __init__(self, table, llm_source) -> None:
-        from .agent import RewardTable
+        from re2llm_tui.utilization.agent import RewardTable
 
         self._table = RewardTable(table)
         self.n_sessions, self.n_actions = self._table.n_sessions, self._table.n_actions
@@ -236,17 +236,17 @@ def train(spec: TrainSpec, *, on_event: EventCallback | None = None, control=Non
     ``control`` (default: this process's) answers pause and stop; ``client`` overrides the
     LLM client built from ``spec`` (tests).
     """
-    from . import kb
-    from .agent import KBVersionMismatch, PPOConfig, PPOTrainer
-    from .control import RunStop
-    from .control import current as current_control
-    from .datasets import canonical_domain, load_sessions
-    from .llm.client import LLMClient
-    from .rewards import LLMRewards
-    from .session_encoder import encode_sessions
-    from .workspace import open_workspace
-
     import numpy as np
+
+    from re2llm_tui.control import RunStop
+    from re2llm_tui.control import current as current_control
+    from re2llm_tui.data.release import canonical_domain, load_sessions
+    from re2llm_tui.kb import store as kb
+    from re2llm_tui.llm.client import LLMClient
+    from re2llm_tui.store.workspace import open_workspace
+    from re2llm_tui.utilization.agent import KBVersionMismatch, PPOConfig, PPOTrainer
+    from re2llm_tui.utilization.rewards import LLMRewards
+    from re2llm_tui.utilization.session_encoder import encode_sessions
 
     t0 = time.perf_counter()
     emit = on_event or (lambda kind, payload: None)
@@ -522,7 +522,7 @@ def start_training_process(dataset: str | None = None, *, spec: TrainSpec | None
     ``db_path``, ``steps``, ``seed``, ``prefill``, ``workers``, ``resume``, ...).  A Textual
     app must call ``multiprocessing.resource_tracker.ensure_running()`` before ``App.run()``.
     """
-    from .jobs import start_job
+    from re2llm_tui.jobs import start_job
 
     if spec is None:
         if dataset is None:
@@ -536,4 +536,4 @@ def start_training_process(dataset: str | None = None, *, spec: TrainSpec | None
         if "data_dir" in kwargs and kwargs["data_dir"] is not None:
             kwargs["data_dir"] = str(kwargs["data_dir"])
         spec = TrainSpec(dataset=dataset, **kwargs)
-    return TrainingHandle(start_job("re2llm_tui.training:run_job", spec, name="train"))
+    return TrainingHandle(start_job("re2llm_tui.utilization.training:run_job", spec, name="train"))

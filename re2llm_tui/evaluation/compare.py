@@ -14,7 +14,7 @@ decoding, the rows are:
   embedding and the mean embedding of the session's items.
 
 Every LLM row is read from the reward table of the evaluated sessions
-(:class:`~re2llm_tui.rewards.LLMRewards`), so the rows share calls and a rerun costs
+(:class:`~re2llm_tui.utilization.rewards.LLMRewards`), so the rows share calls and a rerun costs
 nothing.  Metrics: HR@{1,5,10}, NDCG@{5,10} (and MRR@10) with 95% bootstrap CIs, and the
 paired bootstrap difference in NDCG@10 to ``no hint``.  Each row is stored as a run
 (``kind='evaluate'``) with one item per session.
@@ -31,7 +31,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .errors import UserError
+from re2llm_tui.errors import UserError
 
 NO_HINT = "no hint"
 AGENT = "agent (argmax)"
@@ -66,13 +66,13 @@ class EvalResult:
 
     # ----------------------------------------------------------------- presentation
     def table(self):
-        from .metrics import format_table
+        from re2llm_tui.evaluation.metrics import format_table
 
         return format_table(self.rows, title=f"{self.dataset}/{self.split}: {self.n} sessions, "
                                             f"{self.model}", baseline=NO_HINT, paired=self.paired)
 
     def as_dict(self) -> dict:
-        from .metrics import to_json
+        from re2llm_tui.evaluation.metrics import to_json
 
         return {"dataset": self.dataset, "split": self.split, "model": self.model, "n": self.n,
                 "kb_version": self.kb_version, "train_run_id": self.train_run_id,
@@ -152,8 +152,8 @@ def best_train_hint(db, client, dataset: str, actions: Sequence[tuple[int, str]]
     Only outcomes already in the reward table count (nothing is computed); an action is
     eligible when at least one training session has both its outcome and the no-hint one.
     """
-    from .datasets import load_sessions
-    from .rewards import LLMRewards
+    from re2llm_tui.data.release import load_sessions
+    from re2llm_tui.utilization.rewards import LLMRewards
 
     if len(actions) < 2:
         return None
@@ -183,19 +183,20 @@ def evaluate(db, dataset: str, split: str = "test", *, client=None, model: str |
     ``client``: an :class:`~re2llm_tui.llm.client.LLMClient` (default: one for ``model`` on
     this workspace).  The outcomes the rows need are computed a session at a time, in
     ``workers`` processes; ``progress`` gets a
-    :class:`~re2llm_tui.rewards.PrefillProgress` as they arrive.  Raises
+    :class:`~re2llm_tui.utilization.rewards.PrefillProgress` as they arrive.  Raises
     :class:`~re2llm_tui.control.RunStop` (budget or stop request) after storing everything
     finished; rerun to resume.
     """
-    from . import kb, runs
-    from .agent import Policy
-    from .datasets import canonical_domain, load_sessions
-    from .llm.client import LLMClient
-    from .metrics import paired_difference, summarize
-    from .prompts import prompt_version
-    from .rewards import LLMRewards, reward_context
-    from .session_encoder import content_rankings, encode_sessions
-    from .training import latest_run
+    from re2llm_tui.data.release import canonical_domain, load_sessions
+    from re2llm_tui.evaluation.metrics import paired_difference, summarize
+    from re2llm_tui.kb import store as kb
+    from re2llm_tui.llm.client import LLMClient
+    from re2llm_tui.prompts import prompt_version
+    from re2llm_tui.store import runs
+    from re2llm_tui.utilization.agent import Policy
+    from re2llm_tui.utilization.rewards import LLMRewards, reward_context
+    from re2llm_tui.utilization.session_encoder import content_rankings, encode_sessions
+    from re2llm_tui.utilization.training import latest_run
 
     dataset = canonical_domain(dataset)
     if limit is not None and limit < 1:
@@ -289,7 +290,7 @@ def evaluate(db, dataset: str, split: str = "test", *, client=None, model: str |
                                      for name, acts in choices.items()}
 
         # ---- the content ranker (no LLM)
-        from .metrics import rank_of as _rank_of
+        from re2llm_tui.evaluation.metrics import rank_of as _rank_of
 
         content = content_rankings(sessions, db=db, data_dir=data_dir)
         ranks[CONTENT] = [_rank_of(r, s.target_index) for r, s in zip(content, sessions)]
@@ -366,8 +367,8 @@ class EvalSpec:
 def run_job(spec: EvalSpec, emit, control) -> dict:
     """The evaluation's body in its job process: progress as ``table`` events, the result
     (rows, paired differences, notes) as the job's result."""
-    from .llm.client import LLMClient
-    from .workspace import open_workspace
+    from re2llm_tui.llm.client import LLMClient
+    from re2llm_tui.store.workspace import open_workspace
 
     client = LLMClient(spec.db_path, model=spec.model, **spec.llm_options)
     db = open_workspace(spec.db_path)

@@ -52,11 +52,11 @@ def shard(pairs: list[tuple[int, int]], workers: int) -> list[list[tuple[int, in
 
 
 def _worker_main(spec: WorkerSpec, q, stop, pause) -> None:
-    from .control import Control, RunStop
-    from .errors import UserError
-    from .jobs import child_setup
-    from .llm.client import LLMClient
-    from .rewards import LLMRewards
+    from re2llm_tui.control import Control, RunStop
+    from re2llm_tui.errors import UserError
+    from re2llm_tui.jobs import child_setup
+    from re2llm_tui.llm.client import LLMClient
+    from re2llm_tui.utilization.rewards import LLMRewards
 
     control = Control(stop=stop, pause=pause)
     child_setup(control, nice=False)
@@ -93,15 +93,15 @@ def _worker_main(spec: WorkerSpec, q, stop, pause) -> None:
 
 def fill_with_workers(source, pairs: list[tuple[int, int]], workers: int,
                       on_outcome: Callable[[int, int], None] | None = None) -> None:
-    """Compute ``pairs`` of ``source`` (an :class:`~re2llm_tui.rewards.LLMRewards`) in
+    """Compute ``pairs`` of ``source`` (an :class:`~re2llm_tui.utilization.rewards.LLMRewards`) in
     ``workers`` processes; see the module docstring.  Raises what a worker's stop was
     (:class:`BudgetExceeded`, :class:`StopRequested`) or a one-line :class:`UserError`."""
     import multiprocessing
 
-    from .control import StopRequested
-    from .control import current as current_control
-    from .errors import UserError
-    from .llm.client import BudgetExceeded, SharedBudget
+    from re2llm_tui.control import StopRequested
+    from re2llm_tui.control import current as current_control
+    from re2llm_tui.errors import UserError
+    from re2llm_tui.llm.client import BudgetExceeded, SharedBudget
 
     client = source.client
     client.check()

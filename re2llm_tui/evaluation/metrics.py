@@ -121,7 +121,7 @@ def format_table(rows: dict[str, dict], title: str | None = None,
     """
     from rich.table import Table
 
-    from .safe_text import text
+    from re2llm_tui.safe_text import text
 
     table = Table(title=text(title, oneline=True) if title is not None else None)
     table.add_column("run / policy", style="bold")

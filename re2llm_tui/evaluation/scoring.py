@@ -20,10 +20,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .datasets import Session, load_sessions, unescape
-from .errors import DataError, read_input
-from .metrics import rank_of, summarize
-from .parsing import normalize, parse_ranking
+from re2llm_tui.data.release import Session, load_sessions, unescape
+from re2llm_tui.errors import DataError, read_input
+from re2llm_tui.evaluation.metrics import rank_of, summarize
+from re2llm_tui.llm.parsing import normalize, parse_ranking
 
 _LABEL = re.compile(r"^\s*Label\s*:\s?(?P<label>.*)$")
 _OUTPUT = re.compile(r"^\s*Output\s*:\s?(?P<rest>.*)$")
@@ -121,9 +121,9 @@ def score_file(path: Path, dataset: str, split: str, *, data_dir=None) -> Scored
 def store_import(db, result: ScoredImport, *, run_name: str | None = None,
                  model: str | None = None) -> int:
     """Store a scored import as a ``score`` run in one transaction; returns the run id."""
-    from . import runs
-    from .prompts import RECOMMEND_VERSION
-    from .workspace import transaction
+    from re2llm_tui.prompts import RECOMMEND_VERSION
+    from re2llm_tui.store import runs
+    from re2llm_tui.store.workspace import transaction
 
     with transaction(db):
         run_id = runs.create_run(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .errors import UserError
+from re2llm_tui.errors import UserError
 
 
 def create_run(db, *, name: str, kind: str, dataset: str, split: str, model: str | None = None,

@@ -1,7 +1,7 @@
 """The session encoder: the agent's state is the mean sentence embedding of a session's items.
 
 An item's text is its title (games) or its title plus year, genres, directors and country
-(movies, :func:`re2llm_tui.movie_attrs.item_text`).  Items are embedded once with
+(movies, :func:`re2llm_tui.data.movie_attrs.item_text`).  Items are embedded once with
 all-MiniLM-L6-v2 (:mod:`re2llm_tui.embeddings`, cached in the workspace's ``embeddings``
 table), so re-encoding a split reads vectors from the workspace instead of running the model.
 
@@ -15,14 +15,14 @@ from typing import Sequence
 
 import numpy as np
 
-from .datasets import Session
-from .movie_attrs import item_text  # the text embedded for one item
+from re2llm_tui.data.movie_attrs import item_text  # the text embedded for one item
+from re2llm_tui.data.release import Session
 
 
 def _item_vectors(domain: str, titles: Sequence[str], *, db=None, encoder=None,
                   data_dir=None) -> dict[str, np.ndarray]:
     """title -> normalised embedding of its item text, each distinct title encoded once."""
-    from .embeddings import encode
+    from re2llm_tui.embeddings import encode
 
     unique = list(dict.fromkeys(titles))
     texts = [item_text(domain, t, data_dir) for t in unique]

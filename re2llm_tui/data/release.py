@@ -2,7 +2,7 @@
 
 A :class:`Session` is the history titles in order, exactly 50 candidate titles (one of them
 the target) and a stable id.  The text JSON (``example_{split}_text.json``) is the source of
-prompts and titles; the pickles are read separately (:mod:`re2llm_tui.safe_pickle`) since
+prompts and titles; the pickles are read separately (:mod:`re2llm_tui.data.safe_pickle`) since
 they are not index-aligned with it.
 
 Quirks handled here (see the data README):
@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import DataError, read_input
+from re2llm_tui.errors import DataError, read_input
 
 N_CANDIDATES = 50
 SPLITS = ("train", "test")
@@ -34,7 +34,7 @@ DOMAINS = {"games": "game", "game": "game", "movies": "movie", "movie": "movie"}
 #: release folder -> public name
 PUBLIC = {"game": "games", "movie": "movies"}
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]   # the checkout (re2llm_tui/data/release.py)
 
 
 def canonical_domain(name: str) -> str:

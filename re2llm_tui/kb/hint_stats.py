@@ -2,7 +2,7 @@
 
 * **Mean reward** of a hint ``h``: the mean over sessions ``s`` of the Reinforcement
   Utilization reward ``r(s, h) = NDCG@10(LLM | s, h) - NDCG@10(LLM | s, no hint)``, read from
-  the workspace's reward table (``reward_outcomes``, see :mod:`re2llm_tui.rewards`): every
+  the workspace's reward table (``reward_outcomes``, see :mod:`re2llm_tui.utilization.rewards`): every
   stored outcome of the hint's *current text* paired with the no-hint outcome of the same
   session, model and context.  An edited hint has a new text, hence no rewards until they are
   computed again.
@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import Iterable
 
-from .rewards import hint_key
+from re2llm_tui.utilization.rewards import hint_key
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from .datasets import unescape
+from re2llm_tui.data.release import unescape
 
 _LIST_PREFIX = re.compile(
     r"""^\s*(?:

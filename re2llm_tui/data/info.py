@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from .datasets import SPLITS, canonical_domain, find_data_dir, load_sessions
-from .safe_pickle import load_id_sessions_pickle
+from re2llm_tui.data.release import (
+    SPLITS,
+    canonical_domain,
+    find_data_dir,
+    load_sessions,
+)
+from re2llm_tui.data.safe_pickle import load_id_sessions_pickle
 
 
 def dataset_overview(dataset: str, data_dir=None) -> dict:
@@ -28,7 +33,7 @@ def dataset_overview(dataset: str, data_dir=None) -> dict:
             "pickled_id_sessions": n_pickled,
         }
     if domain == "movies":
-        from .movie_attrs import join_report
+        from re2llm_tui.data.movie_attrs import join_report
 
         out["movie_join"] = join_report(data_dir)
     return out

@@ -40,13 +40,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from . import kb
-from .datasets import Session, canonical_domain, get_session, load_sessions, unescape
-from .errors import UserError
-from .metrics import ndcg_at, rank_of
-from .prompts import (REFLECTION_VERSION, recommend_prompt, redundancy_prompt,
-                      reflection_analysis_prompt, reflection_hints_prompt,
-                      reflection_mistakes_prompt)
+from re2llm_tui.data.release import (
+    Session,
+    canonical_domain,
+    get_session,
+    load_sessions,
+    unescape,
+)
+from re2llm_tui.errors import UserError
+from re2llm_tui.evaluation.metrics import ndcg_at, rank_of
+from re2llm_tui.kb import store as kb
+from re2llm_tui.prompts import (
+    REFLECTION_VERSION,
+    recommend_prompt,
+    redundancy_prompt,
+    reflection_analysis_prompt,
+    reflection_hints_prompt,
+    reflection_mistakes_prompt,
+)
 
 EFFECT_MODES = ("enter", "improve")
 _NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
@@ -461,8 +472,8 @@ async def reflect_session(db, client, session: Session, config: ReflectConfig | 
     Raises :class:`BudgetExceeded` (after marking the reflection ``stopped``); an LLM call that
     fails after its retries marks the reflection ``failed`` and returns.
     """
-    from . import embeddings
-    from .control import RunStop
+    from re2llm_tui import embeddings
+    from re2llm_tui.control import RunStop
 
     config = config or ReflectConfig()
     config.validate()
@@ -637,7 +648,7 @@ async def explore(db, client, dataset: str, *, split: str = "train", sessions: i
     Resumable: sessions finished earlier with the same model and prompt version are skipped.
     A :class:`BudgetExceeded` from the client ends the run cleanly (``summary.stopped``).
     """
-    from .control import RunStop
+    from re2llm_tui.control import RunStop
 
     config = config or ReflectConfig()
     config.validate()

@@ -34,9 +34,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .datasets import canonical_domain, find_data_dir, read_hints_json, unescape
-from .errors import DataError, UserError
-from .workspace import get_meta, set_meta, transaction
+from re2llm_tui.data.release import (
+    canonical_domain,
+    find_data_dir,
+    read_hints_json,
+    unescape,
+)
+from re2llm_tui.errors import DataError, UserError
+from re2llm_tui.store.workspace import get_meta, set_meta, transaction
 
 STATUSES = ("candidate", "accepted", "rejected", "archived")
 SOURCES = ("release", "reflection", "manual", "import")

@@ -13,7 +13,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from .errors import WorkspaceError
+from re2llm_tui.errors import WorkspaceError
 
 DEFAULT_DB = "kb.sqlite"
 SCHEMA_VERSION = 2

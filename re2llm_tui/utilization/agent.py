@@ -1,9 +1,9 @@
 """The retrieval agent of Re2LLM's Reinforcement Utilization: PPO over the hint list.
 
-State: a session vector (the mean item embedding, :mod:`re2llm_tui.session_encoder`).
+State: a session vector (the mean item embedding, :mod:`re2llm_tui.utilization.session_encoder`).
 Action: an index into the KB's action list (0 = no hint, then the accepted hints by id).
 Reward: ``r(s, h)`` from a *reward source* -- a table, a function, or the LLM-backed cache of
-:mod:`re2llm_tui.rewards`.  Every episode is a single step (one session gets one hint), so
+:mod:`re2llm_tui.utilization.rewards`.  Every episode is a single step (one session gets one hint), so
 the return is the reward and ``gamma`` plays no role; an *episode pass* is one pass over the
 shuffled training sessions.
 
@@ -44,8 +44,8 @@ import torch
 from torch import nn
 
 # pause/stop flags a trainer answers between updates (one class for the whole project)
-from .control import Control, StopRequested  # noqa: F401  (Control is re-exported)
-from .errors import UserError
+from re2llm_tui.control import Control, StopRequested  # noqa: F401  (Control is re-exported)
+from re2llm_tui.errors import UserError
 
 CHECKPOINT_FORMAT = "re2llm-ppo-v1"
 

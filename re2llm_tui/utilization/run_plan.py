@@ -168,9 +168,9 @@ def propose(db, client, dataset: str, *, data_dir=None, budget_s: float = DEFAUL
     About 70% of the budget goes to the reward table, the rest to the evaluation; at least 4
     training and 5 test sessions.  Nothing is computed: only the stored table is read.
     """
-    from . import kb
-    from .datasets import load_sessions
-    from .rewards import hint_key, reward_context
+    from re2llm_tui.data.release import load_sessions
+    from re2llm_tui.kb import store as kb
+    from re2llm_tui.utilization.rewards import hint_key, reward_context
 
     _, actions = kb.action_list(db, dataset, data_dir=data_dir)
     keys = [hint_key(t) for _, t in actions]

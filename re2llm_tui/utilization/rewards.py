@@ -7,7 +7,7 @@ Both rankings come from the same LLM, prompt versions and decoding, through
 method, decoding) and the hint's text, so a pair is paid for once however many PPO steps
 visit it, in this process or a later one.  The "no hint" action's reward is 0 by definition.
 
-:class:`LLMRewards` is a :class:`~re2llm_tui.agent.RewardSource`: missing outcomes of a batch
+:class:`LLMRewards` is a :class:`~re2llm_tui.utilization.agent.RewardSource`: missing outcomes of a batch
 are computed concurrently (the client bounds concurrency and enforces ``--max-cost`` /
 ``--max-calls``; :class:`~re2llm_tui.llm.client.BudgetExceeded` propagates after the
 outcomes that did finish are stored).  :meth:`LLMRewards.prefill` computes the whole table up
@@ -26,9 +26,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .datasets import Session
-from .errors import UserError
-from .metrics import ndcg_at, rank_of
+from re2llm_tui.data.release import Session
+from re2llm_tui.errors import UserError
+from re2llm_tui.evaluation.metrics import ndcg_at, rank_of
 
 K = 10
 
@@ -41,7 +41,7 @@ def hint_key(text: str | None) -> str:
 
 def reward_context(client) -> str:
     """What besides model, session and hint text determines an outcome."""
-    from .prompts import HINT_VERSION, RECOMMEND_VERSION
+    from re2llm_tui.prompts import HINT_VERSION, RECOMMEND_VERSION
 
     return (f"{RECOMMEND_VERSION}+{HINT_VERSION}|rank={client.rank_method}|k={K}"
             f"|t={client.temperature}|seed={client.seed}")
@@ -219,7 +219,7 @@ class LLMRewards:
         """Compute every missing (``wanted``) outcome, a session at a time.
 
         ``workers`` > 1 shards the sessions over that many worker processes, each with its
-        own model instance (:mod:`re2llm_tui.rewards_pool`).  ``progress`` gets a
+        own model instance (:mod:`re2llm_tui.utilization.reward_workers`).  ``progress`` gets a
         :class:`PrefillProgress` at the start, at most every ``report_every`` seconds while
         outcomes arrive, and at the end.  Raises :class:`~re2llm_tui.control.RunStop`
         (a budget or stop request) after storing what finished.
@@ -246,7 +246,7 @@ class LLMRewards:
         report(force=True)
         try:
             if workers > 1 and len({i for i, _ in todo}) > 1:
-                from .rewards_pool import fill_with_workers
+                from re2llm_tui.utilization.reward_workers import fill_with_workers
 
                 fill_with_workers(self, todo, workers, on_outcome)
             else:
@@ -273,8 +273,8 @@ class LLMRewards:
             on_done()
 
     async def _gather(self, pairs, on_outcome) -> None:
-        from .control import RunStop
-        from .prompts import recommend_prompt
+        from re2llm_tui.control import RunStop
+        from re2llm_tui.prompts import recommend_prompt
 
         async def one(i: int, a: int):
             s = self.sessions[i]
@@ -326,7 +326,7 @@ class LLMRewards:
                 self._rankings[(i, col)] = list(ranking)
 
     def _store(self, i: int, a: int, trank, ndcg: float, ranking: list[int], call_id) -> None:
-        from .workspace import transaction
+        from re2llm_tui.store.workspace import transaction
 
         s = self.sessions[i]
         with transaction(self.db):

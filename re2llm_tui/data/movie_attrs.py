@@ -19,9 +19,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .datasets import SPLITS, find_data_dir, load_sessions, unescape
-from .errors import DataError, read_input
-from .safe_pickle import load_id_sessions_pickle
+from re2llm_tui.data.release import SPLITS, find_data_dir, load_sessions, unescape
+from re2llm_tui.data.safe_pickle import load_id_sessions_pickle
+from re2llm_tui.errors import DataError, read_input
 
 
 @dataclass(frozen=True)

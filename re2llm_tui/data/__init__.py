@@ -1,0 +1,1 @@
+"""Release data: sessions, the restricted unpickler, movie attributes, data reports."""

@@ -1,0 +1,1 @@
+"""Metrics, scoring of recorded outputs, recommend runs and the comparison of policies."""

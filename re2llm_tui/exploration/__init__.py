@@ -1,0 +1,1 @@
+"""Reflective Exploration (paper, module 1): reflection turns and the checks a hint must pass."""

@@ -1,0 +1,1 @@
+"""The knowledge base of hints: its store and per-hint statistics."""

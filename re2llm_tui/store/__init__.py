@@ -1,0 +1,1 @@
+"""The SQLite workspace and the stores of its aggregates (runs, ...)."""
