@@ -59,7 +59,7 @@ def bench_throughput(n_calls: int, latency: float, concs: list[int]) -> list[dic
 
                 t0 = time.perf_counter()
                 c0 = time.process_time()
-                results = client._run(go())
+                results = client.run_sync(go())
                 wall = time.perf_counter() - t0
                 cpu_ms = (time.process_time() - c0) * 1000 / n_calls
                 client.close()

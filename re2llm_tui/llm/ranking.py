@@ -20,7 +20,7 @@ version string that is part of the cache key: change the method, bump its versio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 #: picked by measurement on 100 test sessions of each dataset (random: HR@10 .200, NDCG@10 .091):
@@ -36,6 +36,19 @@ class Method:
     version: str
     fn: Callable
     description: str
+
+
+@dataclass
+class RankOutput:
+    """What a ranking method returns (the local engine's answer to a ranking call)."""
+
+    text: str
+    ranking: list[int]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    scores: list[float] = field(default_factory=list)
+    #: prompt tokens whose KV cache was reused (not decoded); ``prompt_tokens`` is the total
+    cached_tokens: int = 0
 
 
 def format_ranking(titles) -> str:
@@ -61,8 +74,6 @@ def _cand_tokens(lm, title: str) -> list[int]:
 
 def rank_logprob(lm, prompt: str, candidates: list[str], k: int = 10):
     """Candidate log-likelihood scoring (see module docstring).  Caller holds ``lm.lock``."""
-    from re2llm_tui.llm.local import RankOutput
-
     prefix = _prefix(lm, prompt)
     last, reused = lm.prefill(prefix, "last")
     first = _log_softmax(last)
@@ -123,8 +134,6 @@ def rank_sequential(lm, prompt: str, candidates: list[str], k: int = 10):
     one batch with the next list number (multi-token batches give the same cells however they
     are split, so the ranking is the same as decoding them one after the other).
     """
-    from re2llm_tui.llm.local import RankOutput
-
     prefix = _prefix(lm, prompt)
     logits, reused = lm.prefill(prefix, "last")
     n_past = len(prefix)
@@ -156,8 +165,7 @@ def rank_sequential(lm, prompt: str, candidates: list[str], k: int = 10):
 
 def rank_generate(lm, prompt: str, candidates: list[str], k: int = 10):
     """Free generation + parse_ranking.  Caller holds ``lm.lock``."""
-    from re2llm_tui.llm.client import RANK_MAX_TOKENS
-    from re2llm_tui.llm.local import RankOutput
+    from re2llm_tui.llm.decoding import RANK_MAX_TOKENS
     from re2llm_tui.llm.parsing import parse_ranking
 
     out = lm.chat_output([{"role": "user", "content": prompt}], temperature=0.0, seed=0,

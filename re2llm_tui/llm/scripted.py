@@ -75,9 +75,9 @@ def make_provider(reply: Callable[[list], str], log: ScriptLog, latency: float =
 def register_scripted(provider: str, reply: Callable[[list], str], *, latency: float = 0.0,
                       cost_per_call: float = 0.0) -> ScriptLog:
     """Register (or replace) ``provider`` in litellm; returns the log of calls it receives."""
-    from re2llm_tui.llm.client import _litellm
+    from re2llm_tui.llm.litellm_import import import_litellm
 
-    litellm = _litellm()
+    litellm = import_litellm()
     log = ScriptLog()
     handler = make_provider(reply, log, latency, cost_per_call)
     entries = [e for e in (litellm.custom_provider_map or []) if e.get("provider") != provider]

@@ -109,8 +109,7 @@ def fill_with_workers(source, pairs: list[tuple[int, int]], workers: int,
     budget = client.shared_budget
     if budget is None:
         budget = SharedBudget(ctx)
-        budget.calls.value = client._started
-        budget.cost.value = client.stats.cost
+        budget.start_from(client.calls_started, client.stats.cost)
     q = ctx.Queue()
     stop, pause = ctx.Event(), ctx.Event()
     options = client.options()
@@ -182,7 +181,7 @@ def fill_with_workers(source, pairs: list[tuple[int, int]], workers: int,
                 p.join(1.0)
         # outcomes that arrived while stopping are stored already; apply them too
         _drain(q, source)
-        client._started = budget.calls.value
+        client.calls_started = budget.calls.value
     if errors:
         raise UserError(errors[0])
     if stop_reason:

@@ -1,0 +1,19 @@
+"""Import litellm lazily (~3 s): with its offline cost map and quiet.
+
+A leaf module (it imports nothing of the project), so that the client, the transports, the
+local provider and the scripted test provider share one import without an import circle.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def import_litellm():
+    """The litellm module, configured offline (local cost map), quiet, without telemetry."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    litellm.telemetry = False
+    return litellm

@@ -1,0 +1,82 @@
+"""Send one request with retries: exponential backoff with jitter, or the server's
+``Retry-After``; pause and stop are honoured between attempts.
+
+Retryable failures (:func:`~re2llm_tui.llm.errors.is_retryable`) are retried
+``max_retries`` times; a refused credential raises :class:`~re2llm_tui.llm.errors.AuthFailed`
+at once; any other failure ends the loop, and the caller records the call as failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from re2llm_tui.control import RunStop, StopRequested
+from re2llm_tui.llm.errors import (
+    AuthFailed,
+    error_line,
+    is_auth_error,
+    is_retryable,
+    retry_after,
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to wait: attempt ``n`` (1-based) failed -> sleep a uniform
+    draw in ``[d/2, d]`` with ``d = min(cap, base * 2**(n-1))``, or ``Retry-After``."""
+
+    max_retries: int = 4
+    base: float = 0.5
+    cap: float = 20.0
+
+    def delay(self, attempt: int, exc: BaseException) -> float:
+        server = retry_after(exc)
+        if server is not None:
+            return max(server, 0.0)
+        d = min(self.cap, self.base * (2 ** (attempt - 1)))
+        return random.uniform(0.5 * d, d)
+
+
+@dataclass
+class Outcome:
+    """What :func:`send_with_retries` ends with: ``result`` or the ``error`` that ended it."""
+
+    result: Any = None
+    error: BaseException | None = None
+    attempts: int = 0
+
+
+async def send_with_retries(send: Callable[[], Awaitable[Any]], policy: RetryPolicy, control,
+                            *, model: str) -> Outcome:
+    """Await ``send()`` until it succeeds, fails for good, or the retries are spent.
+
+    ``control`` is the run's :class:`~re2llm_tui.control.Control`: a stop asked while a
+    request ran raises :class:`StopRequested`; a pause waits before the next attempt.
+    Cancellation, :class:`KeyboardInterrupt` and :class:`RunStop` propagate unchanged.
+    """
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            result = await send()
+        except (asyncio.CancelledError, KeyboardInterrupt, RunStop):
+            raise
+        except Exception as exc:  # noqa: BLE001 - every provider error is handled here
+            if control.stopped:
+                # the local engine was interrupted mid-call (litellm may wrap it)
+                raise StopRequested(control.reason) from None
+            if is_auth_error(exc):
+                raise AuthFailed(
+                    f"{model}: the provider refused the credentials ({error_line(exc)}); "
+                    "check the API key in the environment (or the --api-base URL) and rerun: "
+                    "finished work is saved") from None
+            if attempts > policy.max_retries or not is_retryable(exc):
+                return Outcome(error=exc, attempts=attempts)
+            await asyncio.sleep(policy.delay(attempts, exc))
+            await control.acheck()
+            continue
+        return Outcome(result=result, attempts=attempts)
