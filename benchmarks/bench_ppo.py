@@ -11,7 +11,8 @@ Prints, for the release hyperparameters (batch 32, 10 epochs, minibatch 32, hidd
     other processes on the machine lower the wall-clock figure, not the CPU-time one);
 (b) the vectorised rollout alone (policy forward, sampling, reward lookup) in env steps/s;
 (c) the same PPO update written the textbook way (autograd + torch.optim.Adam +
-    clip_grad_norm_, :func:`re2llm_tui.utilization.agent.reference_update`) for comparison.
+    clip_grad_norm_, :func:`re2llm_tui.utilization.agent.ppo_loss.reference_update`, the
+    spec of the hand-written :mod:`re2llm_tui.utilization.agent.numpy_update`) for comparison.
 
 States are random unit vectors of ``--dim`` (the values do not change the arithmetic) and
 rewards a random table.  Each figure is the best of ``--repeat`` runs; the 1-minute load
@@ -44,7 +45,8 @@ def problem(n: int, n_actions: int, dim: int):
 
 def bench_loop(states, table, steps: int, repeat: int) -> tuple[float, float]:
     """(best wall-clock, best CPU-time) env steps/s of the whole PPO loop."""
-    from re2llm_tui.utilization.agent import PPOConfig, PPOTrainer, RewardTable
+    from re2llm_tui.utilization.agent import PPOConfig, PPOTrainer
+    from re2llm_tui.utilization.rewards import RewardTable
 
     best_wall = best_cpu = 0.0
     for _ in range(repeat):
@@ -58,12 +60,9 @@ def bench_loop(states, table, steps: int, repeat: int) -> tuple[float, float]:
 
 
 def bench_rollout(states, table, batches: int, repeat: int) -> float:
-    from re2llm_tui.utilization.agent import (
-        PPOConfig,
-        PPOTrainer,
-        RewardTable,
-        single_threaded,
-    )
+    from re2llm_tui.utilization.agent import PPOConfig, PPOTrainer
+    from re2llm_tui.utilization.agent.numpy_update import single_threaded
+    from re2llm_tui.utilization.rewards import RewardTable
 
     trainer = PPOTrainer(states, RewardTable(table), PPOConfig())
     best = 0.0
@@ -80,9 +79,8 @@ def bench_autograd(states, table, steps: int) -> float:
     import numpy as np
     import torch
 
-    from re2llm_tui.utilization.agent import (
-        ActorCritic,
-        PPOConfig,
+    from re2llm_tui.utilization.agent import ActorCritic, PPOConfig
+    from re2llm_tui.utilization.agent.ppo_loss import (
         make_reference_optimizers,
         reference_update,
     )
@@ -134,8 +132,8 @@ def main() -> None:
           f"{bench_rollout(states, table, 500, args.repeat):,.0f} env steps/s")
     if args.autograd_steps:
         ag = bench_autograd(states, table, args.autograd_steps)
-        print(f"(c) textbook autograd update (reference_update), 1 thread: {ag:,.0f} env steps/s "
-              f"({best / ag:.1f}x slower than (a))")
+        print(f"(c) textbook autograd update (ppo_loss.reference_update), 1 thread: "
+              f"{ag:,.0f} env steps/s ({best / ag:.1f}x slower than (a))")
     print(f"load average (1 min) after: {os.getloadavg()[0]:.2f}")
 
 

@@ -1,7 +1,7 @@
-"""The PPO retrieval agent on reward tables (no LLM): the hand-written update equals the
-autograd reference, it learns which hint helps which session, it is deterministic under a
-seed, a resumed run continues the same curve, and a checkpoint for another KB version is
-refused."""
+"""The PPO retrieval agent on reward tables (no LLM): the hand-written numpy update
+(``agent/numpy_update.py``) equals the autograd spec (``agent/ppo_loss.py``), it learns which
+hint helps which session, it is deterministic under a seed, a resumed run continues the same
+curve, and a checkpoint for another KB version is refused."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import torch
 
 from re2llm_tui.errors import UserError
 from re2llm_tui.utilization import agent as ag
+from re2llm_tui.utilization import rewards
 from re2llm_tui.utilization.agent import (
     ActorCritic,
     Control,
@@ -22,11 +23,10 @@ from re2llm_tui.utilization.agent import (
     Policy,
     PPOConfig,
     PPOTrainer,
-    RewardFunction,
-    RewardTable,
-    make_reference_optimizers,
-    reference_update,
+    numpy_update,
+    ppo_loss,
 )
+from re2llm_tui.utilization.rewards import PrefilledTable, RewardFunction, RewardTable
 
 NON_DETERMINISTIC = {"charts/steps_per_s"}
 
@@ -65,13 +65,14 @@ def params(trainer):
 # --------------------------------------------------------------------------- the update
 
 @pytest.mark.parametrize("minibatch,max_norm", [(32, 0.5), (8, 100.0), (16, 0.05)])
-def test_manual_update_equals_autograd_reference(minibatch, max_norm):
-    """Forward, backward, clipping and Adam by hand == autograd + clip_grad_norm_ + Adam."""
+def test_numpy_update_equals_autograd_reference(minibatch, max_norm):
+    """numpy_update (forward, backward, clipping and Adam by hand) == ppo_loss's
+    reference_update (autograd + clip_grad_norm_ + torch.optim.Adam)."""
     rng = np.random.default_rng(1)
     states = rng.normal(size=(40, 12)).astype(np.float32)
     table = rng.normal(size=(40, 5)).astype(np.float32)
     cfg = PPOConfig(total_steps=32 * 4, minibatch_size=minibatch, max_grad_norm=max_norm, seed=7)
-    with ag.single_threaded():
+    with numpy_update.single_threaded():
         _compare_with_reference(states, table, cfg, minibatch)
 
 
@@ -80,7 +81,7 @@ def _compare_with_reference(states, table, cfg, minibatch):
     ref = ActorCritic(states.shape[1], table.shape[1], cfg.hidden, seed=cfg.seed)
     for (name, a), b in zip(tr.agent.state_dict().items(), ref.state_dict().values()):
         assert torch.equal(a, b), name
-    opts = make_reference_optimizers(ref, cfg)
+    opts = ppo_loss.make_reference_optimizers(ref, cfg)
     for _ in range(4):
         frac = 1.0 - tr.update / cfg.num_updates
         batch = tr._rollout()
@@ -98,13 +99,14 @@ def _compare_with_reference(states, table, cfg, minibatch):
             order = [list(p[s:s + minibatch]) for p in
                      (replay.permutation(cfg.batch_size) for _ in range(cfg.update_epochs))
                      for s in range(0, cfg.batch_size, minibatch)]
-        ag._critic_epochs(tr.critic_mlp, schedule, frac, reuse, None)
-        ag._actor_epochs(tr.actor_mlp, schedule, cfg, frac, reuse, None)
+        numpy_update.critic_epochs(tr.critic_mlp, schedule, frac, reuse, None)
+        numpy_update.actor_epochs(tr.actor_mlp, schedule, cfg, frac, reuse, None)
         tr.update += 1
-        reference_update(ref, opts, {"x": x, "actions": torch.from_numpy(batch.actions),
-                                     "logprobs": torch.from_numpy(batch.logprobs),
-                                     "advantages": torch.from_numpy(batch.adv_raw),
-                                     "returns": torch.from_numpy(batch.returns)}, cfg, frac, order)
+        ppo_loss.reference_update(ref, opts, {"x": x, "actions": torch.from_numpy(batch.actions),
+                                              "logprobs": torch.from_numpy(batch.logprobs),
+                                              "advantages": torch.from_numpy(batch.adv_raw),
+                                              "returns": torch.from_numpy(batch.returns)},
+                                  cfg, frac, order)
         for (name, a), b in zip(tr.agent.state_dict().items(), ref.state_dict().values()):
             assert torch.allclose(a, b, atol=2e-6, rtol=1e-4), name
     # the updates really moved the parameters
@@ -170,7 +172,7 @@ def test_same_seed_same_run():
     assert curve(log_a) == curve(log_b)
     pa, pb = params(a), params(b)
     assert all(torch.equal(pa[k], pb[k]) for k in pa)
-    c, log_c = run(states, table, total_steps=2048, seed=6)
+    _, log_c = run(states, table, total_steps=2048, seed=6)
     assert curve(log_c) != curve(log_a)
 
 
@@ -219,7 +221,7 @@ def test_a_stop_mid_window_and_a_reward_failure_resume_exactly(tmp_path):
     """A reward source that fails (e.g. a budget stop) mid-run: the checkpoint rewinds the
     unfinished batch, and the resumed run still matches the uninterrupted one."""
     states, table = problem(n=30)
-    full, log_full = run(states, table, total_steps=2048, log_every=512)
+    _, log_full = run(states, table, total_steps=2048, log_every=512)
 
     class Flaky(RewardTable):
         calls = 0
@@ -331,3 +333,32 @@ def test_bad_inputs_are_one_line_user_errors():
         RewardTable(np.full((3, 3), np.nan))
     with pytest.raises(UserError, match="hint ids"):
         PPOTrainer(states, RewardTable(table), PPOConfig(), hint_ids=[0, 1])
+
+
+def test_prefilled_table_reports_the_llm_stats_plus_its_lookups():
+    class Filled:
+        def stats(self):
+            return {"llm_calls": 7, "cache_hits": 2, "cost": 0.5}
+
+    table = np.arange(12, dtype=np.float32).reshape(4, 3)
+    src = PrefilledTable(table, Filled())
+    assert (src.n_sessions, src.n_actions) == (4, 3)
+    assert list(src.rewards(np.array([0, 3, 1]), np.array([2, 0, 1]))) == [2.0, 9.0, 4.0]
+    assert src.stats() == {"llm_calls": 7, "cache_hits": 2 + 3, "cost": 0.5}
+    with pytest.raises(UserError, match="non-finite"):
+        PrefilledTable(np.full((2, 2), np.nan), Filled())
+
+
+def test_the_agent_package_keeps_the_single_module_names():
+    """Callers of the former agent.py keep working: the reward sources (now in rewards.py),
+    Control and the private names are still importable from the agent package."""
+    assert ag.RewardTable is rewards.RewardTable and ag.RewardSource is rewards.RewardSource
+    assert ag.RewardFunction is rewards.RewardFunction
+    assert ag.reference_update is ppo_loss.reference_update
+    assert ag._actor_epochs is numpy_update.actor_epochs
+    for name in ("CHECKPOINT_FORMAT", "SCALAR_TAGS", "Control", "StopRequested", "ppo_losses",
+                 "layer_init", "make_actor", "make_critic", "read_checkpoint", "check_kb_version",
+                 "states_fingerprint", "TrainOutcome", "single_threaded", "_ManualMLP",
+                 "_Minibatch", "_critic_epochs", "_log_softmax_cols", "_record_actor_stats",
+                 "_rng_state_to_plain", "_HAS_FUSED_ADAM"):
+        assert hasattr(ag, name), name

@@ -1,4 +1,10 @@
-"""The retrieval agent's reward: ``r(s, h) = NDCG@10(LLM | s, h) - NDCG@10(LLM | s, no hint)``.
+"""The retrieval agent's reward: ``r(s, h) = NDCG@10(LLM | s, h) - NDCG@10(LLM | s, no hint)``,
+and every source the agent's trainer reads rewards from.
+
+A :class:`RewardSource` answers ``rewards(sessions, actions)`` for a batch of pairs:
+:class:`RewardTable` (a fully known table), :class:`RewardFunction` (a memoised function,
+for tests), :class:`LLMRewards` (the LLM-backed outcomes below) and :class:`PrefilledTable`
+(the complete table of an :class:`LLMRewards` after its prefill, :meth:`LLMRewards.as_table`).
 
 Both rankings come from the same LLM, prompt versions and decoding, through
 :meth:`LLMClient.rank` (so every call is also in the client's cache).  Each (session, hint)
@@ -7,10 +13,10 @@ Both rankings come from the same LLM, prompt versions and decoding, through
 method, decoding) and the hint's text, so a pair is paid for once however many PPO steps
 visit it, in this process or a later one.  The "no hint" action's reward is 0 by definition.
 
-:class:`LLMRewards` is a :class:`~re2llm_tui.utilization.agent.RewardSource`: missing outcomes of a batch
-are computed concurrently (the client bounds concurrency and enforces ``--max-cost`` /
-``--max-calls``; :class:`~re2llm_tui.llm.client.BudgetExceeded` propagates after the
-outcomes that did finish are stored).  :meth:`LLMRewards.prefill` computes the whole table up
+:class:`LLMRewards` computes the missing outcomes of a batch concurrently (the client
+bounds concurrency and enforces ``--max-cost`` / ``--max-calls``;
+:class:`~re2llm_tui.llm.client.BudgetExceeded` propagates after the outcomes that did
+finish are stored).  :meth:`LLMRewards.prefill` computes the whole table up
 front.  A failed call (after the client's retries) is not stored: its step gets reward 0
 (the neutral value) and ``stats()["failed"]`` counts it; the pair is retried on its next visit.
 """
@@ -21,8 +27,9 @@ import asyncio
 import hashlib
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -31,6 +38,97 @@ from re2llm_tui.errors import UserError
 from re2llm_tui.evaluation.metrics import ndcg_at, rank_of
 
 K = 10
+
+
+# --------------------------------------------------------------------------- reward sources
+
+class RewardSource(Protocol):
+    """Where rewards come from: ``rewards(sessions, actions)`` for a batch of pairs."""
+
+    n_sessions: int
+    n_actions: int
+
+    def rewards(self, sessions: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """float rewards for the pairs ``(sessions[i], actions[i])``."""
+
+    def stats(self) -> dict[str, int]:
+        """``{"llm_calls": ..., "cache_hits": ...}`` so far."""
+
+
+class RewardTable:
+    """A fully known reward table ``[n_sessions, n_actions]``: lookups only."""
+
+    def __init__(self, table) -> None:
+        arr = np.ascontiguousarray(np.asarray(table, dtype=np.float32))
+        if arr.ndim != 2 or not arr.size:
+            raise UserError(f"reward table must be a non-empty 2-D array (got shape {arr.shape})")
+        if not np.isfinite(arr).all():
+            raise UserError("reward table has missing or non-finite entries")
+        self.table = arr
+        self.n_sessions, self.n_actions = arr.shape
+
+    def rewards(self, sessions: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        return self.table[sessions, actions]
+
+    def stats(self) -> dict[str, int]:
+        return {"llm_calls": 0, "cache_hits": 0}
+
+
+class RewardFunction:
+    """``reward(session_index, action) -> float``, called at most once per pair (memoised).
+
+    ``stats()`` counts calls of ``reward`` as ``llm_calls`` and memo hits as ``cache_hits``.
+    """
+
+    def __init__(self, reward: Callable[[int, int], float], n_sessions: int, n_actions: int) -> None:
+        self.reward = reward
+        self.n_sessions, self.n_actions = int(n_sessions), int(n_actions)
+        self.table = np.full((self.n_sessions, self.n_actions), np.nan, dtype=np.float32)
+        self.calls = 0
+        self.hits = 0
+
+    def rewards(self, sessions: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        vals = self.table[sessions, actions]
+        missing = np.isnan(vals)
+        for i in np.flatnonzero(missing):
+            s, a = int(sessions[i]), int(actions[i])
+            if np.isnan(self.table[s, a]):      # a pair repeated within the batch: once
+                self.table[s, a] = float(self.reward(s, a))
+                self.calls += 1
+            else:
+                self.hits += 1
+            vals[i] = self.table[s, a]
+        self.hits += int((~missing).sum())
+        return vals
+
+    def stats(self) -> dict[str, int]:
+        return {"llm_calls": self.calls, "cache_hits": self.hits}
+
+
+class PrefilledTable:
+    """A complete reward table (vectorised lookups) that reports the prefill's LLM stats.
+
+    ``llm_source`` (what filled the table) answers ``stats()``; every lookup here counts as
+    a cache hit on top of its own.
+    """
+
+    def __init__(self, table, llm_source) -> None:
+        self._table = RewardTable(table)
+        self.n_sessions, self.n_actions = self._table.n_sessions, self._table.n_actions
+        self._llm = llm_source
+        self._lookups = 0
+
+    def rewards(self, sessions, actions):
+        self._lookups += len(sessions)
+        return self._table.rewards(sessions, actions)
+
+    def stats(self) -> dict:
+        st = dict(self._llm.stats())
+        st["cache_hits"] = st.get("cache_hits", 0) + self._lookups
+        return st
+
+
+# --------------------------------------------------------------------------- LLM rewards
 
 
 def hint_key(text: str | None) -> str:
@@ -175,6 +273,11 @@ class LLMRewards:
         out = self.ndcg - self.ndcg[:, :1]
         out[:, 0] = np.where(np.isfinite(self.ndcg[:, 0]), 0.0, np.nan)
         return out.astype(np.float32)
+
+    def as_table(self) -> PrefilledTable:
+        """The complete table (after a prefill) as a fast source that still reports this
+        one's LLM stats; a :class:`UserError` while outcomes are missing."""
+        return PrefilledTable(self.table(), self)
 
     def target_rank(self, i: int, a: int) -> int | None:
         """1-based rank of the target (None: absent) for a known outcome."""

@@ -202,27 +202,6 @@ def _store_scalars(db, run_id: int, step: int, scalars: dict) -> list[dict]:
     return records
 
 
-class _PrefilledTable:
-    """A complete reward table (vectorised lookups) that reports the prefill's LLM stats."""
-
-    def __init__(self, table, llm_source) -> None:
-        from re2llm_tui.utilization.agent import RewardTable
-
-        self._table = RewardTable(table)
-        self.n_sessions, self.n_actions = self._table.n_sessions, self._table.n_actions
-        self._llm = llm_source
-        self._lookups = 0
-
-    def rewards(self, sessions, actions):
-        self._lookups += len(sessions)
-        return self._table.rewards(sessions, actions)
-
-    def stats(self) -> dict:
-        st = dict(self._llm.stats())
-        st["cache_hits"] = st.get("cache_hits", 0) + self._lookups
-        return st
-
-
 # --------------------------------------------------------------------------- train
 
 def train(spec: TrainSpec, *, on_event: EventCallback | None = None, control=None,
@@ -329,7 +308,7 @@ def train(spec: TrainSpec, *, on_event: EventCallback | None = None, control=Non
                 source.prefill(progress=lambda p: emit("table", p), workers=spec.workers)
                 table = source.table()
                 if np.isfinite(table).all():
-                    reward_source = _PrefilledTable(table, source)
+                    reward_source = source.as_table()
             emit("phase", {"phase": "ppo"})
             trainer.source = reward_source
 
