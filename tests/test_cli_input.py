@@ -12,6 +12,7 @@ from io import StringIO
 
 import pytest
 
+from re2llm_tui.data.release import Dataset
 from re2llm_tui.kb import store as kb
 from re2llm_tui.store.workspace import open_workspace
 
@@ -196,7 +197,7 @@ def _store_raw(workspace, data_dir, texts):
     """Hints as an older version (or another tool) may have stored them: control characters
     included, bypassing today's normalisation."""
     db = open_workspace(workspace)
-    kb.ensure_seeded(db, "games", data_dir)
+    kb.ensure_seeded(db, Dataset.resolve("games", data_dir))
     ids = []
     for t in texts:
         h = kb.add_hint(db, "games", "placeholder " + str(len(ids)), status="accepted")

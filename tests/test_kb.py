@@ -4,7 +4,6 @@ hints.json round trip, and bad input leaving the KB unchanged."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 import textwrap

@@ -6,7 +6,6 @@ All tests here run the real model: marked slow (a few run in CI all the same).""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import sqlite3
 import subprocess

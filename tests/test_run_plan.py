@@ -21,7 +21,7 @@ def _client(workspace):
 def test_a_fresh_workspace_gets_a_run_that_fits_the_budget(workspace, data_dir):
     db = open_workspace(workspace)
     with _client(workspace) as client:
-        plan = propose(db, client, "games", data_dir=data_dir, budget_s=15 * 60)
+        plan = propose(db, client, "games", budget_s=15 * 60)
     assert plan.n_actions == 21
     assert plan.total_s <= 15 * 60 * 1.05
     assert plan.train_sessions >= 4 and plan.eval_sessions >= 5
@@ -39,8 +39,8 @@ def test_a_fresh_workspace_gets_a_run_that_fits_the_budget(workspace, data_dir):
 def test_two_workers_propose_a_larger_slice(workspace, data_dir):
     db = open_workspace(workspace)
     with _client(workspace) as client:
-        one = propose(db, client, "movies", data_dir=data_dir, workers=1)
-        two = propose(db, client, "movies", data_dir=data_dir, workers=2)
+        one = propose(db, client, "movies", workers=1)
+        two = propose(db, client, "movies", workers=2)
     assert two.train_sessions > one.train_sessions
 
 

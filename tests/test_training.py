@@ -9,7 +9,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from test_rewards import ndcg, scripted_effects
 
@@ -149,7 +148,7 @@ def test_a_changed_kb_refuses_the_checkpoint(workspace, data_dir, scripted):
     first = train(spec(workspace, data_dir, max_calls=10))
     assert first.status == "stopped"
     db = open_workspace(workspace)
-    kb.reject(db, "games", [20], data_dir=data_dir)
+    kb.reject(db, "games", [20])
     with pytest.raises(KBVersionMismatch) as exc:
         train(spec(workspace, data_dir))
     msg = str(exc.value)
@@ -174,7 +173,7 @@ def test_training_process_polls_pauses_stops_and_resumes(workspace, data_dir, sc
         from re2llm_tui.utilization.rewards import LLMRewards
 
         db = open_workspace(workspace)
-        _, actions = kb.action_list(db, "games", data_dir=data_dir)
+        _, actions = kb.action_list(db, "games")
         src = LLMRewards(client, load_sessions("games", "train", data_dir)[:N], actions,
                          dataset="games", db=db)
         src.prefill()

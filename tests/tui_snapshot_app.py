@@ -13,7 +13,7 @@ from pathlib import Path
 
 from replies import ranked_reply
 
-from re2llm_tui.data.release import load_sessions
+from re2llm_tui.data.release import Dataset, load_sessions
 from re2llm_tui.evaluation import metrics
 from re2llm_tui.kb import store as kb
 from re2llm_tui.store import runs
@@ -39,7 +39,7 @@ def build_workspace(path: Path, data_dir) -> dict:
     """Fill ``path`` with a baseline run, a hinted run, a reflection and candidate hints."""
     db = open_workspace(path)
     sessions = load_sessions(DATASET, "train", data_dir)[:N_BASELINE]
-    kb.ensure_seeded(db, DATASET, data_dir)
+    kb.ensure_seeded(db, Dataset.resolve(DATASET, data_dir))
     base = runs.create_run(db, name="fixture baseline", kind="score", dataset=DATASET,
                            split="train", model="fixture", prompt_version="release-v1")
     ranks = []

@@ -19,8 +19,9 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from re2llm_tui.data.info import dataset_overview
+        from re2llm_tui.data.release import Dataset
 
-        ov = dataset_overview(dataset, data_dir)
+        ov = dataset_overview(Dataset.resolve(dataset, data_dir))
         if as_json:
             print(json.dumps(ov, indent=2))
             return

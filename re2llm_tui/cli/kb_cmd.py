@@ -49,21 +49,24 @@ def _snippet(snip: str):
     return out
 
 
-def _open(db_path):
+def _open(db_path, dataset: str, data_dir):
+    """The command's edge: the workspace and the dataset resolved once -> the KB handle."""
+    from re2llm_tui.data.release import Dataset
+    from re2llm_tui.kb import KnowledgeBase
     from re2llm_tui.store.workspace import open_workspace
 
-    return open_workspace(db_path)
+    ds = Dataset.resolve(dataset, data_dir)
+    return KnowledgeBase(open_workspace(db_path), ds)
 
 
-def _header(db, dataset: str, data_dir) -> str:
-    from re2llm_tui.kb import store as kb
+def _header(kbh) -> str:
+    from re2llm_tui.kb.store import STATUSES
 
-    hints = kb.list_hints(db, dataset, data_dir=data_dir)
-    counts = {s: sum(h.status == s for h in hints) for s in kb.STATUSES}
+    hints = kbh.hints()
+    counts = {s: sum(h.status == s for h in hints) for s in STATUSES}
     parts = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    version = kb.kb_version(db, dataset)
-    return (f"{kb._dataset(dataset)} KB: {parts or 'empty'} | version {version} "
-            f"(revision {kb.kb_revision(db, dataset)})")
+    return (f"{kbh.name} KB: {parts or 'empty'} | version {kbh.version()} "
+            f"(revision {kbh.revision()})")
 
 
 def _hint_table(hints, title: str | None = None, snippets=None):
@@ -101,15 +104,13 @@ def list_cmd(dataset: str = DatasetOpt,
              as_json: bool = Json,
              db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
     """List the hints of a dataset (entry 0, 'no hint', is implicit)."""
-    from re2llm_tui.kb import store as kb
-
-    wdb = _open(db)
-    hints = kb.list_hints(wdb, dataset, status, data_dir=data_dir)
+    kbh = _open(db, dataset, data_dir)
+    hints = kbh.hints(status)
     if as_json:
         print(_as_json(hints))
         return
     con = _console()
-    con.print(_header(wdb, dataset, data_dir))
+    con.print(_header(kbh))
     if hints:
         con.print(_hint_table(hints))
     else:
@@ -120,10 +121,8 @@ def list_cmd(dataset: str = DatasetOpt,
 def show_cmd(hint_id: int = typer.Argument(..., help="hint id"), dataset: str = DatasetOpt,
              db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
     """Show one hint with its provenance and history."""
-    from re2llm_tui.kb import store as kb
-
-    wdb = _open(db)
-    h = kb.get_hint(wdb, dataset, hint_id, data_dir=data_dir)
+    kbh = _open(db, dataset, data_dir)
+    h = kbh.get(hint_id)
     _say(f"#{h.id} [{h.status}] ({h.source})")
     _say(f"  text: {h.text}")
     if h.raw_text is not None and h.raw_text != h.text:
@@ -142,7 +141,7 @@ def show_cmd(hint_id: int = typer.Argument(..., help="hint id"), dataset: str = 
         _say(f"  note: {clean(h.note, oneline=True)}")
     _say(f"  created {h.created_at}, updated {h.updated_at}")
     _say("  history:")
-    for entry in reversed(kb.history(wdb, dataset, hint_id=h.id)):
+    for entry in reversed(kbh.history(hint_id=h.id)):
         undone = f" (undone by #{entry['undone_by']})" if entry["undone_by"] else ""
         _say(f"    #{entry['seq']} {entry['at']} {entry['action']}: "
              f"{clean(entry['detail'], oneline=True)}{undone}")
@@ -156,11 +155,8 @@ def add_cmd(text: str = typer.Argument(..., help="the hint, a short imperative s
             note: Optional[str] = typer.Option(None, "--note"),
             db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
     """Add a hint by hand."""
-    from re2llm_tui.kb import store as kb
-
-    wdb = _open(db)
-    h = kb.add_hint(wdb, dataset, text, status=status, source="manual", note=note,
-                    data_dir=data_dir)
+    kbh = _open(db, dataset, data_dir)
+    h = kbh.add(text, status=status, source="manual", note=note)
     _say(f"added #{h.id} ({h.status}): {h.text}")
 
 
@@ -169,10 +165,8 @@ def edit_cmd(hint_id: int = typer.Argument(...), text: str = typer.Argument(...)
              dataset: str = DatasetOpt, db: Optional[Path] = DbOpt,
              data_dir: Optional[Path] = DataDirOpt) -> None:
     """Change a hint's text."""
-    from re2llm_tui.kb import store as kb
-
-    wdb = _open(db)
-    h = kb.edit_hint(wdb, dataset, hint_id, text, data_dir=data_dir)
+    kbh = _open(db, dataset, data_dir)
+    h = kbh.edit(hint_id, text)
     _say(f"edited #{h.id}: {h.text}")
 
 
@@ -180,13 +174,12 @@ def _status_cmd(status: str, verb: str):
     def command(hint_ids: List[int] = typer.Argument(..., help="hint ids"),
                 dataset: str = DatasetOpt, db: Optional[Path] = DbOpt,
                 data_dir: Optional[Path] = DataDirOpt) -> None:
-        from re2llm_tui.kb import store as kb
 
-        wdb = _open(db)
-        changed = kb.set_status(wdb, dataset, hint_ids, status, data_dir=data_dir)
+        kbh = _open(db, dataset, data_dir)
+        changed = kbh.set_status(hint_ids, status)
         for i in hint_ids:
             print(f"{verb} #{i}" if i in changed else f"#{i} was already {status}")
-        print(f"KB version {kb.kb_version(wdb, dataset)}")
+        print(f"KB version {kbh.version()}")
 
     command.__doc__ = f"Mark hints as {status}."
     return command
@@ -203,10 +196,8 @@ def merge_cmd(keep_id: int = typer.Argument(..., help="the hint that stays"),
               dataset: str = DatasetOpt, db: Optional[Path] = DbOpt,
               data_dir: Optional[Path] = DataDirOpt) -> None:
     """Merge hints into one: the others are archived, pointing at the kept one."""
-    from re2llm_tui.kb import store as kb
-
-    wdb = _open(db)
-    h = kb.merge(wdb, dataset, keep_id, other_ids, text=text, data_dir=data_dir)
+    kbh = _open(db, dataset, data_dir)
+    h = kbh.merge(keep_id, other_ids, text=text)
     _say(f"merged {', '.join('#' + str(i) for i in other_ids)} into #{h.id}: {h.text}")
 
 
@@ -214,10 +205,8 @@ def merge_cmd(keep_id: int = typer.Argument(..., help="the hint that stays"),
 def rm_cmd(hint_ids: List[int] = typer.Argument(..., help="hint ids"), dataset: str = DatasetOpt,
            db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
     """Delete hints (``kb undo`` brings them back)."""
-    from re2llm_tui.kb import store as kb
-
-    wdb = _open(db)
-    gone = kb.delete(wdb, dataset, hint_ids, data_dir=data_dir)
+    kbh = _open(db, dataset, data_dir)
+    gone = kbh.delete(hint_ids)
     print("deleted " + ", ".join(f"#{i}" for i in gone))
 
 
@@ -229,10 +218,8 @@ def search_cmd(query: str = typer.Argument(..., help="words that must all occur"
                limit: int = typer.Option(50, "--limit", "-n", min=1),
                db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
     """Full-text search over hint text (best match first)."""
-    from re2llm_tui.kb import store as kb
-
-    wdb = _open(db)
-    found = kb.search(wdb, dataset, query, status=status, raw=raw, limit=limit, data_dir=data_dir)
+    kbh = _open(db, dataset, data_dir)
+    found = kbh.search(query, status=status, raw=raw, limit=limit)
     con = _console()
     if not found:
         _say(f"no hint matches {query!r}")
@@ -246,11 +233,8 @@ def history_cmd(dataset: str = DatasetOpt,
                 hint: Optional[int] = typer.Option(None, "--hint", help="only changes of this hint"),
                 db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
     """Changes of the KB, newest first."""
-    from re2llm_tui.kb import store as kb
-
-    wdb = _open(db)
-    kb.list_hints(wdb, dataset, data_dir=data_dir)  # seeds on first use
-    for e in kb.history(wdb, dataset, limit=limit, hint_id=hint):
+    kbh = _open(db, dataset, data_dir)
+    for e in kbh.history(limit=limit, hint_id=hint):
         undone = f" [undone by #{e['undone_by']}]" if e["undone_by"] else ""
         _say(f"#{e['seq']} {e['at']} {e['action']}: {clean(e['detail'], oneline=True)} "
              f"-> {e['kb_version']}{undone}")
@@ -260,12 +244,10 @@ def history_cmd(dataset: str = DatasetOpt,
 def undo_cmd(dataset: str = DatasetOpt, db: Optional[Path] = DbOpt,
              data_dir: Optional[Path] = DataDirOpt) -> None:
     """Revert the last change."""
-    from re2llm_tui.kb import store as kb
-
-    wdb = _open(db)
-    entry = kb.undo(wdb, dataset, data_dir=data_dir)
+    kbh = _open(db, dataset, data_dir)
+    entry = kbh.undo()
     _say(f"undid #{entry['seq']} ({clean(entry['detail'], oneline=True)}); "
-         f"KB version {kb.kb_version(wdb, dataset)}")
+         f"KB version {kbh.version()}")
 
 
 @kb_app.command("import")
@@ -275,10 +257,8 @@ def import_cmd(path: Path = typer.Argument(..., help="a hints.json-style JSON li
                                           help="status of imported hints: accepted or candidate"),
                db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
     """Import hints; duplicates are skipped and reported."""
-    from re2llm_tui.kb import store as kb
-
-    wdb = _open(db)
-    report = kb.import_hints(wdb, dataset, path, status=status, data_dir=data_dir)
+    kbh = _open(db, dataset, data_dir)
+    report = kbh.import_file(path, status=status)
     for text, why in report.skipped:
         _say(f"skipped ({why}): {clean(text, oneline=True)}")
     print(f"imported {len(report.added)} hints"
@@ -293,13 +273,12 @@ def export_cmd(path: Optional[Path] = typer.Argument(None, help="output file (de
     """Write the accepted hints as a hints.json list (entry 0 empty)."""
     import sys
 
-    from re2llm_tui.kb import store as kb
 
-    wdb = _open(db)
+    kbh = _open(db, dataset, data_dir)
     if path is None or str(path) == "-":
-        sys.stdout.write(kb.export_text(wdb, dataset, data_dir=data_dir) + "\n")
+        sys.stdout.write(kbh.export_text() + "\n")
         return
-    n = kb.export_hints(wdb, dataset, path, data_dir=data_dir)
+    n = kbh.export(path)
     print(clean(f"wrote {n} accepted hints (+ entry 0) to {path}"), file=sys.stderr)
 
 

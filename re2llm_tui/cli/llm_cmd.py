@@ -55,17 +55,18 @@ def register(app: typer.Typer) -> None:
         Rerunning the same command is served from the cache; a run stopped by --max-cost or
         --max-calls (or killed) resumes where it stopped.
         """
-        from re2llm_tui.data.release import canonical_domain, load_sessions
+        from re2llm_tui.data.release import Dataset
         from re2llm_tui.errors import UserError
         from re2llm_tui.evaluation.metrics import format_table, to_json
         from re2llm_tui.llm.client import LLMClient
 
-        ds = canonical_domain(dataset)
+        dset = Dataset.resolve(dataset, data_dir)     # the edge: resolved once
+        ds = dset.name
         if hint is not None and hint_id is not None:
             raise UserError("give --hint or --hint-id, not both")
         if limit is not None and limit < 1:
             raise UserError(f"--limit must be >= 1 (got {limit})")
-        sessions = load_sessions(ds, split, data_dir)
+        sessions = dset.sessions(split)
         if limit is not None:
             sessions = sessions[:limit]
         client = LLMClient(db, model=model, api_bases=api_base or (), concurrency=concurrency,
@@ -73,10 +74,10 @@ def register(app: typer.Typer) -> None:
                            max_calls=max_calls, rank_method=method)
         hint_text = hint
         if hint_id is not None:
-            from re2llm_tui.kb.store import get_hint
+            from re2llm_tui.kb import KnowledgeBase
 
-            hint_text = "" if hint_id == 0 else get_hint(client.workspace(), ds, hint_id,
-                                                         data_dir=data_dir).text
+            hint_text = "" if hint_id == 0 else \
+                KnowledgeBase(client.workspace(), dset).get(hint_id).text
         client.check()  # bad model / key / --api-base: one line, before any work
         err = console(stderr=True)
         if client.is_demo_model:

@@ -59,16 +59,17 @@ def register(app: typer.Typer) -> None:
         import sys
 
         from re2llm_tui.cli.common import console
-        from re2llm_tui.data.release import canonical_domain, get_session, load_sessions
+        from re2llm_tui.data.release import Dataset
         from re2llm_tui.errors import UserError
         from re2llm_tui.exploration.reflection import ReflectConfig, explore
-        from re2llm_tui.kb import store as kb
+        from re2llm_tui.kb import KnowledgeBase
         from re2llm_tui.llm.client import LLMClient
         from re2llm_tui.store.workspace import open_workspace, workspace_path
 
         if session and sessions:
             raise UserError("give either --sessions or --session, not both")
-        dataset = canonical_domain(dataset)
+        ds = Dataset.resolve(dataset, data_dir)       # the edge: resolved once
+        dataset = ds.name
         config = ReflectConfig(miss_k=miss_k, effect_k=effect_k, effect_mode=effect_mode,
                                sim_threshold=threshold, llm_redundancy=llm_redundancy,
                                max_hints=max_hints, auto_accept=auto_accept,
@@ -77,12 +78,12 @@ def register(app: typer.Typer) -> None:
         config.validate()
         # fail fast, before the progress bar: unknown session, missing data, workspace
         if session:
-            get_session(dataset, session, data_dir)
+            ds.session(session)
         else:
-            load_sessions(dataset, split, data_dir)
+            ds.sessions(split)
         path = workspace_path(db)
         wdb = open_workspace(path)
-        kb.ensure_seeded(wdb, dataset, data_dir)
+        KnowledgeBase(wdb, ds)                        # seeded once, before the progress bar
         client = LLMClient(path, model=model, api_bases=api_base or (), max_cost=max_cost,
                            max_calls=max_calls)
         client.check()
@@ -113,8 +114,8 @@ def register(app: typer.Typer) -> None:
                 progress.update(task, completed=p.reflected, info=info)
 
             async def main():
-                return await explore(wdb, client, dataset, split=split, sessions=sessions,
-                                     session_id=session, config=config, data_dir=data_dir,
+                return await explore(wdb, client, ds, split=split, sessions=sessions,
+                                     session_id=session, config=config,
                                      on_progress=on_progress)
 
             try:

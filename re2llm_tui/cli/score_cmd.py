@@ -28,13 +28,13 @@ def register(app: typer.Typer) -> None:
               model: OptStr = typer.Option(None, help="model that produced the file"),
               as_json: bool = Json) -> None:
         """Check labels, score the outputs, store them as a run and print the metrics."""
-        from re2llm_tui.data.release import canonical_domain
+        from re2llm_tui.data.release import Dataset
         from re2llm_tui.evaluation.metrics import format_table, to_json
         from re2llm_tui.evaluation.scoring import score_file, store_import
         from re2llm_tui.store.workspace import open_workspace
 
         # parse and check everything before the workspace is touched
-        result = score_file(file, canonical_domain(dataset), split, data_dir=data_dir)
+        result = score_file(file, Dataset.resolve(dataset, data_dir), split)
         store_import(open_workspace(db), result, run_name=name, model=model)
         if as_json:
             out = to_json(result.summary)

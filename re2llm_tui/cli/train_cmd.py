@@ -122,13 +122,13 @@ def register(app: typer.Typer) -> None:
         """Compare no hint, the trained agent, a random hint, the best train hint, the oracle
         and a no-LLM content ranker on the same sessions (95% bootstrap CIs)."""
         from re2llm_tui.control import RunStop
-        from re2llm_tui.data.release import SPLITS, canonical_domain
+        from re2llm_tui.data.release import SPLITS, Dataset
         from re2llm_tui.errors import UserError
         from re2llm_tui.evaluation.compare import evaluate
         from re2llm_tui.llm.client import LLMClient
         from re2llm_tui.store.workspace import open_workspace
 
-        dataset = canonical_domain(dataset)
+        ds = Dataset.resolve(dataset, data_dir)       # the edge: resolved once
         if split not in SPLITS:
             raise UserError(f"unknown split {split!r}: choose train or test")
         if limit is not None and limit < 1:
@@ -145,7 +145,7 @@ def register(app: typer.Typer) -> None:
         wdb = open_workspace(db)
         try:
             result = _evaluate_with_progress(evaluate, wdb, client, err, quiet=as_json,
-                                             dataset=dataset, split=split, data_dir=data_dir,
+                                             dataset=ds, split=split,
                                              limit=limit, train_run=train_run,
                                              oracle=not no_oracle, seed=seed,
                                              workers=default_workers(workers, client))

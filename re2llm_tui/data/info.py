@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from re2llm_tui.data.release import (
-    SPLITS,
-    canonical_domain,
-    find_data_dir,
-    load_sessions,
-)
+from re2llm_tui.data.release import SPLITS, Dataset
 from re2llm_tui.data.safe_pickle import load_id_sessions_pickle
 
 
-def dataset_overview(dataset: str, data_dir=None) -> dict:
+def dataset_overview(ds: Dataset) -> dict:
     """Per split: sessions, history length, candidates per session, distinct items, target share."""
-    domain = canonical_domain(dataset)
-    folder = find_data_dir(domain, data_dir)
+    domain, folder = ds.name, ds.folder
     out: dict = {"dataset": domain, "path": str(folder), "splits": {}}
     for split in SPLITS:
-        sessions = load_sessions(domain, split, data_dir)
+        sessions = ds.sessions(split)
         hl = [len(s.history) for s in sessions]
         nc = [len(s.candidates) for s in sessions]
         items = {t for s in sessions for t in (*s.history, *s.candidates)}
@@ -35,5 +29,5 @@ def dataset_overview(dataset: str, data_dir=None) -> dict:
     if domain == "movies":
         from re2llm_tui.data.movie_attrs import join_report
 
-        out["movie_join"] = join_report(data_dir)
+        out["movie_join"] = join_report(ds)
     return out

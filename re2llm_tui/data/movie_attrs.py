@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from re2llm_tui.data.release import SPLITS, find_data_dir, load_sessions, unescape
+from re2llm_tui.data.release import SPLITS, find_data_dir, unescape
 from re2llm_tui.data.safe_pickle import load_id_sessions_pickle
 from re2llm_tui.errors import DataError, read_input
 
@@ -122,25 +122,28 @@ def _load_catalog(folder: str) -> MovieCatalog:
     return MovieCatalog(movies, dict(by_title), dict(by_lower), usage)
 
 
-def load_catalog(data_dir=None) -> MovieCatalog:
-    return _load_catalog(str(find_data_dir("movies", data_dir)))
+def load_catalog(root=None) -> MovieCatalog:
+    """The ``movies.dat`` catalog of the release folder ``root`` (default: the usual places)."""
+    return _load_catalog(str(find_data_dir("movies", root)))
 
 
-def item_text(domain: str, title: str, data_dir=None) -> str:
-    """Text of an item for embeddings: the title, plus attributes for movies."""
+def item_text(domain: str, title: str, root=None) -> str:
+    """Text of an item for embeddings: the title, plus attributes for movies (read from the
+    release folder ``root``, where the sessions came from)."""
     if not domain.startswith("movie"):
         return title
-    movie = load_catalog(data_dir).resolve(title)
+    movie = load_catalog(root).resolve(title)
     return movie.text() if movie else title
 
 
-def join_report(data_dir=None) -> dict[str, int]:
-    """How the sessions' candidate mentions join to ``movies.dat``."""
-    catalog = load_catalog(data_dir)
+def join_report(dataset) -> dict[str, int]:
+    """How the sessions' candidate mentions join to ``movies.dat`` (``dataset``: the movies
+    :class:`~re2llm_tui.data.release.Dataset`)."""
+    catalog = load_catalog(dataset.root)
     raw_titles = {m.title for m in catalog.movies.values()}
     mentions = exact = decoded_only = unmatched = ambiguous = 0
     for split in SPLITS:
-        for s in load_sessions("movies", split, data_dir):
+        for s in dataset.sessions(split):
             for c in s.candidates:
                 mentions += 1
                 ids = catalog.candidates_for(c)

@@ -188,10 +188,16 @@ class Session:
     target: str
     prompt: str
     target_index: int = field(default=-1)
+    root: str = field(default="", compare=False)   # the release folder it was read from
 
     @property
     def label(self) -> str:
         return self.target
+
+    @property
+    def dataset(self) -> "Dataset":
+        """The dataset this session was read from."""
+        return Dataset.resolve(self.domain, self.root or None)
 
 
 def parse_prompt(prompt: str, where: str = "prompt") -> tuple[str, str]:
@@ -285,7 +291,7 @@ def _build_session(row: dict, i: int, domain: str, split: str, path: Path,
         history=tuple(unescape(h) for h in history),
         candidates=tuple(unescape(c) for c in cands),
         target=unescape(label_raw), prompt=row["prompt"],
-        target_index=cands.index(label_raw),
+        target_index=cands.index(label_raw), root=str(path.parent.parent),
     )
 
 
@@ -317,6 +323,45 @@ def get_session(domain: str, session_id: str, data_dir: str | Path | None = None
         if s.id == session_id:
             return s
     raise DataError(f"no session {session_id!r} in {canonical_domain(domain)}/{split}")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One dataset, resolved once at the edge (a CLI command, the app's start, a job's
+    start): its public name and the release folder it is read from.  Everything below the
+    edge takes this object; nothing else carries a data folder around.
+
+    >>> ds = Dataset.resolve("game")          # one-line DataError if the data is absent
+    >>> ds.name, ds.sessions("test")[0].id
+    ('games', 'test-0000')
+    """
+
+    name: str        # games | movies
+    folder: Path     # the domain's folder, e.g. .../re2llm-release/game
+
+    @classmethod
+    def resolve(cls, name: "str | Dataset", data_dir: str | Path | None = None) -> "Dataset":
+        if isinstance(name, Dataset):
+            return name
+        public = canonical_domain(name)
+        return cls(public, find_data_dir(public, data_dir))
+
+    @property
+    def root(self) -> Path:
+        """The release folder that holds both domains (what ``--data-dir`` names)."""
+        return self.folder.parent
+
+    def sessions(self, split: str = "train") -> list[Session]:
+        return load_sessions(self.name, split, self.root)
+
+    def session(self, session_id: str) -> Session:
+        return get_session(self.name, session_id, self.root)
+
+    def release_hints(self) -> list[str]:
+        return load_release_hints(self.name, self.root)
+
+    def __str__(self) -> str:
+        return self.name
 
 
 def load_release_hints(domain: str, data_dir: str | Path | None = None) -> list[str]:

@@ -31,6 +31,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from re2llm_tui.data.release import Dataset
 from re2llm_tui.errors import UserError
 
 NO_HINT = "no hint"
@@ -145,20 +146,18 @@ def _db_file(db) -> str | None:
     return None
 
 
-def best_train_hint(db, client, dataset: str, actions: Sequence[tuple[int, str]],
-                    data_dir=None) -> dict | None:
+def best_train_hint(db, client, ds: Dataset, actions: Sequence[tuple[int, str]]) -> dict | None:
     """The hint with the highest mean stored reward on the training sessions.
 
     Only outcomes already in the reward table count (nothing is computed); an action is
     eligible when at least one training session has both its outcome and the no-hint one.
     """
-    from re2llm_tui.data.release import load_sessions
     from re2llm_tui.utilization.rewards import LLMRewards
 
     if len(actions) < 2:
         return None
-    train = load_sessions(dataset, "train", data_dir)
-    table = LLMRewards(client, train, actions, dataset=dataset, db=db).table()
+    train = ds.sessions("train")
+    table = LLMRewards(client, train, actions, dataset=ds.name, db=db).table()
     best = None
     for a in range(1, len(actions)):
         col = table[:, a]
@@ -174,8 +173,8 @@ def best_train_hint(db, client, dataset: str, actions: Sequence[tuple[int, str]]
 
 # --------------------------------------------------------------------------- evaluate
 
-def evaluate(db, dataset: str, split: str = "test", *, client=None, model: str | None = None,
-             data_dir=None, limit: int | None = None, train_run: int | None = None,
+def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | None = None,
+             limit: int | None = None, train_run: int | None = None,
              oracle: bool = True, seed: int = 0, n_boot: int = 1000, store: bool = True,
              workers: int = 1, progress: Callable | None = None) -> EvalResult:
     """Compare the policies on the sessions of ``split`` (see the module docstring).
@@ -187,7 +186,6 @@ def evaluate(db, dataset: str, split: str = "test", *, client=None, model: str |
     :class:`~re2llm_tui.control.RunStop` (budget or stop request) after storing everything
     finished; rerun to resume.
     """
-    from re2llm_tui.data.release import canonical_domain, load_sessions
     from re2llm_tui.evaluation.metrics import paired_difference, summarize
     from re2llm_tui.kb import store as kb
     from re2llm_tui.llm.client import LLMClient
@@ -198,10 +196,11 @@ def evaluate(db, dataset: str, split: str = "test", *, client=None, model: str |
     from re2llm_tui.utilization.session_encoder import content_rankings, encode_sessions
     from re2llm_tui.utilization.training import latest_run
 
-    dataset = canonical_domain(dataset)
+    ds = Dataset.resolve(ds)
+    dataset = ds.name
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be >= 1 (got {limit})")
-    sessions = load_sessions(dataset, split, data_dir)
+    sessions = ds.sessions(split)
     if limit is not None:
         sessions = sessions[:limit]
     own_client = client is None
@@ -209,7 +208,7 @@ def evaluate(db, dataset: str, split: str = "test", *, client=None, model: str |
         client = LLMClient(_db_file(db), model=model)
     notes: list[str] = []
     try:
-        kb_version, actions = kb.action_list(db, dataset, data_dir=data_dir)
+        kb_version, actions = kb.KnowledgeBase(db, ds).actions()
         hint_ids = [h for h, _ in actions]
         n, n_actions = len(sessions), len(actions)
 
@@ -229,13 +228,13 @@ def evaluate(db, dataset: str, split: str = "test", *, client=None, model: str |
             if run["status"] != "done":
                 notes.append(f"agent: training run {run['id']} is {run['status']} at step "
                              f"{run['step']} of {run['total_steps']}")
-            agent_actions = policy.act(encode_sessions(sessions, db=db, data_dir=data_dir))
+            agent_actions = policy.act(encode_sessions(sessions, db=db))
 
         # ---- fixed choices
         rng = np.random.default_rng(seed)
         random_actions = (rng.integers(1, n_actions, size=n) if n_actions > 1
                           else np.zeros(n, dtype=np.int64))
-        best = best_train_hint(db, client, dataset, actions, data_dir)
+        best = best_train_hint(db, client, ds, actions)
         if best is None and n_actions > 1:
             notes.append("best train hint: no training rewards stored yet (run `train`, "
                          "ideally with --prefill); its row is left out")
@@ -292,7 +291,7 @@ def evaluate(db, dataset: str, split: str = "test", *, client=None, model: str |
         # ---- the content ranker (no LLM)
         from re2llm_tui.evaluation.metrics import rank_of as _rank_of
 
-        content = content_rankings(sessions, db=db, data_dir=data_dir)
+        content = content_rankings(sessions, db=db)
         ranks[CONTENT] = [_rank_of(r, s.target_index) for r, s in zip(content, sessions)]
         rankings[CONTENT] = content
 
@@ -374,8 +373,8 @@ def run_job(spec: EvalSpec, emit, control) -> dict:
     db = open_workspace(spec.db_path)
     try:
         client.check()
-        out = evaluate(db, spec.dataset, split=spec.split, client=client,
-                       data_dir=spec.data_dir, limit=spec.limit, oracle=spec.oracle,
+        out = evaluate(db, Dataset.resolve(spec.dataset, spec.data_dir), split=spec.split,
+                       client=client, limit=spec.limit, oracle=spec.oracle,
                        seed=spec.seed, n_boot=spec.n_boot, workers=spec.workers,
                        train_run=spec.train_run,
                        progress=lambda p: emit("table", p.as_dict()))

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from re2llm_tui.data.release import Session, load_sessions, unescape
+from re2llm_tui.data.release import Dataset, Session, unescape
 from re2llm_tui.errors import DataError, read_input
 from re2llm_tui.evaluation.metrics import rank_of, summarize
 from re2llm_tui.llm.parsing import normalize, parse_ranking
@@ -95,9 +95,11 @@ def labels_match(label: str, session: Session) -> bool:
     return normalize(unescape(label)) == normalize(session.target)
 
 
-def score_file(path: Path, dataset: str, split: str, *, data_dir=None) -> ScoredImport:
+def score_file(path: Path, ds: Dataset, split: str) -> ScoredImport:
     """Parse, check and score a recorded-output file (nothing is written)."""
-    sessions = load_sessions(dataset, split, data_dir)
+    ds = Dataset.resolve(ds)
+    dataset = ds.name
+    sessions = ds.sessions(split)
     blocks, encoding = parse_output_file(Path(path))
     if len(blocks) != len(sessions):
         raise DataError(f"{path}: {len(blocks)} output blocks but {dataset}/{split} has "

@@ -37,16 +37,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Callable, Sequence
 
-from re2llm_tui.data.release import (
-    Session,
-    canonical_domain,
-    get_session,
-    load_sessions,
-    unescape,
-)
+from re2llm_tui.data.release import Dataset, Session, canonical_domain, unescape
 from re2llm_tui.errors import UserError
 from re2llm_tui.evaluation.metrics import ndcg_at, rank_of
 from re2llm_tui.kb import store as kb
@@ -478,8 +471,7 @@ async def reflect_session(db, client, session: Session, config: ReflectConfig | 
     config = config or ReflectConfig()
     config.validate()
     stage = on_stage or (lambda s: None)
-    dataset = session.domain
-    kb.ensure_seeded(db, dataset)
+    kb.ensure_seeded(db, session.dataset)
     rec = _Recorder(db, session, client.model, config)
     out = SessionOutcome(session.id, "running", rec.id)
     checks: list[HintCheck] = out.checks
@@ -638,9 +630,9 @@ def explored_sessions(db, dataset: str, model: str) -> set[str]:
         "AND status IN ('done','hit')", [canonical_domain(dataset), model, REFLECTION_VERSION])}
 
 
-async def explore(db, client, dataset: str, *, split: str = "train", sessions: int | None = None,
+async def explore(db, client, ds: Dataset, *, split: str = "train", sessions: int | None = None,
                   session_id: str | None = None, config: ReflectConfig | None = None,
-                  data_dir: str | Path | None = None, encoder=None,
+                  encoder=None,
                   on_progress: Callable[[ExploreProgress], None] | None = None) -> ExploreSummary:
     """Reflect on the sessions of a split the model misses, in order, until ``sessions``
     missed ones were reflected on or failed (all of the split if None), or just ``session_id``.
@@ -652,14 +644,12 @@ async def explore(db, client, dataset: str, *, split: str = "train", sessions: i
 
     config = config or ReflectConfig()
     config.validate()
-    dataset = canonical_domain(dataset)
+    ds = Dataset.resolve(ds)
+    dataset = ds.name
     if sessions is not None and sessions < 1:
         raise UserError(f"--sessions must be >= 1 (got {sessions})")
-    if session_id:
-        todo = [get_session(dataset, session_id, data_dir)]
-    else:
-        todo = load_sessions(dataset, split, data_dir)
-    kb.ensure_seeded(db, dataset, data_dir)
+    todo = [ds.session(session_id)] if session_id else ds.sessions(split)
+    kb.ensure_seeded(db, ds)
     summary = ExploreSummary(dataset=dataset, model=client.model)
     done_before = explored_sessions(db, dataset, client.model)
     total = 1 if session_id else sessions

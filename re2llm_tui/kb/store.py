@@ -6,7 +6,10 @@ A hint has a per-dataset ``id`` (the release's hints keep their index 1..20), a 
 and reflection it came from, the effectiveness result, the most similar hint when proposed).
 Entry 0, "no hint", is implicit: never stored, always the first action.
 
-* On first use of a dataset the KB is seeded once with the release's ``hints.json``.
+* :class:`KnowledgeBase` is the handle the CLI, the app and the core use: one workspace and
+  one :class:`~re2llm_tui.data.release.Dataset` (resolved at the edge), seeded once with the
+  release's ``hints.json`` when the handle is made.  The module functions below are its
+  implementation; they take the workspace and the dataset and never a data folder.
 * Every change is written to ``hint_history`` in the same transaction, with the full rows
   before and after, so :func:`undo` restores the previous state exactly.
 * The *accepted* hints, ordered by id, are the agent's action list; :func:`kb_version` is a
@@ -34,12 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from re2llm_tui.data.release import (
-    canonical_domain,
-    find_data_dir,
-    read_hints_json,
-    unescape,
-)
+from re2llm_tui.data.release import Dataset, canonical_domain, read_hints_json, unescape
 from re2llm_tui.errors import DataError, UserError
 from re2llm_tui.store.workspace import get_meta, set_meta, transaction
 
@@ -119,8 +117,8 @@ def text_key(text: str) -> str:
     return " ".join(normalize_text(text).casefold().split()).rstrip(" .!")
 
 
-def _dataset(dataset: str) -> str:
-    return canonical_domain(dataset)
+def _dataset(dataset: "Dataset | str") -> str:
+    return dataset.name if isinstance(dataset, Dataset) else canonical_domain(dataset)
 
 
 def _rows(db, dataset: str, where: str = "", args: Sequence = ()) -> list[dict]:
@@ -238,13 +236,17 @@ class _Change:
 
 # --------------------------------------------------------------------------- seeding
 
-def ensure_seeded(db, dataset: str, data_dir: str | Path | None = None) -> bool:
-    """Seed the KB with the release's hints.json on first use of ``dataset``; True if it did."""
-    dataset = _dataset(dataset)
+def ensure_seeded(db, dataset: "Dataset | str") -> bool:
+    """Seed the KB with the release's hints.json on first use of ``dataset``; True if it did.
+
+    ``dataset``: the :class:`~re2llm_tui.data.release.Dataset` resolved at the edge (a
+    bare name is resolved from the default data folders)."""
+    ds = Dataset.resolve(dataset)
+    dataset = ds.name
     key = f"kb_seeded:{dataset}"
     if get_meta(db, key):
         return False
-    path = find_data_dir(dataset, data_dir) / "hints.json"
+    path = ds.folder / "hints.json"
     raw = read_hints_json(path)
     with transaction(db):
         if get_meta(db, key):  # another process seeded it meanwhile
@@ -263,18 +265,18 @@ def ensure_seeded(db, dataset: str, data_dir: str | Path | None = None) -> bool:
     return True
 
 
-def _ready(db, dataset: str, data_dir=None) -> str:
-    dataset = _dataset(dataset)
-    ensure_seeded(db, dataset, data_dir)
-    return dataset
+def _ready(db, dataset: "Dataset | str") -> str:
+    name = _dataset(dataset)
+    if not get_meta(db, f"kb_seeded:{name}"):
+        ensure_seeded(db, dataset)
+    return name
 
 
 # --------------------------------------------------------------------------- reading
 
-def list_hints(db, dataset: str, status: str | Iterable[str] | None = None, *,
-               data_dir=None) -> list[Hint]:
+def list_hints(db, dataset: str, status: str | Iterable[str] | None = None) -> list[Hint]:
     """Hints of a dataset ordered by id, optionally only those with the given status(es)."""
-    dataset = _ready(db, dataset, data_dir)
+    dataset = _ready(db, dataset)
     statuses = [status] if isinstance(status, str) else list(status or [])
     for s in statuses:
         if s not in STATUSES:
@@ -283,14 +285,14 @@ def list_hints(db, dataset: str, status: str | Iterable[str] | None = None, *,
     return [Hint.from_row(r) for r in _rows(db, dataset, where, statuses)]
 
 
-def get_hint(db, dataset: str, hint_id, *, data_dir=None) -> Hint:
-    dataset = _ready(db, dataset, data_dir)
+def get_hint(db, dataset: str, hint_id) -> Hint:
+    dataset = _ready(db, dataset)
     return Hint.from_row(_require(db, dataset, hint_id))
 
 
-def kb_version(db, dataset: str, *, data_dir=None) -> str:
+def kb_version(db, dataset: str) -> str:
     """Content hash of the ordered accepted (id, text) list, entry 0 included."""
-    dataset = _ready(db, dataset, data_dir)
+    dataset = _ready(db, dataset)
     return _version_of(_accepted_list(db, dataset))
 
 
@@ -299,15 +301,15 @@ def kb_revision(db, dataset: str) -> int:
     return int(get_meta(db, f"kb_revision:{_dataset(dataset)}", "0"))
 
 
-def action_list(db, dataset: str, *, data_dir=None) -> tuple[str, list[tuple[int, str]]]:
+def action_list(db, dataset: str) -> tuple[str, list[tuple[int, str]]]:
     """``(kb_version, [(0, ""), (hint_id, text), ...])``: the agent's actions, accepted hints by id."""
-    dataset = _ready(db, dataset, data_dir)
+    dataset = _ready(db, dataset)
     accepted = _accepted_list(db, dataset)
     return _version_of(accepted), [(0, ""), *accepted]
 
 
 def search(db, dataset: str, query: str, *, status: str | None = None, raw: bool = False,
-           limit: int = 50, data_dir=None) -> list[tuple[Hint, str]]:
+           limit: int = 50) -> list[tuple[Hint, str]]:
     """Full-text search (FTS5, best match first); returns (hint, snippet) pairs.
 
     In a snippet the matched words are wrapped in ``\x02`` ... ``\x03``.
@@ -317,7 +319,7 @@ def search(db, dataset: str, query: str, *, status: str | None = None, raw: bool
     """
     import sqlite3
 
-    dataset = _ready(db, dataset, data_dir)
+    dataset = _ready(db, dataset)
     if not query or not query.strip():
         raise UserError("search query is empty")
     if raw:
@@ -403,9 +405,9 @@ def add_hint(db, dataset: str, text: str, *, status: str = "candidate", source: 
              session_id: str | None = None, reflection_id: int | None = None,
              effect: dict | None = None, similar_id: int | None = None,
              similarity: float | None = None, note: str | None = None,
-             raw_text: str | None = None, data_dir=None) -> Hint:
+             raw_text: str | None = None) -> Hint:
     """Add one hint; a duplicate of an existing hint (any status) is refused."""
-    dataset = _ready(db, dataset, data_dir)
+    dataset = _ready(db, dataset)
     cleaned = clean_text(text)
     if status not in STATUSES or status == "archived":
         raise UserError(f"a new hint's status must be candidate, accepted or rejected, not {status!r}")
@@ -427,11 +429,10 @@ def add_hint(db, dataset: str, text: str, *, status: str = "candidate", source: 
     return get_hint(db, dataset, hid)
 
 
-def edit_hint(db, dataset: str, hint_id, text: str, *, expect_text: str | None = None,
-              data_dir=None) -> Hint:
+def edit_hint(db, dataset: str, hint_id, text: str, *, expect_text: str | None = None) -> Hint:
     """Change a hint's text.  ``expect_text``: refuse if the stored text is no longer this
     (someone else changed it since the caller read it)."""
-    dataset = _ready(db, dataset, data_dir)
+    dataset = _ready(db, dataset)
     cleaned = clean_text(text)
     with transaction(db):
         row = _require(db, dataset, hint_id)
@@ -450,9 +451,9 @@ def edit_hint(db, dataset: str, hint_id, text: str, *, expect_text: str | None =
     return get_hint(db, dataset, row["id"])
 
 
-def set_status(db, dataset: str, hint_ids: Iterable, status: str, *, data_dir=None) -> list[int]:
+def set_status(db, dataset: str, hint_ids: Iterable, status: str) -> list[int]:
     """Set the status of hints; returns the ids actually changed (no history if none)."""
-    dataset = _ready(db, dataset, data_dir)
+    dataset = _ready(db, dataset)
     if status not in STATUSES:
         raise UserError(f"unknown status {status!r}: choose {', '.join(STATUSES)}")
     ids = list(hint_ids)
@@ -484,11 +485,10 @@ def reject(db, dataset: str, hint_ids: Iterable, **kw) -> list[int]:
     return set_status(db, dataset, hint_ids, "rejected", **kw)
 
 
-def merge(db, dataset: str, keep_id, other_ids: Iterable, *, text: str | None = None,
-          data_dir=None) -> Hint:
+def merge(db, dataset: str, keep_id, other_ids: Iterable, *, text: str | None = None) -> Hint:
     """Merge hints into ``keep_id``: the others are archived (``merged_into`` = keep_id) and
     ``keep_id`` gets ``text`` when given.  ``keep_id`` keeps its status."""
-    dataset = _ready(db, dataset, data_dir)
+    dataset = _ready(db, dataset)
     cleaned = clean_text(text) if text is not None else None
     others = list(other_ids)
     if not others:
@@ -514,9 +514,9 @@ def merge(db, dataset: str, keep_id, other_ids: Iterable, *, text: str | None = 
     return get_hint(db, dataset, keep["id"])
 
 
-def delete(db, dataset: str, hint_ids: Iterable, *, data_dir=None) -> list[int]:
+def delete(db, dataset: str, hint_ids: Iterable) -> list[int]:
     """Delete hints (undo brings them back exactly; their ids are never reused)."""
-    dataset = _ready(db, dataset, data_dir)
+    dataset = _ready(db, dataset)
     ids = list(hint_ids)
     if not ids:
         raise UserError("no hint id given")
@@ -530,9 +530,9 @@ def delete(db, dataset: str, hint_ids: Iterable, *, data_dir=None) -> list[int]:
     return change.ids
 
 
-def undo(db, dataset: str, *, data_dir=None) -> dict:
+def undo(db, dataset: str) -> dict:
     """Revert the newest change not yet undone (seeding cannot be undone); returns its entry."""
-    dataset = _ready(db, dataset, data_dir)
+    dataset = _ready(db, dataset)
     with transaction(db):
         row = db.execute(
             "SELECT seq, action, hint_ids, before, after, detail FROM hint_history "
@@ -562,9 +562,9 @@ def undo(db, dataset: str, *, data_dir=None) -> dict:
 
 # --------------------------------------------------------------------------- hints.json
 
-def export_text(db, dataset: str, *, data_dir=None) -> str:
+def export_text(db, dataset: str) -> str:
     """A hints.json-compatible list: entry 0 empty, then the accepted hints by id."""
-    dataset = _ready(db, dataset, data_dir)
+    dataset = _ready(db, dataset)
     out = [""]
     for r in _rows(db, dataset, "status='accepted'"):
         raw = r["raw_text"]
@@ -573,9 +573,9 @@ def export_text(db, dataset: str, *, data_dir=None) -> str:
     return json.dumps(out)
 
 
-def export_hints(db, dataset: str, path: str | Path, *, data_dir=None) -> int:
+def export_hints(db, dataset: str, path: str | Path) -> int:
     """Write :func:`export_text` to ``path``; returns the number of hints written."""
-    text = export_text(db, dataset, data_dir=data_dir)
+    text = export_text(db, dataset)
     try:
         Path(path).write_text(text, encoding="utf-8")
     except OSError as exc:
@@ -595,8 +595,7 @@ def read_import_file(path: str | Path) -> list[str]:
     return data
 
 
-def import_hints(db, dataset: str, path: str | Path, *, status: str = "accepted",
-                 data_dir=None) -> ImportReport:
+def import_hints(db, dataset: str, path: str | Path, *, status: str = "accepted") -> ImportReport:
     """Import a hints.json-style file as one change (one undo reverts it all).
 
     Empty entries (entry 0) are ignored; entries equal to an existing hint (any status) or
@@ -604,7 +603,7 @@ def import_hints(db, dataset: str, path: str | Path, *, status: str = "accepted"
     are skipped and reported.  Duplicates are found with one :class:`DuplicateIndex`, so a
     100k-entry file takes seconds, not hours.
     """
-    dataset = _ready(db, dataset, data_dir)
+    dataset = _ready(db, dataset)
     entries = read_import_file(path)
     if status not in ("candidate", "accepted", "rejected"):
         raise UserError(f"imported hints' status must be candidate, accepted or rejected, not {status!r}")
@@ -647,3 +646,80 @@ def import_hints(db, dataset: str, path: str | Path, *, status: str = "accepted"
             change.commit(f"imported {len(report.added)} hints from {path} "
                           f"({len(report.skipped)} skipped)")
     return report
+
+
+# --------------------------------------------------------------------------- the handle
+
+class KnowledgeBase:
+    """The knowledge base of one dataset in one workspace, seeded once when made.
+
+    >>> kb = KnowledgeBase(db, Dataset.resolve("games"))
+    >>> kb.add("Prefer sequels of games the user owns.", status="candidate").id
+    21
+
+    Every method is the module function of the same name on (workspace, dataset)."""
+
+    def __init__(self, db, dataset: "Dataset | str") -> None:
+        self.db = db
+        self.dataset = Dataset.resolve(dataset)
+        self.name = self.dataset.name
+        ensure_seeded(db, self.dataset)
+
+    # reading
+    def hints(self, status: str | Iterable[str] | None = None) -> list[Hint]:
+        return list_hints(self.db, self.name, status)
+
+    def get(self, hint_id) -> Hint:
+        return get_hint(self.db, self.name, hint_id)
+
+    def version(self) -> str:
+        return kb_version(self.db, self.name)
+
+    def revision(self) -> int:
+        return kb_revision(self.db, self.name)
+
+    def actions(self) -> tuple[str, list[tuple[int, str]]]:
+        return action_list(self.db, self.name)
+
+    def search(self, query: str, **kw) -> list[tuple[Hint, str]]:
+        return search(self.db, self.name, query, **kw)
+
+    def find_duplicate(self, text: str, **kw) -> Hint | None:
+        return find_duplicate(self.db, self.name, text, **kw)
+
+    def history(self, **kw) -> list[dict]:
+        return history(self.db, self.name, **kw)
+
+    def export_text(self) -> str:
+        return export_text(self.db, self.name)
+
+    def export(self, path: str | Path) -> int:
+        return export_hints(self.db, self.name, path)
+
+    # changing
+    def add(self, text: str, **kw) -> Hint:
+        return add_hint(self.db, self.name, text, **kw)
+
+    def edit(self, hint_id, text: str, **kw) -> Hint:
+        return edit_hint(self.db, self.name, hint_id, text, **kw)
+
+    def set_status(self, hint_ids: Iterable, status: str) -> list[int]:
+        return set_status(self.db, self.name, hint_ids, status)
+
+    def accept(self, hint_ids: Iterable) -> list[int]:
+        return accept(self.db, self.name, hint_ids)
+
+    def reject(self, hint_ids: Iterable) -> list[int]:
+        return reject(self.db, self.name, hint_ids)
+
+    def merge(self, keep_id, other_ids: Iterable, **kw) -> Hint:
+        return merge(self.db, self.name, keep_id, other_ids, **kw)
+
+    def delete(self, hint_ids: Iterable) -> list[int]:
+        return delete(self.db, self.name, hint_ids)
+
+    def undo(self) -> dict:
+        return undo(self.db, self.name)
+
+    def import_file(self, path: str | Path, **kw) -> "ImportReport":
+        return import_hints(self.db, self.name, path, **kw)

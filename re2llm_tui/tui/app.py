@@ -29,6 +29,7 @@ from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.worker import Worker, WorkerState
 
+from re2llm_tui.data.release import Dataset
 from re2llm_tui.safe_text import clean
 from re2llm_tui.tui.messages import (
     EvaluationFinished,
@@ -60,10 +61,9 @@ def error_line(exc: BaseException) -> str:
 
 @dataclass
 class AppConfig:
-    dataset: str
+    ds: Dataset                 # resolved once, at the app's start
     model: str
     db_path: Path
-    data_dir: Path | None = None
     split: str = "train"
     eval_split: str = "test"
     #: extra keyword arguments for the training process (tests pass tiny budgets)
@@ -72,6 +72,16 @@ class AppConfig:
     eval_options: dict[str, Any] = field(default_factory=dict)
     #: extra keyword arguments for the LLM client (e.g. max_retries, max_cost)
     llm_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dataset(self) -> str:
+        """The dataset's name (games | movies)."""
+        return self.ds.name
+
+    @property
+    def data_root(self) -> str:
+        """The release folder, for the job processes (each resolves the dataset anew)."""
+        return str(self.ds.root)
 
     @property
     def is_demo_model(self) -> bool:
@@ -171,15 +181,16 @@ class Re2LLMApp(App):
         return open_workspace(self.config.db_path)
 
     def sessions(self, split: str | None = None):
-        from re2llm_tui.data.release import load_sessions
-
-        return load_sessions(self.config.dataset, split or self.config.split,
-                             self.config.data_dir)
+        return self.config.ds.sessions(split or self.config.split)
 
     def session(self, session_id: str):
-        from re2llm_tui.data.release import get_session
+        return self.config.ds.session(session_id)
 
-        return get_session(self.config.dataset, session_id, self.config.data_dir)
+    def kb(self, db=None):
+        """The knowledge base handle on ``db`` (default: the main thread's connection)."""
+        from re2llm_tui.kb import KnowledgeBase
+
+        return KnowledgeBase(self.db if db is None else db, self.config.ds)
 
     def llm(self):
         """The app's one LLM client (created on first use, in a worker)."""
@@ -334,15 +345,13 @@ class Re2LLMApp(App):
           description="recommend")
     def _recommend_worker(self, session_id: str, hint_id: int | None) -> None:
         from re2llm_tui.evaluation.recommend import recommend
-        from re2llm_tui.kb import store as kb
 
         session = self.session(session_id)
         hint = None
         if hint_id:
             db = self.open_db()
             try:
-                hint = kb.get_hint(db, self.config.dataset, hint_id,
-                                   data_dir=self.config.data_dir).text
+                hint = self.kb(db).get(hint_id).text
             finally:
                 db.conn.close()
         out = recommend([session], self.llm(), dataset=self.config.dataset,
@@ -375,8 +384,8 @@ class Re2LLMApp(App):
         from re2llm_tui.exploration.reflection import explore
         db = self.open_db()
         try:
-            summary = asyncio.run(explore(db, self.llm(), self.config.dataset,
-                                          session_id=session_id, data_dir=self.config.data_dir))
+            summary = asyncio.run(explore(db, self.llm(), self.config.ds,
+                                          session_id=session_id))
         finally:
             db.conn.close()
         outcome = summary.outcomes[0] if summary.outcomes else None
@@ -422,7 +431,7 @@ class Re2LLMApp(App):
 
         db = self.open_db()
         try:
-            plan = propose(db, self.llm(), self.config.dataset, data_dir=self.config.data_dir,
+            plan = propose(db, self.llm(), self.config.ds,
                            workers=1)
         finally:
             db.conn.close()
@@ -451,7 +460,6 @@ class Re2LLMApp(App):
             else:
                 self.notify("training is already running (x stops it)", severity="warning")
             return
-        from re2llm_tui.kb import store as kb
         from re2llm_tui.utilization.training import start_training_process
 
         opts = dict(self.config.train_options)
@@ -471,7 +479,7 @@ class Re2LLMApp(App):
         try:
             self.trainer = start_training_process(
                 self.config.dataset, model=self.config.model, db_path=str(self.config.db_path),
-                data_dir=self.config.data_dir, resume=resume, **opts)
+                data_dir=self.config.data_root, resume=resume, **opts)
         except Exception as exc:
             self.notify(error_line(exc), title="training", severity="error", timeout=12)
             return
@@ -481,7 +489,7 @@ class Re2LLMApp(App):
                 opts.get("limit") == self._last_plan.train_sessions:
             plan = self._last_plan          # resuming the proposed run: evaluate it after
         self.plan = plan
-        _, actions = kb.action_list(self.db, self.config.dataset, data_dir=self.config.data_dir)
+        _, actions = self.kb().actions()
         self.monitor.clear()
         self.monitor.action_labels = ["none" if h == 0 else f"#{h}" for h, _ in actions]
         self.training_state = "starting"
@@ -605,7 +613,7 @@ class Re2LLMApp(App):
         llm = {k: v for k, v in self.config.llm_options.items()}
         spec = EvalSpec(dataset=self.config.dataset, split=self.config.eval_split,
                         model=self.config.model, db_path=str(self.config.db_path),
-                        data_dir=str(self.config.data_dir) if self.config.data_dir else None,
+                        data_dir=self.config.data_root,
                         workers=1, llm_options=llm, **opts)
         try:
             self.evaluator = start_job("re2llm_tui.evaluation.compare:run_job", spec, name="evaluate")
@@ -752,10 +760,8 @@ class Re2LLMApp(App):
         return out
 
     def undo_kb(self) -> None:
-        from re2llm_tui.kb import store as kb
-
         def _undo(db):
-            entry = kb.undo(db, self.config.dataset, data_dir=self.config.data_dir)
+            entry = self.kb(db).undo()
             return f"undone: {entry['detail']}", entry["hint_ids"]
 
         self.kb_change(_undo, "undo")
@@ -799,7 +805,7 @@ def make_app(dataset: str, model: str | None = None, db: str | os.PathLike | Non
     """Build the workbench for ``dataset`` (validates the dataset and opens the workspace)."""
     import multiprocessing.resource_tracker
 
-    from re2llm_tui.data.release import canonical_domain, find_data_dir
+    from re2llm_tui.data.release import Dataset
     from re2llm_tui.llm.client import resolve_model
     from re2llm_tui.store.workspace import open_workspace, workspace_path
 
@@ -807,12 +813,10 @@ def make_app(dataset: str, model: str | None = None, db: str | os.PathLike | Non
     # inside a running Textual app (which redirects stdout/stderr), it fails with
     # "ValueError: bad value(s) in fds_to_keep" -- in a real terminal and headless alike.
     multiprocessing.resource_tracker.ensure_running()
-    dataset = canonical_domain(dataset)
-    find_data_dir(dataset, data_dir)             # one-line error before the UI starts
+    ds = Dataset.resolve(dataset, data_dir)      # the edge; one-line error before the UI
     path = workspace_path(db)
     open_workspace(path).conn.close()            # create / check the workspace up front
-    config = AppConfig(dataset=dataset, model=resolve_model(model), db_path=path,
-                       data_dir=Path(data_dir) if data_dir else None, split=split,
+    config = AppConfig(ds=ds, model=resolve_model(model), db_path=path, split=split,
                        train_options=dict(train_options or {}),
                        eval_options=dict(eval_options or {}),
                        llm_options=dict(llm_options or {}))

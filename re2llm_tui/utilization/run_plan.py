@@ -161,22 +161,24 @@ def _missing_by_session(db, client_model: str, context: str, dataset: str, sessi
     return out
 
 
-def propose(db, client, dataset: str, *, data_dir=None, budget_s: float = DEFAULT_BUDGET_S,
+def propose(db, client, ds, *, budget_s: float = DEFAULT_BUDGET_S,
             workers: int = 1) -> RunPlan:
     """The largest train/eval slice whose run fits ``budget_s`` (see the module docstring).
 
     About 70% of the budget goes to the reward table, the rest to the evaluation; at least 4
     training and 5 test sessions.  Nothing is computed: only the stored table is read.
     """
-    from re2llm_tui.data.release import load_sessions
-    from re2llm_tui.kb import store as kb
+    from re2llm_tui.data.release import Dataset
+    from re2llm_tui.kb import KnowledgeBase
     from re2llm_tui.utilization.rewards import hint_key, reward_context
 
-    _, actions = kb.action_list(db, dataset, data_dir=data_dir)
+    ds = Dataset.resolve(ds)
+    dataset = ds.name
+    _, actions = KnowledgeBase(db, ds).actions()
     keys = [hint_key(t) for _, t in actions]
     n_actions = len(actions)
-    train = load_sessions(dataset, "train", data_dir)
-    test = load_sessions(dataset, "test", data_dir)
+    train = ds.sessions("train")
+    test = ds.sessions("test")
     context = reward_context(client)
     speed = measured_speed(db, client.model, dataset, is_local=client.is_local,
                            concurrency=client.concurrency)

@@ -19,24 +19,24 @@ from re2llm_tui.data.movie_attrs import item_text  # the text embedded for one i
 from re2llm_tui.data.release import Session
 
 
-def _item_vectors(domain: str, titles: Sequence[str], *, db=None, encoder=None,
-                  data_dir=None) -> dict[str, np.ndarray]:
-    """title -> normalised embedding of its item text, each distinct title encoded once."""
+def _item_vectors(session: Session, titles: Sequence[str], *, db=None,
+                  encoder=None) -> dict[str, np.ndarray]:
+    """title -> normalised embedding of its item text, each distinct title encoded once
+    (item attributes come from the release folder the sessions were read from)."""
     from re2llm_tui.embeddings import encode
 
     unique = list(dict.fromkeys(titles))
-    texts = [item_text(domain, t, data_dir) for t in unique]
+    texts = [item_text(session.domain, t, session.root or None) for t in unique]
     vecs = encode(texts, db=db, encoder=encoder)
     return dict(zip(unique, vecs))
 
 
-def encode_sessions(sessions: Sequence[Session], *, db=None, encoder=None,
-                    data_dir=None) -> np.ndarray:
+def encode_sessions(sessions: Sequence[Session], *, db=None, encoder=None) -> np.ndarray:
     """States ``[n_sessions, 384]``: the mean of each session's history-item embeddings."""
     if not sessions:
         return np.zeros((0, 384), dtype=np.float32)
     titles = [t for s in sessions for t in s.history]
-    vec = _item_vectors(sessions[0].domain, titles, db=db, encoder=encoder, data_dir=data_dir)
+    vec = _item_vectors(sessions[0], titles, db=db, encoder=encoder)
     dim = next(iter(vec.values())).shape[0] if vec else 384
     out = np.zeros((len(sessions), dim), dtype=np.float32)
     for i, s in enumerate(sessions):
@@ -45,14 +45,14 @@ def encode_sessions(sessions: Sequence[Session], *, db=None, encoder=None,
     return out
 
 
-def content_rankings(sessions: Sequence[Session], *, k: int = 10, db=None, encoder=None,
-                     data_dir=None) -> list[list[int]]:
+def content_rankings(sessions: Sequence[Session], *, k: int = 10, db=None,
+                     encoder=None) -> list[list[int]]:
     """The content ranker: per session, the ``k`` candidate indices most cosine-similar to
     the session's mean item embedding (ties: candidate order)."""
     if not sessions:
         return []
     titles = [t for s in sessions for t in (*s.history, *s.candidates)]
-    vec = _item_vectors(sessions[0].domain, titles, db=db, encoder=encoder, data_dir=data_dir)
+    vec = _item_vectors(sessions[0], titles, db=db, encoder=encoder)
     out = []
     for s in sessions:
         state = np.mean([vec[t] for t in s.history], axis=0) if s.history else None

@@ -219,8 +219,8 @@ def train(spec: TrainSpec, *, on_event: EventCallback | None = None, control=Non
 
     from re2llm_tui.control import RunStop
     from re2llm_tui.control import current as current_control
-    from re2llm_tui.data.release import canonical_domain, load_sessions
-    from re2llm_tui.kb import store as kb
+    from re2llm_tui.data.release import Dataset
+    from re2llm_tui.kb import KnowledgeBase
     from re2llm_tui.llm.client import LLMClient
     from re2llm_tui.store.workspace import open_workspace
     from re2llm_tui.utilization.agent import KBVersionMismatch, PPOConfig, PPOTrainer
@@ -229,14 +229,15 @@ def train(spec: TrainSpec, *, on_event: EventCallback | None = None, control=Non
 
     t0 = time.perf_counter()
     emit = on_event or (lambda kind, payload: None)
-    dataset = canonical_domain(spec.dataset)
+    ds = Dataset.resolve(spec.dataset, spec.data_dir)     # the job's edge: resolved once
+    dataset = ds.name
     if not isinstance(spec.steps, int) or spec.steps < 1:
         raise UserError(f"--steps must be a positive integer (got {spec.steps!r})")
     if spec.limit is not None and spec.limit < 1:
         raise UserError(f"--limit must be >= 1 (got {spec.limit})")
     if spec.workers < 1:
         raise UserError(f"--local-workers must be >= 1 (got {spec.workers})")
-    sessions = load_sessions(dataset, "train", spec.data_dir)
+    sessions = ds.sessions("train")
     if spec.limit:
         sessions = sessions[:spec.limit]
     own_client = client is None
@@ -252,9 +253,9 @@ def train(spec: TrainSpec, *, on_event: EventCallback | None = None, control=Non
     resumable = None
     ckpt = None
     try:
-        kb_version, actions = kb.action_list(db, dataset, data_dir=spec.data_dir)
+        kb_version, actions = KnowledgeBase(db, ds).actions()
         hint_ids = [h for h, _ in actions]
-        states = encode_sessions(sessions, db=db, data_dir=spec.data_dir)
+        states = encode_sessions(sessions, db=db)
         source = LLMRewards(client, sessions, actions, dataset=dataset, db=db)
         cfg = PPOConfig.from_dict({**spec.ppo, "total_steps": spec.steps, "seed": spec.seed,
                                    "log_every": spec.log_every}).validate()

@@ -50,15 +50,14 @@ class HintActions:
     def selected_hint(self) -> kb.Hint | None:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def _ds(self):
-        return self.app.config.dataset, self.app.config.data_dir
+    def _kb(self, db):
+        return self.app.kb(db)
 
     def action_accept(self) -> None:
         h = self.selected_hint()
         if h:
-            ds, dd = self._ds()
             def _accept(db):
-                done = kb.accept(db, ds, [h.id], data_dir=dd)
+                done = self._kb(db).accept([h.id])
                 return (f"accepted #{h.id}" if done else f"#{h.id} already accepted"), [h.id]
 
             self.app.kb_change(_accept, "accept")
@@ -66,9 +65,8 @@ class HintActions:
     def action_reject(self) -> None:
         h = self.selected_hint()
         if h:
-            ds, dd = self._ds()
             def _reject(db):
-                done = kb.reject(db, ds, [h.id], data_dir=dd)
+                done = self._kb(db).reject([h.id])
                 return (f"rejected #{h.id}" if done else f"#{h.id} already rejected"), [h.id]
 
             self.app.kb_change(_reject, "reject")
@@ -76,9 +74,8 @@ class HintActions:
     def action_delete(self) -> None:
         h = self.selected_hint()
         if h:
-            ds, dd = self._ds()
             def _delete(db):
-                kb.delete(db, ds, [h.id], data_dir=dd)
+                self._kb(db).delete([h.id])
                 return f"deleted #{h.id} (u to undo)", [h.id]
 
             self.app.kb_change(_delete, "delete")
@@ -92,7 +89,6 @@ class HintActions:
         h = self.selected_hint()
         if not h:
             return
-        ds, dd = self._ds()
         original = h.text
 
         def done(new: str | None) -> None:
@@ -105,7 +101,7 @@ class HintActions:
                     f"Edit hint #{h.id}", new, note=f"not saved: {exc}"), done)
 
             def _edit(db):
-                kb.edit_hint(db, ds, h.id, new, expect_text=original, data_dir=dd)
+                self._kb(db).edit(h.id, new, expect_text=original)
                 return f"edited #{h.id}", [h.id]
 
             self.app.kb_change(_edit, "edit", on_error=retry)
@@ -118,7 +114,6 @@ class HintActions:
         h = self.selected_hint()
         if not h:
             return
-        ds, dd = self._ds()
         texts = self._texts if hasattr(self, "_texts") else {}
         keep_id = h.similar_id
         keep_text = texts.get(keep_id, "") if keep_id else ""
@@ -134,9 +129,9 @@ class HintActions:
                 self.app.push_screen(dialog, done)
 
             def _merge(db):
-                current = kb.get_hint(db, ds, kid, data_dir=dd)
+                current = self._kb(db).get(kid)
                 new_text = text if text.strip() and text.strip() != current.text else None
-                kept = kb.merge(db, ds, kid, [h.id], text=new_text, data_dir=dd)
+                kept = self._kb(db).merge(kid, [h.id], text=new_text)
                 return f"merged #{h.id} into #{kept.id}", [h.id, kept.id]
 
             self.app.kb_change(_merge, "merge", on_error=retry)

@@ -48,10 +48,9 @@ class HintReviewScreen(HintActions, WorkbenchScreen):
         t.focus()
 
     def reload(self) -> None:
-        ds, dd = self.app.config.dataset, self.app.config.data_dir
         db = self.app.db
-        self._queue = kb.list_hints(db, ds, "candidate", data_dir=dd)
-        self._texts = views.hint_texts(db, ds)
+        self._queue = self.app.kb(db).hints("candidate")
+        self._texts = views.hint_texts(db, self.app.config.dataset)
         table = self.query_one(DataTable)
         row = table.cursor_row
         table.clear()
@@ -62,10 +61,10 @@ class HintReviewScreen(HintActions, WorkbenchScreen):
                           key=str(h.id))
         if self._queue:
             table.move_cursor(row=min(row, len(self._queue) - 1))
-        n_acc = len(kb.list_hints(db, ds, "accepted", data_dir=dd))
+        n_acc = len(self.app.kb(db).hints("accepted"))
         self.query_one("#review-summary", Static).update(safe(
             f"{len(self._queue)} candidate hint(s) awaiting a decision · {n_acc} accepted · "
-            f"KB {kb.kb_version(db, ds, data_dir=dd)}"))
+            f"KB {self.app.kb(db).version()}"))
         self._detail()
 
     def selected_hint(self) -> kb.Hint | None:

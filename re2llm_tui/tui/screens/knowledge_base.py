@@ -111,19 +111,18 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
         self._detail()
 
     def reload(self) -> None:
-        ds, dd = self.app.config.dataset, self.app.config.data_dir
         db = self.app.db
-        self._texts = views.hint_texts(db, ds)
+        self._texts = views.hint_texts(db, self.app.config.dataset)
         if self.search_text:
             try:
-                found = kb.search(db, ds, self.search_text, data_dir=dd)
+                found = self.app.kb(db).search(self.search_text)
             except Exception as exc:
                 self.app.notify(str(exc), severity="error")
                 found = []
             self._hints = [h for h, _ in found]
             self._snippets = [s for _, s in found]
         else:
-            self._hints = kb.list_hints(db, ds, data_dir=dd)
+            self._hints = self.app.kb(db).hints()
             self._snippets = None
         self._stats()
         table = self.query_one(DataTable)
@@ -141,13 +140,12 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
         self._detail()
 
     def _summary(self) -> None:
-        ds, dd = self.app.config.dataset, self.app.config.data_dir
         db = self.app.db
         counts = {s: sum(h.status == s for h in self._hints) for s in kb.STATUSES}
         what = f"search {self.search_text!r}: " if self.search_text else ""
         self.query_one("#kb-summary", Static).update(safe(
             what + ", ".join(f"{n} {s}" for s, n in counts.items() if n) +
-            f" · {kb.kb_version(db, ds, data_dir=dd)} (rev {kb.kb_revision(db, ds)})",
+            f" · {self.app.kb(db).version()} (rev {self.app.kb(db).revision()})",
             oneline=True))
 
     def selected_hint(self) -> kb.Hint | None:
@@ -209,8 +207,6 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
     def action_add(self, text: str = "") -> None:
         from re2llm_tui.tui.widgets.dialogs import TextEditDialog
 
-        ds, dd = self.app.config.dataset, self.app.config.data_dir
-
         def done(new: str | None) -> None:
             if new is None:
                 return
@@ -220,7 +216,7 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
                                                     note=f"not added: {exc}"), done)
 
             def _add(db):
-                h = kb.add_hint(db, ds, new, status="accepted", source="manual", data_dir=dd)
+                h = self.app.kb(db).add(new, status="accepted", source="manual")
                 return f"added #{h.id}", [h.id]
 
             self.app.kb_change(_add, "add", on_error=retry)
@@ -230,12 +226,10 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
     def action_import(self) -> None:
         from re2llm_tui.tui.widgets.dialogs import PathDialog
 
-        ds, dd = self.app.config.dataset, self.app.config.data_dir
-
         def done(path: str | None) -> None:
             if path:
                 def _imp(db):
-                    rep = kb.import_hints(db, ds, path, data_dir=dd)
+                    rep = self.app.kb(db).import_file(path)
                     return (f"imported {len(rep.added)} hint(s), skipped {len(rep.skipped)}",
                             rep.added)
                 self.app.kb_change(_imp, "import")
@@ -246,18 +240,16 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
     def action_export(self) -> None:
         from re2llm_tui.tui.widgets.dialogs import PathDialog
 
-        ds, dd = self.app.config.dataset, self.app.config.data_dir
-
         def done(path: str | None) -> None:
             if path:
                 def _export(db):
-                    n = kb.export_hints(db, ds, path, data_dir=dd)
+                    n = self.app.kb(db).export(path)
                     return f"exported {n} accepted hints to {path}", []
 
                 self.app.kb_change(_export, "export")
 
         self.app.push_screen(PathDialog("Export accepted hints to (hints.json format)",
-                                        f"hints-{ds}.json"), done)
+                                        f"hints-{self.app.config.dataset}.json"), done)
 
     def palette_actions(self):
         return [("KB: add a hint", "", self.action_add),

@@ -108,11 +108,9 @@ class SessionDetailScreen(WorkbenchScreen):
         self.app.recommend(self.session_id)
 
     def action_recommend_hint(self) -> None:
-        from re2llm_tui.kb import store as kb
         from re2llm_tui.tui.widgets.dialogs import HintPickerDialog
 
-        _, actions = kb.action_list(self.app.db, self.app.config.dataset,
-                                    data_dir=self.app.config.data_dir)
+        _, actions = self.app.kb().actions()
 
         def picked(hint_id: int | None) -> None:
             if hint_id is not None:
