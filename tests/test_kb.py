@@ -480,3 +480,23 @@ def test_cli_bad_input_exit_2_one_line(run_cli, workspace, data_dir, args, messa
     assert code == 2, (out, err)
     assert err.startswith("re2llm-tui: error: ") and err.count("\n") == 1 and message in err
     assert snapshot(db) == before
+
+
+def test_a_non_default_data_folder_seeds_its_own_hints(tmp_path, workspace, data_dir):
+    """Sessions carry the release folder they came from: the KB of a session read from
+    another --data-dir is seeded from that folder's hints.json (it used the default)."""
+    import shutil
+
+    from re2llm_tui.data.release import Dataset, load_release_hints
+
+    copy = tmp_path / "release"
+    shutil.copytree(data_dir / "game", copy / "game")
+    hints = json.loads((copy / "game" / "hints.json").read_text())
+    (copy / "game" / "hints.json").write_text(json.dumps(hints[:4]))
+    ds = Dataset.resolve("games", copy)
+    session = ds.sessions("train")[0]
+    assert session.dataset == ds and session.dataset.root == copy
+    db = open_workspace(workspace)
+    kb.ensure_seeded(db, session.dataset)
+    assert [h.id for h in kb.list_hints(db, "games")] == [1, 2, 3]
+    assert len(load_release_hints("games", data_dir)) > 4
