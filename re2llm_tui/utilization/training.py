@@ -24,16 +24,18 @@ rerunning the command resumes it, paying only for outcomes not yet in the reward
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from re2llm_tui.control import pid_alive
 from re2llm_tui.errors import UserError
-
-_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
+from re2llm_tui.store.train_runs import (
+    find_resumable,
+    latest_run,
+    resumable_run,
+    run_scalars,
+)
 
 
 @dataclass
@@ -106,103 +108,115 @@ def checkpoint_dir(db_path) -> Path:
 
 
 # --------------------------------------------------------------------------- records
-
-def find_resumable(db, dataset: str, model: str, seed: int, n_sessions: int) -> dict | None:
-    """The latest unfinished run of these settings that has a checkpoint."""
-    rows = list(db.query(
-        "SELECT * FROM train_runs WHERE dataset=? AND model=? AND seed=? AND n_sessions=? "
-        "AND status != 'done' AND checkpoint IS NOT NULL ORDER BY id DESC LIMIT 1",
-        [dataset, model, seed, n_sessions]))
-    if not rows:
-        return None
-    run = rows[0]
-    if run["status"] == "running" and pid_alive(run["pid"]):
-        raise UserError(f"training run {run['id']} is still running (process {run['pid']}); "
-                        "stop it first")
-    if not Path(run["checkpoint"]).is_file():
-        return None
-    return run
-
-
-def resumable_run(db, dataset: str, model: str) -> dict | None:
-    """The newest run of ``dataset``/``model`` that can be resumed: stopped, failed after its
-    first checkpoint, or still marked ``running`` although its process is gone (a killed
-    app).  None when the newest run finished, or is running in a live process."""
-    rows = list(db.query("SELECT * FROM train_runs WHERE dataset=? AND model=? "
-                         "ORDER BY id DESC LIMIT 1", [dataset, model]))
-    if not rows:
-        return None
-    run = rows[0]
-    if run["status"] == "done":
-        return None
-    if run["status"] == "running" and pid_alive(run["pid"]):
-        return None
-    if not run["checkpoint"] or not Path(run["checkpoint"]).is_file():
-        return None
-    summary = json.loads(run["summary"]) if run["summary"] else {}
-    run["table_known"] = summary.get("table_known")
-    run["table_size"] = summary.get("table_size")
-    run["dead"] = run["status"] == "running"
-    return run
-
-
-def latest_run(db, dataset: str, model: str | None = None, *, run_id: int | None = None,
-               finished_only: bool = False) -> dict | None:
-    """A training run by id, or the latest of a dataset (and model) whose checkpoint exists
-    (finished runs first)."""
-    if run_id is not None:
-        rows = list(db.query("SELECT * FROM train_runs WHERE id=?", [run_id]))
-        if not rows:
-            raise UserError(f"no training run {run_id}")
-        if not rows[0]["checkpoint"] or not Path(rows[0]["checkpoint"]).is_file():
-            raise UserError(f"training run {run_id} has no checkpoint yet")
-        return rows[0]
-    where = "dataset=? AND checkpoint IS NOT NULL"
-    args: list = [dataset]
-    if model is not None:
-        where += " AND model=?"
-        args.append(model)
-    if finished_only:
-        where += " AND status='done'"
-    for row in db.query(f"SELECT * FROM train_runs WHERE {where} ORDER BY "
-                        "(status='done') DESC, id DESC", args):
-        if Path(row["checkpoint"]).is_file():
-            return row
-    return None
-
-
-def run_scalars(db, run_id: int, name: str | None = None) -> list[dict]:
-    """Stored scalars of a run, in step order (histograms decoded)."""
-    sql = "SELECT step, name, value, value_json FROM train_scalars WHERE run_id=?"
-    args: list = [run_id]
-    if name is not None:
-        sql += " AND name=?"
-        args.append(name)
-    out = []
-    for step, nm, value, vjson in db.execute(sql + " ORDER BY step, name", args):
-        out.append({"step": step, "name": nm, "value": json.loads(vjson) if vjson else value})
-    return out
-
-
-def _store_scalars(db, run_id: int, step: int, scalars: dict) -> list[dict]:
-    from re2llm_tui.store.workspace import transaction
-
-    records, rows = [], []
-    for name, value in scalars.items():
-        if isinstance(value, (list, tuple)):
-            rows.append((run_id, step, name, None, json.dumps(list(value))))
-            records.append({"step": step, "name": name, "value": list(value)})
-        else:
-            rows.append((run_id, step, name, float(value), None))
-            records.append({"step": step, "name": name, "value": float(value)})
-    with transaction(db):
-        db.conn.executemany("INSERT OR REPLACE INTO train_scalars (run_id, step, name, value, "
-                            "value_json) VALUES (?,?,?,?,?)", rows)
-        db.execute(f"UPDATE train_runs SET step=?, updated_at={_NOW} WHERE id=?", [step, run_id])
-    return records
+# the stored runs live in re2llm_tui.store.train_runs; their readers stay importable here
+__all__ = ["TrainSpec", "TrainSummary", "train", "start_training_process", "TrainingHandle",
+           "checkpoint_dir", "find_resumable", "latest_run", "resumable_run", "run_scalars"]
 
 
 # --------------------------------------------------------------------------- train
+
+@dataclass
+class _Setup:
+    """What a run needs, resolved once: sessions, actions, states, rewards, config."""
+
+    dataset: str
+    sessions: list
+    kb_version: str
+    actions: list
+    states: Any
+    source: Any
+    cfg: Any
+
+    @property
+    def hint_ids(self) -> list[int]:
+        return [h for h, _ in self.actions]
+
+
+def _validate(spec: TrainSpec) -> None:
+    if not isinstance(spec.steps, int) or spec.steps < 1:
+        raise UserError(f"--steps must be a positive integer (got {spec.steps!r})")
+    if spec.limit is not None and spec.limit < 1:
+        raise UserError(f"--limit must be >= 1 (got {spec.limit})")
+    if spec.workers < 1:
+        raise UserError(f"--local-workers must be >= 1 (got {spec.workers})")
+
+
+def _set_up(spec: TrainSpec, db, client) -> _Setup:
+    from re2llm_tui.data.release import Dataset
+    from re2llm_tui.kb import KnowledgeBase
+    from re2llm_tui.utilization.agent import PPOConfig
+    from re2llm_tui.utilization.rewards import LLMRewards
+    from re2llm_tui.utilization.session_encoder import encode_sessions
+
+    ds = Dataset.resolve(spec.dataset, spec.data_dir)     # the job's edge: resolved once
+    sessions = ds.sessions("train")
+    if spec.limit:
+        sessions = sessions[:spec.limit]
+    kb_version, actions = KnowledgeBase(db, ds).actions()
+    cfg = PPOConfig.from_dict({**spec.ppo, "total_steps": spec.steps, "seed": spec.seed,
+                               "log_every": spec.log_every}).validate()
+    return _Setup(ds.name, sessions, kb_version, actions, encode_sessions(sessions, db=db),
+                  LLMRewards(client, sessions, actions, dataset=ds.name, db=db), cfg)
+
+
+def _open_run(spec: TrainSpec, db, model: str, su: _Setup):
+    """Resume the latest unfinished run of these settings, or record a new one with a
+    checkpoint from the start (a run killed in phase 1 is resumable too).
+
+    Returns ``(run_id, trainer, checkpoint path, the resumed run's record or None)``."""
+    from re2llm_tui.store import train_runs
+    from re2llm_tui.utilization.agent import KBVersionMismatch, PPOTrainer
+
+    resumable = train_runs.find_resumable(db, su.dataset, model, spec.seed,
+                                          len(su.sessions)) if spec.resume else None
+    if resumable is not None:
+        try:
+            trainer = PPOTrainer.load(resumable["checkpoint"], su.states, su.source,
+                                      kb_version=su.kb_version, hint_ids=su.hint_ids,
+                                      config=su.cfg)
+        except KBVersionMismatch as exc:
+            raise KBVersionMismatch(f"cannot resume training run {resumable['id']}: {exc} "
+                                    "(start a new run with --fresh)") from None
+        train_runs.take_over(db, resumable["id"], su.cfg.total_steps, trainer.step)
+        return resumable["id"], trainer, Path(resumable["checkpoint"]), resumable
+    run_id = train_runs.create(db, dataset=su.dataset, model=model, kb_version=su.kb_version,
+                               hint_ids=su.hint_ids, seed=spec.seed,
+                               total_steps=su.cfg.total_steps, config=asdict(su.cfg),
+                               n_sessions=len(su.sessions))
+    ckpt = checkpoint_dir(spec.db_path) / f"train-{run_id:04d}.pt"
+    trainer = PPOTrainer(su.states, su.source, su.cfg, kb_version=su.kb_version,
+                         hint_ids=su.hint_ids)
+    trainer.save(ckpt)
+    train_runs.set_checkpoint(db, run_id, ckpt)
+    return run_id, trainer, ckpt, None
+
+
+def _run_phases(spec: TrainSpec, db, run_id: int, trainer, ckpt, su: _Setup, emit,
+                control) -> tuple[str, str]:
+    """Phase 1, the reward table; phase 2, PPO on it.  Returns ``(status, reason)``."""
+    import numpy as np
+
+    from re2llm_tui.control import RunStop
+    from re2llm_tui.store import train_runs
+
+    try:
+        if spec.prefill:
+            emit("phase", {"phase": "table"})
+            su.source.prefill(progress=lambda p: emit("table", p), workers=spec.workers)
+            if np.isfinite(su.source.table()).all():
+                trainer.source = su.source.as_table()
+        emit("phase", {"phase": "ppo"})
+        control.check()
+        outcome = trainer.train(
+            on_scalars=lambda step, sc: emit("scalars",
+                                             train_runs.store_scalars(db, run_id, step, sc)),
+            control=control, checkpoint_path=ckpt, checkpoint_every=spec.checkpoint_every)
+        return outcome.status, ("finished" if outcome.status == "done" else control.reason)
+    except RunStop as exc:
+        return "stopped", str(exc)
+    except KeyboardInterrupt:
+        return "stopped", "interrupted"
+
 
 def train(spec: TrainSpec, *, on_event: EventCallback | None = None, control=None,
           client=None) -> TrainSummary:
@@ -215,31 +229,14 @@ def train(spec: TrainSpec, *, on_event: EventCallback | None = None, control=Non
     ``control`` (default: this process's) answers pause and stop; ``client`` overrides the
     LLM client built from ``spec`` (tests).
     """
-    import numpy as np
-
-    from re2llm_tui.control import RunStop
     from re2llm_tui.control import current as current_control
-    from re2llm_tui.data.release import Dataset
-    from re2llm_tui.kb import KnowledgeBase
     from re2llm_tui.llm.client import LLMClient
+    from re2llm_tui.store import train_runs
     from re2llm_tui.store.workspace import open_workspace
-    from re2llm_tui.utilization.agent import KBVersionMismatch, PPOConfig, PPOTrainer
-    from re2llm_tui.utilization.rewards import LLMRewards
-    from re2llm_tui.utilization.session_encoder import encode_sessions
 
     t0 = time.perf_counter()
     emit = on_event or (lambda kind, payload: None)
-    ds = Dataset.resolve(spec.dataset, spec.data_dir)     # the job's edge: resolved once
-    dataset = ds.name
-    if not isinstance(spec.steps, int) or spec.steps < 1:
-        raise UserError(f"--steps must be a positive integer (got {spec.steps!r})")
-    if spec.limit is not None and spec.limit < 1:
-        raise UserError(f"--limit must be >= 1 (got {spec.limit})")
-    if spec.workers < 1:
-        raise UserError(f"--local-workers must be >= 1 (got {spec.workers})")
-    sessions = ds.sessions("train")
-    if spec.limit:
-        sessions = sessions[:spec.limit]
+    _validate(spec)
     own_client = client is None
     if client is None:
         client = LLMClient(spec.db_path, model=spec.model, api_bases=spec.api_bases,
@@ -247,103 +244,35 @@ def train(spec: TrainSpec, *, on_event: EventCallback | None = None, control=Non
                            max_calls=spec.max_calls)
     db = open_workspace(spec.db_path)
     control = control or current_control()
-    run_id = None
-    source = None
-    trainer = None
-    resumable = None
-    ckpt = None
+    run_id = su = None
     try:
-        kb_version, actions = KnowledgeBase(db, ds).actions()
-        hint_ids = [h for h, _ in actions]
-        states = encode_sessions(sessions, db=db)
-        source = LLMRewards(client, sessions, actions, dataset=dataset, db=db)
-        cfg = PPOConfig.from_dict({**spec.ppo, "total_steps": spec.steps, "seed": spec.seed,
-                                   "log_every": spec.log_every}).validate()
-
-        resumable = find_resumable(db, dataset, client.model, spec.seed, len(sessions)) \
-            if spec.resume else None
-        if resumable is not None:
-            try:
-                trainer = PPOTrainer.load(resumable["checkpoint"], states, source,
-                                          kb_version=kb_version, hint_ids=hint_ids, config=cfg)
-            except KBVersionMismatch as exc:
-                raise KBVersionMismatch(
-                    f"cannot resume training run {resumable['id']}: {exc} "
-                    "(start a new run with --fresh)") from None
-            run_id = resumable["id"]
-            db.execute(f"UPDATE train_runs SET status='running', pid=?, total_steps=?, error=NULL, "
-                       f"finished_at=NULL, updated_at={_NOW} WHERE id=?",
-                       [os.getpid(), cfg.total_steps, run_id])
-            # scalars reported after the checkpoint will be reported again
-            db.execute("DELETE FROM train_scalars WHERE run_id=? AND step > ?",
-                       [run_id, trainer.step])
-            ckpt = Path(resumable["checkpoint"])
-        else:
-            cur = db.execute(
-                "INSERT INTO train_runs (dataset, model, kb_version, hint_ids, seed, total_steps, "
-                "config, n_sessions, pid) VALUES (?,?,?,?,?,?,?,?,?)",
-                [dataset, client.model, kb_version, json.dumps(hint_ids), spec.seed,
-                 cfg.total_steps, json.dumps(asdict(cfg)), len(sessions), os.getpid()])
-            run_id = cur.lastrowid
-            ckpt = checkpoint_dir(spec.db_path) / f"train-{run_id:04d}.pt"
-            trainer = PPOTrainer(states, source, cfg, kb_version=kb_version, hint_ids=hint_ids)
-            # a checkpoint from the start: a run killed in phase 1 is resumable too
-            trainer.save(ckpt)
-            db.execute("UPDATE train_runs SET checkpoint=? WHERE id=?", [str(ckpt), run_id])
-        before = json.loads(resumable["summary"]) if resumable and resumable["summary"] else {}
+        su = _set_up(spec, db, client)
+        run_id, trainer, ckpt, resumed = _open_run(spec, db, client.model, su)
+        before = json.loads(resumed["summary"]) if resumed and resumed["summary"] else {}
         calls_before = int(before.get("llm_calls_total", before.get("llm_calls", 0)) or 0)
-        emit("run", {"run_id": run_id, "resumed": resumable is not None, "model": client.model,
-                     "calls_before": calls_before,
-                     "kb_version": kb_version, "n_actions": len(actions),
-                     "hint_ids": hint_ids, "n_sessions": len(sessions),
-                     "table_known": source.known(), "table_size": len(sessions) * len(actions),
-                     "step": trainer.step if trainer else 0, "total_steps": cfg.total_steps,
-                     "prefill": bool(spec.prefill), "workers": spec.workers,
+        emit("run", {"run_id": run_id, "resumed": resumed is not None, "model": client.model,
+                     "calls_before": calls_before, "kb_version": su.kb_version,
+                     "n_actions": len(su.actions), "hint_ids": su.hint_ids,
+                     "n_sessions": len(su.sessions), "table_known": su.source.known(),
+                     "table_size": len(su.sessions) * len(su.actions), "step": trainer.step,
+                     "total_steps": su.cfg.total_steps, "prefill": bool(spec.prefill),
+                     "workers": spec.workers,
                      "demo_model": bool(getattr(client, "is_demo_model", False))})
-
-        reward_source = source
-        status, reason = "done", "finished"
-        try:
-            if spec.prefill:
-                emit("phase", {"phase": "table"})
-                source.prefill(progress=lambda p: emit("table", p), workers=spec.workers)
-                table = source.table()
-                if np.isfinite(table).all():
-                    reward_source = source.as_table()
-            emit("phase", {"phase": "ppo"})
-            trainer.source = reward_source
-
-            def on_scalars(step: int, scalars: dict) -> None:
-                emit("scalars", _store_scalars(db, run_id, step, scalars))
-
-            control.check()
-            outcome = trainer.train(on_scalars=on_scalars, control=control,
-                                    checkpoint_path=ckpt,
-                                    checkpoint_every=spec.checkpoint_every)
-            status = outcome.status
-            reason = "finished" if status == "done" else control.reason
-        except RunStop as exc:
-            status, reason = "stopped", str(exc)
-        except KeyboardInterrupt:
-            status, reason = "stopped", "interrupted"
+        status, reason = _run_phases(spec, db, run_id, trainer, ckpt, su, emit, control)
         if status == "stopped":
             trainer.save(ckpt)
-        summary = _summary(run_id, status, reason, trainer, source, resumable is not None,
-                           kb_version, hint_ids, len(sessions), ckpt, t0)
+        summary = _summary(run_id, status, reason, trainer, su.source, resumed is not None,
+                           su.kb_version, su.hint_ids, len(su.sessions), ckpt, t0)
         summary.llm_calls_total = calls_before + summary.llm_calls
-        db.execute(f"UPDATE train_runs SET status=?, step=?, summary=?, pid=NULL, "
-                   f"updated_at={_NOW}, finished_at={_NOW} WHERE id=?",
-                   [status, summary.step, json.dumps(summary.as_dict()), run_id])
+        train_runs.finish(db, run_id, status, summary.step, summary.as_dict())
         return summary
     except BaseException as exc:
         if run_id is not None:
-            msg = " ".join(str(exc).split()) or type(exc).__name__
-            db.execute(f"UPDATE train_runs SET status='failed', error=?, pid=NULL, "
-                       f"updated_at={_NOW} WHERE id=? AND status='running'", [msg, run_id])
+            train_runs.fail(db, run_id, " ".join(str(exc).split()) or type(exc).__name__)
         raise
     finally:
-        if source is not None:
-            source.close()
+        if su is not None:
+            su.source.close()
         if own_client:
             client.close()
         db.conn.close()
