@@ -57,3 +57,87 @@ def test_core_does_not_import_the_ui():
             "print(bad); sys.exit(1 if bad else 0)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+# -- shared LLM options: declared once in cli/common.py, the same help everywhere -----------
+
+LLM_FLAGS = ("--model", "--api-base", "--concurrency", "--max-cost", "--max-calls", "--timeout",
+             "--retries", "--local-workers")
+# `score --model` names the model that produced an imported file: a label, not the LLM
+NOT_THE_LLM = {(("score",), "--model")}
+WIDE = {"COLUMNS": "400"}   # help rendered without wrapping or an ellipsis in a narrow column
+
+
+def _leaf_commands():
+    """(path, click command) of every command of the CLI, e.g. (("kb", "list"), ...)."""
+    import typer.main
+
+    from re2llm_tui.cli import app
+
+    def walk(cmd, path):
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            for name, sub in sorted(subs.items()):
+                yield from walk(sub, (*path, name))
+        else:
+            yield path, cmd
+
+    return list(walk(typer.main.get_command(app), ()))
+
+
+def _flag(cmd, flag):
+    return next((p for p in cmd.params if flag in getattr(p, "opts", ())), None)
+
+
+def _plain(text: str) -> str:
+    """Help output without the panel's borders, wrapping and padding."""
+    return " ".join(text.replace("│", " ").replace("╭", " ").replace("╰", " ").split())
+
+
+def test_llm_options_have_one_help_text(run_cli):
+    from re2llm_tui.cli import common
+
+    declared = {"--model": common.ModelOption, "--api-base": common.ApiBaseOption,
+                "--concurrency": common.ConcurrencyOption, "--max-cost": common.MaxCostOption,
+                "--max-calls": common.MaxCallsOption, "--timeout": common.TimeoutOption,
+                "--retries": common.RetriesOption, "--local-workers": common.LocalWorkersOption}
+    assert set(declared) == set(LLM_FLAGS)
+    users: dict[str, list[tuple[str, ...]]] = {flag: [] for flag in LLM_FLAGS}
+    for path, cmd in _leaf_commands():
+        shown = None
+        for flag in LLM_FLAGS:
+            param = _flag(cmd, flag)
+            if param is None or (path, flag) in NOT_THE_LLM:
+                continue
+            users[flag].append(path)
+            assert param.help == declared[flag].help, (path, flag, param.help)
+            if shown is None:
+                code, out, err = run_cli(*path, "--help", env=WIDE)
+                assert code == 0, err
+                shown = _plain(out)
+            assert _plain(declared[flag].help) in shown, (path, flag)
+    # the test sees the commands that talk to the LLM (it cannot pass by finding none)
+    assert set(users["--model"]) == {("run",), ("recommend",), ("explore",), ("train",),
+                                     ("evaluate",)}
+    assert {("recommend",), ("train",), ("evaluate",)} <= set(users["--concurrency"])
+    assert set(users["--local-workers"]) == {("train",), ("evaluate",)}
+    assert ("recommend",) in users["--timeout"] and ("recommend",) in users["--retries"]
+
+
+def test_every_command_taking_model_shows_the_same_help(run_cli):
+    """Read from each command's rendered --help: one text for --model wherever it picks the
+    LLM, and every such command reads $RE2LLM_MODEL."""
+    from re2llm_tui.cli import common
+
+    texts = {}
+    for path, cmd in _leaf_commands():
+        param = _flag(cmd, "--model")
+        if param is None or (path, "--model") in NOT_THE_LLM:
+            continue
+        assert sorted(param.opts) == ["--model", "-m"], (path, param.opts)
+        texts[path] = param.help
+        assert param.envvar == "RE2LLM_MODEL", path
+        code, out, err = run_cli(*path, "--help", env=WIDE)
+        assert code == 0, err
+        assert _plain(common.ModelOption.help) in _plain(out), path
+    assert len(texts) == 5 and len(set(texts.values())) == 1, texts

@@ -1,4 +1,10 @@
-"""Options shared by several commands."""
+"""Options shared by several commands, each declared once with one help text.
+
+Every command that takes an option below uses the object declared here (a typer
+``OptionInfo`` may be shared by several commands), so a flag reads the same in every
+``--help``.  The names end in ``Option`` so that they never shadow the core classes a command
+imports (``DatasetOption`` here, :class:`re2llm_tui.data.release.Dataset` there).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,50 @@ from typing import Optional
 
 import typer
 
-Dataset = typer.Option("games", "--dataset", "-d", help="games (or game) / movies (or movie)")
-Split = typer.Option("test", "--split", "-s", help="train / test")
-DataDir = typer.Option(None, "--data-dir", help="release data folder (default: $RE2LLM_DATA, "
-                       "then ../shared/datasets/re2llm-release, then ./data/re2llm-release)")
-Db = typer.Option(None, "--db", help="workspace file (default: $RE2LLM_DB or ./kb.sqlite)")
-Json = typer.Option(False, "--json", help="print JSON instead of a table")
+# -- data and workspace ---------------------------------------------------------------------
+
+DatasetOption = typer.Option("games", "--dataset", "-d",
+                             help="games (or game) / movies (or movie)")
+SplitOption = typer.Option("test", "--split", "-s", help="train / test")
+DataDirOption = typer.Option(None, "--data-dir",
+                             help="release data folder (default: $RE2LLM_DATA, then "
+                                  "../shared/datasets/re2llm-release, then "
+                                  "./data/re2llm-release)")
+DbOption = typer.Option(None, "--db", help="workspace file (default: $RE2LLM_DB or ./kb.sqlite)")
+JsonOption = typer.Option(False, "--json", help="print JSON instead of a table")
+
+# -- the LLM (re2llm_tui.llm.client.LLMClient's arguments) ------------------------------------
+
+ModelOption = typer.Option(
+    None, "--model", "-m", envvar="RE2LLM_MODEL",
+    help="the LLM: a litellm model string (gpt-4o-mini, anthropic/..., ollama/..., "
+         "hosted_vllm/NAME with --api-base); default: the embedded 135M demo model "
+         "local/smollm2-135m")
+ApiBaseOption = typer.Option(
+    None, "--api-base",
+    help="OpenAI-compatible server URL for --model; repeat to spread calls over several "
+         "servers")
+ConcurrencyOption = typer.Option(
+    None, "--concurrency", "-c",
+    help="LLM calls in flight (default: 1 for the embedded model, 4 per --api-base, "
+         "8 otherwise)")
+MaxCostOption = typer.Option(
+    None, "--max-cost",
+    help="stop cleanly at this USD spend (calls in flight may overshoot it); rerun the "
+         "same command to resume")
+MaxCallsOption = typer.Option(
+    None, "--max-calls",
+    help="stop cleanly after this many LLM requests sent (cache hits are free); rerun the "
+         "same command to resume")
+TimeoutOption = typer.Option(60.0, "--timeout", help="seconds per LLM call")
+RetriesOption = typer.Option(
+    4, "--retries",
+    help="retries of a call that failed on a rate limit, timeout, connection error, 5xx or "
+         "unparseable reply")
+LocalWorkersOption = typer.Option(
+    None, "--local-workers", "-w",
+    help="processes computing reward outcomes, each with its own model instance and a "
+         "shard of the sessions (default: 2 for the embedded model, 1 otherwise)")
 
 OptPath = Optional[Path]
 OptStr = Optional[str]

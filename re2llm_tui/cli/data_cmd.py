@@ -6,7 +6,13 @@ import json
 
 import typer
 
-from re2llm_tui.cli.common import DataDir, Dataset, Json, OptPath, console
+from re2llm_tui.cli.common import (
+    DataDirOption,
+    DatasetOption,
+    JsonOption,
+    OptPath,
+    console,
+)
 from re2llm_tui.safe_text import text
 
 
@@ -14,7 +20,8 @@ def register(app: typer.Typer) -> None:
     data = typer.Typer(help="Inspect the release datasets.", no_args_is_help=True)
 
     @data.command("info")
-    def info(dataset: str = Dataset, data_dir: OptPath = DataDir, as_json: bool = Json) -> None:
+    def info(dataset: str = DatasetOption, data_dir: OptPath = DataDirOption,
+             as_json: bool = JsonOption) -> None:
         """Sessions per split, history lengths, candidates, distinct items, target coverage."""
         from rich.table import Table
 

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from re2llm_tui.cli.common import DataDir, Dataset, Db, Json
+from re2llm_tui.cli.common import DataDirOption, DatasetOption, DbOption, JsonOption
 from re2llm_tui.safe_text import clean
 from re2llm_tui.safe_text import text as safe_text
 
@@ -19,11 +19,6 @@ kb_app = typer.Typer(
          "import/export hints.json.",
     no_args_is_help=True,
 )
-
-DatasetOpt = Dataset
-DbOpt = Db
-DataDirOpt = DataDir
-
 
 def _console():
     """Hint texts are data, never rich markup or emoji codes: print with both off (and pass
@@ -98,11 +93,11 @@ def _as_json(hints) -> str:
 
 
 @kb_app.command("list")
-def list_cmd(dataset: str = DatasetOpt,
+def list_cmd(dataset: str = DatasetOption,
              status: Optional[str] = typer.Option(None, "--status", "-s",
                                                   help="only candidate|accepted|rejected|archived"),
-             as_json: bool = Json,
-             db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
+             as_json: bool = JsonOption,
+             db: Optional[Path] = DbOption, data_dir: Optional[Path] = DataDirOption) -> None:
     """List the hints of a dataset (entry 0, 'no hint', is implicit)."""
     kbh = _open(db, dataset, data_dir)
     hints = kbh.hints(status)
@@ -118,8 +113,8 @@ def list_cmd(dataset: str = DatasetOpt,
 
 
 @kb_app.command("show")
-def show_cmd(hint_id: int = typer.Argument(..., help="hint id"), dataset: str = DatasetOpt,
-             db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
+def show_cmd(hint_id: int = typer.Argument(..., help="hint id"), dataset: str = DatasetOption,
+             db: Optional[Path] = DbOption, data_dir: Optional[Path] = DataDirOption) -> None:
     """Show one hint with its provenance and history."""
     kbh = _open(db, dataset, data_dir)
     h = kbh.get(hint_id)
@@ -149,11 +144,11 @@ def show_cmd(hint_id: int = typer.Argument(..., help="hint id"), dataset: str = 
 
 @kb_app.command("add")
 def add_cmd(text: str = typer.Argument(..., help="the hint, a short imperative sentence"),
-            dataset: str = DatasetOpt,
+            dataset: str = DatasetOption,
             status: str = typer.Option("accepted", "--status", "-s",
                                        help="accepted (default), candidate or rejected"),
             note: Optional[str] = typer.Option(None, "--note"),
-            db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
+            db: Optional[Path] = DbOption, data_dir: Optional[Path] = DataDirOption) -> None:
     """Add a hint by hand."""
     kbh = _open(db, dataset, data_dir)
     h = kbh.add(text, status=status, source="manual", note=note)
@@ -162,8 +157,8 @@ def add_cmd(text: str = typer.Argument(..., help="the hint, a short imperative s
 
 @kb_app.command("edit")
 def edit_cmd(hint_id: int = typer.Argument(...), text: str = typer.Argument(...),
-             dataset: str = DatasetOpt, db: Optional[Path] = DbOpt,
-             data_dir: Optional[Path] = DataDirOpt) -> None:
+             dataset: str = DatasetOption, db: Optional[Path] = DbOption,
+             data_dir: Optional[Path] = DataDirOption) -> None:
     """Change a hint's text."""
     kbh = _open(db, dataset, data_dir)
     h = kbh.edit(hint_id, text)
@@ -172,8 +167,8 @@ def edit_cmd(hint_id: int = typer.Argument(...), text: str = typer.Argument(...)
 
 def _status_cmd(status: str, verb: str):
     def command(hint_ids: List[int] = typer.Argument(..., help="hint ids"),
-                dataset: str = DatasetOpt, db: Optional[Path] = DbOpt,
-                data_dir: Optional[Path] = DataDirOpt) -> None:
+                dataset: str = DatasetOption, db: Optional[Path] = DbOption,
+                data_dir: Optional[Path] = DataDirOption) -> None:
 
         kbh = _open(db, dataset, data_dir)
         changed = kbh.set_status(hint_ids, status)
@@ -193,8 +188,8 @@ kb_app.command("reject")(_status_cmd("rejected", "rejected"))
 def merge_cmd(keep_id: int = typer.Argument(..., help="the hint that stays"),
               other_ids: List[int] = typer.Argument(..., help="hints merged into it (archived)"),
               text: Optional[str] = typer.Option(None, "--text", help="new text for the kept hint"),
-              dataset: str = DatasetOpt, db: Optional[Path] = DbOpt,
-              data_dir: Optional[Path] = DataDirOpt) -> None:
+              dataset: str = DatasetOption, db: Optional[Path] = DbOption,
+              data_dir: Optional[Path] = DataDirOption) -> None:
     """Merge hints into one: the others are archived, pointing at the kept one."""
     kbh = _open(db, dataset, data_dir)
     h = kbh.merge(keep_id, other_ids, text=text)
@@ -202,8 +197,8 @@ def merge_cmd(keep_id: int = typer.Argument(..., help="the hint that stays"),
 
 
 @kb_app.command("rm")
-def rm_cmd(hint_ids: List[int] = typer.Argument(..., help="hint ids"), dataset: str = DatasetOpt,
-           db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
+def rm_cmd(hint_ids: List[int] = typer.Argument(..., help="hint ids"), dataset: str = DatasetOption,
+           db: Optional[Path] = DbOption, data_dir: Optional[Path] = DataDirOption) -> None:
     """Delete hints (``kb undo`` brings them back)."""
     kbh = _open(db, dataset, data_dir)
     gone = kbh.delete(hint_ids)
@@ -212,11 +207,11 @@ def rm_cmd(hint_ids: List[int] = typer.Argument(..., help="hint ids"), dataset: 
 
 @kb_app.command("search")
 def search_cmd(query: str = typer.Argument(..., help="words that must all occur"),
-               dataset: str = DatasetOpt,
+               dataset: str = DatasetOption,
                status: Optional[str] = typer.Option(None, "--status", "-s"),
                raw: bool = typer.Option(False, "--raw", help="query in FTS5 syntax"),
                limit: int = typer.Option(50, "--limit", "-n", min=1),
-               db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
+               db: Optional[Path] = DbOption, data_dir: Optional[Path] = DataDirOption) -> None:
     """Full-text search over hint text (best match first)."""
     kbh = _open(db, dataset, data_dir)
     found = kbh.search(query, status=status, raw=raw, limit=limit)
@@ -228,10 +223,10 @@ def search_cmd(query: str = typer.Argument(..., help="words that must all occur"
 
 
 @kb_app.command("history")
-def history_cmd(dataset: str = DatasetOpt,
+def history_cmd(dataset: str = DatasetOption,
                 limit: int = typer.Option(20, "--limit", "-n", min=1),
                 hint: Optional[int] = typer.Option(None, "--hint", help="only changes of this hint"),
-                db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
+                db: Optional[Path] = DbOption, data_dir: Optional[Path] = DataDirOption) -> None:
     """Changes of the KB, newest first."""
     kbh = _open(db, dataset, data_dir)
     for e in kbh.history(limit=limit, hint_id=hint):
@@ -241,8 +236,8 @@ def history_cmd(dataset: str = DatasetOpt,
 
 
 @kb_app.command("undo")
-def undo_cmd(dataset: str = DatasetOpt, db: Optional[Path] = DbOpt,
-             data_dir: Optional[Path] = DataDirOpt) -> None:
+def undo_cmd(dataset: str = DatasetOption, db: Optional[Path] = DbOption,
+             data_dir: Optional[Path] = DataDirOption) -> None:
     """Revert the last change."""
     kbh = _open(db, dataset, data_dir)
     entry = kbh.undo()
@@ -252,10 +247,10 @@ def undo_cmd(dataset: str = DatasetOpt, db: Optional[Path] = DbOpt,
 
 @kb_app.command("import")
 def import_cmd(path: Path = typer.Argument(..., help="a hints.json-style JSON list of strings"),
-               dataset: str = DatasetOpt,
+               dataset: str = DatasetOption,
                status: str = typer.Option("accepted", "--status", "-s",
                                           help="status of imported hints: accepted or candidate"),
-               db: Optional[Path] = DbOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
+               db: Optional[Path] = DbOption, data_dir: Optional[Path] = DataDirOption) -> None:
     """Import hints; duplicates are skipped and reported."""
     kbh = _open(db, dataset, data_dir)
     report = kbh.import_file(path, status=status)
@@ -268,8 +263,8 @@ def import_cmd(path: Path = typer.Argument(..., help="a hints.json-style JSON li
 
 @kb_app.command("export")
 def export_cmd(path: Optional[Path] = typer.Argument(None, help="output file (default: stdout)"),
-               dataset: str = DatasetOpt, db: Optional[Path] = DbOpt,
-               data_dir: Optional[Path] = DataDirOpt) -> None:
+               dataset: str = DatasetOption, db: Optional[Path] = DbOption,
+               data_dir: Optional[Path] = DataDirOption) -> None:
     """Write the accepted hints as a hints.json list (entry 0 empty)."""
     import sys
 

@@ -8,13 +8,20 @@ from typing import List, Optional
 import typer
 
 from re2llm_tui.cli.common import (
-    DataDir,
-    Dataset,
-    Db,
-    Json,
+    ApiBaseOption,
+    ConcurrencyOption,
+    DataDirOption,
+    DatasetOption,
+    DbOption,
+    JsonOption,
+    MaxCallsOption,
+    MaxCostOption,
+    ModelOption,
     OptPath,
     OptStr,
-    Split,
+    RetriesOption,
+    SplitOption,
+    TimeoutOption,
     console,
 )
 from re2llm_tui.safe_text import escape
@@ -23,32 +30,25 @@ from re2llm_tui.safe_text import escape
 def register(app: typer.Typer) -> None:
     @app.command("recommend")
     def recommend_cmd(
-        dataset: str = Dataset, split: str = Split,
+        dataset: str = DatasetOption, split: str = SplitOption,
         limit: Optional[int] = typer.Option(None, "--limit", "-n", help="first N sessions only"),
         hint_id: Optional[int] = typer.Option(
             None, "--hint-id", help="append this KB hint (0 = no hint) to every prompt"),
         hint: OptStr = typer.Option(None, "--hint", help="append this hint text to every prompt"),
-        model: OptStr = typer.Option(
-            None, "--model", "-m", envvar="RE2LLM_MODEL",
-            help="litellm model string (gpt-4o-mini, anthropic/..., ollama/..., "
-                 "hosted_vllm/NAME); default: the embedded 135M demo model local/smollm2-135m"),
-        api_base: Optional[List[str]] = typer.Option(
-            None, "--api-base", help="OpenAI-compatible server URL; repeat to spread calls "
-                                     "over several servers"),
-        concurrency: Optional[int] = typer.Option(
-            None, "--concurrency", "-c", help="calls in flight (default: 1 local, "
-                                              "4 per --api-base, 8 otherwise)"),
-        max_cost: Optional[float] = typer.Option(None, "--max-cost", help="stop at this USD spend"),
-        max_calls: Optional[int] = typer.Option(None, "--max-calls",
-                                                help="stop after this many (uncached) calls"),
-        timeout: float = typer.Option(60.0, "--timeout", help="seconds per call"),
-        retries: int = typer.Option(4, "--retries", help="retries on rate limits, timeouts, 5xx"),
+        model: OptStr = ModelOption,
+        api_base: Optional[List[str]] = ApiBaseOption,
+        concurrency: Optional[int] = ConcurrencyOption,
+        max_cost: Optional[float] = MaxCostOption,
+        max_calls: Optional[int] = MaxCallsOption,
+        timeout: float = TimeoutOption,
+        retries: int = RetriesOption,
         method: OptStr = typer.Option(
             None, "--rank-method", help="local model only: logprob | sequential | generate"),
         name: OptStr = typer.Option(None, "--name", help="run name"),
         no_resume: bool = typer.Option(False, "--no-resume",
                                        help="start a new run even if an unfinished one matches"),
-        data_dir: OptPath = DataDir, db: OptPath = Db, as_json: bool = Json,
+        data_dir: OptPath = DataDirOption, db: OptPath = DbOption,
+        as_json: bool = JsonOption,
     ) -> None:
         """Rank each session's 50 candidates with the LLM, score and store the run.
 

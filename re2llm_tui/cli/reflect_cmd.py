@@ -8,7 +8,18 @@ from typing import List, Optional
 
 import typer
 
-from re2llm_tui.cli.common import DataDir, Dataset, Db, Json, OptPath, OptStr
+from re2llm_tui.cli.common import (
+    ApiBaseOption,
+    DataDirOption,
+    DatasetOption,
+    DbOption,
+    JsonOption,
+    MaxCallsOption,
+    MaxCostOption,
+    ModelOption,
+    OptPath,
+    OptStr,
+)
 from re2llm_tui.safe_text import escape
 
 
@@ -17,18 +28,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command("explore")
     def explore_cmd(
-        dataset: str = Dataset,
+        dataset: str = DatasetOption,
         split: str = typer.Option("train", "--split", help="train (the paper) or test"),
         sessions: Optional[int] = typer.Option(
             None, "--sessions", "-n", min=1,
             help="reflect on this many missed sessions not reflected yet (default: all)"),
         session: OptStr = typer.Option(None, "--session", help="only this session, e.g. train-0042"),
-        model: OptStr = typer.Option(None, "--model", "-m",
-                                     help="litellm model (default: $RE2LLM_MODEL or the embedded demo model)"),
-        api_base: Optional[List[str]] = typer.Option(None, "--api-base",
-                                                     help="OpenAI-compatible server (repeatable)"),
-        max_cost: Optional[float] = typer.Option(None, "--max-cost", help="stop at this spend (USD)"),
-        max_calls: Optional[int] = typer.Option(None, "--max-calls", help="stop after this many LLM requests"),
+        model: OptStr = ModelOption,
+        api_base: Optional[List[str]] = ApiBaseOption,
+        max_cost: Optional[float] = MaxCostOption,
+        max_calls: Optional[int] = MaxCallsOption,
         auto_accept: bool = typer.Option(False, "--auto-accept",
                                          help="accept surviving hints instead of queueing them as candidates"),
         threshold: float = typer.Option(0.8, "--threshold",
@@ -46,9 +55,9 @@ def register(app: typer.Typer) -> None:
             400, "--max-tokens", min=16, help="max tokens of each reflection turn's reply"),
         baseline_run: Optional[int] = typer.Option(
             None, "--baseline-run", help="reuse this run's replies as turn 1 (default: newest matching)"),
-        db: OptPath = Db,
-        data_dir: OptPath = DataDir,
-        as_json: bool = Json,
+        db: OptPath = DbOption,
+        data_dir: OptPath = DataDirOption,
+        as_json: bool = JsonOption,
     ) -> None:
         """Reflective Exploration: ask the LLM why it missed, collect hints, check them.
 

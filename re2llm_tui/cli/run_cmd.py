@@ -6,24 +6,28 @@ from typing import List, Optional
 
 import typer
 
-from re2llm_tui.cli.common import DataDir, Dataset, Db, OptPath, OptStr
+from re2llm_tui.cli.common import (
+    ApiBaseOption,
+    DataDirOption,
+    DatasetOption,
+    DbOption,
+    ModelOption,
+    OptPath,
+    OptStr,
+)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
 
     @app.command("run")
-    def run(dataset: str = Dataset,
-            model: OptStr = typer.Option(None, "--model", "-m",
-                                         help="litellm model string (default: $RE2LLM_MODEL, "
-                                              "else the embedded 135M demo model)"),
-            db: OptPath = Db,
-            data_dir: OptPath = DataDir,
+    def run(dataset: str = DatasetOption,
+            model: OptStr = ModelOption,
+            db: OptPath = DbOption,
+            data_dir: OptPath = DataDirOption,
             split: str = typer.Option("train", "--split", "-s",
                                       help="split browsed on the sessions screen"),
-            api_base: Optional[List[str]] = typer.Option(
-                None, "--api-base", help="OpenAI-compatible server(s) for --model (repeat to "
-                "spread calls over several)"),
+            api_base: Optional[List[str]] = ApiBaseOption,
             train_steps: Optional[int] = typer.Option(
                 None, "--train-steps", help="PPO steps of a training run started in the app "
                 "(default: the trainer's)"),

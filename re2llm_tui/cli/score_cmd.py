@@ -8,13 +8,13 @@ from pathlib import Path
 import typer
 
 from re2llm_tui.cli.common import (
-    DataDir,
-    Dataset,
-    Db,
-    Json,
+    DataDirOption,
+    DatasetOption,
+    DbOption,
+    JsonOption,
     OptPath,
     OptStr,
-    Split,
+    SplitOption,
     console,
 )
 from re2llm_tui.safe_text import escape
@@ -23,10 +23,11 @@ from re2llm_tui.safe_text import escape
 def register(app: typer.Typer) -> None:
     @app.command("score")
     def score(file: Path = typer.Argument(..., help="recorded outputs in the release's text format"),
-              dataset: str = Dataset, split: str = Split, data_dir: OptPath = DataDir,
-              db: OptPath = Db, name: OptStr = typer.Option(None, help="run name"),
+              dataset: str = DatasetOption, split: str = SplitOption,
+              data_dir: OptPath = DataDirOption, db: OptPath = DbOption,
+              name: OptStr = typer.Option(None, help="run name"),
               model: OptStr = typer.Option(None, help="model that produced the file"),
-              as_json: bool = Json) -> None:
+              as_json: bool = JsonOption) -> None:
         """Check labels, score the outputs, store them as a run and print the metrics."""
         from re2llm_tui.data.release import Dataset
         from re2llm_tui.evaluation.metrics import format_table, to_json

@@ -7,21 +7,23 @@ from typing import List, Optional
 
 import typer
 
-from re2llm_tui.cli.common import DataDir, Dataset, Db, Json, OptPath, OptStr, console
+from re2llm_tui.cli.common import (
+    ApiBaseOption,
+    ConcurrencyOption,
+    DataDirOption,
+    DatasetOption,
+    DbOption,
+    JsonOption,
+    LocalWorkersOption,
+    MaxCallsOption,
+    MaxCostOption,
+    ModelOption,
+    OptPath,
+    OptStr,
+    SplitOption,
+    console,
+)
 from re2llm_tui.safe_text import escape, text
-
-Model = typer.Option(None, "--model", "-m", envvar="RE2LLM_MODEL",
-                     help="litellm model string that computes the rewards (default: the "
-                          "embedded 135M demo model local/smollm2-135m)")
-ApiBase = typer.Option(None, "--api-base", help="OpenAI-compatible server URL; repeat to "
-                                                "spread calls over several servers")
-Concurrency = typer.Option(None, "--concurrency", "-c", help="LLM calls in flight")
-MaxCost = typer.Option(None, "--max-cost", help="stop cleanly at this USD spend (resumable)")
-MaxCalls = typer.Option(None, "--max-calls", help="stop cleanly after this many uncached calls")
-LocalWorkers = typer.Option(None, "--local-workers", "-w",
-                            help="processes computing reward outcomes, each with its own model "
-                                 "instance and a shard of the sessions (default: 2 for the "
-                                 "embedded model, i.e. both cores of this machine; 1 otherwise)")
 
 
 def default_workers(workers: int | None, client) -> int:
@@ -39,24 +41,25 @@ def default_workers(workers: int | None, client) -> int:
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_cmd(
-        dataset: str = Dataset,
+        dataset: str = DatasetOption,
         steps: int = typer.Option(500_000, "--steps", help="PPO environment steps (sessions "
                                                            "given a hint)"),
-        model: OptStr = Model,
+        model: OptStr = ModelOption,
         prefill: bool = typer.Option(True, "--prefill/--no-prefill",
                                      help="phase 1 computes the whole reward table (sessions x "
                                           "actions) up front, a session at a time; "
                                           "--no-prefill pays only for the pairs PPO visits"),
-        workers: Optional[int] = LocalWorkers,
+        workers: Optional[int] = LocalWorkersOption,
         seed: int = typer.Option(1, "--seed", help="seed of the agent's initialisation, "
                                                    "shuffles and sampling"),
         limit: Optional[int] = typer.Option(None, "--limit", "-n",
                                             help="train on the first N training sessions only"),
         fresh: bool = typer.Option(False, "--fresh", help="start a new run even if an "
                                                           "unfinished one can be resumed"),
-        max_cost: Optional[float] = MaxCost, max_calls: Optional[int] = MaxCalls,
-        api_base: Optional[List[str]] = ApiBase, concurrency: Optional[int] = Concurrency,
-        data_dir: OptPath = DataDir, db: OptPath = Db, as_json: bool = Json,
+        max_cost: Optional[float] = MaxCostOption, max_calls: Optional[int] = MaxCallsOption,
+        api_base: Optional[List[str]] = ApiBaseOption,
+        concurrency: Optional[int] = ConcurrencyOption,
+        data_dir: OptPath = DataDirOption, db: OptPath = DbOption, as_json: bool = JsonOption,
     ) -> None:
         """Train the PPO hint-retrieval agent on the training sessions.
 
@@ -102,9 +105,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("evaluate")
     def evaluate_cmd(
-        dataset: str = Dataset,
-        split: str = typer.Option("test", "--split", "-s", help="train / test"),
-        model: OptStr = Model,
+        dataset: str = DatasetOption,
+        split: str = SplitOption,
+        model: OptStr = ModelOption,
         limit: Optional[int] = typer.Option(None, "--limit", "-n", help="first N sessions only"),
         out: OptPath = typer.Option(None, "--out", "-o", help="also write the table to FILE "
                                                               "(.md, .csv or .json)"),
@@ -114,10 +117,11 @@ def register(app: typer.Typer) -> None:
         no_oracle: bool = typer.Option(False, "--no-oracle", help="skip the per-session oracle "
                                        "(it needs every hint on every session)"),
         seed: int = typer.Option(0, "--seed", help="seed of the random-hint row and bootstrap"),
-        workers: Optional[int] = LocalWorkers,
-        max_cost: Optional[float] = MaxCost, max_calls: Optional[int] = MaxCalls,
-        api_base: Optional[List[str]] = ApiBase, concurrency: Optional[int] = Concurrency,
-        data_dir: OptPath = DataDir, db: OptPath = Db, as_json: bool = Json,
+        workers: Optional[int] = LocalWorkersOption,
+        max_cost: Optional[float] = MaxCostOption, max_calls: Optional[int] = MaxCallsOption,
+        api_base: Optional[List[str]] = ApiBaseOption,
+        concurrency: Optional[int] = ConcurrencyOption,
+        data_dir: OptPath = DataDirOption, db: OptPath = DbOption, as_json: bool = JsonOption,
     ) -> None:
         """Compare no hint, the trained agent, a random hint, the best train hint, the oracle
         and a no-LLM content ranker on the same sessions (95% bootstrap CIs)."""
