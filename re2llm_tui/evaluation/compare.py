@@ -187,74 +187,34 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
     finished; rerun to resume.
     """
     from re2llm_tui.evaluation.metrics import paired_difference, summarize
-    from re2llm_tui.kb import store as kb
+    from re2llm_tui.kb import KnowledgeBase
     from re2llm_tui.llm.client import LLMClient
-    from re2llm_tui.prompts import prompt_version
-    from re2llm_tui.store import runs
-    from re2llm_tui.utilization.agent import Policy
-    from re2llm_tui.utilization.rewards import LLMRewards, reward_context
-    from re2llm_tui.utilization.session_encoder import content_rankings, encode_sessions
-    from re2llm_tui.utilization.training import latest_run
+    from re2llm_tui.utilization.rewards import LLMRewards
 
     ds = Dataset.resolve(ds)
-    dataset = ds.name
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be >= 1 (got {limit})")
-    sessions = ds.sessions(split)
-    if limit is not None:
-        sessions = sessions[:limit]
+    sessions = ds.sessions(split)[:limit] if limit is not None else ds.sessions(split)
     own_client = client is None
     if client is None:
         client = LLMClient(_db_file(db), model=model)
     notes: list[str] = []
     try:
-        kb_version, actions = kb.KnowledgeBase(db, ds).actions()
+        kb_version, actions = KnowledgeBase(db, ds).actions()
         hint_ids = [h for h, _ in actions]
         n, n_actions = len(sessions), len(actions)
-
-        # ---- the trained agent
-        run = latest_run(db, dataset, client.model, run_id=train_run)
-        if run is None and train_run is None:
-            run = latest_run(db, dataset)
-            if run is not None:
-                notes.append(f"agent: training run {run['id']} was trained with rewards from "
-                             f"{run['model']}, evaluated here with {client.model}")
-        agent_actions = None
-        if run is None:
-            notes.append(f"agent: no trained agent for {dataset} (run `re2llm-tui train "
-                         f"--dataset {dataset}` first); its row is left out")
-        else:
-            policy = Policy.load(run["checkpoint"], kb_version=kb_version, hint_ids=hint_ids)
-            if run["status"] != "done":
-                notes.append(f"agent: training run {run['id']} is {run['status']} at step "
-                             f"{run['step']} of {run['total_steps']}")
-            agent_actions = policy.act(encode_sessions(sessions, db=db))
-
-        # ---- fixed choices
+        run, agent = _agent_actions(db, ds, sessions, client.model, kb_version, hint_ids,
+                                    train_run, notes)
         rng = np.random.default_rng(seed)
         random_actions = (rng.integers(1, n_actions, size=n) if n_actions > 1
                           else np.zeros(n, dtype=np.int64))
         best = best_train_hint(db, client, ds, actions)
-        if best is None and n_actions > 1:
-            notes.append("best train hint: no training rewards stored yet (run `train`, "
-                         "ideally with --prefill); its row is left out")
-        elif best is not None:
-            notes.append(f"best train hint: hint {best['hint_id']} (mean train reward "
-                         f"{best['mean_reward']:+.4f} over {best['n_train']} training sessions "
-                         "with stored outcomes)")
+        _note_best(best, n_actions, notes)
 
-        # ---- the outcomes needed
-        source = LLMRewards(client, sessions, actions, dataset=dataset, db=db)
-        needed = np.zeros((n, n_actions), dtype=bool)
-        needed[:, 0] = True
-        needed[np.arange(n), random_actions] = True
-        if agent_actions is not None:
-            needed[np.arange(n), agent_actions] = True
-        if best is not None:
-            needed[:, best["action"]] = True
-        if oracle:
-            needed[:, :] = True
-        else:
+        # every outcome a row needs, computed a session at a time
+        source = LLMRewards(client, sessions, actions, dataset=ds.name, db=db)
+        needed = _needed(n, n_actions, random_actions, agent, best, oracle)
+        if not oracle:
             notes.append("oracle: skipped (oracle=False)")
         try:
             source.prefill(progress=progress, wanted=needed, workers=workers)
@@ -264,83 +224,154 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
         if missing.any():
             notes.append(f"{int(missing.sum())} outcome(s) failed after retries: scored as misses")
 
-        def rank_of(i: int, a: int):
-            return source.target_rank(i, a) if np.isfinite(source.ndcg[i, a]) else None
-
-        def ranking_of(i: int, a: int):
-            return source.ranking(i, a) if np.isfinite(source.ndcg[i, a]) else []
-
-        choices: dict[str, np.ndarray] = {NO_HINT: np.zeros(n, dtype=np.int64)}
-        if agent_actions is not None:
-            choices[AGENT] = np.asarray(agent_actions, dtype=np.int64)
-        choices[RANDOM] = np.asarray(random_actions, dtype=np.int64)
-        if best is not None:
-            choices[BEST] = np.full(n, best["action"], dtype=np.int64)
-        if oracle:
-            # best rank in hindsight; ties: the lowest action index (no hint first)
-            def key(i, a):
-                r = rank_of(i, a)
-                return (r if r is not None else 10 ** 9, a)
-            choices[ORACLE] = np.array([min(range(n_actions), key=lambda a: key(i, a))
-                                        for i in range(n)], dtype=np.int64)
-        ranks: dict[str, list] = {name: [rank_of(i, int(a)) for i, a in enumerate(acts)]
-                                  for name, acts in choices.items()}
-        rankings: dict[str, list] = {name: [ranking_of(i, int(a)) for i, a in enumerate(acts)]
-                                     for name, acts in choices.items()}
-
-        # ---- the content ranker (no LLM)
-        from re2llm_tui.evaluation.metrics import rank_of as _rank_of
-
-        content = content_rankings(sessions, db=db)
-        ranks[CONTENT] = [_rank_of(r, s.target_index) for r, s in zip(content, sessions)]
-        rankings[CONTENT] = content
-
+        choices = _choices(source, n, n_actions, agent, random_actions, best, oracle)
+        ranks, rankings = _outcomes(source, choices)
+        ranks[CONTENT], rankings[CONTENT] = _content_row(sessions, db)
         rows = {name: summarize(r, n_boot=n_boot, seed=seed) for name, r in ranks.items()}
         paired = {name: paired_difference(r, ranks[NO_HINT], "ndcg@10", n_boot=n_boot, seed=seed)
                   for name, r in ranks.items() if name != NO_HINT}
         st = source.stats()
         result = EvalResult(
-            dataset=dataset, split=split, model=client.model, n=n, rows=rows, paired=paired,
+            dataset=ds.name, split=split, model=client.model, n=n, rows=rows, paired=paired,
             ranks=ranks, actions={k: [int(a) for a in v] for k, v in choices.items()},
             session_ids=[s.id for s in sessions], hint_ids=hint_ids, kb_version=kb_version,
             train_run_id=run["id"] if run else None, best_hint=best, notes=notes,
             llm_calls=int(st["llm_calls"]), cache_hits=int(st["cache_hits"]),
             failed=int(st["failed"]), cost=float(st["cost"]))
-
         if store:
-            context = reward_context(client)
-            for name in ranks:
-                acts = choices.get(name)
-                fixed = None
-                if name in (NO_HINT, BEST):
-                    fixed = int(acts[0])
-                params = {"policy": name, "kb_version": kb_version, "seed": seed,
-                          "train_run": result.train_run_id, "context": context,
-                          "n_sessions": n}
-                rid = runs.create_run(
-                    db, name=f"evaluate {dataset}/{split}: {name}", kind="evaluate",
-                    dataset=dataset, split=split,
-                    model=None if name == CONTENT else client.model,
-                    prompt_version=None if name == CONTENT else prompt_version(
-                        actions[fixed][1] if fixed is not None else "hint"),
-                    hint_id=hint_ids[fixed] if fixed is not None else None,
-                    hint_text=(actions[fixed][1] or None) if fixed is not None else None,
-                    params=params)
-                for i, s in enumerate(sessions):
-                    cols = {"ranking": rankings[name][i], "target_rank": ranks[name][i]}
-                    if acts is not None:
-                        cols["error"] = None if np.isfinite(source.ndcg[i, int(acts[i])]) \
-                            else "LLM call failed"
-                    runs.add_run_item(db, rid, s.id, **cols)
-                runs.finish_run(db, rid, rows[name],
-                                n_failed=0 if acts is None else int(sum(
-                                    1 for i in range(n)
-                                    if not np.isfinite(source.ndcg[i, int(acts[i])]))))
-                result.run_ids[name] = rid
+            _store_rows(db, result, client, sessions, actions, choices, rankings, source, seed)
         return result
     finally:
         if own_client:
             client.close()
+
+
+def _agent_actions(db, ds: Dataset, sessions, model: str, kb_version: str, hint_ids,
+                   train_run: int | None, notes: list[str]):
+    """The trained agent's argmax hint per session: ``(its run, actions)``, or
+    ``(None, None)`` when there is no agent (said in ``notes``)."""
+    from re2llm_tui.store.train_runs import latest_run
+    from re2llm_tui.utilization.agent import Policy
+    from re2llm_tui.utilization.session_encoder import encode_sessions
+
+    run = latest_run(db, ds.name, model, run_id=train_run)
+    if run is None and train_run is None:
+        run = latest_run(db, ds.name)
+        if run is not None:
+            notes.append(f"agent: training run {run['id']} was trained with rewards from "
+                         f"{run['model']}, evaluated here with {model}")
+    if run is None:
+        notes.append(f"agent: no trained agent for {ds.name} (run `re2llm-tui train "
+                     f"--dataset {ds.name}` first); its row is left out")
+        return None, None
+    policy = Policy.load(run["checkpoint"], kb_version=kb_version, hint_ids=hint_ids)
+    if run["status"] != "done":
+        notes.append(f"agent: training run {run['id']} is {run['status']} at step "
+                     f"{run['step']} of {run['total_steps']}")
+    return run, policy.act(encode_sessions(sessions, db=db))
+
+
+def _note_best(best: dict | None, n_actions: int, notes: list[str]) -> None:
+    if best is None and n_actions > 1:
+        notes.append("best train hint: no training rewards stored yet (run `train`); its row "
+                     "is left out")
+    elif best is not None:
+        notes.append(f"best train hint: hint {best['hint_id']} (mean train reward "
+                     f"{best['mean_reward']:+.4f} over {best['n_train']} training sessions "
+                     "with stored outcomes)")
+
+
+def _needed(n: int, n_actions: int, random_actions, agent, best, oracle: bool) -> np.ndarray:
+    """The (session, action) outcomes the rows read: no hint, the random, agent and best
+    hints, and every action for the oracle."""
+    needed = np.zeros((n, n_actions), dtype=bool)
+    needed[:, 0] = True
+    needed[np.arange(n), random_actions] = True
+    if agent is not None:
+        needed[np.arange(n), agent] = True
+    if best is not None:
+        needed[:, best["action"]] = True
+    if oracle:
+        needed[:, :] = True
+    return needed
+
+
+def _known_rank(source, i: int, a: int):
+    return source.target_rank(i, a) if np.isfinite(source.ndcg[i, a]) else None
+
+
+def _choices(source, n: int, n_actions: int, agent, random_actions, best,
+             oracle: bool) -> dict[str, np.ndarray]:
+    """Each LLM row's action per session."""
+    choices: dict[str, np.ndarray] = {NO_HINT: np.zeros(n, dtype=np.int64)}
+    if agent is not None:
+        choices[AGENT] = np.asarray(agent, dtype=np.int64)
+    choices[RANDOM] = np.asarray(random_actions, dtype=np.int64)
+    if best is not None:
+        choices[BEST] = np.full(n, best["action"], dtype=np.int64)
+    if oracle:
+        # the best rank in hindsight; ties: the lowest action index (no hint first)
+        def key(i, a):
+            r = _known_rank(source, i, a)
+            return (r if r is not None else 10 ** 9, a)
+        choices[ORACLE] = np.array([min(range(n_actions), key=lambda a: key(i, a))
+                                    for i in range(n)], dtype=np.int64)
+    return choices
+
+
+def _outcomes(source, choices) -> tuple[dict[str, list], dict[str, list]]:
+    """Per row: the target's rank and the ranking in each session (a failed call: a miss)."""
+    ranks = {name: [_known_rank(source, i, int(a)) for i, a in enumerate(acts)]
+             for name, acts in choices.items()}
+    rankings = {name: [source.ranking(i, int(a)) if np.isfinite(source.ndcg[i, int(a)])
+                       else [] for i, a in enumerate(acts)]
+                for name, acts in choices.items()}
+    return ranks, rankings
+
+
+def _content_row(sessions, db) -> tuple[list, list]:
+    """The content ranker (no LLM): ranks and rankings."""
+    from re2llm_tui.evaluation.metrics import rank_of
+    from re2llm_tui.utilization.session_encoder import content_rankings
+
+    content = content_rankings(sessions, db=db)
+    return [rank_of(r, s.target_index) for r, s in zip(content, sessions)], content
+
+
+def _store_rows(db, result: EvalResult, client, sessions, actions, choices, rankings, source,
+                seed: int) -> None:
+    """Each row as a run (``kind='evaluate'``) with one item per session."""
+    from re2llm_tui.prompts import prompt_version
+    from re2llm_tui.store import runs
+    from re2llm_tui.utilization.rewards import reward_context
+
+    context = reward_context(client)
+    hint_ids = result.hint_ids
+    for name in result.ranks:
+        acts = choices.get(name)
+        fixed = int(acts[0]) if name in (NO_HINT, BEST) else None
+        params = {"policy": name, "kb_version": result.kb_version, "seed": seed,
+                  "train_run": result.train_run_id, "context": context,
+                  "n_sessions": result.n}
+        rid = runs.create_run(
+            db, name=f"evaluate {result.dataset}/{result.split}: {name}", kind="evaluate",
+            dataset=result.dataset, split=result.split,
+            model=None if name == CONTENT else client.model,
+            prompt_version=None if name == CONTENT else prompt_version(
+                actions[fixed][1] if fixed is not None else "hint"),
+            hint_id=hint_ids[fixed] if fixed is not None else None,
+            hint_text=(actions[fixed][1] or None) if fixed is not None else None,
+            params=params)
+        failed = 0
+        for i, s in enumerate(sessions):
+            cols = {"ranking": rankings[name][i], "target_rank": result.ranks[name][i]}
+            if acts is not None:
+                ok = bool(np.isfinite(source.ndcg[i, int(acts[i])]))
+                cols["error"] = None if ok else "LLM call failed"
+                failed += not ok
+            runs.add_run_item(db, rid, s.id, **cols)
+        runs.finish_run(db, rid, result.rows[name], n_failed=failed)
+        result.run_ids[name] = rid
 
 
 # --------------------------------------------------------------------------- as a job
