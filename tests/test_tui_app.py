@@ -164,8 +164,12 @@ async def test_recommend_reflect_review_accept_flow(fixture_app, tmp_path):
         assert GOOD_HINT in [h.text for h in app.screen._queue]
 
 
-async def test_review_reject_edit_merge_undo(fixture_app, tmp_path):
+async def test_review_reject_edit_merge_undo(fixture_app, tmp_path, data_dir):
+    from re2llm_tui.data.release import Dataset
+
     app, info = fixture_app()
+    # hint #2 is the release's hint 2 (seeded from hints.json)
+    kept_text = kb.normalize_text(Dataset.resolve(DATASET, data_dir).release_hints()[2])
     c1, c2 = info["candidate_ids"]
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2")
@@ -187,15 +191,21 @@ async def test_review_reject_edit_merge_undo(fixture_app, tmp_path):
         await settle(pilot)
         assert kb.get_hint(db, DATASET, c2).text == "Prefer games for the console the user played last."
         # merge it into hint #2 (the dialog is prefilled with the most similar hint)
+        assert kb.get_hint(db, DATASET, 2).text == kept_text
         await pilot.press("m")
         await pilot.pause()
         keep = app.screen.query_one("#keep")
         keep.value = "2"
+        await pilot.pause()
+        # the text shown follows the id typed: the kept hint's, not the merged one's
+        assert app.screen.query_one("#text").text == kept_text
         await pilot.press("ctrl+s")
         await settle(pilot)
         h = kb.get_hint(db, DATASET, c2)
         assert h.status == "archived" and h.merged_into == 2, notes(app)
-        assert kb.get_hint(db, DATASET, 2).text == kb.get_hint(db, DATASET, 2).text
+        # the kept hint keeps its text; the merged hint keeps its edited text (archived)
+        assert kb.get_hint(db, DATASET, 2).text == kept_text
+        assert h.text == "Prefer games for the console the user played last."
         assert screen._queue == []
         # three undos restore the exact previous state
         before = kb.history(db, DATASET)
