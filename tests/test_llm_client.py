@@ -146,6 +146,41 @@ def test_max_calls_stops_and_a_new_client_resumes(workspace):
     assert len(log) == 4
 
 
+def test_calls_started_and_a_shared_budget_that_starts_from_it(workspace):
+    from re2llm_tui.llm.client import SharedBudget
+
+    register_scripted("scripted", lambda m: "ok", cost_per_call=0.01)
+    with LLMClient(workspace, model="scripted/a", max_calls=3) as c:
+        c.complete_sync(_msg("q0"))
+        c.complete_sync(_msg("q0"))                  # a hit is free
+        assert c.calls_started == 1
+        budget = SharedBudget()
+        budget.start_from(c.calls_started, c.stats.cost)
+        assert budget.calls.value == 1 and budget.cost.value == pytest.approx(0.01)
+        with LLMClient(workspace, model="scripted/a", max_calls=3,
+                       shared_budget=budget) as worker:
+            worker.complete_sync(_msg("w1"))
+            worker.complete_sync(_msg("w2"))
+            with pytest.raises(BudgetExceeded, match="max-calls 3"):
+                worker.complete_sync(_msg("w3"))
+        # the parent takes over its workers' count: its own next request is over budget
+        c.calls_started = budget.calls.value
+        with pytest.raises(BudgetExceeded, match="max-calls 3"):
+            c.complete_sync(_msg("q1"))
+
+
+def test_run_sync_inside_a_running_loop_is_refused(workspace):
+    register_scripted("scripted", lambda m: "ok")
+    with LLMClient(workspace, model="scripted/a") as c:
+
+        async def inside():
+            with pytest.raises(RuntimeError, match="await"):
+                c.run_sync(c.complete(_msg("q")))
+            return (await c.complete(_msg("q"))).text
+
+        assert asyncio.run(inside()) == "ok"
+
+
 def test_identical_concurrent_requests_share_one_call(workspace):
     log = register_scripted("scripted", lambda m: "shared", latency=0.2)
     c = LLMClient(workspace, model="scripted/a", concurrency=4)

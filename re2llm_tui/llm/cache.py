@@ -33,7 +33,8 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def cache_key(model: str, messages: Sequence[dict], decoding: dict, extra: dict | None = None) -> str:
+def cache_key(model: str, messages: Sequence[dict], decoding: dict,
+              extra: dict | None = None) -> str:
     """sha256 of everything that determines a reply."""
     payload = {"v": CACHE_KEY_VERSION, "model": model, "messages": list(messages),
                "decoding": decoding}

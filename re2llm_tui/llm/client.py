@@ -91,7 +91,7 @@ from re2llm_tui.llm.retry import RetryPolicy, send_with_retries
 from re2llm_tui.llm.sync import LoopThread
 from re2llm_tui.llm.transport import Transport
 
-#: kept for importers of the former private helper (tests, benchmarks)
+#: the former private helper, still imported by tests/test_llm_local.py
 _litellm = import_litellm
 
 #: what other modules import from here (re-exported from the modules that define them)
