@@ -21,6 +21,7 @@ from tui_snapshot_app import (
 from re2llm_tui.data.release import load_sessions
 from re2llm_tui.kb import store as kb
 from re2llm_tui.store.workspace import open_workspace
+from re2llm_tui.tui.textual_compat import notifications
 
 SIZE = (120, 40)
 
@@ -44,7 +45,7 @@ async def settle(pilot):
 
 
 def notes(app) -> list[str]:
-    return [n.message for n in app._notifications]
+    return [n.message for n in notifications(app)]
 
 
 def plain(widget) -> str:

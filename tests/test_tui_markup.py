@@ -5,6 +5,7 @@ from __future__ import annotations
 from test_tui_app import SIZE, fixture_app, settle, ws  # noqa: F401  (fixture)
 
 from re2llm_tui.kb import store as kb
+from re2llm_tui.tui.textual_compat import notifications
 
 HINT = "Prefer [b]bold[/b] picks [/] and [Download] editions"
 
@@ -48,7 +49,7 @@ async def test_hostile_search_text_never_kills_the_app(fixture_app, tmp_path):  
         app.notify("cannot import [/]not-a-file[bold] \x1b[31m", title="x[/b]")
         await settle(pilot)
         assert app.is_running
-        shown = [n.message for n in app._notifications]
+        shown = [n.message for n in notifications(app)]
         assert any("[/]not-a-file[bold]" in m and "\x1b" not in m for m in shown)
     assert app.return_code in (0, None)
 

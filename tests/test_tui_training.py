@@ -17,6 +17,7 @@ from tui_snapshot_app import DATASET, TuiScript, make_fixture_app
 
 from re2llm_tui.data.release import load_sessions
 from re2llm_tui.store.workspace import open_workspace
+from re2llm_tui.tui.textual_compat import notifications
 
 SIZE = (120, 40)
 N_SESSIONS = 6
@@ -64,7 +65,7 @@ async def wait_until(pilot, cond, timeout: float = 120.0, what: str = "") -> Non
     while not cond():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}; notes: "
-                                 f"{[n.message for n in pilot.app._notifications]}")
+                                 f"{[n.message for n in notifications(pilot.app)]}")
         await asyncio.sleep(0.2)
         await pilot.pause()
 
@@ -80,7 +81,7 @@ async def test_train_then_evaluate_from_the_running_app(train_app, tmp_path):
         screen = app.screen
         assert isinstance(screen, TrainingScreen)
         await pilot.press("s")
-        assert app.trainer is not None, [n.message for n in app._notifications]
+        assert app.trainer is not None, [n.message for n in notifications(app)]
         assert app.trainer.process.pid != __import__("os").getpid()
         await wait_until(pilot, lambda: app.training_state in ("done", "failed"),
                          what="training to finish")
@@ -108,7 +109,7 @@ async def test_train_then_evaluate_from_the_running_app(train_app, tmp_path):
         await wait_until(pilot, lambda: app.last_evaluation is not None, what="evaluation")
         await pilot.pause()
         result = app.last_evaluation
-        assert result is not None, [n.message for n in app._notifications]
+        assert result is not None, [n.message for n in notifications(app)]
         assert "no hint" in result.rows and "agent (argmax)" in result.rows
         assert all(r["n"] == N_EVAL for r in result.rows.values())
         table = app.screen.query_one("#eval-table").content

@@ -51,6 +51,7 @@ from re2llm_tui.prompts import (
     reflection_hints_prompt,
     reflection_mistakes_prompt,
 )
+from re2llm_tui.store.reflections import reflections_of  # noqa: F401 - re-exported reader
 
 EFFECT_MODES = ("enter", "improve")
 _NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
@@ -423,15 +424,6 @@ def reflection_record(db, reflection_id: int) -> dict:
     rec["hints"] = list(db.query("SELECT * FROM reflection_hints WHERE reflection_id=? "
                                  "ORDER BY idx", [reflection_id]))
     return rec
-
-
-def reflections_of(db, dataset: str, session_id: str | None = None) -> list[dict]:
-    sql = "SELECT * FROM reflections WHERE dataset=?"
-    args = [canonical_domain(dataset)]
-    if session_id:
-        sql += " AND session_id=?"
-        args.append(session_id)
-    return list(db.query(sql + " ORDER BY id", args))
 
 
 # --------------------------------------------------------------------------- one session

@@ -70,3 +70,43 @@ def run_ranks(db, run_id: int) -> dict[str, int | None]:
     """session_id -> target rank (1-based or None) for a run."""
     return {r["session_id"]: r["target_rank"] for r in
             db.query("SELECT session_id, target_rank FROM run_items WHERE run_id=?", [run_id])}
+
+
+#: run kinds whose rankings are LLM recommendations of a session
+RANKING_KINDS = ("score", "recommend", "evaluate")
+
+
+def baseline_ranks(db, dataset: str, split: str) -> tuple[dict[str, int | None], int]:
+    """session id -> target rank of its newest no-hint ranking (score or recommend runs of
+    the split, failed items excluded), and how many runs contributed."""
+    rows = db.query(
+        "SELECT r.id AS run_id, i.session_id, i.target_rank FROM run_items i "
+        "JOIN runs r ON r.id = i.run_id WHERE r.dataset=? AND r.split=? "
+        "AND r.kind IN ('score', 'recommend') AND (r.hint_id IS NULL OR r.hint_id = 0) "
+        "AND (r.hint_text IS NULL OR r.hint_text = '') AND i.error IS NULL "
+        "ORDER BY r.id", [dataset, split])
+    ranks: dict[str, int | None] = {}
+    run_ids = set()
+    for r in rows:
+        ranks[r["session_id"]] = r["target_rank"]
+        run_ids.add(r["run_id"])
+    return ranks, len(run_ids)
+
+
+def session_outcomes(db, dataset: str, session_id: str,
+                     kinds: tuple[str, ...] = RANKING_KINDS) -> list[dict]:
+    """Every stored outcome of one session in runs of ``kinds``, oldest run first: the run's
+    ``id, name, kind, hint_id, hint_text, params`` with the item's ``ranking,
+    hallucinations, target_rank, reply, error`` (``params``, ``ranking`` and
+    ``hallucinations`` decoded from JSON)."""
+    rows = list(db.query(
+        "SELECT r.id, r.name, r.kind, r.hint_id, r.hint_text, r.params, i.ranking, "
+        "i.hallucinations, i.target_rank, i.reply, i.error FROM run_items i "
+        "JOIN runs r ON r.id = i.run_id WHERE r.dataset=? AND i.session_id=? "
+        f"AND r.kind IN ({', '.join('?' for _ in kinds)}) ORDER BY r.id",
+        [dataset, session_id, *kinds]))
+    for r in rows:
+        r["params"] = json.loads(r["params"]) if r.get("params") else {}
+        r["ranking"] = json.loads(r["ranking"] or "[]")
+        r["hallucinations"] = json.loads(r["hallucinations"] or "[]")
+    return rows

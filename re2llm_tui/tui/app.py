@@ -31,6 +31,8 @@ from textual.worker import Worker, WorkerState
 
 from re2llm_tui.data.release import Dataset
 from re2llm_tui.safe_text import clean
+from re2llm_tui.store import changes
+from re2llm_tui.tui import textual_compat
 from re2llm_tui.tui.messages import (
     EvaluationFinished,
     EvaluationProgress,
@@ -115,7 +117,7 @@ class ActionsProvider(Provider):
                 yield Hit(score, matcher.highlight(title), callback, help=help_text)
 
 
-class Re2LLMApp(App):
+class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
     CSS_PATH = "app.tcss"
     TITLE = "re2llm-tui"
     COMMANDS = App.COMMANDS | {ActionsProvider}
@@ -220,7 +222,7 @@ class Re2LLMApp(App):
     # ----------------------------------------------------------------- other processes
     def _read_data_version(self) -> int | None:
         try:
-            return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+            return changes.data_version(self.db)
         except Exception:  # noqa: BLE001 - a busy or damaged file: try again next tick
             return None
 
@@ -244,23 +246,15 @@ class Re2LLMApp(App):
             self.refresh_resumable()
 
     # ----------------------------------------------------------------- screens
-    _no_delay = False
-
     def switch_mode(self, mode: str):
-        """Textual's switch, without its 50 ms ``delay_update`` when the mode's screen is
-        already mounted: that delay masks a half-composed new screen, and a mounted one is
-        painted whole at once (it was most of the 80 ms a switch took in tmux)."""
-        self._no_delay = mode in self._screen_stacks
+        """Textual's switch (without its 50 ms ``delay_update`` when the mode's screen is
+        already mounted: :class:`~.textual_compat.UndelayedModeSwitch`)."""
+        new = not textual_compat.mode_is_mounted(self, mode)
         try:
             return super().switch_mode(mode)
         finally:
-            if not self._no_delay:            # a new screen: its widgets live long
+            if new:                           # a new screen: its widgets live long
                 self.call_after_refresh(freeze_gc)
-            self._no_delay = False
-
-    def delay_update(self, delay: float = 0.05) -> None:
-        if not self._no_delay:
-            super().delay_update(delay)
 
     # ----------------------------------------------------------------- lifecycle
     def on_mount(self) -> None:
@@ -329,12 +323,7 @@ class Re2LLMApp(App):
                 screen.reload()
 
     def _all_screens(self):
-        seen = []
-        for stack in self._screen_stacks.values():
-            for s in stack:
-                if s not in seen and s.is_mounted:
-                    seen.append(s)
-        return seen
+        return textual_compat.mounted_screens(self)
 
     def recommend(self, session_id: str, hint_id: int | None = None) -> None:
         self.notify(f"recommending for {session_id}"
@@ -719,7 +708,22 @@ class Re2LLMApp(App):
         from re2llm_tui.tui.screens.help import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(self.key_groups()))
+
+    def key_groups(self) -> list[tuple[str, list[Binding]]]:
+        """(where, bindings) of the app and of each screen, for the help screen."""
+        from re2llm_tui.tui.screens.reflection import ReflectionScreen
+        from re2llm_tui.tui.screens.session_detail import SessionDetailScreen
+
+        modes = self.MODES
+        return [("everywhere", list(self.BINDINGS)),
+                ("sessions", list(modes["sessions"].BINDINGS)),
+                ("session detail", list(SessionDetailScreen.BINDINGS)),
+                ("reflection", list(ReflectionScreen.BINDINGS)),
+                ("hint review", list(modes["review"].BINDINGS)),
+                ("knowledge base", list(modes["kb"].BINDINGS)),
+                ("training", list(modes["training"].BINDINGS)),
+                ("evaluation", list(modes["evaluation"].BINDINGS))]
 
     def action_toggle_split(self) -> None:
         self.config.split = "test" if self.config.split == "train" else "train"

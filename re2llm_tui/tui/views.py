@@ -1,19 +1,17 @@
-"""Read-only view data for the screens, assembled from the workspace and the core modules.
+"""What the screens show, shaped from what the stores return.
 
-No Textual here and no method logic: these functions only select what a screen shows
-(which stored run is the session's baseline, which runs cover a session, a reflection's
-transcript) using the core's own readers (:mod:`re2llm_tui.store.runs`, :mod:`re2llm_tui.evaluation.metrics`).
+No Textual, no SQL and no method logic here: the screens read the workspace through the
+stores (:mod:`re2llm_tui.store.runs`, :mod:`re2llm_tui.store.reflections`, the
+:class:`~re2llm_tui.kb.KnowledgeBase` handle) and these functions only turn those records
+into rows (which stored run is the session's baseline, a run's label, ...).
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from re2llm_tui.evaluation import metrics
-
-#: run kinds whose rankings are LLM recommendations of a session
-RANKING_KINDS = ("score", "recommend", "evaluate")
 
 
 @dataclass(frozen=True)
@@ -52,43 +50,24 @@ class StoredRanking:
         return metrics.ndcg_at(self.target_rank, 10)
 
 
-def baseline_ranks(db, dataset: str, split: str) -> tuple[dict[str, int | None], int]:
-    """session id -> target rank of its newest no-hint ranking (score or recommend runs of
-    the split, failed items excluded), and how many runs contributed."""
-    rows = db.query(
-        "SELECT r.id AS run_id, i.session_id, i.target_rank FROM run_items i "
-        "JOIN runs r ON r.id = i.run_id WHERE r.dataset=? AND r.split=? "
-        "AND r.kind IN ('score', 'recommend') AND (r.hint_id IS NULL OR r.hint_id = 0) "
-        "AND (r.hint_text IS NULL OR r.hint_text = '') AND i.error IS NULL "
-        "ORDER BY r.id", [dataset, split])
-    ranks: dict[str, int | None] = {}
-    run_ids = set()
-    for r in rows:
-        ranks[r["session_id"]] = r["target_rank"]
-        run_ids.add(r["run_id"])
-    return ranks, len(run_ids)
-
-
-def session_rows(db, sessions, dataset: str, split: str, *,
-                 baseline: tuple[dict[str, int | None], int] | None = None) -> list[SessionRow]:
-    """One row per session; ``baseline``: :func:`baseline_ranks`' result if already read."""
-    ranks, _ = baseline if baseline is not None else baseline_ranks(db, dataset, split)
-    refl: dict[str, tuple[int, int]] = {}
-    for r in db.query("SELECT session_id, COUNT(*) AS n, COALESCE(SUM(n_proposed), 0) AS p "
-                      "FROM reflections WHERE dataset=? GROUP BY session_id", [dataset]):
-        refl[r["session_id"]] = (r["n"], r["p"])
+def session_rows(sessions, ranks: Mapping[str, int | None],
+                 reflections: Mapping[str, tuple[int, int]]) -> list[SessionRow]:
+    """One row per session: ``ranks`` from :func:`re2llm_tui.store.runs.baseline_ranks`,
+    ``reflections`` from :func:`re2llm_tui.store.reflections.reflection_counts`."""
     out = []
     for s in sessions:
-        n, p = refl.get(s.id, (0, 0))
+        n, p = reflections.get(s.id, (0, 0))
         out.append(SessionRow(id=s.id, history_len=len(s.history),
                               baseline_rank=ranks.get(s.id), has_baseline=s.id in ranks,
                               n_reflections=n, n_proposed=p))
     return out
 
 
-def _run_label(run: dict) -> str:
+def run_label(run: Mapping) -> str:
+    """How a run is named in the ranking picker (its id and what kind of ranking it holds)."""
     if run["kind"] == "evaluate":
-        policy = (json.loads(run["params"]).get("policy") if run.get("params") else None)
+        params = run.get("params")
+        policy = params.get("policy") if isinstance(params, dict) else None
         return f"#{run['id']} {policy or run['name']}"
     if run.get("hint_id"):
         return f"#{run['id']} hint {run['hint_id']}"
@@ -97,22 +76,13 @@ def _run_label(run: dict) -> str:
     return f"#{run['id']} no hint ({run['kind']})"
 
 
-def session_rankings(db, dataset: str, session_id: str) -> list[StoredRanking]:
-    """Every stored ranking of one session, oldest run first."""
-    rows = db.query(
-        "SELECT r.id, r.name, r.kind, r.hint_id, r.hint_text, r.params, i.ranking, "
-        "i.hallucinations, i.target_rank, i.reply, i.error FROM run_items i "
-        "JOIN runs r ON r.id = i.run_id WHERE r.dataset=? AND i.session_id=? "
-        f"AND r.kind IN ({', '.join('?' for _ in RANKING_KINDS)}) ORDER BY r.id",
-        [dataset, session_id, *RANKING_KINDS])
-    out = []
-    for r in rows:
-        out.append(StoredRanking(
-            run_id=r["id"], label=_run_label(r), kind=r["kind"], hint_id=r["hint_id"],
-            hint_text=r["hint_text"], ranking=json.loads(r["ranking"] or "[]"),
-            hallucinations=json.loads(r["hallucinations"] or "[]"),
-            target_rank=r["target_rank"], reply=r["reply"], error=r["error"]))
-    return out
+def stored_rankings(outcomes: Iterable[Mapping]) -> list[StoredRanking]:
+    """:func:`re2llm_tui.store.runs.session_outcomes`' records as rankings, in their order."""
+    return [StoredRanking(
+        run_id=r["id"], label=run_label(r), kind=r["kind"], hint_id=r["hint_id"],
+        hint_text=r["hint_text"], ranking=list(r["ranking"]),
+        hallucinations=list(r["hallucinations"]), target_rank=r["target_rank"],
+        reply=r["reply"], error=r["error"]) for r in outcomes]
 
 
 def split_baseline_hinted(rankings: list[StoredRanking]) -> tuple[StoredRanking | None,
@@ -125,22 +95,6 @@ def split_baseline_hinted(rankings: list[StoredRanking]) -> tuple[StoredRanking 
     return chosen, others
 
 
-def reflections_of(db, dataset: str, session_id: str) -> list[dict]:
-    return list(db.query("SELECT * FROM reflections WHERE dataset=? AND session_id=? ORDER BY id",
-                         [dataset, session_id]))
-
-
-def reflection_turns(db, reflection_id: int) -> list[dict]:
-    return list(db.query("SELECT * FROM reflection_turns WHERE reflection_id=? ORDER BY seq",
-                         [reflection_id]))
-
-
-def reflection_hints(db, reflection_id: int) -> list[dict]:
-    return list(db.query("SELECT * FROM reflection_hints WHERE reflection_id=? ORDER BY idx",
-                         [reflection_id]))
-
-
-def hint_texts(db, dataset: str) -> dict[int, str]:
-    """id -> text of every stored hint of a dataset (for 'most similar' columns)."""
-    return {r["id"]: r["text"] for r in db.query("SELECT id, text FROM hints WHERE dataset=?",
-                                                 [dataset])}
+def hint_texts(hints: Iterable) -> dict[int, str]:
+    """id -> text of the given hints (for 'most similar' columns)."""
+    return {h.id: h.text for h in hints}

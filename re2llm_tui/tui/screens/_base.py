@@ -13,8 +13,10 @@ fingerprint is unchanged since the screen was suspended, as Textual already does
 opaque screen is popped.
 
 Textual also leaves a mode's screen marked as styled by an older stylesheet after its first
-mount (``_css_update_count`` stays -1), so the first visit back to every screen re-applied
-the whole app's CSS (``refresh_css``); a resumed screen is marked current here.
+mount, so the first visit back to every screen re-applied the whole app's CSS
+(``refresh_css``); a resumed screen is marked current here.
+
+The Textual internals these rely on are in :mod:`re2llm_tui.tui.textual_compat`.
 """
 
 from __future__ import annotations
@@ -22,26 +24,17 @@ from __future__ import annotations
 from textual import events
 from textual.screen import Screen
 
-
-def _style_fingerprint(app) -> tuple:
-    return (app.theme, app._css_update_count, frozenset(app.get_pseudo_classes()))
-
-
-#: the tables whose newest row tells a screen that its data changed (cheap MAX() lookups)
-_RUNS = ("(SELECT MAX(id) FROM runs)", "(SELECT MAX(rowid) FROM run_items)",
-         "(SELECT COUNT(*) FROM runs WHERE status='running')")
-_REFLECTIONS = ("(SELECT MAX(id) FROM reflections)",
-                "(SELECT COUNT(*) FROM reflections WHERE status='running')",
-                "(SELECT MAX(rowid) FROM reflection_turns)")
-_KB = ("(SELECT MAX(seq) FROM hint_history)", "(SELECT COUNT(*) FROM hints)")
+from re2llm_tui.store import changes
+from re2llm_tui.tui import textual_compat
 
 
 class WorkbenchScreen(Screen):
     """A screen that, when resumed unchanged, is repainted from its caches (no restyle).
 
-    Screens that show stored data name it in :attr:`DATA_SOURCES` (SQL expressions whose
-    values change when the data does); the app calls :meth:`refresh_if_changed` when another
-    connection committed, and a hidden screen whose data changed reloads when shown again.
+    Screens that show stored data name it in :attr:`DATA_SOURCES` (names of
+    :data:`re2llm_tui.store.changes.SOURCES`, whose key changes when the data does); the app
+    calls :meth:`refresh_if_changed` when another connection committed, and a hidden screen
+    whose data changed reloads when shown again.
     """
 
     _suspended_fingerprint: tuple | None = None
@@ -50,9 +43,7 @@ class WorkbenchScreen(Screen):
     stale = False
 
     def data_key(self) -> tuple | None:
-        if not self.DATA_SOURCES:
-            return None
-        return tuple(self.app.db.execute("SELECT " + ", ".join(self.DATA_SOURCES)).fetchone())
+        return changes.change_key(self.app.db, self.DATA_SOURCES)
 
     def _on_mount(self) -> None:
         self._loaded_key = self.data_key()
@@ -71,17 +62,17 @@ class WorkbenchScreen(Screen):
 
     def _on_screen_suspend(self) -> None:
         # runs before Screen._on_screen_suspend (handlers are dispatched down the MRO)
-        self._suspended_fingerprint = _style_fingerprint(self.app)
+        self._suspended_fingerprint = textual_compat.style_fingerprint(self.app)
 
     def _on_screen_resume(self, event: events.ScreenResume) -> None:
         # runs before Screen._on_screen_resume, which reads ``refresh_styles``
         if event.refresh_styles and self._suspended_fingerprint is not None and \
-                self._suspended_fingerprint == _style_fingerprint(self.app):
-            event.refresh_styles = False
+                self._suspended_fingerprint == textual_compat.style_fingerprint(self.app):
+            textual_compat.skip_restyle(event)
         self._suspended_fingerprint = None
         # switch_mode has run refresh_css if the stylesheet changed; this screen's styles
         # (applied at its mount or by that refresh) are those of the current stylesheet
-        self._css_update_count = self.app._css_update_count
+        textual_compat.mark_styles_current(self)
         self.on_resumed()
         if self.stale:
             self.stale = False

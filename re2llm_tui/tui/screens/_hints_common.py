@@ -124,9 +124,8 @@ class HintActions:
             kid, text = result
 
             def retry(exc: Exception) -> None:
-                dialog = MergeDialog(h.id, kid, text, note=f"not merged: {exc}", texts=texts)
-                dialog._edited = True
-                self.app.push_screen(dialog, done)
+                self.app.push_screen(MergeDialog(h.id, kid, text, note=f"not merged: {exc}",
+                                                 texts=texts, edited=True), done)
 
             def _merge(db):
                 current = self._kb(db).get(kid)

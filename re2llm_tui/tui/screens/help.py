@@ -1,6 +1,12 @@
-"""Help: every key of the app and of each screen, read from their bindings."""
+"""Help: every key of the app and of each screen, read from their bindings.
+
+The app hands over its key table (:meth:`~re2llm_tui.tui.app.Re2LLMApp.key_groups`) when it
+pushes this screen: the help imports neither the app nor the other screens.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from rich.table import Table
 from textual.app import ComposeResult
@@ -16,27 +22,18 @@ def _key(b: Binding) -> str:
     return ", ".join({"question_mark": "?", "slash": "/"}.get(k, k) for k in b.key.split(","))
 
 
-def keys_table() -> Table:
-    from re2llm_tui.tui.app import Re2LLMApp
-    from re2llm_tui.tui.screens.evaluation import EvaluationScreen
-    from re2llm_tui.tui.screens.hint_review import HintReviewScreen
-    from re2llm_tui.tui.screens.knowledge_base import KnowledgeBaseScreen
-    from re2llm_tui.tui.screens.reflection import ReflectionScreen
-    from re2llm_tui.tui.screens.session_detail import SessionDetailScreen
-    from re2llm_tui.tui.screens.sessions import SessionsScreen
-    from re2llm_tui.tui.screens.training import TrainingScreen
+KeyGroups = Sequence[tuple[str, Sequence]]
 
+
+def keys_table(groups: KeyGroups) -> Table:
+    """One row per binding of each (where, bindings) group, in order."""
     table = Table(title="Keys", expand=True, show_lines=False)
     table.add_column("where", style="bold")
     table.add_column("key", style="cyan")
     table.add_column("action")
-    groups = [("everywhere", Re2LLMApp), ("sessions", SessionsScreen),
-              ("session detail", SessionDetailScreen), ("reflection", ReflectionScreen),
-              ("hint review", HintReviewScreen), ("knowledge base", KnowledgeBaseScreen),
-              ("training", TrainingScreen), ("evaluation", EvaluationScreen)]
-    for name, cls in groups:
+    for name, bindings in groups:
         first = True
-        for b in cls.BINDINGS:
+        for b in bindings:
             if not isinstance(b, Binding):
                 continue
             desc = b.description or b.action.replace("_", " ")
@@ -49,9 +46,13 @@ def keys_table() -> Table:
 class HelpScreen(ModalScreen):
     BINDINGS = [Binding("escape,q,question_mark,f1", "close", "Close")]
 
+    def __init__(self, groups: KeyGroups) -> None:
+        super().__init__()
+        self.groups = groups
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
-            yield Static(keys_table(), id="help-keys")
+            yield Static(keys_table(self.groups), id="help-keys")
             yield Static("Esc closes this help. Long work (recommend, reflect, evaluate) runs "
                          "in the background; training runs in its own process. Errors appear "
                          "as notifications.", id="help-note")

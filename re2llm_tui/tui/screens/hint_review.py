@@ -10,15 +10,16 @@ from textual.widgets import DataTable, Static
 
 from re2llm_tui.kb import store as kb
 from re2llm_tui.safe_text import text as safe
+from re2llm_tui.store import changes
 from re2llm_tui.tui import views
-from re2llm_tui.tui.screens._base import _KB, WorkbenchScreen
+from re2llm_tui.tui.screens._base import WorkbenchScreen
 from re2llm_tui.tui.screens._hints_common import HintActions, effect_text, hint_detail
 from re2llm_tui.tui.widgets.app_header import AppHeader
 from re2llm_tui.tui.widgets.footer import WorkbenchFooter
 
 
 class HintReviewScreen(HintActions, WorkbenchScreen):
-    DATA_SOURCES = _KB
+    DATA_SOURCES = (changes.KB,)
     AUTO_FOCUS = "#review-table"
     BINDINGS = [
         Binding("a", "accept", "Accept"),
@@ -49,8 +50,9 @@ class HintReviewScreen(HintActions, WorkbenchScreen):
 
     def reload(self) -> None:
         db = self.app.db
-        self._queue = self.app.kb(db).hints("candidate")
-        self._texts = views.hint_texts(db, self.app.config.dataset)
+        hints = self.app.kb(db).hints()
+        self._queue = [h for h in hints if h.status == "candidate"]
+        self._texts = views.hint_texts(hints)
         table = self.query_one(DataTable)
         row = table.cursor_row
         table.clear()
@@ -61,7 +63,7 @@ class HintReviewScreen(HintActions, WorkbenchScreen):
                           key=str(h.id))
         if self._queue:
             table.move_cursor(row=min(row, len(self._queue) - 1))
-        n_acc = len(self.app.kb(db).hints("accepted"))
+        n_acc = sum(h.status == "accepted" for h in hints)
         self.query_one("#review-summary", Static).update(safe(
             f"{len(self._queue)} candidate hint(s) awaiting a decision · {n_acc} accepted · "
             f"KB {self.app.kb(db).version()}"))

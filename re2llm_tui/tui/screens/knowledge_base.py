@@ -12,15 +12,16 @@ from textual.widgets import DataTable, Input, Static
 
 from re2llm_tui.kb import store as kb
 from re2llm_tui.safe_text import text as safe
+from re2llm_tui.store import changes
 from re2llm_tui.tui import views
-from re2llm_tui.tui.screens._base import _KB, WorkbenchScreen
+from re2llm_tui.tui.screens._base import WorkbenchScreen
 from re2llm_tui.tui.screens._hints_common import STATUS_STYLE, HintActions, hint_detail
 from re2llm_tui.tui.widgets.app_header import AppHeader
 from re2llm_tui.tui.widgets.footer import WorkbenchFooter
 
 
 class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
-    DATA_SOURCES = _KB
+    DATA_SOURCES = (changes.KB,)
     AUTO_FOCUS = "#kb-table"
     BINDINGS = [
         Binding("n", "add", "Add"),
@@ -84,10 +85,7 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
     def _data_version(self) -> tuple:
         """Changes whenever a reward is stored or a training run finishes (cheap to read)."""
         try:
-            return tuple(self.app.db.execute(
-                "SELECT (SELECT MAX(rowid) FROM reward_outcomes), "
-                "(SELECT COUNT(*) FROM reward_outcomes), (SELECT MAX(id) || ':' || "
-                "GROUP_CONCAT(status) FROM train_runs)").fetchone())
+            return changes.change_key(self.app.db, (changes.REWARDS, changes.TRAIN_RUNS))
         except Exception:
             return ()
 
@@ -111,18 +109,19 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
         self._detail()
 
     def reload(self) -> None:
-        db = self.app.db
-        self._texts = views.hint_texts(db, self.app.config.dataset)
+        knowledge = self.app.kb()
+        every = knowledge.hints()
+        self._texts = views.hint_texts(every)
         if self.search_text:
             try:
-                found = self.app.kb(db).search(self.search_text)
+                found = knowledge.search(self.search_text)
             except Exception as exc:
                 self.app.notify(str(exc), severity="error")
                 found = []
             self._hints = [h for h, _ in found]
             self._snippets = [s for _, s in found]
         else:
-            self._hints = self.app.kb(db).hints()
+            self._hints = every
             self._snippets = None
         self._stats()
         table = self.query_one(DataTable)

@@ -8,8 +8,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Select, Static
 
+from re2llm_tui.store import changes, reflections
 from re2llm_tui.tui import views
-from re2llm_tui.tui.screens._base import _KB, _REFLECTIONS, WorkbenchScreen
+from re2llm_tui.tui.screens._base import WorkbenchScreen
 from re2llm_tui.tui.widgets.app_header import AppHeader
 from re2llm_tui.tui.widgets.footer import WorkbenchFooter
 
@@ -21,7 +22,7 @@ VERDICT_STYLE = {"added": "bold green", "leak": "bold red", "ineffective": "yell
 
 
 class ReflectionScreen(WorkbenchScreen):
-    DATA_SOURCES = _REFLECTIONS + _KB
+    DATA_SOURCES = (changes.REFLECTIONS, changes.KB)
     AUTO_FOCUS = "#refl-hints"
     BINDINGS = [Binding("escape,backspace", "back", "Back"),
                 Binding("f", "reflect", "Reflect again")]
@@ -54,7 +55,8 @@ class ReflectionScreen(WorkbenchScreen):
         self.reload()
 
     def reload(self) -> None:
-        refl = views.reflections_of(self.app.db, self.app.config.dataset, self.session_id)
+        refl = reflections.reflections_of(self.app.db, self.app.config.dataset,
+                                          self.session_id)
         sel = self.query_one("#reflection-pick", Select)
         opts = [(f"#{r['id']} {r['status']} · {r['model']} · {r['n_proposed']} proposed, "
                  f"{r['n_added']} added", r["id"]) for r in refl]
@@ -83,7 +85,7 @@ class ReflectionScreen(WorkbenchScreen):
         db = self.app.db
         t = Text()
         last = None
-        for turn in views.reflection_turns(db, self.reflection_id):
+        for turn in reflections.reflection_turns(db, self.reflection_id):
             head = TURN_NAMES.get(turn["kind"], turn["kind"])
             if turn.get("proposal"):
                 head += f" (hint {turn['proposal']})"
@@ -95,8 +97,8 @@ class ReflectionScreen(WorkbenchScreen):
         if not t.plain.strip():
             t.append("(no turns stored)", style="dim")
         transcript.update(t)
-        self._hints = views.reflection_hints(db, self.reflection_id)
-        self._texts = views.hint_texts(db, self.app.config.dataset)
+        self._hints = reflections.reflection_hints(db, self.reflection_id)
+        self._texts = views.hint_texts(self.app.kb(db).hints())
         for h in self._hints:
             rank = f"{_r(h['rank_without'])}→{_r(h['rank_with'])}"
             ndcg = (f"{h['ndcg_without']:.2f}→{h['ndcg_with']:.2f}"

@@ -7,15 +7,16 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Select, Static
 
+from re2llm_tui.store import changes, reflections, runs
 from re2llm_tui.tui import views
-from re2llm_tui.tui.screens._base import _REFLECTIONS, _RUNS, WorkbenchScreen
+from re2llm_tui.tui.screens._base import WorkbenchScreen
 from re2llm_tui.tui.widgets.app_header import AppHeader
 from re2llm_tui.tui.widgets.footer import WorkbenchFooter
 from re2llm_tui.tui.widgets.ranking import CandidatesView, HistoryView, RankingView
 
 
 class SessionDetailScreen(WorkbenchScreen):
-    DATA_SOURCES = _RUNS + _REFLECTIONS
+    DATA_SOURCES = (changes.RUNS, changes.REFLECTIONS)
     BINDINGS = [
         Binding("escape,backspace", "back", "Back"),
         Binding("r", "recommend", "Recommend"),
@@ -54,11 +55,12 @@ class SessionDetailScreen(WorkbenchScreen):
 
     def reload(self) -> None:
         s = self.session
-        rankings = views.session_rankings(self.app.db, self.app.config.dataset, s.id)
+        db, dataset = self.app.db, self.app.config.dataset
+        rankings = views.stored_rankings(runs.session_outcomes(db, dataset, s.id))
         base, others = views.split_baseline_hinted(rankings)
         self._base = base
         self._others = others
-        n_refl = len(views.reflections_of(self.app.db, self.app.config.dataset, s.id))
+        n_refl = len(reflections.reflections_of(db, dataset, s.id))
         self.query_one("#detail-title", Static).update(
             f"[b]{_esc(s.id)}[/b] · target [b green]{_esc(s.target)}[/] (candidate "
             f"{s.target_index + 1}) · {len(rankings)} stored ranking(s) · "

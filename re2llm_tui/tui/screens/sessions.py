@@ -9,14 +9,15 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Static
 
 from re2llm_tui.safe_text import text as safe
+from re2llm_tui.store import changes, reflections, runs
 from re2llm_tui.tui import views
-from re2llm_tui.tui.screens._base import _REFLECTIONS, _RUNS, WorkbenchScreen
+from re2llm_tui.tui.screens._base import WorkbenchScreen
 from re2llm_tui.tui.widgets.app_header import AppHeader
 from re2llm_tui.tui.widgets.footer import WorkbenchFooter
 
 
 class SessionsScreen(WorkbenchScreen):
-    DATA_SOURCES = _RUNS + _REFLECTIONS
+    DATA_SOURCES = (changes.RUNS, changes.REFLECTIONS)
     AUTO_FOCUS = "#sessions-table"
     BINDINGS = [
         Binding("enter", "open", "Open", show=False),
@@ -62,10 +63,9 @@ class SessionsScreen(WorkbenchScreen):
         app = self.app
         sessions = app.sessions()
         self._sessions = {s.id: s for s in sessions}
-        baseline = views.baseline_ranks(app.db, app.config.dataset, app.config.split)
-        self._n_runs = baseline[1]
-        self.rows = views.session_rows(app.db, sessions, app.config.dataset, app.config.split,
-                                       baseline=baseline)
+        ranks, self._n_runs = runs.baseline_ranks(app.db, app.config.dataset, app.config.split)
+        self.rows = views.session_rows(sessions, ranks, reflections.reflection_counts(
+            app.db, app.config.dataset))
         self._fill()
 
     def _visible(self) -> list[views.SessionRow]:

@@ -62,7 +62,7 @@ class MergeDialog(_Dialog):
     """Merge a hint into another: returns (keep_id, merged text) or None."""
 
     def __init__(self, other_id: int, keep_id: int | None, keep_text: str, note: str = "",
-                 texts: dict[int, str] | None = None) -> None:
+                 texts: dict[int, str] | None = None, *, edited: bool = False) -> None:
         super().__init__()
         self.other_id = other_id
         self.keep_id = keep_id
@@ -70,7 +70,8 @@ class MergeDialog(_Dialog):
         self.note = note
         #: id -> text of the KB's hints: the text follows the id typed (until edited)
         self.texts = texts or {}
-        self._edited = False
+        #: the text was edited: typing another id no longer replaces it
+        self._edited = edited
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from textual.widgets import Footer
 
+from re2llm_tui.tui.textual_compat import footer_keys_shown
+
 
 def _signature(screen) -> tuple:
     app = screen.app
@@ -33,7 +35,7 @@ class WorkbenchFooter(Footer):
             sig = _signature(screen)
         except Exception:   # never let an optimisation hide the keys
             sig = None
-        if sig is not None and sig == self._shown and self._bindings_ready:
+        if sig is not None and sig == self._shown and footer_keys_shown(self):
             return
         self._shown = sig
         super().bindings_changed(screen)
