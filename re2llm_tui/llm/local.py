@@ -417,8 +417,26 @@ def get_model(model: str = "local/smollm2-135m") -> LocalModel:
     with _models_lock:
         lm = _models.get(name)
         if lm is None:
+            if not _models:
+                import atexit
+
+                atexit.register(close_models)
             lm = _models[name] = LocalModel(name)
         return lm
+
+
+def close_models() -> None:
+    """Free the loaded models while the interpreter is still whole (llama-cpp-python's own
+    finaliser, run at teardown, found its C library already unloaded and printed a
+    ``TypeError`` at exit)."""
+    with _models_lock:
+        models = list(_models.values())
+        _models.clear()
+    for lm in models:
+        try:
+            lm.llama.close()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
 
 
 def rank_local(model: str, prompt: str, candidates, k: int = 10,

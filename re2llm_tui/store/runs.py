@@ -110,3 +110,28 @@ def session_outcomes(db, dataset: str, session_id: str,
         r["ranking"] = json.loads(r["ranking"] or "[]")
         r["hallucinations"] = json.loads(r["hallucinations"] or "[]")
     return rows
+
+
+def stored_baseline(db, session, model: str, *, run_id: int | None = None) -> dict | None:
+    """The newest no-hint run item for this session (same model preferred; score imports,
+    which have no model, also count)."""
+    sql = ("SELECT ri.run_id, ri.reply, ri.ranking FROM run_items ri JOIN runs r ON r.id = ri.run_id "
+           "WHERE r.dataset=? AND r.split=? AND ri.session_id=? AND ri.error IS NULL "
+           "AND ri.label_ok=1 AND ri.ranking IS NOT NULL "
+           "AND COALESCE(r.hint_id, 0)=0 AND COALESCE(r.hint_text, '')='' ")
+    args: list = [session.domain, session.split, session.id]
+    if run_id is not None:
+        sql += "AND r.id=? "
+        args.append(run_id)
+    else:
+        sql += "AND r.kind IN ('recommend','score','baseline') AND (r.model=? OR r.model IS NULL) "
+        args.append(model)
+    sql += "ORDER BY (r.model IS NOT NULL) DESC, r.id DESC LIMIT 1"
+    rows = list(db.query(sql, args))
+    if not rows:
+        return None
+    row = rows[0]
+    ranking = json.loads(row["ranking"]) if row["ranking"] else []
+    reply = row["reply"] or "\n".join(f"{i}. {session.candidates[c]}"
+                                      for i, c in enumerate(ranking, 1))
+    return {"source": f"run:{row['run_id']}", "reply": reply, "ranking": ranking}

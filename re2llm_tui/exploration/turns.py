@@ -1,0 +1,67 @@
+"""The reflection conversation with the LLM, four turns (Re2LLM, Reflective Exploration):
+
+1. the recommendation itself (a stored no-hint reply of the same model is reused when the
+   workspace has one);
+2. "none of these is the target: infer the possible mistakes";
+3. "the correct answer is <target>: analyse from several aspects why it was missed";
+4. "give short imperative hints for trying again, without revealing the target".
+
+Every message is recorded with the reflection as it happens.
+"""
+
+from __future__ import annotations
+
+from re2llm_tui.data.release import Session
+from re2llm_tui.evaluation.metrics import rank_of
+from re2llm_tui.exploration.checks import check_ok
+from re2llm_tui.exploration.config import ReflectConfig
+from re2llm_tui.prompts import (
+    reflection_analysis_prompt,
+    reflection_hints_prompt,
+    reflection_mistakes_prompt,
+)
+
+
+async def recommend_turn(db, client, rec, session: Session,
+                         config: ReflectConfig) -> tuple[str, int | None]:
+    """Turn 1: ``(reply, target rank)`` -- stored or asked, recorded either way."""
+    from re2llm_tui.store.runs import stored_baseline
+
+    stored = None
+    if config.use_stored_baseline or config.baseline_run is not None:
+        stored = stored_baseline(db, session, client.model, run_id=config.baseline_run)
+    if stored is not None:
+        reply, ranking, source, call_id = stored["reply"], stored["ranking"], stored["source"], None
+    else:
+        res = await client.rank(session.prompt, session.candidates, k=config.rank_k)
+        check_ok(res)
+        ranking = list(res.ranking)
+        reply = res.text or "\n".join(f"{i}. {session.candidates[c]}"
+                                      for i, c in enumerate(ranking, 1))
+        source, call_id = "llm", res.call_id
+    rank = rank_of(ranking, session.target_index)
+    rec.message("recommend", "user", session.prompt, turn=1)
+    rec.message("recommend", "assistant", reply, turn=1, source=source, call_id=call_id)
+    rec.baseline(source, ranking, rank)
+    return reply, rank
+
+
+async def reflection_turns(client, rec, session: Session, reply: str, config: ReflectConfig,
+                           on_turn=None) -> str:
+    """Turns 2-4 after the recommendation ``reply``; returns turn 4's reply (the hints)."""
+    decoding = {"max_tokens": config.turn_max_tokens} if config.turn_max_tokens else {}
+    messages = [{"role": "user", "content": session.prompt},
+                {"role": "assistant", "content": reply}]
+    turns = ((2, "mistakes", reflection_mistakes_prompt()),
+             (3, "analysis", reflection_analysis_prompt(session.target)),
+             (4, "hints", reflection_hints_prompt(config.max_hints)))
+    for turn, kind, prompt in turns:
+        if on_turn is not None:
+            on_turn(turn)
+        messages.append({"role": "user", "content": prompt})
+        rec.message(kind, "user", prompt, turn=turn)
+        res = await client.complete(messages, purpose=f"reflect:{kind}", **decoding)
+        check_ok(res)
+        messages.append({"role": "assistant", "content": res.text})
+        rec.message(kind, "assistant", res.text, turn=turn, source="llm", call_id=res.call_id)
+    return messages[-1]["content"]
