@@ -79,7 +79,7 @@ def test_help_exits_0_and_no_command_shows_help(run_cli):
     assert code == 2 and "Usage" in out and "Traceback" not in err and err.strip() == ""
 
 
-def test_ctrl_c_is_one_line_exit_130(run_cli, workspace, monkeypatch):
+def test_ctrl_c_is_one_line_exit_130(run_cli, data_dir, workspace, monkeypatch):
     def interrupted(*a, **kw):
         raise KeyboardInterrupt
 
@@ -92,7 +92,7 @@ def test_ctrl_c_is_one_line_exit_130(run_cli, workspace, monkeypatch):
     (KeyboardInterrupt, 130, "interrupted"),   # Ctrl+C at a prompt: typer raises Abort from it
     (EOFError, 1, "aborted"),                  # end of input at a prompt
 ])
-def test_aborted_prompt_is_one_line(run_cli, workspace, monkeypatch, cause, code_expected, word):
+def test_aborted_prompt_is_one_line(run_cli, data_dir, workspace, monkeypatch, cause, code_expected, word):
     import typer
 
     def prompt(*a, **kw):
@@ -250,7 +250,7 @@ def _seeded_empty_workspace(path) -> None:
     db.conn.close()
 
 
-def test_malformed_workspace_is_one_line_exit_2(run_cli, workspace):
+def test_malformed_workspace_is_one_line_exit_2(run_cli, data_dir, workspace):
     _seeded_empty_workspace(workspace)
     con = sqlite3.connect(workspace)
     page_size = con.execute("PRAGMA page_size").fetchone()[0]
@@ -268,7 +268,7 @@ def test_malformed_workspace_is_one_line_exit_2(run_cli, workspace):
     assert "malformed" in err and "Traceback" not in err
 
 
-def test_full_disk_during_import_is_one_line_exit_2(run_cli, workspace, tmp_path, monkeypatch):
+def test_full_disk_during_import_is_one_line_exit_2(run_cli, data_dir, workspace, tmp_path, monkeypatch):
     """SQLite's own size limit stands in for a full disk: the same SQLITE_FULL error."""
     import re2llm_tui.store.workspace as ws
 
@@ -298,7 +298,7 @@ def test_full_disk_during_import_is_one_line_exit_2(run_cli, workspace, tmp_path
 @pytest.mark.parametrize("exc", [sqlite3.OperationalError("database is locked"),
                                  sqlite3.OperationalError("database or disk is full"),
                                  sqlite3.DatabaseError("file is not a database")])
-def test_sqlite_error_escaping_a_command_is_one_workspace_line(run_cli, workspace, monkeypatch,
+def test_sqlite_error_escaping_a_command_is_one_workspace_line(run_cli, data_dir, workspace, monkeypatch,
                                                                exc):
     def fails(*a, **kw):
         raise exc
