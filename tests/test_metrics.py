@@ -63,4 +63,42 @@ def test_empty_and_json_shape():
     s = M.summarize([])
     assert s["n"] == 0 and s["hr@10"] == 0
     j = M.to_json(M.summarize([1, None]))
-    assert set(j) == {"n", "ci", *M.METRICS}
+    # the reply-validity keys joined the shape with the rank-accounting change (issue 13)
+    assert set(j) == {"n", "ci", *M.METRICS, *M.VALIDITY}
+    assert all(j[k] is None for k in M.VALIDITY)      # no replies given: a row without replies
+
+
+def test_validity_counts_by_hand():
+    replies = [M.Counts(listed=10, valid=8, distinct=8), M.Counts(10, 10, 10),
+               None,                                   # a failed call: no reply
+               M.Counts(listed=12, valid=12, distinct=10), M.Counts(0, 0, 0)]
+    s = M.summarize([1, None, None, 3, None], n_boot=50, replies=replies)
+    assert s["replies"] == 4
+    assert s["valid_rate"] == pytest.approx(30 / 32)
+    assert s["hallucinations_per_reply"] == pytest.approx(2 / 4)
+    assert s["short_replies"] == 2                      # 8 distinct, and the empty reply
+    j = M.to_json(s)
+    assert j["valid_rate"] == round(30 / 32, 6) and j["short_replies"] == 2
+
+
+def test_table_shows_validity_and_a_dash_without_replies():
+    from rich.console import Console
+
+    rows = {"llm": M.summarize([1, 4], n_boot=20, replies=[M.Counts(10, 9, 9),
+                                                             M.Counts(10, 10, 10)]),
+            "content ranker": M.summarize([2, None], n_boot=20),
+            "old stored run": {k: v for k, v in M.summarize([1], n_boot=20).items()
+                               if k not in M.VALIDITY}}
+    con = Console(width=250, record=True)
+    con.print(M.format_table(rows))
+    lines = con.export_text().splitlines()
+    # the validity table comes second: each row's last line is its validity row
+    llm = [line for line in lines if "llm" in line][-1]
+    assert [c.strip() for c in llm.strip("│ ").split("│")] == ["llm", "2", "95.0%", "0.50", "1"]
+    for name in ("content ranker", "old stored run"):
+        line = [line for line in lines if name in line][-1]
+        assert line.count("—") == 4
+    con = Console(width=80, record=True)                # both tables read at 80 columns
+    con.print(M.format_table(rows, title="t"))
+    text = con.export_text()
+    assert "HR@10" in text and "halluc/reply" in text and "<10 valid" in text

@@ -16,14 +16,21 @@ import typer
 # -- data and workspace ---------------------------------------------------------------------
 
 DatasetOption = typer.Option("games", "--dataset", "-d",
-                             help="games (or game) / movies (or movie)")
+                             help="games (or game) / movies (or movie) / the name of a "
+                                  "dataset imported with `data import`")
 SplitOption = typer.Option("test", "--split", "-s", help="train / test")
 DataDirOption = typer.Option(None, "--data-dir",
                              help="release data folder (default: $RE2LLM_DATA, then "
                                   "../shared/datasets/re2llm-release, then "
-                                  "./data/re2llm-release)")
+                                  "./data/re2llm-release); imported datasets live in its "
+                                  "imported/ folder (default: ./data/imported)")
 DbOption = typer.Option(None, "--db", help="workspace file (default: $RE2LLM_DB or ./kb.sqlite)")
 JsonOption = typer.Option(False, "--json", help="print JSON instead of a table")
+RankByOption = typer.Option(
+    "reply", "--rank-by",
+    help="how the target's rank is counted: reply = its position among the reply's listed "
+         "items (invented and repeated titles keep their slots; the release's reading); "
+         "candidates = its position among the matched candidates only")
 
 # -- the LLM (re2llm_tui.llm.client.LLMClient's arguments) ------------------------------------
 

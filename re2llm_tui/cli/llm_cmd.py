@@ -19,6 +19,7 @@ from re2llm_tui.cli.common import (
     ModelOption,
     OptPath,
     OptStr,
+    RankByOption,
     RetriesOption,
     SplitOption,
     TimeoutOption,
@@ -48,7 +49,7 @@ def register(app: typer.Typer) -> None:
         no_resume: bool = typer.Option(False, "--no-resume",
                                        help="start a new run even if an unfinished one matches"),
         data_dir: OptPath = DataDirOption, db: OptPath = DbOption,
-        as_json: bool = JsonOption,
+        as_json: bool = JsonOption, rank_by: str = RankByOption,
     ) -> None:
         """Rank each session's 50 candidates with the LLM, score and store the run.
 
@@ -59,7 +60,9 @@ def register(app: typer.Typer) -> None:
         from re2llm_tui.errors import UserError
         from re2llm_tui.evaluation.metrics import format_table, to_json
         from re2llm_tui.llm.client import LLMClient
+        from re2llm_tui.llm.parsing import check_rank_by
 
+        rank_by = check_rank_by(rank_by)
         dset = Dataset.resolve(dataset, data_dir)     # the edge: resolved once
         ds = dset.name
         if hint is not None and hint_id is not None:
@@ -85,14 +88,14 @@ def register(app: typer.Typer) -> None:
         try:
             result = _run_with_progress(sessions, client, err, dataset=ds, split=split,
                                         hint=hint_text, hint_id=hint_id, name=name,
-                                        resume=not no_resume, quiet=as_json)
+                                        resume=not no_resume, quiet=as_json, rank_by=rank_by)
         finally:
             client.close()
         if as_json:
             out = {"run_id": result.run_id, "status": result.status, "n": result.total,
                    "done": result.done, "failed": result.failed,
                    "cache_hits": result.cache_hits, "calls": result.calls,
-                   "cost": round(result.cost, 6), "model": client.model,
+                   "cost": round(result.cost, 6), "model": client.model, "rank_by": rank_by,
                    "metrics": to_json(result.metrics) if result.metrics else None}
             print(json.dumps(out))
         else:
@@ -102,7 +105,7 @@ def register(app: typer.Typer) -> None:
                     f" + hint {hint_id}" if hint_id else (" + hint" if hint_text else ""))
                 con.print(format_table({label: result.metrics},
                                        title=f"{ds}/{split} — {result.done} of {result.total} "
-                                             "sessions"))
+                                             f"sessions; rank by {rank_by}"))
             con.print(f"calls: {result.calls} sent, {result.cache_hits} from cache, "
                       f"{result.failed} failed (scored as misses); cost ${result.cost:.4f}"
                       + ("; resumed an unfinished run" if result.resumed else ""))

@@ -14,6 +14,7 @@ from re2llm_tui.cli.common import (
     JsonOption,
     OptPath,
     OptStr,
+    RankByOption,
     SplitOption,
     console,
 )
@@ -27,7 +28,7 @@ def register(app: typer.Typer) -> None:
               data_dir: OptPath = DataDirOption, db: OptPath = DbOption,
               name: OptStr = typer.Option(None, help="run name"),
               model: OptStr = typer.Option(None, help="model that produced the file"),
-              as_json: bool = JsonOption) -> None:
+              rank_by: str = RankByOption, as_json: bool = JsonOption) -> None:
         """Check labels, score the outputs, store them as a run and print the metrics."""
         from re2llm_tui.data.release import Dataset
         from re2llm_tui.evaluation.metrics import format_table, to_json
@@ -35,18 +36,18 @@ def register(app: typer.Typer) -> None:
         from re2llm_tui.store.workspace import open_workspace
 
         # parse and check everything before the workspace is touched
-        result = score_file(file, Dataset.resolve(dataset, data_dir), split)
+        result = score_file(file, Dataset.resolve(dataset, data_dir), split, rank_by=rank_by)
         store_import(open_workspace(db), result, run_name=name, model=model)
         if as_json:
             out = to_json(result.summary)
             out.update({"run_id": result.run_id, "label_mismatches": len(result.mismatches),
-                        "hallucinations": result.hallucinations})
+                        "hallucinations": result.hallucinations, "rank_by": result.rank_by})
             print(json.dumps(out))
             return
         con = console()
         con.print(format_table({f"run {result.run_id}: {Path(file).name}": result.summary},
                                title=f"{result.dataset}/{split} — {result.n_blocks} blocks "
-                                     f"({result.encoding})"))
+                                     f"({result.encoding}; rank by {result.rank_by})"))
         if result.mismatches:
             con.print(f"[yellow]{len(result.mismatches)} label(s) do not match the session's "
                       "target and were not scored:[/yellow]")

@@ -20,6 +20,7 @@ from re2llm_tui.cli.common import (
     ModelOption,
     OptPath,
     OptStr,
+    RankByOption,
     SplitOption,
     console,
 )
@@ -60,6 +61,7 @@ def register(app: typer.Typer) -> None:
         api_base: Optional[List[str]] = ApiBaseOption,
         concurrency: Optional[int] = ConcurrencyOption,
         data_dir: OptPath = DataDirOption, db: OptPath = DbOption, as_json: bool = JsonOption,
+        rank_by: str = RankByOption,
     ) -> None:
         """Train the PPO hint-retrieval agent on the training sessions.
 
@@ -70,9 +72,11 @@ def register(app: typer.Typer) -> None:
         from re2llm_tui.data.release import canonical_domain
         from re2llm_tui.errors import UserError
         from re2llm_tui.llm.client import LLMClient
+        from re2llm_tui.llm.parsing import check_rank_by
         from re2llm_tui.utilization.training import TrainSpec
 
         dataset = canonical_domain(dataset)      # bad input: one line, before anything else
+        rank_by = check_rank_by(rank_by)
         if steps < 1:
             raise UserError(f"--steps must be >= 1 (got {steps})")
         if limit is not None and limit < 1:
@@ -81,7 +85,8 @@ def register(app: typer.Typer) -> None:
                          db_path=str(db) if db else None,
                          data_dir=str(data_dir) if data_dir else None, max_cost=max_cost,
                          max_calls=max_calls, api_bases=tuple(api_base or ()),
-                         concurrency=concurrency, limit=limit, resume=not fresh)
+                         concurrency=concurrency, limit=limit, resume=not fresh,
+                         rank_by=rank_by)
         client = LLMClient(spec.db_path, model=model, api_bases=spec.api_bases,
                            concurrency=concurrency, max_cost=max_cost, max_calls=max_calls)
         client.check()  # bad model / key / --api-base: one line, before any work
@@ -122,6 +127,7 @@ def register(app: typer.Typer) -> None:
         api_base: Optional[List[str]] = ApiBaseOption,
         concurrency: Optional[int] = ConcurrencyOption,
         data_dir: OptPath = DataDirOption, db: OptPath = DbOption, as_json: bool = JsonOption,
+        rank_by: str = RankByOption,
     ) -> None:
         """Compare no hint, the trained agent, a random hint, the best train hint, the oracle
         and a no-LLM content ranker on the same sessions (95% bootstrap CIs)."""
@@ -130,8 +136,10 @@ def register(app: typer.Typer) -> None:
         from re2llm_tui.errors import UserError
         from re2llm_tui.evaluation.compare import evaluate
         from re2llm_tui.llm.client import LLMClient
+        from re2llm_tui.llm.parsing import check_rank_by
         from re2llm_tui.store.workspace import open_workspace
 
+        rank_by = check_rank_by(rank_by)
         ds = Dataset.resolve(dataset, data_dir)       # the edge: resolved once
         if split not in SPLITS:
             raise UserError(f"unknown split {split!r}: choose train or test")
@@ -151,7 +159,7 @@ def register(app: typer.Typer) -> None:
             result = _evaluate_with_progress(evaluate, wdb, client, err, quiet=as_json,
                                              dataset=ds, split=split,
                                              limit=limit, train_run=train_run,
-                                             oracle=not no_oracle, seed=seed,
+                                             oracle=not no_oracle, seed=seed, rank_by=rank_by,
                                              workers=default_workers(workers, client))
         except RunStop as exc:
             err.print(f"[yellow]stopped:[/yellow] {escape(exc, oneline=True)} (finished "

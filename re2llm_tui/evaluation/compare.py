@@ -146,7 +146,8 @@ def _db_file(db) -> str | None:
     return None
 
 
-def best_train_hint(db, client, ds: Dataset, actions: Sequence[tuple[int, str]]) -> dict | None:
+def best_train_hint(db, client, ds: Dataset, actions: Sequence[tuple[int, str]],
+                    rank_by: str = "reply") -> dict | None:
     """The hint with the highest mean stored reward on the training sessions.
 
     Only outcomes already in the reward table count (nothing is computed); an action is
@@ -157,7 +158,7 @@ def best_train_hint(db, client, ds: Dataset, actions: Sequence[tuple[int, str]])
     if len(actions) < 2:
         return None
     train = ds.sessions("train")
-    table = LLMRewards(client, train, actions, dataset=ds.name, db=db).table()
+    table = LLMRewards(client, train, actions, dataset=ds.name, db=db, rank_by=rank_by).table()
     best = None
     for a in range(1, len(actions)):
         col = table[:, a]
@@ -176,7 +177,8 @@ def best_train_hint(db, client, ds: Dataset, actions: Sequence[tuple[int, str]])
 def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | None = None,
              limit: int | None = None, train_run: int | None = None,
              oracle: bool = True, seed: int = 0, n_boot: int = 1000, store: bool = True,
-             workers: int = 1, progress: Callable | None = None) -> EvalResult:
+             workers: int = 1, progress: Callable | None = None,
+             rank_by: str = "reply") -> EvalResult:
     """Compare the policies on the sessions of ``split`` (see the module docstring).
 
     ``client``: an :class:`~re2llm_tui.llm.client.LLMClient` (default: one for ``model`` on
@@ -208,11 +210,11 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
         rng = np.random.default_rng(seed)
         random_actions = (rng.integers(1, n_actions, size=n) if n_actions > 1
                           else np.zeros(n, dtype=np.int64))
-        best = best_train_hint(db, client, ds, actions)
+        best = best_train_hint(db, client, ds, actions, rank_by)
         _note_best(best, n_actions, notes)
 
         # every outcome a row needs, computed a session at a time
-        source = LLMRewards(client, sessions, actions, dataset=ds.name, db=db)
+        source = LLMRewards(client, sessions, actions, dataset=ds.name, db=db, rank_by=rank_by)
         needed = _needed(n, n_actions, random_actions, agent, best, oracle)
         if not oracle:
             notes.append("oracle: skipped (oracle=False)")
@@ -227,7 +229,8 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
         choices = _choices(source, n, n_actions, agent, random_actions, best, oracle)
         ranks, rankings = _outcomes(source, choices)
         ranks[CONTENT], rankings[CONTENT] = _content_row(sessions, db)
-        rows = {name: summarize(r, n_boot=n_boot, seed=seed) for name, r in ranks.items()}
+        rows = {name: summarize(r, n_boot=n_boot, seed=seed, replies=source.replies_of(
+                    choices[name]) if name in choices else None) for name, r in ranks.items()}
         paired = {name: paired_difference(r, ranks[NO_HINT], "ndcg@10", n_boot=n_boot, seed=seed)
                   for name, r in ranks.items() if name != NO_HINT}
         st = source.stats()
@@ -239,7 +242,8 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
             llm_calls=int(st["llm_calls"]), cache_hits=int(st["cache_hits"]),
             failed=int(st["failed"]), cost=float(st["cost"]))
         if store:
-            _store_rows(db, result, client, sessions, actions, choices, rankings, source, seed)
+            _store_rows(db, result, client, sessions, actions, choices, rankings, source, seed,
+                        rank_by)
         return result
     finally:
         if own_client:
@@ -339,20 +343,20 @@ def _content_row(sessions, db) -> tuple[list, list]:
 
 
 def _store_rows(db, result: EvalResult, client, sessions, actions, choices, rankings, source,
-                seed: int) -> None:
+                seed: int, rank_by: str = "reply") -> None:
     """Each row as a run (``kind='evaluate'``) with one item per session."""
     from re2llm_tui.prompts import prompt_version
     from re2llm_tui.store import runs
     from re2llm_tui.utilization.rewards import reward_context
 
-    context = reward_context(client)
+    context = reward_context(client, rank_by)
     hint_ids = result.hint_ids
     for name in result.ranks:
         acts = choices.get(name)
         fixed = int(acts[0]) if name in (NO_HINT, BEST) else None
         params = {"policy": name, "kb_version": result.kb_version, "seed": seed,
                   "train_run": result.train_run_id, "context": context,
-                  "n_sessions": result.n}
+                  "n_sessions": result.n, "rank_by": rank_by}
         rid = runs.create_run(
             db, name=f"evaluate {result.dataset}/{result.split}: {name}", kind="evaluate",
             dataset=result.dataset, split=result.split,
@@ -392,6 +396,7 @@ class EvalSpec:
     workers: int = 1
     train_run: int | None = None
     llm_options: dict = field(default_factory=dict)
+    rank_by: str = "reply"
 
 
 def run_job(spec: EvalSpec, emit, control) -> dict:
@@ -407,7 +412,7 @@ def run_job(spec: EvalSpec, emit, control) -> dict:
         out = evaluate(db, Dataset.resolve(spec.dataset, spec.data_dir), split=spec.split,
                        client=client, limit=spec.limit, oracle=spec.oracle,
                        seed=spec.seed, n_boot=spec.n_boot, workers=spec.workers,
-                       train_run=spec.train_run,
+                       train_run=spec.train_run, rank_by=spec.rank_by,
                        progress=lambda p: emit("table", p.as_dict()))
     finally:
         client.close()

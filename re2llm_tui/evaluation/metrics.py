@@ -2,19 +2,53 @@
 
 A session's outcome is the 1-based rank of its target in the LLM's list, or ``None`` when
 the target is absent.  HR@K = 1 if rank <= K; NDCG@K = 1/log2(rank+1) if rank <= K else 0
-(one relevant item, so IDCG = 1); MRR@10 = 1/rank if rank <= 10.
+(one relevant item, so IDCG = 1); MRR@10 = 1/rank if rank <= 10.  How the rank is counted
+(reply positions by default) is :func:`re2llm_tui.llm.parsing.target_rank`'s business.
+
+Beside the metrics, :func:`summarize` reports how usable the replies were (:data:`VALIDITY`):
+the valid-output rate (share of listed items that match a candidate), hallucinations per
+reply, and how many replies list fewer than 10 distinct valid candidates.  A row without
+replies (the content ranker) has ``None`` there, shown as "—".
 """
 
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Iterable, Protocol, Sequence
 
 import numpy as np
 
 METRICS = ("hr@1", "hr@5", "hr@10", "ndcg@5", "ndcg@10", "mrr@10")
 
 Rank = int | None
+
+#: reply-validity keys of a summary (``None`` where there are no replies)
+VALIDITY = ("replies", "valid_rate", "hallucinations_per_reply", "short_replies")
+#: a reply is "short" when it lists fewer than this many distinct valid candidates
+FULL_LIST = 10
+
+
+class ReplyCounts(Protocol):
+    """What :func:`summarize` reads of a reply (a :class:`~re2llm_tui.llm.parsing.ParsedRanking`
+    or :class:`Counts`)."""
+
+    listed: int      # listed items (matched or hallucinated)
+    valid: int       # listed items matching a candidate
+    distinct: int    # distinct candidates in the ranking
+
+
+@dataclass(frozen=True)
+class Counts:
+    """A reply's counts (:class:`ReplyCounts`) without the reply."""
+
+    listed: int
+    valid: int
+    distinct: int
+
+    @classmethod
+    def of(cls, reply: ReplyCounts) -> Counts:
+        return cls(int(reply.listed), int(reply.valid), int(reply.distinct))
 
 
 def rank_of(ranking: Sequence[int], target_index: int) -> Rank:
@@ -58,9 +92,24 @@ def _boot_indices(n: int, n_boot: int, seed: int):
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
 
+def validity(replies: Iterable[ReplyCounts | None] | None) -> dict:
+    """The :data:`VALIDITY` keys over ``replies`` (``None`` entries, failed calls, skipped);
+    every value ``None`` when ``replies`` is ``None`` (a row without replies)."""
+    if replies is None:
+        return {k: None for k in VALIDITY}
+    got = [r for r in replies if r is not None]
+    listed = sum(int(r.listed) for r in got)
+    valid = sum(int(r.valid) for r in got)
+    return {"replies": len(got),
+            "valid_rate": valid / listed if listed else (None if not got else 0.0),
+            "hallucinations_per_reply": (listed - valid) / len(got) if got else None,
+            "short_replies": sum(1 for r in got if int(r.distinct) < FULL_LIST)}
+
+
 def summarize(ranks: Iterable[Rank], n_boot: int = 1000, seed: int = 0,
-              alpha: float = 0.05) -> dict:
-    """Mean of every metric with a percentile-bootstrap (1-alpha) CI over sessions."""
+              alpha: float = 0.05, replies: Iterable[ReplyCounts | None] | None = None) -> dict:
+    """Mean of every metric with a percentile-bootstrap (1-alpha) CI over sessions, and the
+    replies' validity (:func:`validity`; ``replies=None``: a row without replies)."""
     ranks = list(ranks)
     cols = _columns(ranks)
     out: dict = {"n": len(ranks)}
@@ -75,6 +124,7 @@ def summarize(ranks: Iterable[Rank], n_boot: int = 1000, seed: int = 0,
     else:
         ci = {m: [0.0, 0.0] for m in METRICS}
     out["ci"] = ci
+    out.update(validity(replies))
     return out
 
 
@@ -105,20 +155,42 @@ def paired_difference(ranks_a: Sequence[Rank], ranks_b: Sequence[Rank], metric: 
 
 
 def to_json(summary: dict) -> dict:
-    """The ``--json`` shape: ``{"n", "hr@1", ..., "mrr@10", "ci": {...}}`` rounded to 6 places."""
+    """The ``--json`` shape: ``{"n", "hr@1", ..., "mrr@10", "ci": {...}, "replies",
+    "valid_rate", "hallucinations_per_reply", "short_replies"}`` rounded to 6 places (the
+    validity keys ``null`` for a row without replies, or a summary stored before them)."""
     out = {"n": summary["n"]}
     out.update({m: round(summary[m], 6) for m in METRICS})
     out["ci"] = {m: [round(v, 6) for v in summary["ci"][m]] for m in METRICS}
+    for key in VALIDITY:
+        v = summary.get(key)
+        out[key] = round(v, 6) if isinstance(v, float) else v
     return out
+
+
+def validity_cells(summary: dict) -> list[str]:
+    """The table cells of the validity keys: valid %, hallucinations per reply, short replies
+    ("—" where there are no replies)."""
+    if not summary.get("replies"):
+        return ["—", "—", "—"]
+    rate = summary.get("valid_rate")
+    per = summary.get("hallucinations_per_reply")
+    short = summary.get("short_replies")
+    return ["—" if rate is None else f"{100 * rate:.1f}%",
+            "—" if per is None else f"{per:.2f}",
+            "—" if short is None else str(short)]
 
 
 def format_table(rows: dict[str, dict], title: str | None = None,
                  baseline: str | None = None, paired: dict[str, dict] | None = None):
-    """A rich Table: one row per named summary, each metric as ``mean [lo, hi]``.
+    """Two rich tables as one renderable: the metrics, one row per named summary, each metric
+    as ``mean [lo, hi]``; under it the replies' validity, the same rows: how many replies,
+    the valid-output rate, hallucinations per reply and replies with fewer than 10 valid
+    items ("—" for a row without replies).  Two tables, so that both read at 80 columns.
 
     Names, the title and the baseline are data (file names, model strings, hint texts): they
     are passed as :func:`re2llm_tui.safe_text.text`, never parsed as markup.
     """
+    from rich.console import Group
     from rich.table import Table
 
     from re2llm_tui.safe_text import text
@@ -131,6 +203,11 @@ def format_table(rows: dict[str, dict], title: str | None = None,
     if paired:
         metric = (next(iter(paired.values()))["metric"]).upper()
         table.add_column(text(f"Δ{metric} vs {baseline}", oneline=True), justify="right")
+    replies = Table(caption="valid: share of listed items that match a candidate; "
+                            "<10 valid: replies listing fewer than 10 valid items")
+    replies.add_column("run / policy", style="bold")
+    for head in ("replies", "valid", "halluc/reply", "<10 valid"):
+        replies.add_column(head, justify="right")
     for name, s in rows.items():
         cells = [text(name, oneline=True), str(s["n"])]
         for m in METRICS:
@@ -140,4 +217,6 @@ def format_table(rows: dict[str, dict], title: str | None = None,
             p = paired.get(name)
             cells.append("—" if not p else f"{p['diff']:+.3f} [{p['lo']:+.3f},{p['hi']:+.3f}]")
         table.add_row(*cells)
-    return table
+        replies.add_row(text(name, oneline=True), str(s.get("replies") or "—"),
+                        *validity_cells(s))
+    return Group(table, replies)

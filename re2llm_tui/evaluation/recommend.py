@@ -12,6 +12,9 @@ and scored; each session's outcome is a ``run_items`` row written as soon as it 
   on and ``n_failed`` counts it.  Garbage replies are kept in ``reply`` for inspection.
 * ``--max-cost`` / ``--max-calls`` (:class:`BudgetExceeded`) and a stop request stop the run cleanly
   (status ``stopped``, metrics over the sessions done so far).
+* The target's rank is counted by :func:`~re2llm_tui.llm.parsing.target_rank` under
+  ``rank_by`` (reply positions by default), which is one of the run's params: a run is never
+  resumed under the other accounting.  The metrics include the replies' validity.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Callable, Sequence
 from re2llm_tui.control import RunStop
 from re2llm_tui.data.release import Session
 from re2llm_tui.llm.client import LLMClient
+from re2llm_tui.llm.parsing import DEFAULT_RANK_BY
 
 
 @dataclass
@@ -75,17 +79,20 @@ def _find_resumable(db, *, dataset, split, model, prompt_version, hint_text, par
 async def recommend_async(sessions: Sequence[Session], client: LLMClient, *, dataset: str,
                           split: str, hint: str | None = None, hint_id: int | None = None,
                           name: str | None = None, k: int = 10, resume: bool = True,
-                          progress: Callable[[Progress], None] | None = None) -> RecommendResult:
+                          progress: Callable[[Progress], None] | None = None,
+                          rank_by: str = DEFAULT_RANK_BY) -> RecommendResult:
     """Rank every session with ``client`` and store the run (see module docstring)."""
-    from re2llm_tui.evaluation.metrics import rank_of, summarize
+    from re2llm_tui.evaluation.metrics import summarize
+    from re2llm_tui.llm.parsing import check_rank_by, reply_ranking, target_rank
     from re2llm_tui.prompts import prompt_version, recommend_prompt
     from re2llm_tui.store import runs
 
+    rank_by = check_rank_by(rank_by)
     client.check()
     db = client.workspace()
     hint_text = (hint or "").strip() or None
     pversion = prompt_version(hint_text)
-    params = _params(client, sessions, k)
+    params = {**_params(client, sessions, k), "rank_by": rank_by}
     run_id = _find_resumable(db, dataset=dataset, split=split, model=client.model,
                              prompt_version=pversion, hint_text=hint_text,
                              params=params) if resume else None
@@ -121,10 +128,12 @@ async def recommend_async(sessions: Sequence[Session], client: LLMClient, *, dat
             if not stop_reason:
                 stop_reason.append(str(exc))
             return
-        target_rank = rank_of(res.ranking, s.target_index) if res.ok else None
+        rank = target_rank(reply_ranking(res.text, res.ranking, s.candidates,
+                                         rank_method=client.rank_method, k=k),
+                           s.target_index, rank_by) if res.ok else None
         runs.add_run_item(db, run_id, s.id, prompt=prompt, reply=res.text,
                           ranking=list(res.ranking), hallucinations=list(res.hallucinations),
-                          target_rank=target_rank, error=res.error, call_id=res.call_id)
+                          target_rank=rank, error=res.error, call_id=res.call_id)
         counters["done"] += 1
         counters["hits"] += 1 if res.cached else 0
         counters["calls"] += 0 if res.cached else 1
@@ -140,12 +149,15 @@ async def recommend_async(sessions: Sequence[Session], client: LLMClient, *, dat
             t.cancel()
         raise
 
-    items = db.execute("SELECT session_id, target_rank, error FROM run_items WHERE run_id=?",
-                       [run_id]).fetchall()
-    wanted = {s.id for s in sessions}
-    ranks = {sid: rank for sid, rank, _err in items if sid in wanted}
-    n_failed = sum(1 for sid, _r, err in items if sid in wanted and err is not None)
-    metrics = summarize(list(ranks.values())) if ranks else None
+    items = db.execute("SELECT session_id, target_rank, error, reply, ranking FROM run_items "
+                       "WHERE run_id=?", [run_id]).fetchall()
+    wanted = {s.id: s for s in sessions}
+    ranks = {sid: rank for sid, rank, *_ in items if sid in wanted}
+    n_failed = sum(1 for sid, _r, err, *_ in items if sid in wanted and err is not None)
+    replies = [reply_ranking(reply or "", json.loads(ranking or "[]"), wanted[sid].candidates,
+                             rank_method=client.rank_method, k=k)
+               for sid, _r, err, reply, ranking in items if sid in wanted and err is None]
+    metrics = summarize(list(ranks.values()), replies=replies) if ranks else None
     totals = client.run_totals(run_id)
     status = "stopped" if stop_reason else "done"
     runs.finish_run(db, run_id, metrics, status=status, n_failed=n_failed, cost=totals["cost"])

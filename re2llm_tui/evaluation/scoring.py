@@ -12,6 +12,10 @@ Blocks are separated by blank lines.  Files were written in ISO-8859-1 by the re
 UTF-8 is tried first, then latin-1.  Every label is checked against the session's target: a
 mismatch is reported and the block is not scored.  A file with more or fewer blocks than
 the split has sessions is refused before anything is written.
+
+The target's rank is counted by :func:`~re2llm_tui.llm.parsing.target_rank` (``rank_by``:
+reply positions by default, ``candidates`` for the matched-only rank); the summary also
+reports the replies' validity (:func:`~re2llm_tui.evaluation.metrics.summarize`).
 """
 
 from __future__ import annotations
@@ -22,8 +26,14 @@ from pathlib import Path
 
 from re2llm_tui.data.release import Dataset, Session, unescape
 from re2llm_tui.errors import DataError, read_input
-from re2llm_tui.evaluation.metrics import rank_of, summarize
-from re2llm_tui.llm.parsing import normalize, parse_ranking
+from re2llm_tui.evaluation.metrics import summarize
+from re2llm_tui.llm.parsing import (
+    DEFAULT_RANK_BY,
+    check_rank_by,
+    normalize,
+    parse_ranking,
+    target_rank,
+)
 
 _LABEL = re.compile(r"^\s*Label\s*:\s?(?P<label>.*)$")
 _OUTPUT = re.compile(r"^\s*Output\s*:\s?(?P<rest>.*)$")
@@ -48,6 +58,7 @@ class ScoredImport:
     split: str = ""
     path: str = ""
     items: list = field(default_factory=list)  # (session, block, parsed, rank, label_ok)
+    rank_by: str = DEFAULT_RANK_BY
 
 
 def read_text(path: Path) -> tuple[str, str]:
@@ -95,8 +106,11 @@ def labels_match(label: str, session: Session) -> bool:
     return normalize(unescape(label)) == normalize(session.target)
 
 
-def score_file(path: Path, ds: Dataset, split: str) -> ScoredImport:
-    """Parse, check and score a recorded-output file (nothing is written)."""
+def score_file(path: Path, ds: Dataset, split: str,
+               rank_by: str = DEFAULT_RANK_BY) -> ScoredImport:
+    """Parse, check and score a recorded-output file (nothing is written); ``rank_by``: see
+    :func:`~re2llm_tui.llm.parsing.target_rank`."""
+    rank_by = check_rank_by(rank_by)
     ds = Dataset.resolve(ds)
     dataset = ds.name
     sessions = ds.sessions(split)
@@ -105,18 +119,21 @@ def score_file(path: Path, ds: Dataset, split: str) -> ScoredImport:
         raise DataError(f"{path}: {len(blocks)} output blocks but {dataset}/{split} has "
                         f"{len(sessions)} sessions (blocks must follow the text JSON's order)")
     result = ScoredImport(run_id=None, n_blocks=len(blocks), ranks=[], encoding=encoding,
-                          dataset=sessions[0].domain, split=split, path=str(Path(path).resolve()))
+                          dataset=sessions[0].domain, split=split, path=str(Path(path).resolve()),
+                          rank_by=rank_by)
+    replies = []
     for session, block in zip(sessions, blocks):
         parsed = parse_ranking(block.output, session.candidates)
         ok = labels_match(block.label, session)
-        rank = rank_of(parsed.ranking, session.target_index) if ok else None
+        rank = target_rank(parsed, session.target_index, rank_by) if ok else None
         if ok:
             result.ranks.append(rank)
+            replies.append(parsed)
         else:
             result.mismatches.append((session.id, block.label, session.target))
         result.hallucinations += len(parsed.hallucinations)
         result.items.append((session, block, parsed, rank, ok))
-    result.summary = summarize(result.ranks)
+    result.summary = summarize(result.ranks, replies=replies)
     return result
 
 
@@ -133,7 +150,7 @@ def store_import(db, result: ScoredImport, *, run_name: str | None = None,
             dataset=result.dataset, split=result.split, model=model,
             prompt_version=RECOMMEND_VERSION,
             params={"file": result.path, "encoding": result.encoding,
-                    "mismatches": len(result.mismatches)})
+                    "mismatches": len(result.mismatches), "rank_by": result.rank_by})
         for session, block, parsed, rank, ok in result.items:
             runs.add_run_item(db, run_id, session.id, prompt=session.prompt,
                               reply=block.output, ranking=parsed.ranking,

@@ -2,8 +2,23 @@
 
 Accepts numbered or bulleted lines, markdown bold, quotes, trailing years or platforms,
 entity-encoded or not.  Each item is matched to the 50 candidates exactly after
-normalisation, then by a conservative fuzzy match; duplicates are dropped, and items that
-match nothing are kept as *hallucinations* for reporting.  Never raises on any string.
+normalisation, then by a conservative fuzzy match; duplicates are dropped from the
+*ranking*, and items that match nothing are kept as *hallucinations* for reporting.  Never
+raises on any string.
+
+Rank accounting (:func:`target_rank`, the one function every caller scores with):
+
+* ``reply`` (the default, :data:`DEFAULT_RANK_BY`): the target's rank is its 1-based position
+  among the reply's *listed items* (:attr:`ParsedRanking.positions`); invented titles and
+  repeats keep their slots, and only the target's first occurrence counts.  This is the
+  release's reward and the usual reading of "position in the LLM's list".
+* ``candidates``: its position in the matched-only ranking (hallucinations and duplicates
+  dropped first): a target listed 7th after two invented titles counts 5th.
+
+A listed item is a line that matches a candidate or is reported as a hallucination; a
+preamble ("Here are my recommendations:") is not one.  The local engine decodes inside the
+candidate set, so its reply is its ranking and both accountings agree
+(:func:`reply_ranking`).
 """
 
 from __future__ import annotations
@@ -44,12 +59,53 @@ def normalize(title: str) -> str:
     return " ".join(_WORD.findall(unescape(title).lower()))
 
 
+#: how a target's rank is counted (see the module docstring)
+RANK_BY = ("reply", "candidates")
+DEFAULT_RANK_BY = "reply"
+
+
+def check_rank_by(rank_by: str | None) -> str:
+    """``rank_by`` validated (``None``: the default); a one-line :class:`UserError` otherwise."""
+    if rank_by is None:
+        return DEFAULT_RANK_BY
+    if rank_by not in RANK_BY:
+        from re2llm_tui.errors import UserError
+
+        raise UserError(f"unknown --rank-by {rank_by!r}: choose {' or '.join(RANK_BY)}")
+    return rank_by
+
+
 @dataclass
 class ParsedRanking:
     ranking: list[int] = field(default_factory=list)        # candidate indices, best first
     hallucinations: list[str] = field(default_factory=list)  # items matching no candidate
     items: list[str] = field(default_factory=list)          # every cleaned item, in order
     duplicates: int = 0
+    #: per listed item, in reply order: the candidate index it matched (repeats too), or
+    #: None for a hallucinated title
+    positions: list[int | None] = field(default_factory=list)
+
+    @classmethod
+    def of_ranking(cls, ranking: Sequence[int]) -> ParsedRanking:
+        """The answer of an engine that ranks inside the candidate set: the list is the reply."""
+        ranking = [int(i) for i in ranking]
+        return cls(ranking=ranking, positions=list(ranking))
+
+    # -- per-reply counts read by metrics.summarize (valid-output rate and friends)
+    @property
+    def listed(self) -> int:
+        """Listed items (matched or hallucinated)."""
+        return len(self.positions)
+
+    @property
+    def valid(self) -> int:
+        """Listed items that match a candidate (a repeat matches too)."""
+        return sum(1 for p in self.positions if p is not None)
+
+    @property
+    def distinct(self) -> int:
+        """Distinct candidates in the ranking (at most its ``k``)."""
+        return len(self.ranking)
 
 
 def split_items(reply: str) -> list[str]:
@@ -138,7 +194,9 @@ def parse_ranking(reply: str, candidates: Sequence[str], k: int = 10) -> ParsedR
             if idx is None:
                 if _looks_like_title(item):
                     result.hallucinations.append(item)
+                    result.positions.append(None)
                 continue
+            result.positions.append(idx)
             if idx in seen:
                 result.duplicates += 1
                 continue
@@ -148,6 +206,34 @@ def parse_ranking(reply: str, candidates: Sequence[str], k: int = 10) -> ParsedR
     except Exception:  # pragma: no cover - defensive: a parser must never crash a run
         return result
     return result
+
+
+def reply_ranking(text: str, ranking: Sequence[int], candidates: Sequence[str], *,
+                  rank_method: str = "generate", k: int = 10) -> ParsedRanking:
+    """A ranking call's answer as a :class:`ParsedRanking` with its reply positions.
+
+    A generated reply (``rank_method`` ``generate``: every remote model) is parsed from its
+    text, exactly as the client parsed it; the local engine's other methods decode inside
+    the candidate set, so their reply *is* ``ranking`` (10 distinct real candidates).
+    Cached results carry no positions, so this reads the text, never a stored field.
+    """
+    if rank_method != "generate":
+        return ParsedRanking.of_ranking(ranking)
+    return parse_ranking(text, candidates, k)
+
+
+def target_rank(parsed: ParsedRanking, target_index: int,
+                rank_by: str = DEFAULT_RANK_BY) -> int | None:
+    """1-based rank of the target (``None``: not listed) under ``rank_by``.
+
+    ``reply``: the position of the target's first occurrence among the listed items;
+    ``candidates``: its position in the matched-only, de-duplicated ranking.
+    """
+    order = parsed.ranking if check_rank_by(rank_by) == "candidates" else parsed.positions
+    for pos, idx in enumerate(order, 1):
+        if idx == target_index:
+            return pos
+    return None
 
 
 def _looks_like_title(item: str) -> bool:

@@ -10,8 +10,12 @@ Both rankings come from the same LLM, prompt versions and decoding, through
 :meth:`LLMClient.rank` (so every call is also in the client's cache).  Each (session, hint)
 *outcome* -- the target's rank and NDCG@10 -- is stored in the workspace's
 ``reward_outcomes`` table, keyed by dataset, model, context (prompt versions, ranking
-method, decoding) and the hint's text, so a pair is paid for once however many PPO steps
-visit it, in this process or a later one.  The "no hint" action's reward is 0 by definition.
+method, decoding, rank accounting) and the hint's text, so a pair is paid for once however
+many PPO steps visit it, in this process or a later one.  The "no hint" action's reward is 0
+by definition.  The target's rank is counted by :func:`~re2llm_tui.llm.parsing.target_rank`
+under ``rank_by`` (reply positions by default), exactly as ``score``, ``recommend`` and
+``evaluate`` count it, so reward and metrics never disagree; the context names it
+(``|rank-by=...``), so outcomes counted the other way are never mixed in.
 
 :class:`LLMRewards` computes the missing outcomes of a batch concurrently (the client
 bounds concurrency and enforces ``--max-cost`` / ``--max-calls``;
@@ -35,7 +39,13 @@ import numpy as np
 
 from re2llm_tui.data.release import Session
 from re2llm_tui.errors import UserError
-from re2llm_tui.evaluation.metrics import ndcg_at, rank_of
+from re2llm_tui.evaluation.metrics import Counts, ndcg_at
+from re2llm_tui.llm.parsing import (
+    DEFAULT_RANK_BY,
+    check_rank_by,
+    reply_ranking,
+    target_rank,
+)
 
 K = 10
 
@@ -137,12 +147,14 @@ def hint_key(text: str | None) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16] if text else ""
 
 
-def reward_context(client) -> str:
-    """What besides model, session and hint text determines an outcome."""
+def reward_context(client, rank_by: str = DEFAULT_RANK_BY) -> str:
+    """What besides model, session and hint text determines an outcome (the rank accounting
+    included: outcomes stored before it was named here were counted by candidates, under a
+    context without ``rank-by``, and are never read)."""
     from re2llm_tui.prompts import HINT_VERSION, RECOMMEND_VERSION
 
     return (f"{RECOMMEND_VERSION}+{HINT_VERSION}|rank={client.rank_method}|k={K}"
-            f"|t={client.temperature}|seed={client.seed}")
+            f"|t={client.temperature}|seed={client.seed}|rank-by={check_rank_by(rank_by)}")
 
 
 @dataclass
@@ -179,11 +191,12 @@ class LLMRewards:
     """Rewards of ``actions`` (``[(hint_id, text), ...]``, no hint first) on ``sessions``.
 
     ``client`` is an :class:`~re2llm_tui.llm.client.LLMClient` (checked before its first
-    call); ``db`` a workspace connection of this thread (default: the client's).
+    call); ``db`` a workspace connection of this thread (default: the client's); ``rank_by``
+    the rank accounting (:func:`~re2llm_tui.llm.parsing.target_rank`).
     """
 
     def __init__(self, client, sessions: Sequence[Session], actions: Sequence[tuple[int, str]], *,
-                 dataset: str, db=None) -> None:
+                 dataset: str, db=None, rank_by: str = DEFAULT_RANK_BY) -> None:
         if not sessions:
             raise UserError("no sessions to compute rewards for")
         if not actions or (actions[0][1] or "").strip():
@@ -194,13 +207,15 @@ class LLMRewards:
         self.actions = [(int(h), (t or "").strip()) for h, t in actions]
         self.dataset = dataset
         self.model = client.model
-        self.context = reward_context(client)
+        self.rank_by = check_rank_by(rank_by)
+        self.context = reward_context(client, self.rank_by)
         self.keys = [hint_key(t) for _, t in self.actions]
         self.n_sessions, self.n_actions = len(self.sessions), len(self.actions)
         # outcomes: NDCG@10 and target rank per (session, action); NaN / -1 = unknown
         self.ndcg = np.full((self.n_sessions, self.n_actions), np.nan, dtype=np.float64)
         self.rank = np.full((self.n_sessions, self.n_actions), -1, dtype=np.int64)  # 0 = absent
         self._rankings: dict[tuple[int, int], list[int]] = {}
+        self._replies: dict[tuple[int, str], Counts] = {}   # (session, hint key) -> counts
         self.calls = self.hits = self.failed = 0
         self.cost = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -289,6 +304,33 @@ class LLMRewards:
     def ranking(self, i: int, a: int) -> list[int]:
         return list(self._rankings.get((i, a), []))
 
+    def reply_counts(self, i: int, a: int) -> Counts | None:
+        """The reply's counts behind a known outcome (listed, valid, distinct items: what
+        :func:`~re2llm_tui.evaluation.metrics.summarize` reads); None when the outcome is
+        unknown or its reply is no longer in the workspace."""
+        if not np.isfinite(self.ndcg[i, a]):
+            return None
+        key = (i, self.keys[a])
+        if key not in self._replies:
+            method = self.client.rank_method
+            text = ""                   # the local engine's reply is its ranking
+            if method == "generate":
+                row = self.db.execute(
+                    "SELECT c.response FROM reward_outcomes o JOIN calls c ON c.id = o.call_id "
+                    "WHERE o.dataset=? AND o.model=? AND o.context=? AND o.session_id=? "
+                    "AND o.hint_key=?", [self.dataset, self.model, self.context,
+                                         self.sessions[i].id, self.keys[a]]).fetchone()
+                if row is None or row[0] is None:
+                    return None
+                text = row[0]
+            self._replies[key] = Counts.of(reply_ranking(
+                text, self.ranking(i, a), self.sessions[i].candidates, rank_method=method, k=K))
+        return self._replies[key]
+
+    def replies_of(self, actions) -> list[Counts | None]:
+        """:meth:`reply_counts` of session ``i`` under ``actions[i]``, for every session."""
+        return [self.reply_counts(i, int(a)) for i, a in enumerate(actions)]
+
     # ----------------------------------------------------------------- RewardSource
     def rewards(self, sessions: np.ndarray, actions: np.ndarray) -> np.ndarray:
         sessions = np.asarray(sessions, dtype=np.int64)
@@ -328,6 +370,10 @@ class LLMRewards:
         (a budget or stop request) after storing what finished.
         """
         todo = self.missing_pairs(wanted)
+        if self.rank_by != DEFAULT_RANK_BY:
+            # worker processes count ranks the default way (their WorkerSpec carries no
+            # rank_by): compute here rather than mix accountings
+            workers = 1
         t0 = time.monotonic()
         computed = 0
         last = 0.0
@@ -416,8 +462,12 @@ class LLMRewards:
         if not res.ok:
             self.failed += 1
             return
-        ranking = [int(x) for x in res.ranking][:K]
-        trank = rank_of(ranking, self.sessions[i].target_index)
+        s = self.sessions[i]
+        parsed = reply_ranking(res.text, res.ranking, s.candidates,
+                               rank_method=self.client.rank_method, k=K)
+        trank = target_rank(parsed, s.target_index, self.rank_by)
+        ranking = [int(x) for x in parsed.ranking][:K]
+        self._replies[(i, self.keys[a])] = Counts.of(parsed)
         self._store(i, a, trank, ndcg_at(trank, K), ranking, res.call_id)
 
     def apply(self, i: int, a: int, trank: int | None, ndcg: float, ranking: list[int]) -> None:

@@ -65,6 +65,8 @@ class TrainSpec:
     checkpoint_every: int = 16384
     ppo: dict = field(default_factory=dict)
     """PPOConfig overrides (e.g. {"clip_coef": 0.1}); unknown keys are ignored"""
+    rank_by: str = "reply"
+    """how the target's rank is counted in the reward (llm.parsing.target_rank)"""
 
 
 @dataclass
@@ -156,7 +158,8 @@ def _set_up(spec: TrainSpec, db, client) -> _Setup:
     cfg = PPOConfig.from_dict({**spec.ppo, "total_steps": spec.steps, "seed": spec.seed,
                                "log_every": spec.log_every}).validate()
     return _Setup(ds.name, sessions, kb_version, actions, encode_sessions(sessions, db=db),
-                  LLMRewards(client, sessions, actions, dataset=ds.name, db=db), cfg)
+                  LLMRewards(client, sessions, actions, dataset=ds.name, db=db,
+                             rank_by=spec.rank_by), cfg)
 
 
 def _open_run(spec: TrainSpec, db, model: str, su: _Setup):
