@@ -7,7 +7,14 @@ from re2llm_tui.data.safe_pickle import load_id_sessions_pickle
 
 
 def dataset_overview(ds: Dataset) -> dict:
-    """Per split: sessions, history length, candidates per session, distinct items, target share."""
+    """Per split: sessions, history length, candidates per session, distinct items, target share.
+
+    An imported dataset: the same figures by item id, plus the import's provenance
+    (:func:`re2llm_tui.data.imported.imported_overview`)."""
+    if ds.imported:
+        from re2llm_tui.data.imported import imported_overview
+
+        return imported_overview(ds)
     domain, folder = ds.name, ds.folder
     out: dict = {"dataset": domain, "path": str(folder), "splits": {}}
     for split in SPLITS:

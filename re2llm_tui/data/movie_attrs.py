@@ -129,7 +129,15 @@ def load_catalog(root=None) -> MovieCatalog:
 
 def item_text(domain: str, title: str, root=None) -> str:
     """Text of an item for embeddings: the title, plus attributes for movies (read from the
-    release folder ``root``, where the sessions came from)."""
+    release folder ``root``, where the sessions came from); for an imported dataset, the
+    title plus the attribute columns of its items file
+    (:func:`re2llm_tui.data.imported.item_text`)."""
+    from re2llm_tui.data.release import is_release_name
+
+    if not is_release_name(domain):
+        from re2llm_tui.data.imported import item_text as imported_item_text
+
+        return imported_item_text(domain, title, root)
     if not domain.startswith("movie"):
         return title
     movie = load_catalog(root).resolve(title)

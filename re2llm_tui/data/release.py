@@ -12,6 +12,11 @@ Quirks handled here (see the data README):
 * a few game titles contain ``"; "`` themselves: lists are segmented against a vocabulary of
   known titles so that every prompt yields exactly 50 candidates with the label among them;
 * two prompt layouts (games: ``. Please recommend``; movies: ``.Please recommend``).
+
+Besides the two release datasets, a :class:`Dataset` may be one the user imported with
+``re2llm-tui data import NAME`` (:mod:`re2llm_tui.data.imported`): it lives in
+``<data dir>/imported/NAME/`` (``--data-dir``; default ``./data/imported/NAME``) and is
+resolved by the same :meth:`Dataset.resolve`.
 """
 
 from __future__ import annotations
@@ -36,13 +41,74 @@ PUBLIC = {"game": "games", "movie": "movies"}
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]   # the checkout (re2llm_tui/data/release.py)
 
+#: the name of an imported dataset (also its folder's name): lower-case letters, digits, - _
+IMPORTED_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+#: the folder, under a data folder, that holds the imported datasets
+IMPORTED_DIR = "imported"
+#: the file that marks a finished import (written last, renamed into place with its folder)
+IMPORTED_MANIFEST = "manifest.json"
 
-def canonical_domain(name: str) -> str:
-    """``games``/``game`` -> ``games``; ``movies``/``movie`` -> ``movies``."""
+#: imported datasets resolved in this process: name -> folder (so that a name handed below
+#: the edge -- a session's domain, a KB's dataset -- is known without its data folder)
+_RESOLVED_IMPORTS: dict[str, Path] = {}
+
+
+def is_release_name(name: str) -> bool:
+    """True for the release's names and aliases (games, game, movies, movie)."""
+    return (name or "").strip().lower() in DOMAINS
+
+
+def canonical_domain(name: str, data_dir: str | Path | None = None) -> str:
+    """``games``/``game`` -> ``games``; ``movies``/``movie`` -> ``movies``; the name of an
+    imported dataset (resolved in this process, or found in the data folders) -> itself,
+    lower-cased.  Anything else is a one-line :class:`DataError`."""
     key = (name or "").strip().lower()
-    if key not in DOMAINS:
-        raise DataError(f"unknown dataset {name!r}: choose games or movies")
-    return PUBLIC[DOMAINS[key]]
+    if key in DOMAINS:
+        return PUBLIC[DOMAINS[key]]
+    if IMPORTED_NAME.fullmatch(key) and (key in _RESOLVED_IMPORTS
+                                         or find_imported(key, data_dir) is not None):
+        return key
+    raise DataError(f"unknown dataset {name!r}: choose games or movies, or a dataset imported "
+                    "with `re2llm-tui data import`")
+
+
+def imported_roots(data_dir: str | Path | None = None) -> list[Path]:
+    """The folders that hold imported datasets, in lookup order: ``<--data-dir>/imported``
+    alone when given, else ``./data/imported`` then ``<checkout>/data/imported``.  The
+    first is where ``data import`` writes."""
+    if data_dir:
+        return [Path(data_dir).absolute() / IMPORTED_DIR]
+    roots = [Path.cwd() / "data" / IMPORTED_DIR, PROJECT_ROOT / "data" / IMPORTED_DIR]
+    return list(dict.fromkeys(roots))
+
+
+def find_imported(name: str, data_dir: str | Path | None = None) -> Path | None:
+    """The folder of the imported dataset ``name`` (one with a manifest), or None."""
+    key = (name or "").strip().lower()
+    if not IMPORTED_NAME.fullmatch(key):
+        return None
+    if not data_dir and key in _RESOLVED_IMPORTS \
+            and (_RESOLVED_IMPORTS[key] / IMPORTED_MANIFEST).is_file():
+        return _RESOLVED_IMPORTS[key]
+    for base in imported_roots(data_dir):
+        if (base / key / IMPORTED_MANIFEST).is_file():
+            return base / key
+    return None
+
+
+def _resolve_imported(name: str, data_dir: str | Path | None) -> Path:
+    key = (name or "").strip().lower()
+    folder = find_imported(key, data_dir)
+    if folder is None:
+        if not IMPORTED_NAME.fullmatch(key):
+            canonical_domain(name)  # raises the one-line "unknown dataset"
+        where = ", ".join(str(r) for r in imported_roots(data_dir))
+        flag = " in --data-dir" if data_dir else ""
+        raise DataError(f"unknown dataset {name!r}: not games or movies, and not imported"
+                        f"{flag} (looked in {where}; import it with `re2llm-tui data import "
+                        f"{key} --sessions FILE --items FILE`)")
+    _RESOLVED_IMPORTS[key] = folder
+    return folder
 
 
 def candidate_data_dirs(data_dir: str | Path | None = None) -> list[Path]:
@@ -58,7 +124,10 @@ def candidate_data_dirs(data_dir: str | Path | None = None) -> list[Path]:
 
 
 def find_data_dir(domain: str, data_dir: str | Path | None = None) -> Path:
-    """The folder of one domain (``.../re2llm-release/game``); a one-line error if absent."""
+    """The folder of one domain (``.../re2llm-release/game``); a one-line error if absent.
+    For an imported dataset: its folder (``.../imported/NAME``)."""
+    if not is_release_name(domain):
+        return _resolve_imported(domain, data_dir)
     folder = DOMAINS[canonical_domain(domain)]
     looked = []
     for base in candidate_data_dirs(data_dir):
@@ -307,9 +376,12 @@ def _load_split_cached(folder: str, split: str) -> tuple[Session, ...]:
 
 def load_sessions(domain: str, split: str = "train",
                   data_dir: str | Path | None = None) -> list[Session]:
-    """All sessions of a split, in the order of its text JSON."""
+    """All sessions of a split, in the order of its text JSON (of an imported dataset: in
+    the order of its import)."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}: choose train or test")
+    if not is_release_name(domain):
+        return Dataset.resolve(domain, data_dir).sessions(split)
     folder = find_data_dir(domain, data_dir)
     return list(_load_split_cached(str(folder), split))
 
@@ -322,7 +394,7 @@ def get_session(domain: str, session_id: str, data_dir: str | Path | None = None
     for s in load_sessions(domain, split, data_dir):
         if s.id == session_id:
             return s
-    raise DataError(f"no session {session_id!r} in {canonical_domain(domain)}/{split}")
+    raise DataError(f"no session {session_id!r} in {canonical_domain(domain, data_dir)}/{split}")
 
 
 @dataclass(frozen=True)
@@ -334,30 +406,58 @@ class Dataset:
     >>> ds = Dataset.resolve("game")          # one-line DataError if the data is absent
     >>> ds.name, ds.sessions("test")[0].id
     ('games', 'test-0000')
+
+    An imported dataset (``re2llm-tui data import NAME``) has its own name and the folder
+    ``<data dir>/imported/NAME``; its sessions come from :mod:`re2llm_tui.data.imported`.
     """
 
-    name: str        # games | movies
-    folder: Path     # the domain's folder, e.g. .../re2llm-release/game
+    name: str        # games | movies | the name of an imported dataset
+    folder: Path     # the domain's folder, e.g. .../re2llm-release/game or .../imported/NAME
 
     @classmethod
     def resolve(cls, name: "str | Dataset", data_dir: str | Path | None = None) -> "Dataset":
         if isinstance(name, Dataset):
             return name
+        if not is_release_name(name):
+            folder = _resolve_imported(name, data_dir)
+            return cls(folder.name, folder)
         public = canonical_domain(name)
         return cls(public, find_data_dir(public, data_dir))
 
     @property
+    def imported(self) -> bool:
+        """True for a dataset made by ``data import`` (not one of the release's two)."""
+        return self.name not in PUBLIC.values()
+
+    @property
     def root(self) -> Path:
-        """The release folder that holds both domains (what ``--data-dir`` names)."""
-        return self.folder.parent
+        """The release folder that holds both domains (what ``--data-dir`` names); for an
+        imported dataset the data folder whose ``imported/`` holds it."""
+        return self.folder.parent.parent if self.imported else self.folder.parent
 
     def sessions(self, split: str = "train") -> list[Session]:
+        if self.imported:
+            from re2llm_tui.data.imported import load_imported_sessions
+
+            return load_imported_sessions(self, split)
         return load_sessions(self.name, split, self.root)
 
     def session(self, session_id: str) -> Session:
+        if self.imported:
+            split = session_id.split("-", 1)[0]
+            if split not in SPLITS:
+                raise DataError(f"unknown session id {session_id!r} (expected e.g. test-0042)")
+            for s in self.sessions(split):
+                if s.id == session_id:
+                    return s
+            raise DataError(f"no session {session_id!r} in {self.name}/{split}")
         return get_session(self.name, session_id, self.root)
 
     def release_hints(self) -> list[str]:
+        """The release's hints (entry 0 is the empty hint); an imported dataset has none
+        but entry 0."""
+        if self.imported:
+            return [""]
         return load_release_hints(self.name, self.root)
 
     def __str__(self) -> str:

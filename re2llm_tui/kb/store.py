@@ -118,6 +118,8 @@ def text_key(text: str) -> str:
 
 
 def _dataset(dataset: "Dataset | str") -> str:
+    """The KB's key of a dataset: games, movies, or an imported dataset's name (one
+    resolved in this process or found in the data folders; anything else is refused)."""
     return dataset.name if isinstance(dataset, Dataset) else canonical_domain(dataset)
 
 
@@ -240,12 +242,19 @@ def ensure_seeded(db, dataset: "Dataset | str") -> bool:
     """Seed the KB with the release's hints.json on first use of ``dataset``; True if it did.
 
     ``dataset``: the :class:`~re2llm_tui.data.release.Dataset` resolved at the edge (a
-    bare name is resolved from the default data folders)."""
+    bare name is resolved from the default data folders).  A dataset imported with ``data
+    import`` has no hints file: its KB starts empty (marked seeded, no history entry)."""
     ds = Dataset.resolve(dataset)
     dataset = ds.name
     key = f"kb_seeded:{dataset}"
     if get_meta(db, key):
         return False
+    if ds.imported:
+        with transaction(db):
+            if get_meta(db, key):
+                return False
+            set_meta(db, key, f"(imported dataset {ds.folder}: no release hints)")
+        return True
     path = ds.folder / "hints.json"
     raw = read_hints_json(path)
     with transaction(db):

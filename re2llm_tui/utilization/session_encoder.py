@@ -1,7 +1,8 @@
 """The session encoder: the agent's state is the mean sentence embedding of a session's items.
 
 An item's text is its title (games) or its title plus year, genres, directors and country
-(movies, :func:`re2llm_tui.data.movie_attrs.item_text`).  Items are embedded once with
+(movies), or, for a dataset imported with ``data import``, its title plus the attribute
+columns of the items file (:func:`re2llm_tui.data.movie_attrs.item_text` picks the source).  Items are embedded once with
 all-MiniLM-L6-v2 (:mod:`re2llm_tui.embeddings`, cached in the workspace's ``embeddings``
 table), so re-encoding a split reads vectors from the workspace instead of running the model.
 
@@ -22,7 +23,8 @@ from re2llm_tui.data.release import Session
 def _item_vectors(session: Session, titles: Sequence[str], *, db=None,
                   encoder=None) -> dict[str, np.ndarray]:
     """title -> normalised embedding of its item text, each distinct title encoded once
-    (item attributes come from the release folder the sessions were read from)."""
+    (item attributes come from the folder the sessions were read from: the release's, or
+    the imported dataset's)."""
     from re2llm_tui.embeddings import encode
 
     unique = list(dict.fromkeys(titles))

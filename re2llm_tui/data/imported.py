@@ -1,0 +1,997 @@
+"""Your own session data: ``re2llm-tui data import NAME --sessions FILE --items FILE``.
+
+An import turns a sessions file and an items file into a dataset that every command takes
+as ``--dataset NAME``, with the same :class:`~re2llm_tui.data.release.Session` objects as
+the release data.
+
+Inputs
+------
+* sessions, one of
+  - JSON lines (or a JSON list) of ``{"history": [ids...], "target": id}`` with optional
+    ``"candidates": [ids...]`` (the full set with the target, or the negatives without
+    it) and ``"split": "train" | "test"`` (also allowed: ``user``, ``id``, ``session_id``);
+  - a release-format pickle (``example_test.txt``: a list of ``(history_ids, target_id,
+    candidate_ids)``), read only through the restricted unpickler
+    (:mod:`re2llm_tui.data.safe_pickle`);
+  - raw interaction logs, CSV or TSV with user, item and timestamp columns (a header row
+    naming them, or those three first columns without one), cut into sessions by the
+    release's rule: one user's interactions within one calendar day (UTC for Unix
+    timestamps, seconds or milliseconds; as written for ISO dates), kept when more than
+    three, the last one the target;
+* items: CSV, TSV or JSON lines with an id and a title column plus optional attribute
+  columns, or HetRec 2011 ``movies.dat`` (latin-1; ``movie_genres.dat``,
+  ``movie_directors.dat`` and ``movie_countries.dat`` beside it are used when present).
+  An item's text for the session encoder is its title plus its attributes.
+
+Frozen candidates
+-----------------
+A session without candidates gets ``--candidates - 1`` negatives drawn with ``--seed``:
+uniformly from the items the imported sessions use (histories, targets, given candidates;
+the whole items file if that is too few), never an item of the session itself (by id or by
+title), with the target at a seeded position.  A candidate repeated within a given set is
+replaced the same way.  The candidate sets are then stored with their SHA-256 (``manifest.json``); every load
+checks the files against the stored hashes, so every later run sees the same negatives.
+
+Titles
+------
+Sessions carry titles, as in the release (prompts and reply matching use them; HetRec's
+``movies.dat`` has one film under several ids).  Items that share a title are shown alike,
+and their item text is that of the one the sessions use most.  A candidate set never holds
+two candidates whose titles match the same reply line: a later one (or one titled like the
+target) is replaced by a drawn negative, like a candidate given twice.
+
+Storage
+-------
+``<data dir>/imported/NAME/`` (``--data-dir``; default ``./data/imported/NAME``) holds
+``manifest.json``, ``items.jsonl`` (the items the sessions use: id, title, text) and
+``sessions.jsonl`` (split, ids, frozen candidates).  It is written to a temporary folder
+beside it and renamed into place at the end, so an interrupted or failed import leaves
+nothing behind.  The workspace records the import's hash (meta ``imported:NAME``), so
+results of an earlier, different import under the same name are never mixed with it.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import hashlib
+import html
+import io
+import json
+import os
+import random
+import re
+import shutil
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from re2llm_tui.data.release import (
+    IMPORTED_MANIFEST,
+    IMPORTED_NAME,
+    SPLITS,
+    Dataset,
+    Session,
+    find_imported,
+    imported_roots,
+    is_release_name,
+    unescape,
+)
+from re2llm_tui.errors import DataError, UserError, read_input
+
+FORMAT_VERSION = 1
+ITEMS_FILE = "items.jsonl"
+SESSIONS_FILE = "sessions.jsonl"
+#: the prompt wording of imported sessions (the release's, with the noun); bump on change
+PROMPT_VERSION = "import-prompt-v1"
+DEFAULT_NOUN = "item"
+DEFAULT_TEST_SHARE = 0.2
+#: the release's rule for sessions cut from logs: more than this many interactions
+MIN_LOG_SESSION = 4
+
+_ID_KEYS = ("id", "item_id", "itemid", "item", "movie_id", "movieid", "asin", "product_id",
+            "productid", "book_id", "bookid", "isbn")
+_TITLE_KEYS = ("title", "name", "item_title", "item_name")
+_USER_KEYS = ("user", "user_id", "userid", "uid", "reviewerid", "customer_id", "customerid",
+              "visitorid", "session_user")
+_TIME_KEYS = ("timestamp", "time", "ts", "date", "datetime", "date_time", "unix_timestamp",
+              "event_time", "unixreviewtime")
+_SESSION_KEYS = {"history", "target", "candidates", "split", "user", "id", "session_id"}
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+# --------------------------------------------------------------------------- prompts
+
+_GAME_PROMPT = ("I purchased following {plural} in order: {history}. Based on these "
+                "interactions, recommend {article} {noun} for me to purchase next from a "
+                "candidate set: {candidates}. Please recommend an item from the candidate set "
+                "without additional text. List 10 recommendations in order. Use numbered "
+                "bullet points.")
+_PROMPT = ("I {past} the following {plural} in order: {history}. Based on these interactions, "
+           "recommend {article} {noun} for me to {present} next from a candidate set: "
+           "{candidates}. Please recommend from the candidate set. List the 10 "
+           "recommendations in numbered bullet points.")
+_VERBS = (
+    (("watched", "watch"), ("movie", "film", "show", "tv show", "series", "episode", "video",
+                            "anime", "documentary", "clip", "tv series")),
+    (("read", "read"), ("book", "novel", "comic", "manga", "article", "paper", "story",
+                        "news article", "post", "blog post")),
+    (("listened to", "listen to"), ("song", "track", "album", "podcast", "audiobook",
+                                    "music track")),
+    (("played", "play"), ("game", "board game", "mobile game")),
+    (("purchased", "purchase"), ("product", "video game")),
+)
+
+
+def verbs(noun: str) -> tuple[str, str]:
+    """(past, present) verb of the prompt for ``noun``: watched/watch for a movie, ..."""
+    key = noun.lower()
+    for pair, nouns in _VERBS:
+        if key in nouns:
+            return pair
+    return ("interacted with", "interact with")
+
+
+def plural(noun: str) -> str:
+    if noun.endswith("s"):
+        return noun
+    if noun.endswith(("x", "z", "ch", "sh")):
+        return noun + "es"
+    if len(noun) > 1 and noun.endswith("y") and noun[-2] not in "aeiou":
+        return noun[:-1] + "ies"
+    return noun + "s"
+
+
+def build_prompt(noun: str, history: list[str], candidates: list[str]) -> str:
+    """The release's prompt in its wording, with ``noun``: ``video game`` gives the game
+    prompt of the release, ``movie`` the movie test prompt, byte for byte."""
+    fill = {"noun": noun, "plural": plural(noun),
+            "article": "an" if noun[:1].lower() in "aeiou" else "a",
+            "history": "; ".join(history), "candidates": "; ".join(candidates)}
+    if noun.lower() == "video game":
+        return _GAME_PROMPT.format(**fill)
+    past, present = verbs(noun)
+    return _PROMPT.format(past=past, present=present, **fill)
+
+
+def check_noun(noun: str) -> str:
+    cleaned = " ".join((noun or "").split())
+    if not re.fullmatch(r"[A-Za-z][A-Za-z' -]{0,39}", cleaned):
+        raise UserError(f"--noun {noun!r}: expected a word or two (letters, spaces, -), "
+                        "e.g. movie, video game, book")
+    return cleaned
+
+
+def check_name(name: str) -> str:
+    key = (name or "").strip()
+    if is_release_name(key):
+        raise UserError(f"dataset name {name!r} is taken by the release data: choose another")
+    if not IMPORTED_NAME.fullmatch(key.lower()):
+        raise UserError(f"dataset name {name!r}: use 1-64 letters, digits, - or _ "
+                        "(starting with a letter or digit)")
+    return key.lower()
+
+
+# --------------------------------------------------------------------------- reading: items
+
+@dataclass
+class Item:
+    id: str
+    title: str          # entity-decoded, one line
+    text: str           # title plus attributes: what the session encoder embeds
+    year: str = ""
+
+
+def _clean(value) -> str:
+    """A title or attribute value: entities decoded, controls removed, one line."""
+    s = value if isinstance(value, str) else str(value)
+    return " ".join(_CONTROL.sub(" ", unescape(s)).split())
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text (binary file?)") from None
+
+
+def _table(path: Path, text: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """(header, [(line number, fields)]) of a CSV/TSV text; the delimiter is a tab when the
+    first line has one, else a comma."""
+    first = text.split("\n", 1)[0]
+    delimiter = "\t" if "\t" in first else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
+                        quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL)
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        for fields in reader:
+            if not fields or not any(f.strip() for f in fields):
+                continue
+            rows.append((reader.line_num, [f.strip() for f in fields]))
+    except csv.Error as exc:
+        raise DataError(f"{path} line {reader.line_num}: malformed CSV ({exc})") from None
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    return rows[0][1], rows[1:]
+
+
+def _column(header: list[str], keys: tuple[str, ...]) -> int | None:
+    lowered = [h.strip().lower().replace(" ", "_").replace("-", "_") for h in header]
+    for key in keys:
+        if key in lowered:
+            return lowered.index(key)
+    return None
+
+
+def _json_rows(path: Path, text: str) -> list[tuple[str, object]]:
+    """``(where, value)`` of a JSON list or of JSON lines."""
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno} "
+                            f"({exc.msg})") from None
+        if not isinstance(data, list):
+            raise DataError(f"{path}: expected a JSON list")
+        return [(f"{path} entry {i}", row) for i, row in enumerate(data)]
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append((f"{path} line {n}", json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path} line {n}: invalid JSON ({exc.msg} at column "
+                            f"{exc.colno})") from None
+    return out
+
+
+def _item_id(value, where: str, what: str = "item id") -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise DataError(f"{where}: {what} must be a string or an integer, got "
+                        f"{type(value).__name__ if value is not None else 'nothing'}")
+    key = str(value).strip()
+    if not key:
+        raise DataError(f"{where}: empty {what}")
+    return key
+
+
+def _text_of(title: str, attrs: list[tuple[str, str]]) -> str:
+    return "; ".join([title, *(f"{k}: {v}" for k, v in attrs if v)])
+
+
+def _add_item(items: dict[str, Item], item: Item, where: str) -> None:
+    if item.id in items:
+        raise DataError(f"{where}: duplicate item id {item.id!r}")
+    if not item.title:
+        raise DataError(f"{where}: item {item.id!r} has no title")
+    items[item.id] = item
+
+
+def _attr_value(value) -> str:
+    if isinstance(value, list):
+        return ", ".join(_clean(v) for v in value if v is not None and str(v).strip())
+    if value is None or isinstance(value, dict):
+        return ""
+    return _clean(value)
+
+
+def read_items(path: str | Path) -> tuple[dict[str, Item], str]:
+    """id -> :class:`Item` of an items file, and its format (``hetrec``, ``jsonl``,
+    ``csv``); one-line :class:`DataError` for anything malformed."""
+    path = Path(path)
+    raw = read_input(path)
+    first = raw.split(b"\n", 1)[0]
+    if b"\t" in first and b"imdbID" in first:
+        return _read_hetrec(path, raw), "hetrec"
+    text = _decode(path, raw)
+    items: dict[str, Item] = {}
+    if text.lstrip()[:1] in ("{", "["):
+        for where, row in _json_rows(path, text):
+            if not isinstance(row, dict):
+                raise DataError(f"{where}: expected an object with id and title")
+            lower = {str(k).lower(): k for k in row}
+            id_key = next((lower[k] for k in _ID_KEYS if k in lower), None)
+            title_key = next((lower[k] for k in _TITLE_KEYS if k in lower), None)
+            if id_key is None or title_key is None:
+                raise DataError(f"{where}: expected keys id and title, got "
+                                f"{', '.join(map(str, row)) or 'none'}")
+            title = _clean(row[title_key]) if row[title_key] is not None else ""
+            attrs = [(str(k), _attr_value(v)) for k, v in row.items()
+                     if k not in (id_key, title_key)]
+            year = next((v for k, v in attrs if k.lower() == "year"), "")
+            _add_item(items, Item(_item_id(row[id_key], where), title,
+                                  _text_of(title, attrs), year), where)
+        fmt = "jsonl"
+    else:
+        header, rows = _table(path, text)
+        id_col, title_col = _column(header, _ID_KEYS), _column(header, _TITLE_KEYS)
+        if id_col is None or title_col is None:
+            raise DataError(f"{path}: the header needs an id and a title column (e.g. id, "
+                            f"title); it has: {', '.join(header)}")
+        for n, fields in rows:
+            where = f"{path} line {n}"
+            if len(fields) != len(header):
+                raise DataError(f"{where}: {len(fields)} fields, the header has {len(header)}")
+            title = _clean(fields[title_col])
+            attrs = [(_clean(h), _clean(v)) for i, (h, v) in enumerate(zip(header, fields))
+                     if i not in (id_col, title_col)]
+            year = next((v for k, v in attrs if k.lower() == "year"), "")
+            _add_item(items, Item(_item_id(fields[id_col], where), title,
+                                  _text_of(title, attrs), year), where)
+        fmt = "csv"
+    if not items:
+        raise DataError(f"{path}: no items")
+    return items, fmt
+
+
+def _hetrec_table(path: Path, raw: bytes | None = None) -> list[dict[str, str]]:
+    text = (raw if raw is not None else read_input(path)).decode("latin-1")
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t",
+                            quoting=csv.QUOTE_NONE)
+    rows = [r for r in reader if any((v or "").strip() for v in r.values() if isinstance(v, str))]
+    if not reader.fieldnames:
+        raise DataError(f"{path}: empty table")
+    return rows
+
+
+def _read_hetrec(path: Path, raw: bytes) -> dict[str, Item]:
+    """HetRec 2011 ``movies.dat`` (+ genres, directors, countries beside it if present);
+    the item text is the one the release movies use (:meth:`Movie.text`)."""
+    from re2llm_tui.data.movie_attrs import Movie
+
+    extra: dict[str, dict[str, list[str]]] = {"genres": defaultdict(list),
+                                              "directors": defaultdict(list),
+                                              "countries": defaultdict(list)}
+    for fname, key, col in (("movie_genres.dat", "genres", "genre"),
+                            ("movie_directors.dat", "directors", "directorName"),
+                            ("movie_countries.dat", "countries", "country")):
+        side = path.parent / fname
+        if side.is_file():
+            for row in _hetrec_table(side):
+                value = (row.get(col) or "").strip()
+                if value:
+                    extra[key][(row.get("movieID") or "").strip()].append(value)
+    items: dict[str, Item] = {}
+    rows = _hetrec_table(path, raw)
+    for n, row in enumerate(rows, 2):
+        where = f"{path} line {n}"
+        if None in row or any(v is None for v in row.values()):
+            raise DataError(f"{where}: wrong number of tab-separated fields")
+        mid = _item_id(row.get("id"), where)
+        title = _clean(html.unescape(row.get("title") or ""))
+        if len(title) > 2 and title[0] == title[-1] == '"':
+            title = title[1:-1].strip()   # TV series are quoted there, never in the release
+        year = (row.get("year") or "").strip()
+        movie = Movie(id=0, title=title, year=year,
+                      genres=tuple(extra["genres"].get(mid, ())),
+                      directors=tuple(extra["directors"].get(mid, ())),
+                      countries=tuple(extra["countries"].get(mid, ())))
+        _add_item(items, Item(mid, title, movie.text(), year), where)
+    if not items:
+        raise DataError(f"{path}: no items")
+    return items
+
+
+# --------------------------------------------------------------------------- reading: sessions
+
+@dataclass
+class RawSession:
+    where: str
+    history: list[str]
+    target: str
+    candidates: list[str] | None = None
+    split: str | None = None
+    user: str | None = None
+
+
+def _id_list(value, where: str, what: str) -> list[str]:
+    if not isinstance(value, list):
+        raise DataError(f"{where}: {what} must be a list of item ids")
+    return [_item_id(v, where, f"{what} id") for v in value]
+
+
+def _session_from_obj(obj, where: str) -> RawSession:
+    if not isinstance(obj, dict):
+        raise DataError(f"{where}: expected an object with history and target")
+    unknown = [k for k in obj if k not in _SESSION_KEYS]
+    if unknown:
+        raise DataError(f"{where}: unknown key {unknown[0]!r} (expected history, target, "
+                        "candidates, split)")
+    if "history" not in obj or "target" not in obj:
+        raise DataError(f"{where}: a session needs history and target")
+    history = _id_list(obj["history"], where, "history")
+    if not history:
+        raise DataError(f"{where}: empty session (no history items before the target)")
+    target = _item_id(obj["target"], where, "target")
+    cands = obj.get("candidates")
+    cands = None if cands is None else _id_list(cands, where, "candidates")
+    split = obj.get("split")
+    if split is not None and split not in SPLITS:
+        raise DataError(f"{where}: unknown split {split!r}: choose train or test")
+    user = obj.get("user")
+    return RawSession(where, history, target, cands, split,
+                      None if user is None else str(user))
+
+
+def _parse_time(value: str, where: str) -> tuple[float, str]:
+    """(sort key in seconds, calendar day) of a Unix timestamp (s or ms) or an ISO date."""
+    v = value.strip()
+    try:
+        x = float(v)
+    except ValueError:
+        try:
+            dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except ValueError:
+            raise DataError(f"{where}: timestamp {value!r} is neither a Unix time nor an "
+                            "ISO date") from None
+        day = dt.date().isoformat()
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return dt.timestamp(), day
+    if x != x or x in (float("inf"), float("-inf")):
+        raise DataError(f"{where}: timestamp {value!r} is not a number")
+    if abs(x) >= 1e11:  # milliseconds (HetRec, most web logs)
+        x /= 1000.0
+    try:
+        day = datetime.fromtimestamp(x, timezone.utc).date().isoformat()
+    except (OverflowError, OSError, ValueError):
+        raise DataError(f"{where}: timestamp {value!r} is out of range") from None
+    return x, day
+
+
+def sessions_from_log(path: Path, text: str) -> tuple[list[RawSession], dict]:
+    """Sessions cut from a user, item, timestamp log by the release's rule."""
+    header, rows = _table(path, text)
+    cols = (_column(header, _USER_KEYS), _column(header, _ID_KEYS), _column(header, _TIME_KEYS))
+    if None in cols:
+        if len(header) >= 3:
+            try:
+                _parse_time(header[2], "")
+            except DataError:
+                raise DataError(f"{path}: no user, item and timestamp columns (header: "
+                                f"{', '.join(header)})") from None
+            rows = [(1, header), *rows]   # no header: user, item, timestamp first
+            cols = (0, 1, 2)
+        else:
+            raise DataError(f"{path}: expected user, item and timestamp columns (JSON lines "
+                            "for sessions, CSV/TSV for interaction logs)")
+    u_col, i_col, t_col = cols
+    width = max(cols) + 1
+    by_user: dict[str, list[tuple[float, int, str, str, int]]] = defaultdict(list)
+    for order, (n, fields) in enumerate(rows):
+        where = f"{path} line {n}"
+        if len(fields) < width:
+            raise DataError(f"{where}: {len(fields)} fields, expected at least {width}")
+        user = fields[u_col]
+        if not user:
+            raise DataError(f"{where}: empty user")
+        ts, day = _parse_time(fields[t_col], where)
+        by_user[user].append((ts, order, day, _item_id(fields[i_col], where), n))
+    out: list[RawSession] = []
+    short = 0
+    for user, events in by_user.items():
+        events.sort(key=lambda e: (e[0], e[1]))
+        group: list = []
+        for ev in [*events, None]:
+            if group and (ev is None or ev[2] != group[-1][2]):
+                if len(group) >= MIN_LOG_SESSION:
+                    ids = [e[3] for e in group]
+                    out.append(RawSession(f"{path} lines {group[0][4]}..{group[-1][4]} (user "
+                                          f"{user}, {group[0][2]})", ids[:-1], ids[-1],
+                                          user=user))
+                else:
+                    short += 1
+                group = []
+            if ev is not None:
+                group.append(ev)
+    if not out:
+        raise DataError(f"{path}: no sessions: no user has more than "
+                        f"{MIN_LOG_SESSION - 1} interactions within one day")
+    return out, {"interactions": len(rows), "users": len(by_user), "short_days_dropped": short}
+
+
+def read_sessions(path: str | Path, n_candidates: int) -> tuple[list[RawSession], str, dict]:
+    """The sessions of a sessions file, its format (``pickle``, ``jsonl``, ``log``) and
+    notes; one-line :class:`DataError` for anything malformed."""
+    path = Path(path)
+    raw = read_input(path)
+    notes: dict = {}
+    if raw[:1] == b"\x80" or path.suffix.lower() in (".pkl", ".pickle"):
+        from re2llm_tui.data.safe_pickle import load_id_sessions_pickle
+
+        out = []
+        for i, (hist, target, cands) in enumerate(load_id_sessions_pickle(path, n_candidates)):
+            where = f"{path} session {i}"
+            if not hist:
+                raise DataError(f"{where}: empty session (no history items before the target)")
+            out.append(RawSession(where, [str(h) for h in hist], str(target),
+                                  [str(c) for c in cands]))
+        fmt = "pickle"
+    else:
+        text = _decode(path, raw)
+        if text.lstrip()[:1] in ("{", "["):
+            out = [_session_from_obj(obj, where) for where, obj in _json_rows(path, text)]
+            fmt = "jsonl"
+        else:
+            out, notes = sessions_from_log(path, text)
+            fmt = "log"
+    if not out:
+        raise DataError(f"{path}: no sessions")
+    return out, fmt, notes
+
+
+# --------------------------------------------------------------------------- the import
+
+@dataclass
+class ImportResult:
+    name: str
+    folder: Path
+    counts: dict[str, int]
+    items: int
+    sessions_format: str
+    items_format: str
+    drawn: int = 0             # sessions whose negatives were drawn
+    target_inserted: int = 0   # given negative sets the target was inserted into
+    repeats_replaced: int = 0  # a candidate given twice: the later one replaced
+    title_clashes_replaced: int = 0  # a candidate titled like another one: replaced
+    shared_titles: int = 0     # titles that several used items share
+    candidates_sha256: str = ""
+    sessions_sha256: str = ""
+    notes: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "folder": str(self.folder), "sessions": self.counts,
+                "items": self.items, "sessions_format": self.sessions_format,
+                "items_format": self.items_format, "drawn": self.drawn,
+                "target_inserted": self.target_inserted,
+                "repeats_replaced": self.repeats_replaced,
+                "title_clashes_replaced": self.title_clashes_replaced,
+                "shared_titles": self.shared_titles,
+                "candidates_sha256": self.candidates_sha256,
+                "sessions_sha256": self.sessions_sha256, "notes": self.notes}
+
+
+def title_key(title: str) -> str:
+    """The key under which two titles match the same reply line (the reply parser's)."""
+    from re2llm_tui.llm.parsing import normalize
+
+    return normalize(title)
+
+
+class _Drawer:
+    """Seeded negatives: uniform over the pool (the whole items file where the pool has too
+    few left), never an excluded id nor an item titled like an excluded title, and no two
+    alike among themselves."""
+
+    def __init__(self, rng: random.Random, pool: list[str], fallback: list[str],
+                 keys: dict[str, str]) -> None:
+        self.rng, self.keys = rng, keys
+        self.pools = [pool, fallback]
+
+    def draw(self, k: int, ids: set[str], titles: set[str], where: str) -> list[str]:
+        keys = self.keys
+        for pool in self.pools:
+            out: list[str] = []
+            seen_ids, seen_keys = set(ids), set(titles)
+            for _ in range(20 * k + 200):   # rejection sampling: fast on a roomy pool
+                x = pool[self.rng.randrange(len(pool))]
+                if x not in seen_ids and keys[x] not in seen_keys:
+                    seen_ids.add(x)
+                    seen_keys.add(keys[x])
+                    out.append(x)
+                    if len(out) == k:
+                        return out
+            # a crowded pool: sample from what is left, one item per title
+            rest, taken = [], set(titles)
+            for x in pool:
+                if x not in ids and keys[x] not in taken:
+                    taken.add(keys[x])
+                    rest.append(x)
+            if len(rest) >= k:
+                return self.rng.sample(rest, k)
+        raise DataError(f"{where}: only {len(rest)} differently titled items outside the "
+                        f"session to draw {k} negatives from (lower --candidates or add items)")
+
+
+def _candidates_hash(rows: list[dict]) -> str:
+    h = hashlib.sha256()
+    for r in rows:
+        h.update(f"{r['split']}-{r['index']}\t{','.join(r['candidates'])}\n".encode())
+    return h.hexdigest()
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_unknown(raw: list[RawSession], items: dict[str, Item], items_path: Path) -> None:
+    unknown: dict[str, str] = {}
+    for s in raw:
+        for i in (*s.history, s.target, *(s.candidates or ())):
+            if i not in items and i not in unknown:
+                unknown[i] = s.where
+    if unknown:
+        first, where = next(iter(unknown.items()))
+        more = f" and {len(unknown) - 1} more" if len(unknown) > 1 else ""
+        raise DataError(f"{where}: unknown item id {first!r}{more} (not in {items_path})")
+
+
+def _complete(raw: list[RawSession], items: dict[str, Item], n: int, seed: int,
+              result: ImportResult) -> list[list[str]]:
+    """The frozen candidate list of every session.
+
+    Missing: ``n - 1`` drawn negatives (outside the session by id and by title) and the
+    target at a seeded position.  Given: kept in their order, the target inserted at a
+    seeded position if absent; a candidate given twice, or titled like an earlier one or
+    like the target (the reply parser could not tell them apart), is replaced by a drawn
+    negative."""
+    keys = {i: title_key(it.title) for i, it in items.items()}
+    used = dict.fromkeys(i for s in raw for i in (*s.history, s.target, *(s.candidates or ())))
+    pool = [i for i in items if i in used]          # items-file order: deterministic
+    drawer = _Drawer(random.Random(f"re2llm-import:{seed}:candidates"), pool, list(items),
+                     keys)
+    rng = drawer.rng
+    out = []
+    for s in raw:
+        own_ids = {*s.history, s.target}
+        own_titles = {keys[i] for i in own_ids}
+        if s.candidates is None:
+            negs = drawer.draw(n - 1, own_ids, own_titles, s.where)
+            negs.insert(rng.randrange(n), s.target)
+            out.append(negs)
+            result.drawn += 1
+            continue
+        cands = list(s.candidates)
+        if s.target not in cands:
+            if len(cands) != n - 1:
+                raise DataError(f"{s.where}: {len(cands)} candidates without the target; "
+                                f"expected {n} with it or {n - 1} without (--candidates {n})")
+            cands.insert(rng.randrange(n), s.target)
+            result.target_inserted += 1
+        elif len(cands) != n:
+            raise DataError(f"{s.where}: {len(cands)} candidates, expected {n} "
+                            f"(--candidates {n})")
+        t = cands.index(s.target)
+        seen_ids, seen_keys = {s.target}, {keys[s.target]}
+        for j, c in enumerate(cands):
+            if j == t:
+                continue
+            if c in seen_ids or keys[c] in seen_keys:
+                if c in seen_ids:
+                    result.repeats_replaced += 1
+                else:
+                    result.title_clashes_replaced += 1
+                (c,) = drawer.draw(1, own_ids | set(cands) | seen_ids,
+                                   own_titles | seen_keys | {keys[x] for x in cands}, s.where)
+                cands[j] = c
+            seen_ids.add(c)
+            seen_keys.add(keys[c])
+        out.append(cands)
+    return out
+
+
+def _splits(raw: list[RawSession], test_share: float, seed: int) -> list[str]:
+    free = [k for k, s in enumerate(raw) if s.split is None]
+    order = list(free)
+    random.Random(f"re2llm-import:{seed}:split").shuffle(order)
+    n_test = round(test_share * len(free))
+    test = set(order[:n_test])
+    return [s.split or ("test" if k in test else "train") for k, s in enumerate(raw)]
+
+
+def import_dataset(name: str, sessions_path: str | Path, items_path: str | Path, *,
+                   data_dir: str | Path | None = None, noun: str = DEFAULT_NOUN,
+                   n_candidates: int = 50, seed: int = 0,
+                   test_share: float = DEFAULT_TEST_SHARE, db=None) -> ImportResult:
+    """Import a dataset (see the module's docstring); ``db``: the workspace that records it.
+
+    Everything is read and checked before anything is written; the folder appears whole
+    (renamed from a temporary one) or not at all."""
+    key = check_name(name)
+    noun = check_noun(noun)
+    if not 2 <= int(n_candidates) <= 1000:
+        raise UserError(f"--candidates must be between 2 and 1000 (got {n_candidates})")
+    if not 0.0 <= float(test_share) <= 1.0:
+        raise UserError(f"--test-share must be between 0 and 1 (got {test_share})")
+    root = imported_roots(data_dir)[0]
+    existing = find_imported(key, data_dir)
+    if existing is not None or (root / key).exists():
+        raise UserError(f"an imported dataset named {key!r} already exists at "
+                        f"{existing or root / key} (choose another name, or delete that "
+                        "folder to import it anew)")
+    sessions_path, items_path = Path(sessions_path), Path(items_path)
+    items, items_fmt = read_items(items_path)
+    raw, sess_fmt, notes = read_sessions(sessions_path, int(n_candidates))
+    _check_unknown(raw, items, items_path)
+    result = ImportResult(key, root / key, {}, 0, sess_fmt, items_fmt, notes=notes)
+    cands = _complete(raw, items, int(n_candidates), int(seed), result)
+    splits = _splits(raw, float(test_share), int(seed))
+    used = list(dict.fromkeys(i for s, c in zip(raw, cands) for i in (*s.history, s.target, *c)))
+    by_title: dict[str, int] = defaultdict(int)
+    for i in used:
+        by_title[items[i].title] += 1
+    result.shared_titles = sum(1 for v in by_title.values() if v > 1)
+
+    rows, index = [], {sp: 0 for sp in SPLITS}
+    for split in SPLITS:   # train first, then test; each in the file's order
+        for s, c, sp in zip(raw, cands, splits):
+            if sp != split:
+                continue
+            rows.append({"split": sp, "index": index[sp], "history": s.history,
+                         "target": s.target, "candidates": c,
+                         "source": s.where.replace(str(sessions_path), sessions_path.name, 1),
+                         **({"user": s.user} if s.user is not None else {})})
+            index[sp] += 1
+    result.counts = dict(index)
+    result.items = len(used)
+    result.candidates_sha256 = _candidates_hash(rows)
+    sessions_text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    result.sessions_sha256 = hashlib.sha256(sessions_text.encode()).hexdigest()
+    items_text = "".join(json.dumps({"id": i, "title": items[i].title, "text": items[i].text,
+                                     "attributes": items[i].text != items[i].title},
+                                    ensure_ascii=False) + "\n" for i in used)
+    if db is not None:
+        check_workspace(db, key, result.sessions_sha256)
+
+    manifest = {
+        "format": FORMAT_VERSION, "name": key, "noun": noun, "prompt_version": PROMPT_VERSION,
+        "n_candidates": int(n_candidates), "seed": int(seed), "test_share": float(test_share),
+        "sessions": result.counts, "items": len(used),
+        "candidates_sha256": result.candidates_sha256,
+        "sessions_sha256": result.sessions_sha256,
+        "items_sha256": hashlib.sha256(items_text.encode()).hexdigest(),
+        "drawn": result.drawn, "target_inserted": result.target_inserted,
+        "repeats_replaced": result.repeats_replaced,
+        "title_clashes_replaced": result.title_clashes_replaced,
+        "shared_titles": result.shared_titles,
+        "source": {"sessions": {"path": str(sessions_path.absolute()), "format": sess_fmt,
+                                "sha256": _sha256_file(sessions_path), **notes},
+                   "items": {"path": str(items_path.absolute()), "format": items_fmt,
+                             "sha256": _sha256_file(items_path), "rows": len(items)}},
+        "negatives": "seeded uniform draw from the items the sessions use, outside the "
+                     "session by id and by title",
+        "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    _write(root, key, {ITEMS_FILE: items_text, SESSIONS_FILE: sessions_text,
+                       IMPORTED_MANIFEST: json.dumps(manifest, indent=2, ensure_ascii=False)})
+    if db is not None:
+        try:
+            record_in_workspace(db, key, result.sessions_sha256, root / key)
+        except BaseException:
+            shutil.rmtree(root / key, ignore_errors=True)
+            raise
+    return result
+
+
+def _write(root: Path, key: str, files: dict[str, str]) -> None:
+    """Write ``files`` into ``root/key`` atomically: a temporary folder renamed at the end."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create {root} ({exc.strerror or exc})") from None
+    tmp = root / f".{key}.importing-{os.getpid()}-{random.randrange(1 << 30):08x}"
+    try:
+        tmp.mkdir()
+        for fname, content in files.items():   # the manifest last: it marks a whole import
+            with open(tmp / fname, "w", encoding="utf-8") as f:
+                f.write(content)
+                f.flush()
+                os.fsync(f.fileno())
+        try:
+            os.rename(tmp, root / key)   # fails if the name appeared meanwhile
+        except OSError:
+            if (root / key).exists():
+                raise DataError(f"an imported dataset named {key!r} appeared at {root / key} "
+                                "meanwhile: nothing was imported") from None
+            raise
+    except OSError as exc:
+        raise DataError(f"cannot write {root / key} ({exc.strerror or exc}): nothing was "
+                        "imported") from None
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- the workspace
+
+_RESULT_TABLES = ("runs", "hints", "reflections", "reward_outcomes", "train_runs")
+
+
+def _workspace_has_results(db, key: str) -> bool:
+    from re2llm_tui.store.workspace import get_meta
+
+    if get_meta(db, f"kb_seeded:{key}"):
+        return True
+    for table in _RESULT_TABLES:
+        cols = {r[1] for r in db.execute(f"PRAGMA table_info({table})").fetchall()}
+        if "dataset" in cols and db.execute(
+                f"SELECT 1 FROM {table} WHERE dataset=? LIMIT 1", [key]).fetchone():
+            return True
+    return False
+
+
+def workspace_record(db, key: str) -> dict | None:
+    from re2llm_tui.store.workspace import get_meta
+
+    value = get_meta(db, f"imported:{key}")
+    return json.loads(value) if value else None
+
+
+def check_workspace(db, key: str, sessions_sha256: str) -> None:
+    """Refuse a name under which the workspace holds results of other sessions."""
+    rec = workspace_record(db, key)
+    if rec is not None:
+        if rec.get("sessions_sha256") != sessions_sha256:
+            raise UserError(f"the workspace already holds a different import named {key!r} "
+                            f"(imported {rec.get('imported_at', '?')}): its runs and hints "
+                            "would mix with these sessions; choose another name or --db")
+        return
+    if _workspace_has_results(db, key):
+        raise UserError(f"the workspace already holds results for a dataset named {key!r}; "
+                        "choose another name or --db")
+
+
+def record_in_workspace(db, key: str, sessions_sha256: str, folder: Path) -> None:
+    from re2llm_tui.store.workspace import set_meta
+
+    set_meta(db, f"imported:{key}", json.dumps({
+        "sessions_sha256": sessions_sha256, "folder": str(folder),
+        "imported_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}))
+
+
+# --------------------------------------------------------------------------- loading
+
+def read_manifest(folder: Path) -> dict:
+    path = folder / IMPORTED_MANIFEST
+    try:
+        data = json.loads(read_input(path).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise DataError(f"{path}: not a valid manifest (edited or damaged?)") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: not a valid manifest (edited or damaged?)")
+    if data.get("format") != FORMAT_VERSION:
+        raise DataError(f"{path}: manifest format {data.get('format')!r} is not "
+                        f"{FORMAT_VERSION} (made by another version; import it anew)")
+    if data.get("prompt_version") != PROMPT_VERSION:
+        raise DataError(f"{path}: prompt wording {data.get('prompt_version')!r} is not "
+                        f"{PROMPT_VERSION!r} (made by another version)")
+    return data
+
+
+def _stamp(folder: Path) -> tuple:
+    out = []
+    for fname in (IMPORTED_MANIFEST, ITEMS_FILE, SESSIONS_FILE):
+        try:
+            st = (folder / fname).stat()
+        except OSError:
+            raise DataError(f"{folder / fname}: missing (a damaged import; import it "
+                            "anew)") from None
+        out.append((st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    manifest: dict
+    ids: dict[str, tuple[tuple[str, ...], str, tuple[str, ...]]]   # session id -> ids
+    titles: dict[str, str]
+    texts: dict[str, str]
+    with_attributes: int
+    splits: dict[str, tuple[Session, ...]]
+    text_by_title: dict[str, str]
+
+
+def _load(folder: Path) -> _Loaded:
+    return _load_cached(str(folder), _stamp(folder))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(folder: str, stamp: tuple) -> _Loaded:
+    base = Path(folder)
+    manifest = read_manifest(base)
+    name = base.name
+    items_raw, sessions_raw = read_input(base / ITEMS_FILE), read_input(base / SESSIONS_FILE,
+                                                                       allow_empty=True)
+    for what, raw in (("items", items_raw), ("sessions", sessions_raw)):
+        if hashlib.sha256(raw).hexdigest() != manifest.get(f"{what}_sha256"):
+            raise DataError(f"{base}: {what} changed since the import (SHA-256 differs from "
+                            "the manifest): the frozen candidates cannot be trusted; import "
+                            "it anew")
+    titles, texts, with_attributes = {}, {}, 0
+    for line in items_raw.decode("utf-8").splitlines():
+        row = json.loads(line)
+        titles[row["id"]], texts[row["id"]] = row["title"], row["text"]
+        with_attributes += bool(row.get("attributes"))
+    noun = manifest["noun"]
+    root = str(base.parent.parent)
+    rows = [json.loads(line) for line in sessions_raw.decode("utf-8").splitlines()]
+    usage: dict[str, int] = defaultdict(int)
+    for r in rows:
+        for i in (*r["history"], r["target"], *r["candidates"]):
+            usage[i] += 1
+    text_by_title: dict[str, str] = {}
+    for i in sorted(titles, key=lambda i: -usage[i]):   # stable: items.jsonl order on ties
+        text_by_title.setdefault(titles[i], texts[i])
+    if _candidates_hash(rows) != manifest.get("candidates_sha256"):
+        raise DataError(f"{base}: candidate sets differ from the frozen hash; import it anew")
+    splits: dict[str, list[Session]] = {sp: [] for sp in SPLITS}
+    ids = {}
+    for r in rows:
+        hist = [titles[i] for i in r["history"]]
+        cands = [titles[i] for i in r["candidates"]]
+        sid = f"{r['split']}-{r['index']:04d}"
+        ids[sid] = (tuple(r["history"]), r["target"], tuple(r["candidates"]))
+        splits[r["split"]].append(Session(
+            id=sid, domain=name, split=r["split"], index=r["index"], history=tuple(hist),
+            candidates=tuple(cands), target=titles[r["target"]],
+            prompt=build_prompt(noun, hist, cands),
+            target_index=r["candidates"].index(r["target"]), root=root))
+    return _Loaded(manifest, ids, titles, texts, with_attributes,
+                   {k: tuple(v) for k, v in splits.items()}, text_by_title)
+
+
+def load_imported_sessions(ds: Dataset, split: str) -> list[Session]:
+    """The sessions of a split of an imported dataset (empty if the import put none there)."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}: choose train or test")
+    return list(_load(ds.folder).splits[split])
+
+
+def session_item_ids(ds: Dataset, session_id: str) -> tuple[tuple[str, ...], str, tuple[str, ...]]:
+    """(history ids, target id, candidate ids) of an imported session."""
+    try:
+        return _load(ds.folder).ids[session_id]
+    except KeyError:
+        raise DataError(f"no session {session_id!r} in {ds.name}") from None
+
+
+def item_text(name: str, title: str, root=None) -> str:
+    """The session encoder's text of an imported item: its title plus attributes."""
+    ds = Dataset.resolve(name, root)
+    return _load(ds.folder).text_by_title.get(title, title)
+
+
+# --------------------------------------------------------------------------- data info
+
+def imported_overview(ds: Dataset) -> dict:
+    """``data info`` of an imported dataset: per split sessions, history lengths,
+    candidates, distinct items and target coverage; the import's provenance."""
+    loaded = _load(ds.folder)
+    m = loaded.manifest
+    out: dict = {"dataset": ds.name, "path": str(ds.folder), "imported": True, "splits": {}}
+    for split in SPLITS:
+        sessions = loaded.splits[split]
+        hl = [len(s.history) for s in sessions]
+        nc = [len(s.candidates) for s in sessions]
+        ids = [loaded.ids[s.id] for s in sessions]
+        items = {i for h, t, c in ids for i in (*h, t, *c)}
+        n = len(sessions)
+        out["splits"][split] = {
+            "sessions": n,
+            "history_min": min(hl) if n else None,
+            "history_mean": sum(hl) / n if n else None,
+            "history_max": max(hl) if n else None,
+            "candidates_min": min(nc) if n else None, "candidates_max": max(nc) if n else None,
+            "distinct_items": len(items),
+            "target_in_candidates": (sum(1 for h, t, c in ids if t in c) / n) if n else None,
+            "target_with_text": (sum(1 for h, t, c in ids if loaded.texts.get(t)) / n)
+            if n else None,
+            "pickled_id_sessions": None,
+        }
+    out["import"] = {
+        "noun": m["noun"], "seed": m["seed"], "test_share": m["test_share"],
+        "n_candidates": m["n_candidates"], "items": m["items"], "items_with_attributes": loaded.with_attributes,
+        "drawn": m["drawn"], "target_inserted": m["target_inserted"],
+        "repeats_replaced": m["repeats_replaced"],
+        "title_clashes_replaced": m["title_clashes_replaced"], "shared_titles": m["shared_titles"],
+        "candidates_sha256": m["candidates_sha256"], "sessions_sha256": m["sessions_sha256"],
+        "source": m["source"], "created_at": m["created_at"],
+    }
+    return out
