@@ -58,13 +58,14 @@ import hashlib
 import html
 import io
 import json
+import math
 import os
 import random
 import re
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from re2llm_tui.data.release import (
@@ -423,20 +424,20 @@ def _parse_time(value: str, where: str) -> tuple[float, str]:
         x = float(v)
     except ValueError:
         try:
-            dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
+            dt = datetime.fromisoformat(v)
         except ValueError:
             raise DataError(f"{where}: timestamp {value!r} is neither a Unix time nor an "
                             "ISO date") from None
         day = dt.date().isoformat()
         if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
+            dt = dt.replace(tzinfo=UTC)
         return dt.timestamp(), day
-    if x != x or x in (float("inf"), float("-inf")):
+    if not math.isfinite(x):
         raise DataError(f"{where}: timestamp {value!r} is not a number")
     if abs(x) >= 1e11:  # milliseconds (HetRec, most web logs)
         x /= 1000.0
     try:
-        day = datetime.fromtimestamp(x, timezone.utc).date().isoformat()
+        day = datetime.fromtimestamp(x, UTC).date().isoformat()
     except (OverflowError, OSError, ValueError):
         raise DataError(f"{where}: timestamp {value!r} is out of range") from None
     return x, day
@@ -757,7 +758,7 @@ def import_dataset(name: str, sessions_path: str | Path, items_path: str | Path,
                              "sha256": _sha256_file(items_path), "rows": len(items)}},
         "negatives": "seeded uniform draw from the items the sessions use, outside the "
                      "session by id and by title",
-        "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     _write(root, key, {ITEMS_FILE: items_text, SESSIONS_FILE: sessions_text,
                        IMPORTED_MANIFEST: json.dumps(manifest, indent=2, ensure_ascii=False)})
@@ -770,12 +771,27 @@ def import_dataset(name: str, sessions_path: str | Path, items_path: str | Path,
     return result
 
 
+def _remove_stale(root: Path, key: str) -> None:
+    """Remove the temporary folders of imports of ``key`` whose process is gone (killed)."""
+    for stale in root.glob(f".{key}.importing-*"):
+        try:
+            pid = int(stale.name.rsplit("-", 2)[-2])
+            os.kill(pid, 0)
+            continue                 # that import is still running
+        except ProcessLookupError:
+            pass
+        except (ValueError, IndexError, PermissionError):
+            continue
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def _write(root: Path, key: str, files: dict[str, str]) -> None:
     """Write ``files`` into ``root/key`` atomically: a temporary folder renamed at the end."""
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"cannot create {root} ({exc.strerror or exc})") from None
+    _remove_stale(root, key)
     tmp = root / f".{key}.importing-{os.getpid()}-{random.randrange(1 << 30):08x}"
     try:
         tmp.mkdir()
@@ -843,7 +859,7 @@ def record_in_workspace(db, key: str, sessions_sha256: str, folder: Path) -> Non
 
     set_meta(db, f"imported:{key}", json.dumps({
         "sessions_sha256": sessions_sha256, "folder": str(folder),
-        "imported_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}))
+        "imported_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}))
 
 
 # --------------------------------------------------------------------------- loading
