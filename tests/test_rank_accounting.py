@@ -271,9 +271,9 @@ def test_outcomes_of_one_accounting_are_never_read_by_the_other(kb_case, workspa
         assert by_reply.known() == 6 and by_reply.rank_by == "reply"
         by_cands = LLMRewards(client, few, actions, dataset="games", rank_by="candidates")
         assert by_cands.known() == 0                     # stored under another context
-        # served from the LLM cache; in this process although 2 workers are asked for (the
-        # worker processes count the default way, so another accounting stays here)
-        by_cands.prefill(workers=2)
+        # served from the LLM cache (worker processes get the accounting too: see
+        # test_rewards_pool.test_workers_keep_the_tables_accounting_and_tag)
+        by_cands.prefill()
         assert by_cands.calls == 0 and by_cands.hits == 6
         assert by_reply.target_rank(0, 2) == 11 and by_cands.target_rank(0, 2) == 8
         # session 1: not listed without a hint; hint 2 lists it 11th (8th among candidates)

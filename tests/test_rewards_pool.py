@@ -107,3 +107,19 @@ def test_stop_reaches_every_worker_quickly(workspace, games_slice):  # noqa: F81
             assert np.isfinite(src.table()).all()
             src.close()
         assert srv.n_requests == 24 - known
+
+
+def test_workers_keep_the_tables_accounting_and_tag(workspace, games_slice):  # noqa: F811
+    """Worker processes store under the parent table's context: its rank accounting and
+    its tag (a candidate-order shuffle's outcomes never land under the original's)."""
+    with StubServer(reply_fn=scripted_effects(games_slice, effect_table)) as srv:
+        with _client(workspace, srv) as client:
+            src = LLMRewards(client, games_slice, ACTIONS, dataset="games",
+                             rank_by="candidates", context_tag="order=shuffle0:0")
+            src.prefill(workers=2)
+            assert src.known() == 24
+            src.close()
+    contexts = {r[0] for r in open_workspace(workspace).execute(
+        "SELECT DISTINCT context FROM reward_outcomes")}
+    assert contexts == {src.context}
+    assert src.context.endswith("|rank-by=candidates|order=shuffle0:0")

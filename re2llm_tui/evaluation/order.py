@@ -57,19 +57,6 @@ def shuffles(sessions, permutations: int, seed: int) -> list[list[list[int]]]:
             for _ in range(permutations)]
 
 
-class OrderRewards(LLMRewards):
-    """The reward table of one shuffle: stored under the base context + the shuffle's tag."""
-
-    def __init__(self, *args, order_tag: str, **kw) -> None:
-        self._order_tag = order_tag
-        super().__init__(*args, **kw)
-
-    def _load(self) -> None:
-        if not self.context.endswith(self._order_tag):
-            self.context = f"{self.context}|order={self._order_tag}"
-        super()._load()
-
-
 @dataclass
 class OrderReport:
     permutations: int
@@ -96,7 +83,8 @@ class OrderReport:
 
 def order_sensitivity(client, db, sessions, actions, choices: dict[str, np.ndarray], *,
                       dataset: str, original: dict[str, list[float]], permutations: int,
-                      seed: int = 0, workers: int = 1, progress=None) -> OrderReport:
+                      seed: int = 0, workers: int = 1, rank_by: str = "reply",
+                      progress=None) -> OrderReport:
     """Ask the ``choices`` rows again on ``permutations`` shuffles (see the module docstring).
 
     ``original``: each row's per-session NDCG@10 on the original order.
@@ -112,8 +100,8 @@ def order_sensitivity(client, db, sessions, actions, choices: dict[str, np.ndarr
         for name in choices}
     for p, perms in enumerate(orders):
         shuffled = [permuted(s, perm) for s, perm in zip(sessions, perms)]
-        src = OrderRewards(client, shuffled, actions, dataset=dataset, db=db,
-                           order_tag=f"shuffle{seed}:{p}")
+        src = LLMRewards(client, shuffled, actions, dataset=dataset, db=db, rank_by=rank_by,
+                         context_tag=f"order=shuffle{seed}:{p}")
         wanted = np.zeros((n, len(actions)), dtype=bool)
         for acts in choices.values():
             wanted[np.arange(n), acts] = True

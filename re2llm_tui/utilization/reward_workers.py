@@ -33,6 +33,8 @@ class WorkerSpec:
     actions: list[tuple[int, str]]
     pairs: list[tuple[int, int]]   # (local session index, action), session-major
     budget: object            # SharedBudget
+    rank_by: str = "reply"    # the parent table's rank accounting ...
+    context_tag: str = ""     # ... and context tag: a worker stores exactly what it would
 
 
 def shard(pairs: list[tuple[int, int]], workers: int) -> list[list[tuple[int, int]]]:
@@ -63,7 +65,8 @@ def _worker_main(spec: WorkerSpec, q, stop, pause) -> None:
     status, reason = "done", ""
     try:
         client = LLMClient(**spec.client_options, shared_budget=spec.budget)
-        src = LLMRewards(client, spec.sessions, spec.actions, dataset=spec.dataset)
+        src = LLMRewards(client, spec.sessions, spec.actions, dataset=spec.dataset,
+                         rank_by=spec.rank_by, context_tag=spec.context_tag)
         record = src.record
 
         def record_and_send(i: int, a: int, res) -> None:
@@ -118,7 +121,8 @@ def fill_with_workers(source, pairs: list[tuple[int, int]], workers: int,
         idx = sorted({i for i, _ in part})
         local = {g: n for n, g in enumerate(idx)}
         spec = WorkerSpec(options, source.dataset, [source.sessions[g] for g in idx], idx,
-                          list(source.actions), [(local[i], a) for i, a in part], budget)
+                          list(source.actions), [(local[i], a) for i, a in part], budget,
+                          rank_by=source.rank_by, context_tag=source.context_tag)
         p = ctx.Process(target=_worker_main, args=(spec, q, stop, pause),
                         name="re2llm-reward-worker", daemon=True)
         p.start()

@@ -196,7 +196,8 @@ class LLMRewards:
     """
 
     def __init__(self, client, sessions: Sequence[Session], actions: Sequence[tuple[int, str]], *,
-                 dataset: str, db=None, rank_by: str = DEFAULT_RANK_BY) -> None:
+                 dataset: str, db=None, rank_by: str = DEFAULT_RANK_BY,
+                 context_tag: str = "") -> None:
         if not sessions:
             raise UserError("no sessions to compute rewards for")
         if not actions or (actions[0][1] or "").strip():
@@ -208,7 +209,10 @@ class LLMRewards:
         self.dataset = dataset
         self.model = client.model
         self.rank_by = check_rank_by(rank_by)
-        self.context = reward_context(client, self.rank_by)
+        # ``context_tag`` keeps variants apart (e.g. a candidate-order shuffle's outcomes)
+        self.context_tag = context_tag
+        self.context = reward_context(client, self.rank_by) + (
+            f"|{context_tag}" if context_tag else "")
         self.keys = [hint_key(t) for _, t in self.actions]
         self.n_sessions, self.n_actions = len(self.sessions), len(self.actions)
         # outcomes: NDCG@10 and target rank per (session, action); NaN / -1 = unknown
@@ -370,10 +374,6 @@ class LLMRewards:
         (a budget or stop request) after storing what finished.
         """
         todo = self.missing_pairs(wanted)
-        if self.rank_by != DEFAULT_RANK_BY:
-            # worker processes count ranks the default way (their WorkerSpec carries no
-            # rank_by): compute here rather than mix accountings
-            workers = 1
         t0 = time.monotonic()
         computed = 0
         last = 0.0
