@@ -274,3 +274,12 @@ def test_commands_reject_bad_input_in_one_line(run_cli, workspace, data_dir):
         code, out, err = run_cli(*args, "--db", workspace, "--data-dir", data_dir)
         assert code == 2, (args, out, err)
         assert err.startswith("re2llm-tui: error: ") and err.count("\n") == 1, err
+
+
+def test_a_run_resumes_only_under_its_own_rank_accounting(workspace, data_dir, scripted):
+    first = train(spec(workspace, data_dir, steps=10**6, max_calls=5))
+    assert first.status == "stopped"
+    other = train(spec(workspace, data_dir, steps=64, rank_by="candidates"))
+    assert not other.resumed and other.run_id != first.run_id
+    same = train(spec(workspace, data_dir, steps=64))
+    assert same.resumed and same.run_id == first.run_id

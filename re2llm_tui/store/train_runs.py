@@ -24,12 +24,16 @@ def get(db, run_id: int) -> dict | None:
     return rows[0] if rows else None
 
 
-def find_resumable(db, dataset: str, model: str, seed: int, n_sessions: int) -> dict | None:
-    """The latest unfinished run of these settings that has a checkpoint."""
-    rows = list(db.query(
+def find_resumable(db, dataset: str, model: str, seed: int, n_sessions: int,
+                   rank_by: str = "reply") -> dict | None:
+    """The latest unfinished run of these settings that has a checkpoint (its rewards
+    counted with the same rank accounting: runs from before it was recorded count as
+    ``reply``)."""
+    rows = [r for r in db.query(
         "SELECT * FROM train_runs WHERE dataset=? AND model=? AND seed=? AND n_sessions=? "
-        "AND status != 'done' AND checkpoint IS NOT NULL ORDER BY id DESC LIMIT 1",
-        [dataset, model, seed, n_sessions]))
+        "AND status != 'done' AND checkpoint IS NOT NULL ORDER BY id DESC",
+        [dataset, model, seed, n_sessions])
+        if (json.loads(r["config"] or "{}").get("rank_by") or "reply") == rank_by]
     if not rows:
         return None
     run = rows[0]

@@ -171,7 +171,8 @@ def _open_run(spec: TrainSpec, db, model: str, su: _Setup):
     from re2llm_tui.utilization.agent import KBVersionMismatch, PPOTrainer
 
     resumable = train_runs.find_resumable(db, su.dataset, model, spec.seed,
-                                          len(su.sessions)) if spec.resume else None
+                                          len(su.sessions), spec.rank_by) \
+        if spec.resume else None
     if resumable is not None:
         try:
             trainer = PPOTrainer.load(resumable["checkpoint"], su.states, su.source,
@@ -184,7 +185,8 @@ def _open_run(spec: TrainSpec, db, model: str, su: _Setup):
         return resumable["id"], trainer, Path(resumable["checkpoint"]), resumable
     run_id = train_runs.create(db, dataset=su.dataset, model=model, kb_version=su.kb_version,
                                hint_ids=su.hint_ids, seed=spec.seed,
-                               total_steps=su.cfg.total_steps, config=asdict(su.cfg),
+                               total_steps=su.cfg.total_steps,
+                               config={**asdict(su.cfg), "rank_by": spec.rank_by},
                                n_sessions=len(su.sessions))
     ckpt = checkpoint_dir(spec.db_path) / f"train-{run_id:04d}.pt"
     trainer = PPOTrainer(su.states, su.source, su.cfg, kb_version=su.kb_version,
