@@ -15,7 +15,7 @@ DS = "games"
 HINTS = [(3, "Prefer sequels."), (7, "Prefer the same console."), (9, "Never computed.")]
 
 
-def _outcome(db, session, text, ndcg, *, model="m", context="ctx", dataset=DS):
+def _outcome(db, session, text, ndcg, *, model="m", context="ctx|rank-by=reply", dataset=DS):
     db.execute("INSERT INTO reward_outcomes (dataset, model, context, session_id, hint_key, "
                "ndcg) VALUES (?,?,?,?,?,?)", [dataset, model, context, session,
                                              hint_key(text), ndcg])
@@ -52,6 +52,10 @@ def test_mean_reward_is_the_mean_ndcg_gain_over_the_no_hint_outcome(db):
     # another model's outcomes are not mixed in when a model is given
     _outcome(db, "s1", "", 0.0, model="other")
     _outcome(db, "s1", HINTS[1][1], 1.0, model="other")
+    # neither are a candidate-order shuffle's outcomes, nor the other rank accounting's
+    for ctx in ("ctx|rank-by=reply|order=shuffle0:0", "ctx|rank-by=candidates"):
+        _outcome(db, "s2", "", 0.0, context=ctx)
+        _outcome(db, "s2", HINTS[0][1], 1.0, context=ctx)
     stats, use = hint_stats.hint_stats(db, DS, HINTS, model="m")
     assert use is None
     assert stats[3].mean_reward == pytest.approx(0.15) and stats[3].n_rewards == 2

@@ -39,14 +39,18 @@ class AgentUse:
     shares: dict[int, float]        # hint id -> share (0 = no hint)
 
 
-def mean_rewards(db, dataset: str, model: str | None = None) -> dict[str, tuple[float, int]]:
+def mean_rewards(db, dataset: str, model: str | None = None,
+                 rank_by: str = "reply") -> dict[str, tuple[float, int]]:
     """hint key -> (mean reward, number of pairs) over the reward table of ``dataset``
-    (of one ``model`` when given)."""
+    (of one ``model`` when given), counted with ``rank_by`` on the prompts as the release
+    orders them (outcomes of candidate-order shuffles and of the other accounting are
+    left out: they answer other questions)."""
     sql = ("SELECT h.hint_key AS k, AVG(h.ndcg - b.ndcg) AS mean, COUNT(*) AS n "
            "FROM reward_outcomes h JOIN reward_outcomes b ON b.dataset = h.dataset "
            "AND b.model = h.model AND b.context = h.context AND b.session_id = h.session_id "
-           "AND b.hint_key = '' WHERE h.dataset = ? AND h.hint_key != ''")
-    args: list = [dataset]
+           "AND b.hint_key = '' WHERE h.dataset = ? AND h.hint_key != '' "
+           "AND h.context LIKE ?")
+    args: list = [dataset, f"%|rank-by={rank_by}"]
     if model is not None:
         sql += " AND h.model = ?"
         args.append(model)
