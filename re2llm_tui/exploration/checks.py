@@ -20,7 +20,8 @@ from __future__ import annotations
 import re
 
 from re2llm_tui.data.release import Session
-from re2llm_tui.evaluation.metrics import ndcg_at, rank_of
+from re2llm_tui.evaluation.metrics import ndcg_at
+from re2llm_tui.llm.parsing import reply_ranking, target_rank
 from re2llm_tui.exploration.config import HintCheck, ReflectConfig
 from re2llm_tui.exploration.leak import leak_of
 from re2llm_tui.kb import store as kb
@@ -102,7 +103,9 @@ async def _effective(client, rec, session: Session, config: ReflectConfig, c: Hi
                 source="llm", call_id=res.call_id)
     check_ok(res)
     c.rank_without, c.ndcg_without = rank, round(ndcg_without, 6)
-    c.rank_with = rank_of(res.ranking, session.target_index)
+    c.rank_with = target_rank(reply_ranking(res.text, res.ranking, session.candidates,
+                                            rank_method=client.rank_method, k=config.rank_k),
+                              session.target_index)
     c.ndcg_with = round(ndcg_at(c.rank_with, config.effect_k), 6)
     entered = c.rank_with is not None and c.rank_with <= config.effect_k
     return entered if config.effect_mode == "enter" else c.ndcg_with > c.ndcg_without

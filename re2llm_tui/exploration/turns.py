@@ -12,7 +12,7 @@ Every message is recorded with the reflection as it happens.
 from __future__ import annotations
 
 from re2llm_tui.data.release import Session
-from re2llm_tui.evaluation.metrics import rank_of
+from re2llm_tui.llm.parsing import reply_ranking, target_rank
 from re2llm_tui.exploration.checks import check_ok
 from re2llm_tui.exploration.config import ReflectConfig
 from re2llm_tui.prompts import (
@@ -32,14 +32,17 @@ async def recommend_turn(db, client, rec, session: Session,
         stored = stored_baseline(db, session, client.model, run_id=config.baseline_run)
     if stored is not None:
         reply, ranking, source, call_id = stored["reply"], stored["ranking"], stored["source"], None
+        method = "generate" if stored.get("reply") else client.rank_method
     else:
         res = await client.rank(session.prompt, session.candidates, k=config.rank_k)
         check_ok(res)
         ranking = list(res.ranking)
         reply = res.text or "\n".join(f"{i}. {session.candidates[c]}"
                                       for i, c in enumerate(ranking, 1))
-        source, call_id = "llm", res.call_id
-    rank = rank_of(ranking, session.target_index)
+        source, call_id, method = "llm", res.call_id, client.rank_method
+    # the same rank accounting as score, recommend, rewards and evaluate (reply positions)
+    rank = target_rank(reply_ranking(reply, ranking, session.candidates, rank_method=method,
+                                     k=config.rank_k), session.target_index)
     rec.message("recommend", "user", session.prompt, turn=1)
     rec.message("recommend", "assistant", reply, turn=1, source=source, call_id=call_id)
     rec.baseline(source, ranking, rank)
