@@ -372,7 +372,7 @@ async def test_kb_shows_mean_reward_and_agent_use(fixture_app, tmp_path):
             for text, ndcg in (("", without), (h3, with_)):
                 db.execute("INSERT INTO reward_outcomes (dataset, model, context, session_id, "
                            "hint_key, ndcg) VALUES (?,?,?,?,?,?)",
-                           [DATASET, model, "ctx", sid, hint_key(text), ndcg])
+                           [DATASET, model, "ctx|rank-by=reply", sid, hint_key(text), ndcg])
         cur = db.execute("INSERT INTO train_runs (dataset, model, kb_version, hint_ids, seed, "
                          "total_steps, step, status, summary) VALUES (?,?,?,?,?,?,?,?,?)",
                          [DATASET, model, "v", json.dumps([0, 3, 5]), 1, 64, 64, "done",

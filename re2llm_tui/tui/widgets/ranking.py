@@ -56,12 +56,30 @@ class RankingView(Static):
                       title=None)
         table.add_column("#", justify="right", style="dim", width=3, no_wrap=True)
         table.add_column("title", ratio=1, overflow="fold")
-        for pos, idx in enumerate(stored.ranking[:10], 1):
+        # the reply's listed lines in their positions (an invented or repeated title keeps
+        # its slot, as the target's rank counts it); an engine's ranking is its reply
+        positions: list = list(stored.ranking[:10])
+        invented: list[str] = []
+        if stored.reply and stored.hallucinations:
+            from re2llm_tui.llm.parsing import parse_ranking
+
+            parsed = parse_ranking(stored.reply, candidates, 10)
+            positions, invented = list(parsed.positions[:10]), list(parsed.hallucinations)
+        seen: set[int] = set()
+        for pos, idx in enumerate(positions, 1):
+            if idx is None:
+                name = invented.pop(0) if invented else "?"
+                table.add_row(f"{pos}.", Text("✗ " + name + "  (not a candidate)",
+                                              style=HALLUCINATION_STYLE))
+                continue
             name = candidates[idx] if 0 <= idx < len(candidates) else f"<candidate {idx}?>"
-            if idx == target_index:
+            if idx in seen:
+                table.add_row(f"{pos}.", Text(name + "  (repeated)", style="dim"))
+            elif idx == target_index:
                 table.add_row(f"{pos}.", Text("★ " + name + "  ← target", style=TARGET_STYLE))
             else:
                 table.add_row(f"{pos}.", name)
+            seen.add(idx)
         head = Text()
         head.append(title + "\n", style="bold underline")
         head.append(stored.label, style="bold")
