@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
         from re2llm_tui.llm.parsing import check_rank_by
         from re2llm_tui.utilization.training import TrainSpec
 
-        dataset = canonical_domain(dataset)      # bad input: one line, before anything else
+        dataset = canonical_domain(dataset, data_dir)   # bad input: one line, first of all
         rank_by = check_rank_by(rank_by)
         if steps < 1:
             raise UserError(f"--steps must be >= 1 (got {steps})")
