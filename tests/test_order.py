@@ -63,3 +63,31 @@ def test_a_position_biased_llm_shows_up_by_position(workspace, data_dir):
                                   permutations=4, seed=3)
         assert client.stats.calls == 0
     assert again.rows == rep.rows
+
+
+def test_evaluate_with_a_sample_and_permutations(workspace, data_dir, run_cli):
+    """`evaluate --sample N --seed S --permutations P`: the sample is seeded and stored, the
+    order report printed and each (row, shuffle) stored as a run."""
+    import json as _json
+
+    register_scripted("scripted", lambda m: "\n".join(
+        f"{i}. {t}" for i, t in enumerate(_listed(m[-1]["content"])[:10], 1)))
+    args = ("evaluate", "-d", "movies", "--model", "scripted/order", "--db", workspace,
+            "--data-dir", data_dir, "--sample", 6, "--seed", 5, "--permutations", 2,
+            "--no-oracle", "--json")
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    res = _json.loads(out)
+    assert res["n"] == 6 and res["selection"]["sample"] == 6
+    assert res["selection"]["sample_seed"] == 5
+    order = res["order"]
+    assert order["permutations"] == 2 and "no hint" in order["rows"]
+    assert len(order["rows"]["no hint"]["per_shuffle"]) == 2
+    db = open_workspace(workspace)
+    kinds = [_json.loads(r[0]) for r in db.execute(
+        "SELECT params FROM runs WHERE kind='evaluate'")]
+    assert sum(1 for p in kinds if "permutation" in p) == 2          # no agent: no hint only
+    assert all(p.get("sample") == 6 for p in kinds)
+    # the same sample again: nothing paid twice
+    code, out2, err = run_cli(*args)
+    assert code == 0 and _json.loads(out2)["llm_calls"] == 0

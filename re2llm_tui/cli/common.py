@@ -79,3 +79,7 @@ def console(stderr: bool = False):
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False, emoji=False)
+
+SampleOption = typer.Option(None, "--sample", min=1,
+                            help="a seeded random subset of N sessions (--seed; in the split's "
+                                 "order; stored with the run) instead of all or --limit")

@@ -21,6 +21,7 @@ from re2llm_tui.cli.common import (
     OptStr,
     RankByOption,
     RetriesOption,
+    SampleOption,
     SplitOption,
     TimeoutOption,
     console,
@@ -33,6 +34,8 @@ def register(app: typer.Typer) -> None:
     def recommend_cmd(
         dataset: str = DatasetOption, split: str = SplitOption,
         limit: Optional[int] = typer.Option(None, "--limit", "-n", help="first N sessions only"),
+        sample: Optional[int] = SampleOption,
+        seed: int = typer.Option(0, "--seed", help="seed of --sample"),
         hint_id: Optional[int] = typer.Option(
             None, "--hint-id", help="append this KB hint (0 = no hint) to every prompt"),
         hint: OptStr = typer.Option(None, "--hint", help="append this hint text to every prompt"),
@@ -67,11 +70,9 @@ def register(app: typer.Typer) -> None:
         ds = dset.name
         if hint is not None and hint_id is not None:
             raise UserError("give --hint or --hint-id, not both")
-        if limit is not None and limit < 1:
-            raise UserError(f"--limit must be >= 1 (got {limit})")
-        sessions = dset.sessions(split)
-        if limit is not None:
-            sessions = sessions[:limit]
+        from re2llm_tui.evaluation.sampling import select_sessions
+
+        sessions = select_sessions(dset.sessions(split), limit=limit, sample=sample, seed=seed)
         client = LLMClient(db, model=model, api_bases=api_base or (), concurrency=concurrency,
                            timeout=timeout, max_retries=retries, max_cost=max_cost,
                            max_calls=max_calls, rank_method=method)
@@ -88,7 +89,9 @@ def register(app: typer.Typer) -> None:
         try:
             result = _run_with_progress(sessions, client, err, dataset=ds, split=split,
                                         hint=hint_text, hint_id=hint_id, name=name,
-                                        resume=not no_resume, quiet=as_json, rank_by=rank_by)
+                                        resume=not no_resume, quiet=as_json, rank_by=rank_by,
+                                        selection={"sample": sample, "sample_seed": seed}
+                                        if sample is not None else None)
         finally:
             client.close()
         if as_json:

@@ -21,6 +21,7 @@ from re2llm_tui.cli.common import (
     OptPath,
     OptStr,
     RankByOption,
+    SampleOption,
     SplitOption,
     console,
 )
@@ -114,6 +115,12 @@ def register(app: typer.Typer) -> None:
         split: str = SplitOption,
         model: OptStr = ModelOption,
         limit: Optional[int] = typer.Option(None, "--limit", "-n", help="first N sessions only"),
+        sample: Optional[int] = SampleOption,
+        permutations: int = typer.Option(
+            0, "--permutations", min=0,
+            help="also re-ask the no-hint and agent rows with P seeded shuffles of each "
+                 "session's candidate order (--seed), and report the spread and NDCG@10 by "
+                 "the target's position in the list"),
         out: OptPath = typer.Option(None, "--out", "-o", help="also write the table to FILE "
                                                               "(.md, .csv or .json)"),
         train_run: Optional[int] = typer.Option(None, "--train-run",
@@ -121,7 +128,8 @@ def register(app: typer.Typer) -> None:
                                                      "(default: the latest)"),
         no_oracle: bool = typer.Option(False, "--no-oracle", help="skip the per-session oracle "
                                        "(it needs every hint on every session)"),
-        seed: int = typer.Option(0, "--seed", help="seed of the random-hint row and bootstrap"),
+        seed: int = typer.Option(0, "--seed", help="seed of the random-hint row, the bootstrap, "
+                                                   "--sample and the candidate shuffles"),
         workers: Optional[int] = LocalWorkersOption,
         max_cost: Optional[float] = MaxCostOption, max_calls: Optional[int] = MaxCallsOption,
         api_base: Optional[List[str]] = ApiBaseOption,
@@ -145,6 +153,8 @@ def register(app: typer.Typer) -> None:
             raise UserError(f"unknown split {split!r}: choose train or test")
         if limit is not None and limit < 1:
             raise UserError(f"--limit must be >= 1 (got {limit})")
+        if limit is not None and sample is not None:
+            raise UserError("give --limit or --sample, not both")
         if out is not None and out.suffix.lower() not in (".md", ".csv", ".json"):
             raise UserError(f"--out {out}: unknown format {out.suffix or '(none)'!r}; "
                             "use .md, .csv or .json")
@@ -160,6 +170,7 @@ def register(app: typer.Typer) -> None:
                                              dataset=ds, split=split,
                                              limit=limit, train_run=train_run,
                                              oracle=not no_oracle, seed=seed, rank_by=rank_by,
+                                             sample=sample, permutations=permutations,
                                              workers=default_workers(workers, client))
         except RunStop as exc:
             err.print(f"[yellow]stopped:[/yellow] {escape(exc, oneline=True)} (finished "
@@ -175,6 +186,9 @@ def register(app: typer.Typer) -> None:
             return
         con = console()
         con.print(result.table())
+        if result.order is not None:
+            for line in result.order.lines():
+                con.print(escape(line))
         for note in result.notes:
             con.print(f"[dim]note:[/dim] {escape(note)}")
         con.print(f"LLM calls: {result.llm_calls} sent, {result.cache_hits} from cache, "

@@ -41,6 +41,14 @@ BEST = "best train hint"
 ORACLE = "oracle (upper bound)"
 CONTENT = "content ranker (no LLM)"
 EXPORT_METRICS = ("hr@1", "hr@5", "hr@10", "ndcg@5", "ndcg@10", "mrr@10")
+#: reply validity in the exports (None for the content ranker, which has no replies)
+VALIDITY_COLUMNS = ("valid_rate", "hallucinations_per_reply", "short_replies")
+
+
+def _plain(value, dash: bool = False) -> str:
+    if value is None:
+        return "—" if dash else ""
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 @dataclass
@@ -60,6 +68,8 @@ class EvalResult:
     train_run_id: int | None = None
     best_hint: dict | None = None
     notes: list[str] = field(default_factory=list)
+    selection: dict = field(default_factory=dict)    # how the sessions were chosen
+    order: object = None                             # OrderReport with --permutations
     llm_calls: int = 0
     cache_hits: int = 0
     failed: int = 0
@@ -78,6 +88,8 @@ class EvalResult:
         return {"dataset": self.dataset, "split": self.split, "model": self.model, "n": self.n,
                 "kb_version": self.kb_version, "train_run_id": self.train_run_id,
                 "best_hint": self.best_hint, "notes": self.notes,
+                "selection": self.selection,
+                "order": self.order.as_dict() if self.order is not None else None,
                 "llm_calls": self.llm_calls, "cache_hits": self.cache_hits,
                 "failed": self.failed, "cost": round(self.cost, 6), "run_ids": self.run_ids,
                 "rows": {name: {**to_json(s), "paired_ndcg@10": _round_paired(self.paired.get(name))}
@@ -90,17 +102,19 @@ class EvalResult:
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(["policy", "n"] + [c for m in EXPORT_METRICS for c in (m, f"{m}_lo", f"{m}_hi")]
-                   + ["d_ndcg@10", "d_lo", "d_hi", "p"])
+                   + ["d_ndcg@10", "d_lo", "d_hi", "p"] + list(VALIDITY_COLUMNS))
         for name, s in self.rows.items():
             p = self.paired.get(name)
             w.writerow([name, s["n"]]
                        + [f"{v:.6f}" for m in EXPORT_METRICS for v in (s[m], *s["ci"][m])]
                        + ([f"{p['diff']:.6f}", f"{p['lo']:.6f}", f"{p['hi']:.6f}", f"{p['p']:.4f}"]
-                          if p else ["", "", "", ""]))
+                          if p else ["", "", "", ""])
+                       + [_plain(s.get(c)) for c in VALIDITY_COLUMNS])
         return buf.getvalue()
 
     def to_markdown(self) -> str:
-        head = ["policy", "n"] + [m.upper() for m in EXPORT_METRICS] + ["ΔNDCG@10 vs no hint"]
+        head = ["policy", "n"] + [m.upper() for m in EXPORT_METRICS] + [
+            "ΔNDCG@10 vs no hint", "valid output", "hallucinations / reply", "replies < 10 valid"]
         lines = [f"## {self.dataset}/{self.split}: {self.n} sessions, model `{self.model}`", "",
                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for name, s in self.rows.items():
@@ -108,10 +122,14 @@ class EvalResult:
             cells = [name, str(s["n"])] + [
                 f"{s[m]:.3f} [{s['ci'][m][0]:.3f}, {s['ci'][m][1]:.3f}]" for m in EXPORT_METRICS]
             cells.append(f"{p['diff']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}]" if p else "—")
+            cells += [_plain(s.get(c), dash=True) for c in VALIDITY_COLUMNS]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
         lines.append("95% bootstrap confidence intervals in brackets; Δ is the paired bootstrap "
                      "difference on the same sessions.")
+        if self.order is not None:
+            lines.append("")
+            lines.extend(self.order.lines())
         for note in self.notes:
             lines.append(f"- {note}")
         return "\n".join(lines) + "\n"
@@ -178,7 +196,8 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
              limit: int | None = None, train_run: int | None = None,
              oracle: bool = True, seed: int = 0, n_boot: int = 1000, store: bool = True,
              workers: int = 1, progress: Callable | None = None,
-             rank_by: str = "reply") -> EvalResult:
+             rank_by: str = "reply", sample: int | None = None,
+             permutations: int = 0) -> EvalResult:
     """Compare the policies on the sessions of ``split`` (see the module docstring).
 
     ``client``: an :class:`~re2llm_tui.llm.client.LLMClient` (default: one for ``model`` on
@@ -194,9 +213,12 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
     from re2llm_tui.utilization.rewards import LLMRewards
 
     ds = Dataset.resolve(ds)
-    if limit is not None and limit < 1:
-        raise UserError(f"--limit must be >= 1 (got {limit})")
-    sessions = ds.sessions(split)[:limit] if limit is not None else ds.sessions(split)
+    from re2llm_tui.evaluation.sampling import select_sessions, selection_params
+
+    if permutations < 0:
+        raise UserError(f"--permutations must be >= 0 (got {permutations})")
+    sessions = select_sessions(ds.sessions(split), limit=limit, sample=sample, seed=seed)
+    selection = selection_params(sessions, limit=limit, sample=sample, seed=seed)
     own_client = client is None
     if client is None:
         client = LLMClient(_db_file(db), model=model)
@@ -240,10 +262,15 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
             session_ids=[s.id for s in sessions], hint_ids=hint_ids, kb_version=kb_version,
             train_run_id=run["id"] if run else None, best_hint=best, notes=notes,
             llm_calls=int(st["llm_calls"]), cache_hits=int(st["cache_hits"]),
-            failed=int(st["failed"]), cost=float(st["cost"]))
+            failed=int(st["failed"]), cost=float(st["cost"]), selection=selection)
+        if permutations:
+            result.order = _order_rows(client, db, ds, sessions, actions, choices, ranks,
+                                       permutations, seed, workers, rank_by, progress)
         if store:
             _store_rows(db, result, client, sessions, actions, choices, rankings, source, seed,
                         rank_by)
+            if result.order is not None:
+                _store_order_runs(db, result, client, sessions, n_boot, seed, rank_by)
         return result
     finally:
         if own_client:
@@ -333,6 +360,41 @@ def _outcomes(source, choices) -> tuple[dict[str, list], dict[str, list]]:
     return ranks, rankings
 
 
+def _order_rows(client, db, ds, sessions, actions, choices, ranks, permutations: int,
+                seed: int, workers: int, rank_by: str, progress):
+    """Candidate-order sensitivity of the no-hint and agent rows
+    (:mod:`re2llm_tui.evaluation.order`)."""
+    from re2llm_tui.evaluation.metrics import ndcg_at
+    from re2llm_tui.evaluation.order import order_sensitivity
+
+    rows = {name: choices[name] for name in (NO_HINT, AGENT) if name in choices}
+    original = {name: [ndcg_at(r, 10) for r in ranks[name]] for name in rows}
+    return order_sensitivity(client, db, sessions, actions, rows, dataset=ds.name,
+                             original=original, permutations=permutations, seed=seed,
+                             workers=workers, rank_by=rank_by, progress=progress)
+
+
+def _store_order_runs(db, result: EvalResult, client, sessions, n_boot: int, seed: int,
+                      rank_by: str) -> None:
+    """Each (row, shuffle) of the candidate-order check as a run of its own."""
+    from re2llm_tui.evaluation.metrics import summarize
+    from re2llm_tui.store import runs
+
+    for name, per_shuffle in result.order.ranks.items():
+        for p, ranks in enumerate(per_shuffle):
+            label = f"{name} · candidate shuffle {p + 1}/{len(per_shuffle)}"
+            rid = runs.create_run(
+                db, name=f"evaluate {result.dataset}/{result.split}: {label}", kind="evaluate",
+                dataset=result.dataset, split=result.split, model=client.model,
+                params={**result.selection, "policy": name, "permutation": p,
+                        "order_seed": seed, "rank_by": rank_by, "kb_version": result.kb_version,
+                        "train_run": result.train_run_id})
+            for s, r in zip(sessions, ranks):
+                runs.add_run_item(db, rid, s.id, target_rank=r)
+            runs.finish_run(db, rid, summarize(ranks, n_boot=n_boot, seed=seed))
+            result.run_ids[label] = rid
+
+
 def _content_row(sessions, db) -> tuple[list, list]:
     """The content ranker (no LLM): ranks and rankings."""
     from re2llm_tui.evaluation.metrics import rank_of
@@ -354,7 +416,8 @@ def _store_rows(db, result: EvalResult, client, sessions, actions, choices, rank
     for name in result.ranks:
         acts = choices.get(name)
         fixed = int(acts[0]) if name in (NO_HINT, BEST) else None
-        params = {"policy": name, "kb_version": result.kb_version, "seed": seed,
+        params = {**result.selection, "policy": name, "kb_version": result.kb_version,
+                  "seed": seed,
                   "train_run": result.train_run_id, "context": context,
                   "n_sessions": result.n, "rank_by": rank_by}
         rid = runs.create_run(
@@ -397,6 +460,8 @@ class EvalSpec:
     train_run: int | None = None
     llm_options: dict = field(default_factory=dict)
     rank_by: str = "reply"
+    sample: int | None = None
+    permutations: int = 0
 
 
 def run_job(spec: EvalSpec, emit, control) -> dict:
@@ -412,7 +477,8 @@ def run_job(spec: EvalSpec, emit, control) -> dict:
         out = evaluate(db, Dataset.resolve(spec.dataset, spec.data_dir), split=spec.split,
                        client=client, limit=spec.limit, oracle=spec.oracle,
                        seed=spec.seed, n_boot=spec.n_boot, workers=spec.workers,
-                       train_run=spec.train_run, rank_by=spec.rank_by,
+                       train_run=spec.train_run, rank_by=spec.rank_by, sample=spec.sample,
+                       permutations=spec.permutations,
                        progress=lambda p: emit("table", p.as_dict()))
     finally:
         client.close()

@@ -63,6 +63,8 @@ class OrderReport:
     seed: int
     n: int
     rows: dict[str, dict] = field(default_factory=dict)   # row -> figures (see module doc)
+    #: row -> per shuffle, each session's target rank (None: not in the top 10 / failed)
+    ranks: dict[str, list[list]] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         out = [f"candidate-order sensitivity: {self.permutations} seeded shuffle(s) "
@@ -113,6 +115,9 @@ def order_sensitivity(client, db, sessions, actions, choices: dict[str, np.ndarr
             vals = np.array([src.ndcg[i, int(a)] if np.isfinite(src.ndcg[i, int(a)]) else 0.0
                              for i, a in enumerate(acts)])
             per_row[name].append(vals)
+            report.ranks.setdefault(name, []).append(
+                [src.target_rank(i, int(a)) if np.isfinite(src.ndcg[i, int(a)]) else None
+                 for i, a in enumerate(acts)])
             by_pos[name].extend((s.target_index + 1, float(v)) for s, v in zip(shuffled, vals))
     for name in choices:
         means = [float(v.mean()) for v in per_row[name]]

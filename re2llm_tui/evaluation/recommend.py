@@ -80,7 +80,8 @@ async def recommend_async(sessions: Sequence[Session], client: LLMClient, *, dat
                           split: str, hint: str | None = None, hint_id: int | None = None,
                           name: str | None = None, k: int = 10, resume: bool = True,
                           progress: Callable[[Progress], None] | None = None,
-                          rank_by: str = DEFAULT_RANK_BY) -> RecommendResult:
+                          rank_by: str = DEFAULT_RANK_BY,
+                          selection: dict | None = None) -> RecommendResult:
     """Rank every session with ``client`` and store the run (see module docstring)."""
     from re2llm_tui.evaluation.metrics import summarize
     from re2llm_tui.llm.parsing import check_rank_by, reply_ranking, target_rank
@@ -92,7 +93,7 @@ async def recommend_async(sessions: Sequence[Session], client: LLMClient, *, dat
     db = client.workspace()
     hint_text = (hint or "").strip() or None
     pversion = prompt_version(hint_text)
-    params = {**_params(client, sessions, k), "rank_by": rank_by}
+    params = {**_params(client, sessions, k), "rank_by": rank_by, **(selection or {})}
     run_id = _find_resumable(db, dataset=dataset, split=split, model=client.model,
                              prompt_version=pversion, hint_text=hint_text,
                              params=params) if resume else None
