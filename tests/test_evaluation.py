@@ -200,3 +200,16 @@ def test_budget_stop_then_resume_pays_nothing_twice(case, workspace, data_dir):
     with LLMClient(workspace, model=MODEL) as client:
         res = evaluate(db, "games", "test", client=client, limit=3)
     assert len(case["log"]) == 9 and res.llm_calls == 5
+
+
+def test_content_only_needs_no_llm_and_covers_a_whole_split(workspace, data_dir, run_cli):
+    import json as _json
+
+    code, out, err = run_cli("evaluate", "-d", "movies", "--split", "train", "--content-only",
+                             "--db", workspace, "--data-dir", data_dir, "--json",
+                             "--model", "no-such/model")
+    assert code == 0, err
+    res = _json.loads(out)
+    assert res["n"] == 500 and list(res["rows"]) == ["content ranker (no LLM)"]
+    row = res["rows"]["content ranker (no LLM)"]
+    assert 0 < row["hr@10"] < 1 and row["ci"]["hr@10"][0] < row["hr@10"]

@@ -121,6 +121,9 @@ def register(app: typer.Typer) -> None:
             help="also re-ask the no-hint and agent rows with P seeded shuffles of each "
                  "session's candidate order (--seed), and report the spread and NDCG@10 by "
                  "the target's position in the list"),
+        content_only: bool = typer.Option(
+            False, "--content-only", help="only the no-LLM content ranker row (seconds, even "
+                                          "on thousands of sessions)"),
         out: OptPath = typer.Option(None, "--out", "-o", help="also write the table to FILE "
                                                               "(.md, .csv or .json)"),
         train_run: Optional[int] = typer.Option(None, "--train-run",
@@ -160,9 +163,10 @@ def register(app: typer.Typer) -> None:
                             "use .md, .csv or .json")
         client = LLMClient(db, model=model, api_bases=api_base or (), concurrency=concurrency,
                            max_cost=max_cost, max_calls=max_calls)
-        client.check()
+        if not content_only:
+            client.check()
         err = console(stderr=True)
-        if client.is_demo_model and not as_json:
+        if client.is_demo_model and not as_json and not content_only:
             err.print(f"[yellow]note:[/yellow] {escape(client.demo_notice)}")
         wdb = open_workspace(db)
         try:
@@ -171,6 +175,7 @@ def register(app: typer.Typer) -> None:
                                              limit=limit, train_run=train_run,
                                              oracle=not no_oracle, seed=seed, rank_by=rank_by,
                                              sample=sample, permutations=permutations,
+                                             content_only=content_only,
                                              workers=default_workers(workers, client))
         except RunStop as exc:
             err.print(f"[yellow]stopped:[/yellow] {escape(exc, oneline=True)} (finished "

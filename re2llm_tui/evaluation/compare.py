@@ -197,7 +197,7 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
              oracle: bool = True, seed: int = 0, n_boot: int = 1000, store: bool = True,
              workers: int = 1, progress: Callable | None = None,
              rank_by: str = "reply", sample: int | None = None,
-             permutations: int = 0) -> EvalResult:
+             permutations: int = 0, content_only: bool = False) -> EvalResult:
     """Compare the policies on the sessions of ``split`` (see the module docstring).
 
     ``client``: an :class:`~re2llm_tui.llm.client.LLMClient` (default: one for ``model`` on
@@ -212,13 +212,15 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
     from re2llm_tui.llm.client import LLMClient
     from re2llm_tui.utilization.rewards import LLMRewards
 
-    ds = Dataset.resolve(ds)
     from re2llm_tui.evaluation.sampling import select_sessions, selection_params
 
+    ds = Dataset.resolve(ds)
     if permutations < 0:
         raise UserError(f"--permutations must be >= 0 (got {permutations})")
     sessions = select_sessions(ds.sessions(split), limit=limit, sample=sample, seed=seed)
     selection = selection_params(sessions, limit=limit, sample=sample, seed=seed)
+    if content_only:
+        return _content_only(db, ds, split, sessions, selection, n_boot, seed, store)
     own_client = client is None
     if client is None:
         client = LLMClient(_db_file(db), model=model)
@@ -393,6 +395,29 @@ def _store_order_runs(db, result: EvalResult, client, sessions, n_boot: int, see
                 runs.add_run_item(db, rid, s.id, target_rank=r)
             runs.finish_run(db, rid, summarize(ranks, n_boot=n_boot, seed=seed))
             result.run_ids[label] = rid
+
+
+def _content_only(db, ds: Dataset, split: str, sessions, selection: dict, n_boot: int,
+                  seed: int, store: bool) -> EvalResult:
+    """The content ranker alone (no LLM, no KB): seconds even on thousands of sessions."""
+    from re2llm_tui.evaluation.metrics import summarize
+    from re2llm_tui.store import runs
+
+    ranks, rankings = _content_row(sessions, db)
+    rows = {CONTENT: summarize(ranks, n_boot=n_boot, seed=seed)}
+    result = EvalResult(dataset=ds.name, split=split, model="", n=len(sessions), rows=rows,
+                        paired={}, ranks={CONTENT: ranks}, actions={},
+                        session_ids=[s.id for s in sessions], selection=selection,
+                        notes=["content ranker only (--content-only): no LLM call"])
+    if store:
+        rid = runs.create_run(db, name=f"evaluate {ds.name}/{split}: {CONTENT}",
+                              kind="evaluate", dataset=ds.name, split=split, model=None,
+                              params={**selection, "policy": CONTENT, "seed": seed})
+        for s, r, rk in zip(sessions, ranks, rankings):
+            runs.add_run_item(db, rid, s.id, ranking=rk, target_rank=r)
+        runs.finish_run(db, rid, rows[CONTENT])
+        result.run_ids[CONTENT] = rid
+    return result
 
 
 def _content_row(sessions, db) -> tuple[list, list]:
