@@ -234,3 +234,13 @@ def test_no_sqlite_import_in_the_tui():
                 assert all(a.name != "sqlite3" for a in node.names), _where(path, node)
             if isinstance(node, ast.ImportFrom):
                 assert node.module != "sqlite3", _where(path, node)
+
+
+def test_debiased_ema_starts_at_the_data_and_follows_it():
+    from re2llm_tui.tui.monitor import xs_ema
+
+    xs, ys = xs_ema([1, 2, 3, 4], [1.0, 1.0, 1.0, 1.0], 0.9)
+    assert ys == [1.0, 1.0, 1.0, 1.0] or all(abs(y - 1.0) < 1e-12 for y in ys)
+    _, ys = xs_ema([1, 2, 3], [0.0, 1.0, 1.0], 0.5)
+    assert ys[0] == 0.0 and 0.0 < ys[1] < 1.0 and ys[1] < ys[2] < 1.0
+    assert xs_ema([1, 2], [3.0, 5.0], 0.0)[1] == [3.0, 5.0]

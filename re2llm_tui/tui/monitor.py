@@ -67,9 +67,35 @@ class TrainingMonitor:
             self.n_points += 1
         self.version += 1
 
+    def smoothed(self, name: str, weight: float) -> tuple[list, list]:
+        """The series with a debiased exponential moving average (TensorBoard's smoothing):
+        ``s_t = w s_{t-1} + (1 - w) x_t``, divided by ``1 - w**t`` so the start is not pulled
+        towards 0.  ``weight`` 0 returns the series as is."""
+        return xs_ema(*self.xy(name), weight)
+
+    def best_so_far(self, name: str) -> tuple[list, list]:
+        """The running maximum of a series (a step line under the curve)."""
+        xs, ys = self.xy(name)
+        out, best = [], float("-inf")
+        for y in ys:
+            best = max(best, y)
+            out.append(best)
+        return xs, out
+
     def xy(self, name: str) -> tuple[list, list]:
         pts = self.series.get(name)
         if not pts:
             return [], []
         xs, ys = zip(*pts)
         return list(xs), list(ys)
+
+
+def xs_ema(xs: list, ys: list, weight: float) -> tuple[list, list]:
+    """Debiased exponential moving average of ``ys`` (see :meth:`TrainingMonitor.smoothed`)."""
+    if not weight or not ys:
+        return list(xs), list(ys)
+    out, acc = [], 0.0
+    for t, y in enumerate(ys, 1):
+        acc = weight * acc + (1.0 - weight) * y
+        out.append(acc / (1.0 - weight ** t))
+    return list(xs), out

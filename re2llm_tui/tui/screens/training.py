@@ -35,13 +35,17 @@ class TrainingScreen(WorkbenchScreen):
         Binding("p", "pause", "Pause"),
         Binding("c", "resume", "Continue/resume"),
         Binding("x", "stop", "Stop"),
+        Binding("m", "smoothing", "Smoothing"),
     ]
+    #: the smoothing weights ``m`` cycles through (0: raw curves)
+    SMOOTHING = (0.0, 0.6, 0.9, 0.99)
 
     def __init__(self) -> None:
         super().__init__()
         self._drawn = {name: -1 for name in CHARTS}   # monitor version each chart shows
         self._next_chart = 0
         self._status_text = None
+        self.smoothing = 0.6
         self.redraws = 0
 
     def compose(self) -> ComposeResult:
@@ -103,15 +107,21 @@ class TrainingScreen(WorkbenchScreen):
                 [p[0] for p in pairs], [p[1] for p in pairs],
                 title="mean reward per hint (reward table so far)")
             return
+        w = self.smoothing
+        tag = f" (smoothing {w:g}, m changes it)" if w else " (m smooths)"
         if name == "chart-reward":
-            self.query_one("#chart-reward", LineChart).draw({
-                "reward": mon.xy("charts/reward_mean"), "eval": mon.xy("charts/eval_reward")})
+            series = {"reward": mon.smoothed("charts/reward_mean", w),
+                      "eval": mon.smoothed("charts/eval_reward", w),
+                      "best eval so far": mon.best_so_far("charts/eval_reward")}
+            self.query_one("#chart-reward", LineChart).draw(
+                series, title="reward (moving avg), eval reward" + tag)
         elif name == "chart-entropy":
             self.query_one("#chart-entropy", LineChart).draw(
-                {"entropy": mon.xy("losses/entropy")})
+                {"entropy": mon.smoothed("losses/entropy", w)}, title="entropy" + tag)
         elif name == "chart-losses":
             self.query_one("#chart-losses", LineChart).draw({
-                "policy": mon.xy("losses/policy"), "value": mon.xy("losses/value")})
+                "policy": mon.smoothed("losses/policy", w),
+                "value": mon.smoothed("losses/value", w)}, title="losses" + tag)
         else:
             hist = mon.action_hist
             labels, values = [], []
@@ -131,6 +141,14 @@ class TrainingScreen(WorkbenchScreen):
         if text != self._status_text:     # an unchanged status costs no layout
             self._status_text = text
             self.query_one("#train-status", Static).update(safe(text))
+
+    def action_smoothing(self) -> None:
+        """Cycle the smoothing of the curves (a debiased EMA; the raw data is kept)."""
+        i = self.SMOOTHING.index(self.smoothing) if self.smoothing in self.SMOOTHING else 0
+        self.smoothing = self.SMOOTHING[(i + 1) % len(self.SMOOTHING)]
+        for chart in ("chart-reward", "chart-entropy", "chart-losses"):
+            self._drawn[chart] = -1          # redraw on the next ticks
+        self.app.notify(f"smoothing {self.smoothing:g}", title="training charts", timeout=2)
 
     def action_start(self) -> None:
         self.app.propose_training()
