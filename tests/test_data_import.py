@@ -510,6 +510,23 @@ def test_an_interrupted_import_leaves_nothing(tmp_path, monkeypatch):
     assert left_behind(tmp_path) == ["shelf"]
 
 
+def test_every_command_finds_the_import_by_data_dir_in_a_fresh_process(tmp_path, run_cli,
+                                                                      monkeypatch):
+    do_import(tmp_path)
+    base = ["--dataset", "shelf", "--data-dir", tmp_path / "dd", "--db", tmp_path / "kb.sqlite"]
+    bad_model = ["--model", "nonexistent/x"]
+    for args in (["data", "info"], ["kb", "list"], ["recommend", *bad_model],
+                 ["explore", *bad_model], ["train", *bad_model], ["evaluate", *bad_model],
+                 ["run", *bad_model]):
+        monkeypatch.setattr(release, "_RESOLVED_IMPORTS", {})   # nothing resolved yet
+        code, out, err = run_cli(*args, *base)
+        assert "unknown dataset" not in err, (args, err)
+        if args[0] in ("data", "kb"):
+            assert code == 0, (args, err)
+        else:   # the dataset passed: the next check (the model) speaks
+            assert code == 2 and "nonexistent/x" in err, (args, err)
+
+
 def test_unknown_imported_name_is_one_line(tmp_path, run_cli):
     code, _, err = run_cli("data", "info", "--dataset", "nosuchset", "--data-dir", tmp_path)
     assert code == 2 and "unknown dataset 'nosuchset'" in err and err.count("\n") == 1
