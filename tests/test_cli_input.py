@@ -307,3 +307,11 @@ def test_sqlite_error_escaping_a_command_is_one_workspace_line(run_cli, data_dir
     code, out, err = run_cli("kb", "list", "--db", workspace)
     assert code == 2
     assert err == f"re2llm-tui: error: workspace: {exc}\n"
+
+
+def test_score_help_documents_the_input_format(run_cli):
+    code, out, _ = run_cli("score", "--help")
+    assert code == 0
+    for piece in ("Label:<the session's target title>", "Output: 1. <title>", "10. <title>",
+                  "ISO-8859-1", "block count"):
+        assert piece in out, piece

@@ -102,3 +102,52 @@ def test_table_shows_validity_and_a_dash_without_replies():
     con.print(M.format_table(rows, title="t"))
     text = con.export_text()
     assert "HR@10" in text and "halluc/reply" in text and "<10 valid" in text
+
+
+def _ci_table_text(width: int, **kw) -> str:
+    from rich.console import Console
+
+    rows = {"no hint": M.summarize([1, 4, None, 12, 3, 7, None, 2], n_boot=200, seed=1),
+            "agent (argmax)": M.summarize([2, None, 1, 1, 9, None, 3, 5], n_boot=200, seed=1)}
+    paired = {"agent (argmax)": M.paired_difference([1, 4, None, 12, 3, 7, None, 2],
+                                                    [2, None, 1, 1, 9, None, 3, 5],
+                                                    n_boot=200, seed=1)}
+    con = Console(width=width, record=True, file=open("/dev/null", "w"))
+    con.print(M.format_table(rows, title="t", baseline="no hint", paired=paired, **kw))
+    return con.export_text()
+
+
+def _numbers(text: str) -> list[str]:
+    import re
+
+    return re.findall(r"[+-]?\d\.\d{3}", text)
+
+
+@pytest.mark.parametrize("width", [80, 100, 120, 250])
+def test_no_ci_is_cut_at_any_width(width):
+    """Every number of every CI is printed whole (the old table cut them to `[0.058…`):
+    the wide form on one line, else the compact ± form."""
+    text = _ci_table_text(width)
+    assert "…" not in text
+    if width >= 250:
+        assert "±" not in text and "[" in text         # exact bounds fit
+        s = M.summarize([1, 4, None, 12, 3, 7, None, 2], n_boot=200, seed=1)
+        lo, hi = s["ci"]["ndcg@10"]
+        assert f"{s['ndcg@10']:.3f} [{lo:.3f},{hi:.3f}]" in text
+    else:
+        assert "±" in text and "half the width" in text   # the caption says what ± is
+        s = M.summarize([1, 4, None, 12, 3, 7, None, 2], n_boot=200, seed=1)
+        lo, hi = s["ci"]["hr@10"]
+        assert f"±{(hi - lo) / 2:.3f}" in text
+    # 6 metrics × 2 rows + the paired column × 1 row, each a mean and a CI figure
+    assert len([n for n in _numbers(text.split("replies")[0])]) >= 2 * (6 * 2 + 1)
+
+
+def test_ci_form_can_be_forced():
+    assert "±" not in _ci_table_text(100, ci="bounds") and "…" not in _ci_table_text(100,
+                                                                                     ci="bounds")
+    assert "[" not in _ci_table_text(250, ci="pm", validity=False).split("replies")[0]
+    with pytest.raises(ValueError):
+        M.format_table({}, ci="sideways")
+    assert M.ci_cell(0.25, 0.2, 0.4, form="pm") == "0.250 ±0.100"
+    assert M.ci_cell(-0.02, -0.05, 0.01, signed=True) == "-0.020 [-0.050,+0.010]"

@@ -44,9 +44,10 @@ def register(app: typer.Typer) -> None:
             print(json.dumps(ov, indent=2))
             return
         t = Table(title=text(f"{ov['dataset']} — {ov['path']}"))
-        for col in ("split", "sessions", "history len (min/mean/max)", "candidates/session",
-                    "distinct items", "target in candidates", "pickled id-sessions"):
-            t.add_column(col, justify="right")
+        # headings fold onto more lines rather than being cut (80 columns, a file, a CI log)
+        for col in ("split", "sessions", "history min / mean / max", "candidates", "items",
+                    "target covered", "pickled sessions"):
+            t.add_column(col, justify="right", overflow="fold")
         for split, s in ov["splits"].items():
             if not s["sessions"]:
                 t.add_row(split, "0", "—", "—", "0", "—", "—")

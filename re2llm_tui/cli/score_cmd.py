@@ -29,7 +29,24 @@ def register(app: typer.Typer) -> None:
               name: OptStr = typer.Option(None, help="run name"),
               model: OptStr = typer.Option(None, help="model that produced the file"),
               rank_by: str = RankByOption, as_json: bool = JsonOption) -> None:
-        """Check labels, score the outputs, store them as a run and print the metrics."""
+        """Check labels, score the outputs, store them as a run and print the metrics.
+
+        FILE is the release's recorded-output text format (its example_*_base.txt):
+        one block per session of the split, in the order of the split's text JSON,
+        blocks separated by blank lines:
+
+        \b
+            Label:<the session's target title>
+            Output: 1. <title>
+            2. <title>
+            ...
+            10. <title>
+
+        UTF-8 is read, else ISO-8859-1 (the release's files). The block count must
+        equal the split's session count. A label that differs from the session's
+        target is reported and that block is not scored. Listed lines that match no
+        candidate count as hallucinations; see --rank-by for how they affect ranks.
+        """
         from re2llm_tui.data.release import Dataset
         from re2llm_tui.evaluation.metrics import format_table, to_json
         from re2llm_tui.evaluation.scoring import score_file, store_import

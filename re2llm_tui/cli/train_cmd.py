@@ -287,7 +287,9 @@ def _evaluate_with_progress(evaluate, db, client, err, *, quiet: bool, **kw):
     columns = [TextColumn("evaluate"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn()]
     with Progress(*columns, console=err, transient=False, disable=quiet) as bar:
-        task = bar.add_task("evaluate", total=None, info="")
+        task = bar.add_task("evaluate", total=None,
+                            info=("content ranker: item embeddings (cached after the first run)"
+                                  if kw.get("content_only") else ""))
 
         def on_progress(p):
             bar.update(task, completed=p.done, total=p.total, info=table_info(p))

@@ -79,8 +79,9 @@ class EvalResult:
     def table(self):
         from re2llm_tui.evaluation.metrics import format_table
 
-        return format_table(self.rows, title=f"{self.dataset}/{self.split}: {self.n} sessions, "
-                                            f"{self.model}", baseline=NO_HINT, paired=self.paired)
+        title = f"{self.dataset}/{self.split}: {self.n} sessions"
+        return format_table(self.rows, title=f"{title}, {self.model}" if self.model else title,
+                            baseline=NO_HINT, paired=self.paired)
 
     def as_dict(self) -> dict:
         from re2llm_tui.evaluation.metrics import to_json

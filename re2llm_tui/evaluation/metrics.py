@@ -180,43 +180,138 @@ def validity_cells(summary: dict) -> list[str]:
             "—" if short is None else str(short)]
 
 
+#: how :func:`format_table` writes a mean and its CI in a cell: ``auto`` picks ``bounds``
+#: when every column fits the width it is rendered at, else ``pm``
+CI_FORMS = ("auto", "bounds", "pm")
+#: the narrowest the name column is counted as when :func:`format_table` decides whether the
+#: ``bounds`` form fits (longer names fold onto more lines)
+NAME_MIN_WIDTH = 12
+
+
+def ci_cell(mean: float, lo: float, hi: float, form: str = "bounds", signed: bool = False) -> str:
+    """A mean and its CI as table text.
+
+    ``bounds``: ``0.240 [0.155,0.325]`` -- the exact bounds; in a narrow column the bounds
+    wrap under the mean as a second line.  ``pm``: ``0.240 ±0.085``, half the CI's width
+    (a percentile-bootstrap CI need not be symmetric: the exact bounds are in ``--json``).
+    ``signed``: a ``+`` on positive numbers (differences).
+    """
+    f = "{:+.3f}" if signed else "{:.3f}"
+    if form == "pm":
+        return f"{f.format(mean)} ±{(hi - lo) / 2:.3f}"
+    if form != "bounds":
+        raise ValueError(f"unknown CI form {form!r} (one of: bounds, pm)")
+    return f"{f.format(mean)} [{f.format(lo)},{f.format(hi)}]"
+
+
+class MetricTable:
+    """The renderable :func:`format_table` returns: it writes the CIs in the form that fits
+    the width it is rendered at (a terminal, a file, a widget), so that no CI is cut."""
+
+    def __init__(self, rows: dict[str, dict], title: str | None = None,
+                 baseline: str | None = None, paired: dict[str, dict] | None = None,
+                 ci: str = "auto", validity: bool = True):
+        if ci not in CI_FORMS:
+            raise ValueError(f"unknown CI form {ci!r} (one of: {', '.join(CI_FORMS)})")
+        self.rows, self.title, self.baseline = rows, title, baseline
+        self.paired, self.ci, self.validity = paired or None, ci, validity
+
+    # -- the cells -----------------------------------------------------------------------------
+    def _headers(self) -> list[str]:
+        heads = ["run / policy", "n", *(m.upper() for m in METRICS)]
+        if self.paired:
+            metric = next(iter(self.paired.values()))["metric"].upper()
+            heads.append(f"Δ{metric} vs {self.baseline}")
+        return heads
+
+    def _cells(self, name: str, s: dict, form: str) -> list[str]:
+        cells = [name, str(s["n"])]
+        cells += [ci_cell(s[m], *s["ci"][m], form=form) for m in METRICS]
+        if self.paired:
+            p = self.paired.get(name)
+            cells.append("—" if not p else ci_cell(p["diff"], p["lo"], p["hi"], form=form,
+                                                    signed=True))
+        return cells
+
+    def width_needed(self, form: str) -> int:
+        """The narrowest the metrics table can be in ``form`` without cutting a word of any
+        cell or heading, the name column counted at most :data:`NAME_MIN_WIDTH` wide."""
+        from rich.cells import cell_len
+
+        def longest_word(s: str) -> int:
+            return max((cell_len(w) for w in str(s).split()), default=0)
+
+        columns = list(zip(self._headers(),
+                           *(self._cells(n, s, form) for n, s in self.rows.items())))
+        widths = [max(longest_word(c) for c in col) for col in columns]
+        widths[0] = min(widths[0], NAME_MIN_WIDTH)
+        return sum(w + 2 for w in widths) + len(widths) + 1   # padding, then the rules
+
+    def form_for(self, width: int) -> str:
+        """``bounds`` when it fits in ``width`` columns, else ``pm``."""
+        if self.ci != "auto":
+            return self.ci
+        return "bounds" if self.width_needed("bounds") <= width else "pm"
+
+    # -- rendering ---------------------------------------------------------------------------
+    def renderable(self, form: str):
+        """Both tables in ``form`` as one rich renderable."""
+        from rich.console import Group
+        from rich.table import Table
+
+        from re2llm_tui.safe_text import text
+
+        caption = ("±: half the width of the bootstrap CI (exact bounds: --json)"
+                   if form == "pm" else None)
+        table = Table(title=text(self.title, oneline=True) if self.title is not None else None,
+                      caption=caption)
+        heads = self._headers()
+        table.add_column(heads[0], style="bold", overflow="fold")
+        for head in heads[1:]:
+            table.add_column(text(head, oneline=True), justify="right", overflow="fold")
+        for name, s in self.rows.items():
+            cells = self._cells(name, s, form)
+            table.add_row(text(name, oneline=True), *cells[1:])
+        if not self.validity:
+            return Group(table)
+        replies = Table(caption="valid: share of listed items that match a candidate; "
+                                "<10 valid: replies listing fewer than 10 valid items")
+        replies.add_column("run / policy", style="bold", overflow="fold")
+        for head in ("replies", "valid", "halluc/reply", "<10 valid"):
+            replies.add_column(head, justify="right")
+        for name, s in self.rows.items():
+            replies.add_row(text(name, oneline=True), str(s.get("replies") or "—"),
+                            *validity_cells(s))
+        return Group(table, replies)
+
+    def __rich_console__(self, console, options):
+        yield self.renderable(self.form_for(options.max_width))
+
+    def __rich_measure__(self, console, options):
+        from rich.measure import Measurement
+
+        return Measurement.get(console, options,
+                               self.renderable(self.form_for(options.max_width)))
+
+
 def format_table(rows: dict[str, dict], title: str | None = None,
-                 baseline: str | None = None, paired: dict[str, dict] | None = None):
+                 baseline: str | None = None, paired: dict[str, dict] | None = None,
+                 ci: str = "auto", validity: bool = True) -> MetricTable:
     """Two rich tables as one renderable: the metrics, one row per named summary, each metric
-    as ``mean [lo, hi]``; under it the replies' validity, the same rows: how many replies,
-    the valid-output rate, hallucinations per reply and replies with fewer than 10 valid
-    items ("—" for a row without replies).  Two tables, so that both read at 80 columns.
+    a mean with its CI (:func:`ci_cell`); under it the replies' validity, the same rows: how
+    many replies, the valid-output rate, hallucinations per reply and replies with fewer
+    than 10 valid items ("—" for a row without replies).  Two tables, so that both read at
+    80 columns.  ``validity=False``: the metrics table alone.
+
+    The CIs are never cut: with ``ci="auto"`` the table is laid out at render time, for the
+    width it gets (a terminal, a widget, 80 columns for a file or a CI log): ``mean [lo,hi]``
+    where that fits (on one line when wide, the bounds on a second line when not), else the
+    compact ``mean ±half-width``, the half-width of the CI (see the caption).
+    ``ci="bounds"`` or ``"pm"`` forces one form.  A paired difference (``paired``: name ->
+    :func:`paired_difference`) is a last column, signed, in the same form.
 
     Names, the title and the baseline are data (file names, model strings, hint texts): they
     are passed as :func:`re2llm_tui.safe_text.text`, never parsed as markup.
     """
-    from rich.console import Group
-    from rich.table import Table
-
-    from re2llm_tui.safe_text import text
-
-    table = Table(title=text(title, oneline=True) if title is not None else None)
-    table.add_column("run / policy", style="bold")
-    table.add_column("n", justify="right")
-    for m in METRICS:
-        table.add_column(m.upper(), justify="right")
-    if paired:
-        metric = (next(iter(paired.values()))["metric"]).upper()
-        table.add_column(text(f"Δ{metric} vs {baseline}", oneline=True), justify="right")
-    replies = Table(caption="valid: share of listed items that match a candidate; "
-                            "<10 valid: replies listing fewer than 10 valid items")
-    replies.add_column("run / policy", style="bold")
-    for head in ("replies", "valid", "halluc/reply", "<10 valid"):
-        replies.add_column(head, justify="right")
-    for name, s in rows.items():
-        cells = [text(name, oneline=True), str(s["n"])]
-        for m in METRICS:
-            lo, hi = s["ci"][m]
-            cells.append(f"{s[m]:.3f} [{lo:.3f},{hi:.3f}]")
-        if paired:
-            p = paired.get(name)
-            cells.append("—" if not p else f"{p['diff']:+.3f} [{p['lo']:+.3f},{p['hi']:+.3f}]")
-        table.add_row(*cells)
-        replies.add_row(text(name, oneline=True), str(s.get("replies") or "—"),
-                        *validity_cells(s))
-    return Group(table, replies)
+    return MetricTable(rows, title=title, baseline=baseline, paired=paired, ci=ci,
+                       validity=validity)
