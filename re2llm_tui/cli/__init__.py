@@ -19,6 +19,7 @@ from re2llm_tui.cli import (
     llm_cmd,
     reflect_cmd,
     run_cmd,
+    runs_cmd,
     score_cmd,
     train_cmd,
 )
@@ -33,7 +34,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (run_cmd, data_cmd, score_cmd, llm_cmd, kb_cmd, reflect_cmd, train_cmd):
+for _module in (run_cmd, data_cmd, score_cmd, llm_cmd, kb_cmd, reflect_cmd, train_cmd,
+                runs_cmd):
     _module.register(app)
 
 

@@ -1,0 +1,222 @@
+"""Runs as files: a metric table in CSV, Markdown or LaTeX, and a training run's scalars as
+CSV or TensorBoard event files (``re2llm-tui runs export`` / ``export-scalars``).
+
+* :func:`export_table` ``(records, fmt, comparison=None) -> str`` -- one row per run (catalog
+  records): configuration, n, every metric with its CI bounds, failed sessions and calls,
+  cost, date, status.  With a :class:`~re2llm_tui.evaluation.run_compare.Comparison` the
+  metrics are those over the shared sessions and the paired difference to the first run
+  is added.
+* :func:`scalars_csv` ``(scalars) -> str`` -- one row per step, one column per scalar.
+* :func:`write_tensorboard` ``(scalars, logdir) -> Path`` -- TensorBoard event files through
+  ``torch.utils.tensorboard`` (the optional ``tensorboard`` extra; without it a one-line
+  :class:`UserError` says how to install it).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from re2llm_tui.errors import UserError
+from re2llm_tui.evaluation.metrics import METRICS
+
+EXPORT_FORMATS = ("csv", "md", "latex")
+SCALAR_FORMATS = ("csv", "tensorboard")
+TENSORBOARD_HINT = ("TensorBoard export needs the optional tensorboard package: "
+                    "pip install 're2llm-tui[tensorboard]' (or: pip install tensorboard)")
+
+
+def check_format(fmt: str, choices=EXPORT_FORMATS) -> str:
+    f = str(fmt).strip().lower()
+    aliases = {"markdown": "md", "tex": "latex", "tb": "tensorboard"}
+    f = aliases.get(f, f)
+    if f not in choices:
+        raise UserError(f"unknown format {fmt!r} (one of: {', '.join(choices)})")
+    return f
+
+
+# --------------------------------------------------------------------------- metric tables
+
+def _num(v, places: int = 6):
+    return "" if v is None else round(float(v), places)
+
+
+def export_rows(records: list[dict], comparison=None) -> tuple[list[str], list[list]]:
+    """Header and one row per run, values as numbers or strings (``""`` where absent)."""
+    heads = ["run", "name", "kind", "dataset", "split", "model", "prompt_version",
+             "kb_version", "n"]
+    for m in METRICS:
+        heads += [m, f"{m}_lo", f"{m}_hi"]
+    if comparison is not None:
+        mt = comparison.metric
+        heads += ["dropped", f"diff_{mt}", f"diff_{mt}_lo", f"diff_{mt}_hi", f"diff_{mt}_p"]
+    heads += ["failed", "failed_calls", "cost_usd", "created_at", "status"]
+    rows = []
+    for rec in records:
+        if comparison is not None:
+            label = comparison.labels[rec["ref"]]
+            summary = comparison.rows[label]
+        else:
+            summary = rec.get("metrics")
+        row = [rec["ref"], rec["name"], rec["kind"], rec["dataset"], rec["split"],
+               rec.get("model") or "", rec.get("prompt_version") or "",
+               rec.get("kb_version") or "",
+               summary["n"] if summary else (rec.get("n") if rec.get("n") is not None else "")]
+        for m in METRICS:
+            if summary and m in summary:
+                lo, hi = summary["ci"][m]
+                row += [_num(summary[m]), _num(lo), _num(hi)]
+            else:
+                row += ["", "", ""]
+        if comparison is not None:
+            p = comparison.paired.get(comparison.labels[rec["ref"]])
+            row += [comparison.dropped[rec["ref"]]]
+            row += ["", "", "", ""] if p is None else \
+                [_num(p["diff"]), _num(p["lo"]), _num(p["hi"]), _num(p["p"])]
+        row += [rec.get("failed", 0), rec.get("failed_calls", 0), _num(rec.get("cost")),
+                rec.get("created_at") or "", rec["status"]]
+        rows.append(row)
+    return heads, rows
+
+
+def _ci_text(summary: dict | None, m: str) -> str:
+    if not summary or m not in summary:
+        return "—"
+    lo, hi = summary["ci"][m]
+    return f"{summary[m]:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def _diff_text(p: dict | None) -> str:
+    if not p:
+        return "—"
+    return f"{p['diff']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}]"
+
+
+def _display_rows(records, comparison):
+    heads = ["run", "name", "kind", "dataset/split", "model", "n",
+             *(m.upper() for m in METRICS)]
+    if comparison is not None:
+        heads.append(f"Δ{comparison.metric.upper()} vs {comparison.refs[0]}")
+    heads += ["failed", "cost $"]
+    rows = []
+    for rec in records:
+        summary = comparison.rows[comparison.labels[rec["ref"]]] if comparison is not None \
+            else rec.get("metrics")
+        n = summary["n"] if summary else rec.get("n")
+        row = [rec["ref"], rec["name"], rec["kind"], f"{rec['dataset']}/{rec['split']}",
+               rec.get("model") or "—", "—" if n is None else str(n),
+               *(_ci_text(summary, m) for m in METRICS)]
+        if comparison is not None:
+            row.append(_diff_text(comparison.paired.get(comparison.labels[rec["ref"]])))
+        row += [str(rec.get("failed", 0)), f"{float(rec.get('cost') or 0):.4f}"]
+        rows.append(row)
+    return heads, rows
+
+
+def _md_cell(value) -> str:
+    from re2llm_tui.safe_text import clean
+
+    return clean(str(value), oneline=True).replace("\\", "\\\\").replace("|", "\\|")
+
+
+_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+          "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+          "^": r"\textasciicircum{}"}
+
+
+_LATEX.update({"Δ": r"$\Delta$", "—": "---", "±": r"$\pm$"})
+
+
+def latex_escape(value) -> str:
+    """``value`` as LaTeX text: special characters escaped, Δ / — / ± as LaTeX."""
+    from re2llm_tui.safe_text import clean
+
+    return "".join(_LATEX.get(ch, ch) for ch in clean(str(value), oneline=True))
+
+
+def export_table(records: list[dict], fmt: str, comparison=None) -> str:
+    """The runs as ``csv`` (every field, CI bounds in their own columns), ``md`` (a GitHub
+    Markdown table) or ``latex`` (a ``tabular``, booktabs rules); data strings escaped for
+    the format."""
+    fmt = check_format(fmt)
+    if fmt == "csv":
+        heads, rows = export_rows(records, comparison)
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(heads)
+        for row in rows:
+            w.writerow(row)
+        return buf.getvalue()
+    heads, rows = _display_rows(records, comparison)
+    if fmt == "md":
+        lines = ["| " + " | ".join(_md_cell(h) for h in heads) + " |",
+                 "|" + "|".join("---" if i < 5 else "---:" for i in range(len(heads))) + "|"]
+        lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+        return "\n".join(lines) + "\n"
+    spec = "l" * 5 + "r" * (len(heads) - 5)
+    lines = [r"% booktabs: \usepackage{booktabs}", r"\begin{tabular}{" + spec + "}",
+             r"\toprule",
+             " & ".join(latex_escape(h) for h in heads) + r" \\", r"\midrule"]
+    lines += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in rows]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- training scalars
+
+def scalars_csv(scalars: dict[str, list]) -> str:
+    """``step`` then one column per scalar (sorted names; histograms left out), one row per
+    step at which any scalar was reported (empty where one was not)."""
+    names = sorted(n for n, pts in scalars.items()
+                   if any(isinstance(v, (int, float)) for _, v in pts))
+    table: dict[int, dict] = {}
+    for name in names:
+        for step, value in scalars[name]:
+            if isinstance(value, (int, float)):
+                table.setdefault(int(step), {})[name] = value
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["step", *names])
+    for step in sorted(table):
+        w.writerow([step, *(repr(float(table[step][n])) if n in table[step] else ""
+                            for n in names)])
+    return buf.getvalue()
+
+
+def tensorboard_writer_class():
+    """``torch.utils.tensorboard.SummaryWriter``, or a one-line :class:`UserError` saying how
+    to install the optional extra."""
+    try:
+        import tensorboard  # noqa: F401  (torch.utils.tensorboard needs it)
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UserError(TENSORBOARD_HINT) from None
+    return SummaryWriter
+
+
+def write_tensorboard(scalars: dict[str, list], logdir: str | Path) -> Path:
+    """Write the scalars (``name -> [(step, value)]``; a histogram of action counts as a
+    TensorBoard histogram) as event files under ``logdir``; returns ``logdir``."""
+    writer_cls = tensorboard_writer_class()
+    import numpy as np
+
+    logdir = Path(logdir)
+    try:
+        logdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{logdir}: cannot create the log folder ({exc.strerror or exc})") \
+            from None
+    writer = writer_cls(log_dir=str(logdir))
+    try:
+        for name, points in sorted(scalars.items()):
+            for step, value in points:
+                if isinstance(value, (int, float)):
+                    writer.add_scalar(name, float(value), int(step))
+                elif isinstance(value, list) and value and sum(value) > 0:
+                    counts = np.asarray(value, dtype=np.int64)
+                    writer.add_histogram(name, np.repeat(np.arange(len(counts)), counts),
+                                         int(step))
+    finally:
+        writer.close()
+    return logdir
