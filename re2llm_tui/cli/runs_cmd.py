@@ -80,53 +80,80 @@ def _write_out(content: str, output: Path | None, what: str) -> None:
     print(f"wrote {what} to {clean(str(output), oneline=True)}", file=sys.stderr)
 
 
-def _output_table(records: list[dict]):
+#: minimum width a folding column is counted at when fitting a table (names, models)
+_FOLD_MIN = 14
+
+
+def _fitted_table(title: str, columns: list[tuple[str, str, int]], rows: list[list],
+                  width: int):
+    """A rich table of the columns (``(header, justify, priority)``, lower priority shown
+    first) that fit in ``width``, in their given order; the caption names those left out
+    (they are in ``--json`` and ``runs show``)."""
     from rich.table import Table
 
-    t = Table(title="runs")
-    for head, just in (("run", "right"), ("kind", "left"), ("dataset/split", "left"),
-                       ("model", "left"), ("prompt", "left"), ("KB", "left"), ("n", "right"),
-                       ("NDCG@10 [95% CI]", "right"), ("HR@10", "right"),
-                       ("failed", "right"), ("cost $", "right"), ("date", "left"),
-                       ("status", "left"), ("name", "left")):
-        t.add_column(head, justify=just, overflow="fold")
-    for r in records:
-        m = r.get("metrics")
-        t.add_row(r["ref"], text(r["kind"], oneline=True),
-                  text(f"{r['dataset']}/{r['split']}", oneline=True),
-                  text(r.get("model") or "—", oneline=True),
-                  text(r.get("prompt_version") or "—", oneline=True),
-                  text(r.get("kb_version") or "—", oneline=True),
-                  "—" if r.get("n") is None else str(r["n"]),
-                  _ci(m, "ndcg@10"), _fmt(m.get("hr@10") if m else None),
-                  str(r["failed"]) + (f" ({r['failed_calls']} calls)"
-                                      if r["failed_calls"] else ""),
-                  f"{r['cost']:.4f}", _date(r["created_at"]), text(_status(r), oneline=True),
-                  text(r["name"], oneline=True))
+    def needed(i: int) -> int:
+        cells = [columns[i][0], *(str(r[i]) for r in rows)]
+        w = max(len(max(str(c).split() or [""], key=len)) if i else len(c) for c in cells)
+        return min(w, _FOLD_MIN) + 3 if columns[i][1] == "fold" else \
+            max(len(c) for c in map(str, cells)) + 3
+
+    keep: set[int] = set()
+    used = 1
+    for i in sorted(range(len(columns)), key=lambda i: columns[i][2]):
+        if keep and used + needed(i) > width:
+            break                  # strictly by priority: never a minor column for a major
+        keep.add(i)
+        used += needed(i)
+    left_out = [columns[i][0] for i in range(len(columns)) if i not in keep]
+    t = Table(title=title, caption=("not shown at this width: " + ", ".join(left_out) +
+                                    " (see --json or runs show)") if left_out else None)
+    for i, (head, just, _) in enumerate(columns):
+        if i in keep:
+            t.add_column(head, justify="left" if just == "fold" else just,
+                         overflow="fold")
+    for r in rows:
+        t.add_row(*(text(c, oneline=True) for i, c in enumerate(r) if i in keep))
     return t
 
 
-def _train_table(records: list[dict]):
-    from rich.table import Table
+def _output_table(records: list[dict], width: int):
+    columns = [("run", "right", 0), ("kind", "left", 2), ("dataset/split", "left", 3),
+               ("model", "fold", 6), ("prompt", "left", 11), ("KB", "left", 12),
+               ("n", "right", 5), ("NDCG@10 [95% CI]", "right", 1), ("HR@10", "right", 10),
+               ("failed", "right", 7), ("cost $", "right", 8), ("date", "left", 9),
+               ("status", "left", 4), ("name", "fold", 1)]
+    rows = []
+    for r in records:
+        m = r.get("metrics")
+        rows.append([r["ref"], r["kind"], f"{r['dataset']}/{r['split']}", r.get("model") or "—",
+                     r.get("prompt_version") or "—", r.get("kb_version") or "—",
+                     "—" if r.get("n") is None else str(r["n"]), _ci(m, "ndcg@10"),
+                     _fmt(m.get("hr@10") if m else None),
+                     str(r["failed"]) + (f" ({r['failed_calls']} calls)"
+                                         if r["failed_calls"] else ""),
+                     f"{r['cost']:.4f}", _date(r["created_at"]), _status(r), r["name"]])
+    return _fitted_table("runs", columns, rows, width)
 
-    t = Table(title="training runs")
-    for head, just in (("run", "right"), ("dataset", "left"), ("model", "left"),
-                       ("KB", "left"), ("seed", "right"), ("steps", "right"),
-                       ("final reward", "right"), ("best reward (step)", "right"),
-                       ("final eval", "right"), ("best eval", "right"), ("sessions", "right"),
-                       ("cost $", "right"), ("date", "left"), ("status", "left")):
-        t.add_column(head, justify=just, overflow="fold")
+
+def _train_table(records: list[dict], width: int):
+    columns = [("run", "right", 0), ("dataset", "left", 2), ("model", "fold", 6),
+               ("KB", "left", 11), ("seed", "right", 3), ("steps", "right", 4),
+               ("final reward", "right", 1), ("best reward (step)", "right", 1),
+               ("final eval", "right", 8), ("best eval", "right", 7),
+               ("sessions", "right", 10), ("cost $", "right", 9), ("date", "left", 12),
+               ("status", "left", 5)]
+    rows = []
     for r in records:
         best = _fmt(r["best_reward"], "+.4f")
         if r["best_step"] is not None:
             best += f" ({r['best_step']})"
-        t.add_row(r["ref"], text(r["dataset"], oneline=True), text(r["model"], oneline=True),
-                  text(r.get("kb_version") or "—", oneline=True), str(r["seed"]),
-                  f"{r['step']}/{r['total_steps']}", _fmt(r["final_reward"], "+.4f"), best,
-                  _fmt(r["final_eval_reward"], "+.4f"), _fmt(r["best_eval_reward"], "+.4f"),
-                  "—" if r.get("n") is None else str(r["n"]), f"{r['cost']:.4f}",
-                  _date(r["created_at"]), text(_status(r), oneline=True))
-    return t
+        rows.append([r["ref"], r["dataset"], r["model"], r.get("kb_version") or "—",
+                     str(r["seed"]), f"{r['step']}/{r['total_steps']}",
+                     _fmt(r["final_reward"], "+.4f"), best,
+                     _fmt(r["final_eval_reward"], "+.4f"), _fmt(r["best_eval_reward"], "+.4f"),
+                     "—" if r.get("n") is None else str(r["n"]), f"{r['cost']:.4f}",
+                     _date(r["created_at"]), _status(r)])
+    return _fitted_table("training runs", columns, rows, width)
 
 
 def _list_json(rec: dict) -> dict:
@@ -142,7 +169,7 @@ def _list_json(rec: dict) -> dict:
 def _kv_table(title: str, pairs: list[tuple[str, object]]):
     from rich.table import Table
 
-    t = Table(title=title, show_header=False)
+    t = Table(title=text(title, oneline=True), show_header=False)
     t.add_column("field", style="bold")
     t.add_column("value", overflow="fold")
     for k, v in pairs:
@@ -194,9 +221,9 @@ def list_cmd(dataset: OptStr = RunsDatasetOption,
     out = [r for r in records if r["kind"] != "train"]
     train = [r for r in records if r["kind"] == "train"]
     if out:
-        con.print(_output_table(out))
+        con.print(_output_table(out, con.width))
     if train:
-        con.print(_train_table(train))
+        con.print(_train_table(train, con.width))
 
 
 @runs_app.command("show")
@@ -225,7 +252,7 @@ def show_cmd(run: str = typer.Argument(..., help="run id (t<id> for a training r
             ("checkpoint", rec["checkpoint"]), ("created", rec["created_at"]),
             ("finished", rec["finished_at"]),
             *((f"config.{k}", v) for k, v in sorted(rec["params"].items()))]))
-        con.print(_train_table([rec]))
+        con.print(_train_table([rec], con.width))
         if scalars:
             con.print(escape("scalars: " + ", ".join(f"{n} ({len(p)})"
                                                     for n, p in sorted(scalars.items()))))
@@ -239,7 +266,7 @@ def show_cmd(run: str = typer.Argument(..., help="run id (t<id> for a training r
     from re2llm_tui.evaluation.metrics import format_table
 
     con = console()
-    con.print(_kv_table(f"run {rec['ref']}: {clean(rec['name'], oneline=True)}", [
+    con.print(_kv_table(f"run {rec['ref']}: {rec['name']}", [
         ("kind", rec["kind"]), ("dataset", rec["dataset"]), ("split", rec["split"]),
         ("model", rec["model"]), ("prompt version", rec["prompt_version"]),
         ("KB version", rec["kb_version"]), ("hint id", rec["hint_id"]),
