@@ -510,3 +510,53 @@ def test_core_imports_no_ui():
             "re2llm_tui.evaluation.run_export; "
             "assert 'textual' not in sys.modules and 'torch' not in sys.modules")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+# --------------------------------------------------------------------------- a paid run
+
+
+def test_recommend_run_failed_calls_cost_and_shared_sessions(data_dir, tmp_path, workspace,
+                                                             run_cli):
+    """A recommend run through the real client (a scripted provider that charges $0.01 a
+    call, one session's call failing): its failed calls and cost come from the call log,
+    and a comparison with a full score import keeps only the sessions both scored."""
+    from replies import ranked_reply as reply_for
+
+    from re2llm_tui.evaluation.recommend import recommend
+    from re2llm_tui.llm.client import LLMClient
+    from re2llm_tui.llm.scripted import register_scripted
+
+    sessions = load_sessions("games", "test", data_dir)
+    few = sessions[:4]
+
+    def reply(messages):
+        content = messages[-1]["content"]
+        if content.startswith(few[2].prompt.rstrip()):
+            raise RuntimeError("provider down")
+        for i, s in enumerate(few):
+            if content.startswith(s.prompt.rstrip()):
+                return reply_for(s, i + 1)
+        return "no idea"
+
+    register_scripted("scripted", reply, cost_per_call=0.01)
+    with LLMClient(workspace, model="scripted/demo", max_retries=1, retry_base=0.001) as c:
+        res = recommend(few, c, dataset="games", split="test")
+    assert res.failed == 1
+    imported = _score(run_cli, data_dir, tmp_path / "a.txt", workspace, sessions, _ranks_a)
+    code, out, err = run_cli("runs", "show", res.run_id, "--db", workspace, "--json")
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["kind"] == "recommend" and got["model"] == "scripted/demo"
+    # 4 calls logged (3 answered, 1 failed after its retries), none from the cache
+    assert got["failed"] == 1 and got["failed_calls"] == 1 and got["calls"] == 4
+    assert got["cached_calls"] == 0
+    assert got["cost"] == pytest.approx(0.03)
+    assert got["sessions"]["scored"] == 3 and got["sessions"]["failed"] == 1
+    code, out, err = run_cli("runs", "compare", imported, res.run_id, "--db", workspace,
+                             "--json")
+    assert code == 0, err
+    cmp = json.loads(out)
+    assert cmp["n_shared"] == 3 and [r["dropped"] for r in cmp["runs"]] == [97, 0]
+    assert cmp["runs"][1]["metrics"]["hr@1"] == pytest.approx(1 / 3)   # ranks 1, 2, 4
+    assert cmp["config_diff"]["kind"] == ["score", "recommend"]
+    assert cmp["config_diff"]["model"] == [None, "scripted/demo"]
