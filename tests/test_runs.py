@@ -365,6 +365,7 @@ def test_training_runs_list_final_best_seed_steps(train_pair, workspace, run_cli
     assert got[f"t{t2}"]["best_reward"] == pytest.approx(0.05)
     code, out, err = run_cli("runs", "list", "--db", workspace)
     assert code == 0 and "training runs" in out and "+0.0600 (200)" in out
+    assert "seed" in out and "300/300" in out
     code, out, err = run_cli("runs", "show", f"t{t1}", "--db", workspace, "--json")
     assert code == 0, err
     assert json.loads(out)["scalars"]["charts/reward_mean"] == 3

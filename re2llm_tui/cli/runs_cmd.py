@@ -136,12 +136,12 @@ def _output_table(records: list[dict], width: int):
 
 
 def _train_table(records: list[dict], width: int):
-    columns = [("run", "right", 0), ("dataset", "left", 2), ("model", "fold", 6),
+    columns = [("run", "right", 0), ("dataset", "left", 5), ("model", "fold", 8),
                ("KB", "left", 11), ("seed", "right", 3), ("steps", "right", 4),
-               ("final reward", "right", 1), ("best reward (step)", "right", 1),
-               ("final eval", "right", 8), ("best eval", "right", 7),
+               ("final", "right", 1), ("best (step)", "right", 1),
+               ("final eval", "right", 7), ("best eval", "right", 6),
                ("sessions", "right", 10), ("cost $", "right", 9), ("date", "left", 12),
-               ("status", "left", 5)]
+               ("status", "left", 2)]
     rows = []
     for r in records:
         best = _fmt(r["best_reward"], "+.4f")
@@ -153,7 +153,8 @@ def _train_table(records: list[dict], width: int):
                      _fmt(r["final_eval_reward"], "+.4f"), _fmt(r["best_eval_reward"], "+.4f"),
                      "—" if r.get("n") is None else str(r["n"]), f"{r['cost']:.4f}",
                      _date(r["created_at"]), _status(r)])
-    return _fitted_table("training runs", columns, rows, width)
+    return _fitted_table("training runs (reward: charts/reward_mean; eval: "
+                         "charts/eval_reward)", columns, rows, width)
 
 
 def _list_json(rec: dict) -> dict:
@@ -249,10 +250,16 @@ def show_cmd(run: str = typer.Argument(..., help="run id (t<id> for a training r
             ("KB version", rec["kb_version"]), ("actions (hint ids)", rec["hint_ids"]),
             ("seed", rec["seed"]), ("steps", f"{rec['step']}/{rec['total_steps']}"),
             ("sessions", rec["n"]), ("status", _status(rec)), ("error", rec["error"]),
+            ("final reward", _fmt(rec["final_reward"], "+.4f")),
+            ("best reward", _fmt(rec["best_reward"], "+.4f") + (
+                f" (step {rec['best_step']})" if rec["best_step"] is not None else "")),
+            ("final eval reward", _fmt(rec["final_eval_reward"], "+.4f")),
+            ("best eval reward", _fmt(rec["best_eval_reward"], "+.4f")),
+            ("LLM calls", f"{rec['calls']} ({rec['cached_calls']} from the cache, "
+                          f"{rec['failed_calls']} failed); cost ${rec['cost']:.4f}"),
             ("checkpoint", rec["checkpoint"]), ("created", rec["created_at"]),
             ("finished", rec["finished_at"]),
             *((f"config.{k}", v) for k, v in sorted(rec["params"].items()))]))
-        con.print(_train_table([rec], con.width))
         if scalars:
             con.print(escape("scalars: " + ", ".join(f"{n} ({len(p)})"
                                                     for n, p in sorted(scalars.items()))))
