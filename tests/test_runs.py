@@ -484,6 +484,8 @@ def test_runs_on_different_datasets_or_splits_are_refused(data_dir, tmp_path, wo
     (("export-scalars", "1", "--format", "parquet"), "unknown format 'parquet'"),
     (("export-scalars", "4"), "no training run with id t4"),
     (("curves", "1"), "not a training run"),
+    (("export", "1", "-o", "/nonexistent-dir/x.csv"), "cannot write"),
+    (("export", "1", "2", "--paired", "--metric", "ndcg@3"), "unknown metric"),
 ])
 def test_bad_input_is_one_line_and_exit_2(two_runs, workspace, run_cli, args, needle):
     code, out, err = run_cli("runs", *args, "--db", workspace)

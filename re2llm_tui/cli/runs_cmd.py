@@ -301,7 +301,7 @@ def compare_cmd(runs: List[str] = typer.Argument(..., help="two or more run ids;
                                                            "is the baseline"),
                 metric: str = MetricOption, resamples: int = ResamplesOption,
                 seed: int = SeedOption,
-                top: int = typer.Option(5, "--top", help="sessions listed where each run "
+                top: int = typer.Option(5, "--top", min=0, help="sessions listed where each run "
                                                          "beats / loses to the first (0: none)"),
                 db: OptPath = DbOption, as_json: bool = JsonOption) -> None:
     """Compare runs on the sessions they all scored.
