@@ -563,3 +563,20 @@ def test_recommend_run_failed_calls_cost_and_shared_sessions(data_dir, tmp_path,
     assert cmp["runs"][1]["metrics"]["hr@1"] == pytest.approx(1 / 3)   # ranks 1, 2, 4
     assert cmp["config_diff"]["kind"] == ["score", "recommend"]
     assert cmp["config_diff"]["model"] == [None, "scripted/demo"]
+
+
+def test_control_characters_in_stored_names_are_shown_escaped(data_dir, tmp_path, workspace,
+                                                              run_cli):
+    sessions = load_sessions("games", "test", data_dir)
+    hostile = "\x1b]0;pwned\x07 [red]x"
+    a = _score(run_cli, data_dir, tmp_path / "a.txt", workspace, sessions, _ranks_a,
+               "--name", hostile, "--model", "m\x1b[31m")
+    b = _score(run_cli, data_dir, tmp_path / "b.txt", workspace, sessions, _ranks_b)
+    for args in (("list",), ("show", a), ("compare", a, b), ("export", a, "-f", "md"),
+                 ("export", a, "-f", "latex"), ("export", a)):
+        code, out, err = run_cli("runs", *args, "--db", workspace, env={"COLUMNS": "250"})
+        assert code == 0, (args, err)
+        assert "\x1b" not in out and "\x07" not in out, args
+        assert ("x1b" if "latex" in args else "\\x1b") in out, args
+    code, out, err = run_cli("runs", "list", "--db", workspace, "--json")
+    assert json.loads(out)[0]["name"] == hostile     # JSON keeps the data exactly

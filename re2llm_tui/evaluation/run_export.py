@@ -141,12 +141,14 @@ def export_table(records: list[dict], fmt: str, comparison=None) -> str:
     the format."""
     fmt = check_format(fmt)
     if fmt == "csv":
+        from re2llm_tui.safe_text import clean
+
         heads, rows = export_rows(records, comparison)
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(heads)
-        for row in rows:
-            w.writerow(row)
+        for row in rows:   # control characters as visible \xNN text, never raw to a terminal
+            w.writerow([clean(c, oneline=True) if isinstance(c, str) else c for c in row])
         return buf.getvalue()
     heads, rows = _display_rows(records, comparison)
     if fmt == "md":
