@@ -373,6 +373,23 @@ async def test_the_tui_opens_an_imported_dataset(tmp_path, monkeypatch):
         assert isinstance(app.screen, SessionDetailScreen)
 
 
+async def test_the_tui_opens_a_test_only_import_on_its_test_split(tmp_path, monkeypatch):
+    """An imported test set (--test-share 1) has no train sessions: the app opens on test
+    rather than on an empty train list; an explicit --split still wins."""
+    from textual.widgets import DataTable
+
+    from re2llm_tui.tui.app import make_app
+
+    monkeypatch.chdir(tmp_path)
+    do_import(tmp_path, test_share=1)
+    app = make_app("shelf", db="kb.sqlite", data_dir=tmp_path / "dd")
+    assert app.config.split == "test"
+    async with app.run_test(size=(120, 40)):
+        assert app.screen.query_one(DataTable).row_count == 40
+    assert make_app("shelf", db="kb.sqlite", data_dir=tmp_path / "dd",
+                    split="train").config.split == "train"
+
+
 # --------------------------------------------------------------------------- bad input
 
 def _bad_cases(tmp_path: Path) -> dict[str, tuple[list, str]]:

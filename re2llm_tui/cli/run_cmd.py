@@ -25,8 +25,9 @@ def register(app: typer.Typer) -> None:
             model: OptStr = ModelOption,
             db: OptPath = DbOption,
             data_dir: OptPath = DataDirOption,
-            split: str = typer.Option("train", "--split", "-s",
-                                      help="split browsed on the sessions screen"),
+            split: OptStr = typer.Option(None, "--split", "-s",
+                                         help="split browsed on the sessions screen (default: "
+                                         "train, or test for a dataset without train sessions)"),
             api_base: Optional[List[str]] = ApiBaseOption,
             train_steps: Optional[int] = typer.Option(
                 None, "--train-steps", help="PPO steps of a training run started in the app "
@@ -43,7 +44,7 @@ def register(app: typer.Typer) -> None:
         from re2llm_tui.data.release import SPLITS
         from re2llm_tui.errors import UserError
 
-        if split not in SPLITS:
+        if split is not None and split not in SPLITS:
             raise UserError(f"unknown split {split!r}: choose train or test")
         for name, value in (("--train-steps", train_steps), ("--train-limit", train_limit),
                             ("--eval-limit", eval_limit)):

@@ -130,12 +130,14 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
         Binding("3", "switch_mode('kb')", "Knowledge base", show=False),
         Binding("4", "switch_mode('training')", "Training", show=False),
         Binding("5", "switch_mode('evaluation')", "Evaluation", show=False),
+        Binding("6", "switch_mode('runs')", "Runs", show=False),
         Binding("question_mark,f1", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
     ]
 
     def __init__(self, config: AppConfig) -> None:
         from re2llm_tui.tui.screens.evaluation import EvaluationScreen
+        from re2llm_tui.tui.screens.runs import RunsScreen
         from re2llm_tui.tui.screens.hint_review import HintReviewScreen
         from re2llm_tui.tui.screens.knowledge_base import KnowledgeBaseScreen
         from re2llm_tui.tui.screens.sessions import SessionsScreen
@@ -143,7 +145,7 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
 
         self.MODES = {"sessions": SessionsScreen, "review": HintReviewScreen,
                       "kb": KnowledgeBaseScreen, "training": TrainingScreen,
-                      "evaluation": EvaluationScreen}
+                      "evaluation": EvaluationScreen, "runs": RunsScreen}
         super().__init__()
         self.config = config
         self._db = None
@@ -723,7 +725,8 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
                 ("hint review", list(modes["review"].BINDINGS)),
                 ("knowledge base", list(modes["kb"].BINDINGS)),
                 ("training", list(modes["training"].BINDINGS)),
-                ("evaluation", list(modes["evaluation"].BINDINGS))]
+                ("evaluation", list(modes["evaluation"].BINDINGS)),
+                ("runs", list(modes["runs"].BINDINGS))]
 
     def action_toggle_split(self) -> None:
         self.config.split = "test" if self.config.split == "train" else "train"
@@ -745,6 +748,8 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
              lambda: self.switch_mode("training")),
             ("Go to evaluation", "compare policies on the test split",
              lambda: self.switch_mode("evaluation")),
+            ("Go to runs", "every stored run: list, compare, drill down",
+             lambda: self.switch_mode("runs")),
             ("Start training", "start the agent's training in a background process",
              lambda: self.start_training()),
             ("Pause training", "pause the training process", self.pause_training),
@@ -803,10 +808,12 @@ def _current_worker():
 
 
 def make_app(dataset: str, model: str | None = None, db: str | os.PathLike | None = None,
-             data_dir: str | os.PathLike | None = None, *, split: str = "train",
+             data_dir: str | os.PathLike | None = None, *, split: str | None = None,
              train_options: dict | None = None, eval_options: dict | None = None,
              llm_options: dict | None = None) -> Re2LLMApp:
-    """Build the workbench for ``dataset`` (validates the dataset and opens the workspace)."""
+    """Build the workbench for ``dataset`` (validates the dataset and opens the workspace).
+    ``split``: the split browsed first; by default train, or test where a dataset (an
+    imported test set) has no train sessions."""
     import multiprocessing.resource_tracker
 
     from re2llm_tui.data.release import Dataset
@@ -818,6 +825,8 @@ def make_app(dataset: str, model: str | None = None, db: str | os.PathLike | Non
     # "ValueError: bad value(s) in fds_to_keep" -- in a real terminal and headless alike.
     multiprocessing.resource_tracker.ensure_running()
     ds = Dataset.resolve(dataset, data_dir)      # the edge; one-line error before the UI
+    if split is None:
+        split = "test" if not ds.sessions("train") and ds.sessions("test") else "train"
     path = workspace_path(db)
     open_workspace(path).conn.close()            # create / check the workspace up front
     config = AppConfig(ds=ds, model=resolve_model(model), db_path=path, split=split,

@@ -7,7 +7,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 NAV = (("1", "Sessions", "sessions"), ("2", "Review", "review"), ("3", "KB", "kb"),
-       ("4", "Training", "training"), ("5", "Evaluation", "evaluation"))
+       ("4", "Training", "training"), ("5", "Evaluation", "evaluation"), ("6", "Runs", "runs"))
 
 
 class AppHeader(Static):
