@@ -580,3 +580,22 @@ def test_control_characters_in_stored_names_are_shown_escaped(data_dir, tmp_path
         assert ("x1b" if "latex" in args else "\\x1b") in out, args
     code, out, err = run_cli("runs", "list", "--db", workspace, "--json")
     assert json.loads(out)[0]["name"] == hostile     # JSON keeps the data exactly
+
+
+def test_rm_of_any_run_changes_the_views_change_key(two_runs, train_pair, workspace, run_cli):
+    """The TUI reloads a view when its change key moves: deleting a run that is not the
+    newest must move it too."""
+    from re2llm_tui.store import changes
+    from re2llm_tui.store.workspace import open_workspace
+
+    _, a, _b = two_runs
+    t1, _t2 = train_pair
+    db = open_workspace(workspace)
+    before = changes.change_key(db, (changes.RUNS, changes.TRAIN_RUNS))
+    code, out, err = run_cli("runs", "rm", a, "--yes", "--db", workspace)
+    assert code == 0, err
+    after_run = changes.change_key(db, (changes.RUNS, changes.TRAIN_RUNS))
+    assert after_run != before
+    code, out, err = run_cli("runs", "rm", f"t{t1}", "--yes", "--db", workspace)
+    assert code == 0, err
+    assert changes.change_key(db, (changes.RUNS, changes.TRAIN_RUNS)) != after_run

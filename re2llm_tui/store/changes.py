@@ -21,9 +21,9 @@ TRAIN_RUNS = "train_runs"
 
 #: source name -> SQL scalar expressions whose values change when that data does
 SOURCES: dict[str, tuple[str, ...]] = {
-    # a run or an outcome added, a run finishing
+    # a run or an outcome added, a run finishing, a run deleted (`runs rm`)
     RUNS: ("(SELECT MAX(id) FROM runs)", "(SELECT MAX(rowid) FROM run_items)",
-           "(SELECT COUNT(*) FROM runs WHERE status='running')"),
+           "(SELECT COUNT(*) || ':' || COALESCE(SUM(status='running'), 0) FROM runs)"),
     # a reflection added or finishing, a turn stored
     REFLECTIONS: ("(SELECT MAX(id) FROM reflections)",
                   "(SELECT COUNT(*) FROM reflections WHERE status='running')",
@@ -33,7 +33,7 @@ SOURCES: dict[str, tuple[str, ...]] = {
     # a reward stored in the reward table
     REWARDS: ("(SELECT MAX(rowid) FROM reward_outcomes)",
               "(SELECT COUNT(*) FROM reward_outcomes)"),
-    # a training run added or changing status
+    # a training run added, changing status or deleted (GROUP_CONCAT has one per run)
     TRAIN_RUNS: ("(SELECT MAX(id) || ':' || GROUP_CONCAT(status) FROM train_runs)",),
 }
 
