@@ -15,7 +15,9 @@ CLI (``re2llm-tui runs compare|curves``) and the TUI's Runs screen call:
   that differ); :meth:`Comparison.table` (a renderable for rich or Textual),
   :meth:`Comparison.per_session` (every shared session's rank and metric in each run),
   :meth:`Comparison.sessions_where` (sessions where one run beats another, by how much,
-  for a drill-down into session detail) and :meth:`Comparison.to_json`.
+  for a drill-down into session detail; the records' ``dataset`` / ``split`` locate them),
+  :meth:`Comparison.wins` (wins / losses / ties against the first run) and
+  :meth:`Comparison.to_json` (the ``runs compare --json`` shape).
 * :func:`compare` -- the same from records and outcomes already read (pure).
 * :func:`config_diff` ``(records) -> {field: [value per run]}``.
 * :func:`train_curves` ``(db, refs, tag="charts/reward_mean") -> dict`` and
