@@ -3,12 +3,18 @@
 Covers the cache (hits, keys, per-call commit), retries (429, 500, timeouts, garbage JSON),
 failures recorded and counted, budget stops, bounded concurrency, the Router over several
 --api-base, bad input, and that keys never reach the workspace.
+
+Every test runs twice (the ``transport`` fixture): once through litellm, once through the fast
+HTTP path that ``auto`` picks for ``openai/`` and ``hosted_vllm/`` with ``--api-base`` -- the
+same assertions hold for both; :func:`test_transports_store_the_same_rows` compares them
+directly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import sqlite3
 import threading
@@ -35,6 +41,14 @@ def _rows(db_path, where: str = "1=1", args=()):
         con.close()
 
 
+@pytest.fixture(params=["litellm", "fast"], autouse=True)
+def transport(request, monkeypatch) -> str:
+    """The path to OpenAI-compatible servers under test: ``$RE2LLM_TRANSPORT`` is
+    ``litellm``, or ``auto`` (fast for ``openai/`` + ``--api-base``; litellm for the rest)."""
+    monkeypatch.setenv("RE2LLM_TRANSPORT", "litellm" if request.param == "litellm" else "auto")
+    return request.param
+
+
 @pytest.fixture
 def stub():
     with StubServer() as srv:
@@ -44,7 +58,9 @@ def stub():
 def _client(workspace, srv, **kw) -> LLMClient:
     kw.setdefault("retry_base", 0.01)
     kw.setdefault("timeout", 5.0)
-    return LLMClient(workspace, model="openai/stub-model", api_bases=[srv.base_url], **kw)
+    c = LLMClient(workspace, model="openai/stub-model", api_bases=[srv.base_url], **kw)
+    assert c.transport == os.environ["RE2LLM_TRANSPORT"].replace("auto", "fast")
+    return c
 
 
 # ------------------------------------------------------------------ scripted provider
@@ -406,3 +422,95 @@ def test_latency_is_the_calls_own_and_tokens_are_counted(workspace):
     assert max(r.latency_s for r in results) < 0.5          # never the 0.8 s of the queue
     assert c.stats.prompt_tokens == sum(r.prompt_tokens for r in results) > 0
     assert c.stats.completion_tokens == sum(r.completion_tokens for r in results) > 0
+
+
+# ------------------------------------------------------------------ the two transports
+
+def _run_both(tmp_path, monkeypatch, model, calls, *, faults=()):
+    """The same calls through litellm and through the fast path, each into its own
+    workspace against its own stub; returns {transport: (results, rows, bodies)}."""
+    out = {}
+    for kind in ("litellm", "fast"):
+        monkeypatch.setenv("RE2LLM_TRANSPORT", kind)
+        ws = tmp_path / f"{kind}.sqlite"
+        with StubServer(port=0) as srv:
+            srv.inject(*faults)
+            with LLMClient(ws, model=model, api_bases=[srv.base_url], retry_base=0.001,
+                           timeout=5.0, max_retries=3) as c:
+                assert c.transport == kind
+                res = [c.complete_sync(m, **dec) for m, dec in calls]
+            base = srv.base_url
+            bodies = list(srv.bodies)
+        rows = [{k: (v.replace(base, "BASE") if isinstance(v, str) else v)
+                 for k, v in r.items() if k not in ("id", "created_at", "latency_s", "error")}
+                for r in _rows(ws)]
+        res = [(r.text, r.ok, r.cached, r.cost, r.prompt_tokens, r.completion_tokens,
+                r.cached_tokens, r.attempts, r.error is None) for r in res]
+        out[kind] = (res, rows, bodies)
+    return out
+
+
+@pytest.mark.parametrize("model", ["openai/stub-model", "hosted_vllm/stub-model",
+                                   "openai/gpt-4o-mini"])
+def test_transports_store_the_same_rows(tmp_path, monkeypatch, model):
+    """Replies, usage, litellm's cost (gpt-4o-mini is priced), retries, cache hits, the
+    request bodies the server saw and every stored column match between the two paths."""
+    calls = [(_msg("one"), {}), (_msg("two"), {"max_tokens": 7, "top_p": 0.5}),
+             (_msg("one"), {}), ([{"role": "system", "content": "be brief"},
+                                 {"role": "user", "content": "three ünïcode"}], {"seed": 3})]
+    both = _run_both(tmp_path, monkeypatch, model, calls, faults=("429", "500", "garbage"))
+    (lres, lrows, lbodies), (fres, frows, fbodies) = both["litellm"], both["fast"]
+    assert fres == lres
+    assert frows == lrows
+    assert fbodies == lbodies
+    assert lres[0][7] == 4 and lres[2][2]              # 3 retries, then a hit
+    if model == "openai/gpt-4o-mini":
+        assert lres[0][3] > 0                           # priced by litellm's tables
+
+
+def test_transports_fail_alike(tmp_path, monkeypatch):
+    """Retries spent on 500s: a failed row for both, with the same status and attempts."""
+    both = _run_both(tmp_path, monkeypatch, "openai/stub-model", [(_msg("x"), {})],
+                     faults=("500",) * 4)
+    (lres, lrows, _), (fres, frows, _) = both["litellm"], both["fast"]
+    assert lres == fres and lres[0][1] is False and lres[0][7] == 4
+    assert frows == lrows and frows[0]["status"] == "failed"
+
+
+def test_transport_choice_is_checked(workspace, monkeypatch):
+    monkeypatch.delenv("RE2LLM_TRANSPORT")
+    with pytest.raises(UserError, match="unknown transport"):
+        LLMClient(workspace, model="openai/x", transport="warp")
+    register_scripted("scripted", lambda m: "ok")
+    c = LLMClient(workspace, model="scripted/a", transport="fast")
+    with pytest.raises(UserError, match="--transport fast needs"):
+        c.check()
+    assert LLMClient(workspace, model="scripted/a").transport == "litellm"
+    assert LLMClient(workspace, model="anthropic/claude-x", api_bases=["http://h:1/v1"]) \
+        .transport == "litellm"
+    assert LLMClient(workspace, model="hosted_vllm/x", api_bases=["http://h:1/v1"]) \
+        .transport == "fast"
+    assert LLMClient(workspace, model="hosted_vllm/x", api_bases=["http://h:1/v1"],
+                     transport="litellm").transport == "litellm"
+
+
+def test_fast_path_leaves_no_open_connections(workspace, stub, capfd):
+    """Sessions on the client's loop, on an ``asyncio.run`` loop and on a loop closed by
+    hand are closed without "Unclosed client session" noise, closed client or not."""
+    import gc
+
+    c = LLMClient(workspace, model="hosted_vllm/stub-model", api_bases=[stub.base_url])
+    assert c.transport == ("litellm" if os.environ["RE2LLM_TRANSPORT"] == "litellm" else "fast")
+    assert asyncio.run(c.complete(_msg("a"))).ok
+    assert c.complete_sync(_msg("b")).ok
+    loop = asyncio.new_event_loop()
+    assert loop.run_until_complete(c.complete(_msg("c"))).ok
+    loop.close()
+    c.close()
+    leaked = LLMClient(workspace, model="hosted_vllm/stub-model", api_bases=[stub.base_url])
+    loop = asyncio.new_event_loop()
+    assert loop.run_until_complete(leaked.complete(_msg("d"))).ok
+    loop.close()
+    del leaked, loop
+    gc.collect()
+    assert "Unclosed" not in capfd.readouterr().err

@@ -3,7 +3,8 @@
 Every LLM call goes through :class:`LLMClient`.  Public API (stable; other modules use it)::
 
     client = LLMClient(db_path, model=None, api_bases=(), concurrency=None, timeout=60.0,
-                       max_retries=4, max_cost=None, max_calls=None, temperature=0.0, seed=0)
+                       max_retries=4, max_cost=None, max_calls=None, temperature=0.0, seed=0,
+                       transport=None)   # auto | litellm | fast ($RE2LLM_TRANSPORT)
     client.check()                       # one-line UserError for a bad model/key/--api-base
     res  = await client.complete(messages, purpose="chat", run_id=None, **decoding)  # LLMResult
     rres = await client.rank(prompt, candidates, k=10, run_id=None)                  # RankResult
@@ -33,7 +34,9 @@ The client composes pieces with one job each:
   overshoot ``max_cost`` by at most ``concurrency`` calls.  A :class:`SharedBudget` counts
   across processes.
 * :mod:`~re2llm_tui.llm.transport`: litellm's ``acompletion``, its ``Router`` for several
-  ``--api-base``, and the local provider's ranking.
+  ``--api-base``, the local provider's ranking, and (``transport="fast"``, the default
+  ``auto`` for ``hosted_vllm/``/``openai/`` with ``--api-base``) a lean HTTP path to
+  OpenAI-compatible servers with the same replies, usage, cost, errors and retries.
 * :mod:`~re2llm_tui.llm.sync`: the private event-loop thread behind the ``*_sync`` methods.
 
 ``rank``: for the local model the ranking is chosen by the model itself among the
@@ -89,7 +92,7 @@ from re2llm_tui.llm.models import (
 from re2llm_tui.llm.results import LLMResult, RankResult, Stats
 from re2llm_tui.llm.retry import RetryPolicy, send_with_retries
 from re2llm_tui.llm.sync import LoopThread
-from re2llm_tui.llm.transport import Transport
+from re2llm_tui.llm.transport import Transport, check_transport
 
 #: the former private helper, still imported by tests/test_llm_local.py
 _litellm = import_litellm
@@ -111,7 +114,8 @@ class LLMClient:
                  max_cost: float | None = None, max_calls: int | None = None,
                  temperature: float = 0.0, seed: int = 0, *, retry_base: float = 0.5,
                  retry_cap: float = 20.0, rank_method: str | None = None,
-                 use_cache: bool = True, shared_budget: SharedBudget | None = None) -> None:
+                 use_cache: bool = True, shared_budget: SharedBudget | None = None,
+                 transport: str | None = None) -> None:
         self.db_path = db_path
         self.model = resolve_model(model)
         self.api_bases = tuple(b.strip() for b in (api_bases or ()) if b and b.strip())
@@ -131,7 +135,8 @@ class LLMClient:
         self._retry = RetryPolicy(max(0, int(max_retries)), retry_base, retry_cap)
         self._budget = CallBudget(max_calls, max_cost, shared_budget)
         self._calls = CallLog(db_path)
-        self._transport = Transport(self.api_bases, self.timeout)
+        self._transport = Transport(self.api_bases, self.timeout, check_transport(transport),
+                                    pool=self.concurrency)
         self._sems = LoopSemaphores(self.concurrency)
         self._inflight = InFlight()
         self._loop = LoopThread()
@@ -148,7 +153,8 @@ class LLMClient:
                 "max_retries": self.max_retries, "max_cost": self.max_cost,
                 "max_calls": self.max_calls, "temperature": self.temperature,
                 "seed": self.seed, "retry_base": self.retry_base, "retry_cap": self.retry_cap,
-                "rank_method": self._rank_method, "use_cache": self.use_cache}
+                "rank_method": self._rank_method, "use_cache": self.use_cache,
+                "transport": self._transport.choice}
 
     # ----------------------------------------------------------------- properties
     @property
@@ -200,6 +206,14 @@ class LLMClient:
         return DEMO_NOTICE
 
     @property
+    def transport(self) -> str:
+        """``fast`` or ``litellm``: how this client's requests reach the model
+        (``--transport``; ``auto`` picks ``fast`` for OpenAI-compatible ``--api-base``)."""
+        if self.is_local:
+            return "litellm"
+        return self._transport.kind(self.model)
+
+    @property
     def rank_method(self) -> str:
         """How :meth:`rank` turns a prompt into a ranking for this model."""
         return self._rank_method or default_rank_method(self.model)
@@ -210,6 +224,7 @@ class LLMClient:
         if self._checked:
             return
         self.model = check_model(self.model, self.api_bases, self._rank_method)
+        self._transport.kind(self.model)      # --transport fast where it cannot serve
         self._checked = True
 
     # ----------------------------------------------------------------- workspace
@@ -347,6 +362,11 @@ class LLMClient:
         return self.run_sync(self.rank(prompt, candidates, **kw))
 
     def close(self) -> None:
+        if self._loop.started:
+            try:   # the fast path's pooled connections live on the loop thread
+                self._loop.run(self._transport.aclose())
+            except Exception:  # noqa: BLE001 - closing: nothing left to save
+                pass
         self._loop.close()
         self._calls.close()
         # loop-bound state: a later call starts afresh on a new loop

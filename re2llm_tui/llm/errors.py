@@ -51,7 +51,9 @@ def is_retryable(exc: BaseException) -> bool:
         return True
     status = getattr(exc, "status_code", None)
     if isinstance(status, int):
-        return status == 429 or status >= 500
+        # a 2xx that raised: the body was no chat completion (litellm's hosted_vllm says
+        # APIError with status 200 where its openai provider says InternalServerError)
+        return status == 429 or status >= 500 or 200 <= status < 300
     # litellm wraps an unparseable body in a generic APIError without a status
     return "APIError" in names
 

@@ -16,4 +16,10 @@ def import_litellm():
 
     litellm.suppress_debug_info = True
     litellm.telemetry = False
+    # no per-call logging beyond litellm's own bookkeeping: messages are not copied into its
+    # logging payloads, no callbacks run.  (Measured on 1.110.2: ~3.8 ms of CPU per call
+    # either way -- its cost lookup and logging payload run regardless; the fast path in
+    # llm/transport.py is what makes OpenAI-compatible servers cheap.)
+    litellm.turn_off_message_logging = True
+    litellm.disable_streaming_logging = True
     return litellm

@@ -22,6 +22,10 @@ class LoopThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
+    @property
+    def started(self) -> bool:
+        return self._loop is not None
+
     def run(self, coro: Coroutine) -> Any:
         """Run ``coro`` on the thread's loop and return its result (or raise its error).
 
