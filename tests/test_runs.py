@@ -599,3 +599,28 @@ def test_rm_of_any_run_changes_the_views_change_key(two_runs, train_pair, worksp
     code, out, err = run_cli("runs", "rm", f"t{t1}", "--yes", "--db", workspace)
     assert code == 0, err
     assert changes.change_key(db, (changes.RUNS, changes.TRAIN_RUNS)) != after_run
+
+
+def test_a_deleted_runs_id_is_never_given_to_another_run(two_runs, train_pair, workspace,
+                                                         run_cli):
+    """`runs rm` of the newest run, then a new run: the new one gets a fresh id, so a
+    provenance string `run:<id>` (or a note citing the run) never points at another run."""
+    from re2llm_tui.store import runs, train_runs
+    from re2llm_tui.store.workspace import open_workspace
+
+    _, a, b = two_runs
+    t1, t2 = train_pair
+    newest = max(a, b)
+    code, _, err = run_cli("runs", "rm", newest, f"t{t2}", "--yes", "--db", workspace)
+    assert code == 0, err
+    db = open_workspace(workspace)
+    new = runs.create_run(db, name="after rm", kind="score", dataset="games", split="test")
+    assert new == newest + 1
+    new_t = train_runs.create(db, dataset="games", model="m", kb_version="k", hint_ids=[],
+                              seed=0, total_steps=1, config={}, n_sessions=1)
+    assert new_t == t2 + 1
+    # deleting an older run does not lower the mark
+    code, _, err = run_cli("runs", "rm", min(a, b), "--yes", "--db", workspace)
+    assert code == 0, err
+    assert runs.create_run(db, name="next", kind="score", dataset="games",
+                           split="test") == newest + 2

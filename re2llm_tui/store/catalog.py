@@ -307,6 +307,10 @@ def delete_runs(db, refs, *, force: bool = False) -> list[str]:
                             "its process is gone)")
     with transaction(db):
         for rec in records:
+            # ids are never reused (store.runs.next_id_sql): remember the highest deleted
+            db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
+                       "SET value=MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                       [f"{rec['table']}_max_deleted_id", str(rec["id"])])
             if rec["table"] == "train_runs":
                 db.execute("DELETE FROM train_scalars WHERE run_id=?", [rec["id"]])
                 db.execute("DELETE FROM train_runs WHERE id=?", [rec["id"]])

@@ -8,12 +8,21 @@ from typing import Any
 from re2llm_tui.errors import UserError
 
 
+def next_id_sql(table: str) -> str:
+    """The id a new row of ``table`` (``runs`` / ``train_runs``) gets, as an SQL expression:
+    above every id it ever had, so a deleted run's id is never given to another run (a
+    reflection's ``run:<id>`` provenance or a note citing run 5 keeps meaning that run;
+    :func:`re2llm_tui.store.catalog.delete_runs` records the highest id it deleted)."""
+    return (f"(SELECT MAX(COALESCE((SELECT MAX(id) FROM {table}), 0), COALESCE((SELECT "
+            f"CAST(value AS INTEGER) FROM meta WHERE key='{table}_max_deleted_id'), 0)) + 1)")
+
+
 def create_run(db, *, name: str, kind: str, dataset: str, split: str, model: str | None = None,
                prompt_version: str | None = None, hint_id: int | None = None,
                hint_text: str | None = None, params: dict | None = None) -> int:
     cur = db.execute(
-        "INSERT INTO runs(name, kind, dataset, split, model, prompt_version, hint_id, hint_text, "
-        "params) VALUES (?,?,?,?,?,?,?,?,?)",
+        "INSERT INTO runs(id, name, kind, dataset, split, model, prompt_version, hint_id, "
+        f"hint_text, params) VALUES ({next_id_sql('runs')},?,?,?,?,?,?,?,?,?)",
         [name, kind, dataset, split, model, prompt_version, hint_id, hint_text,
          json.dumps(params or {}, sort_keys=True)])
     return cur.lastrowid

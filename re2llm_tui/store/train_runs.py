@@ -13,6 +13,7 @@ from pathlib import Path
 from re2llm_tui.control import pid_alive
 from re2llm_tui.errors import UserError
 from re2llm_tui.store.workspace import transaction
+from re2llm_tui.store.runs import next_id_sql
 
 _NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 
@@ -111,8 +112,8 @@ def create(db, *, dataset: str, model: str, kb_version: str, hint_ids: list[int]
            total_steps: int, config: dict, n_sessions: int) -> int:
     """A new run, owned by this process; returns its id."""
     cur = db.execute(
-        "INSERT INTO train_runs (dataset, model, kb_version, hint_ids, seed, total_steps, "
-        "config, n_sessions, pid) VALUES (?,?,?,?,?,?,?,?,?)",
+        "INSERT INTO train_runs (id, dataset, model, kb_version, hint_ids, seed, total_steps, "
+        f"config, n_sessions, pid) VALUES ({next_id_sql('train_runs')},?,?,?,?,?,?,?,?,?)",
         [dataset, model, kb_version, json.dumps(hint_ids), seed, total_steps,
          json.dumps(config), n_sessions, os.getpid()])
     return cur.lastrowid
