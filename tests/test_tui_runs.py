@@ -231,3 +231,23 @@ def test_runs_screen_compare_small(runs_app, snap_compare):
 def test_runs_screen_compare_large(runs_app, snap_compare):
     app, info = runs_app()
     assert snap_compare(app, terminal_size=SIZE_LARGE, run_before=_to_runs_compare(info))
+
+
+async def test_every_screen_shows_q_quit_in_the_footer_at_100_columns(runs_app):
+    """The footer's keys fit at 100×30 up to q Quit on every screen (long labels pushed it
+    off the Sessions and KB screens)."""
+    from textual.widgets._footer import FooterKey
+
+    app, info = runs_app()
+    async with app.run_test(size=SIZE_SMALL) as pilot:
+        for key in ("1", "2", "3", "4", "5", "6"):
+            await pilot.press(key)
+            await pilot.pause()
+            keys = list(app.screen.query(FooterKey))
+            quits = [k for k in keys if k.key == "q"]
+            palette = [k for k in keys if k.has_class("-command-palette")]
+            assert quits and palette, key
+            region = quits[0].region
+            # wholly on screen, left of the docked "^p palette" key
+            assert region.width >= len("q Quit") and region.right <= palette[0].region.x, \
+                (key, region, palette[0].region)

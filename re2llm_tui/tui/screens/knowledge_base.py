@@ -32,8 +32,9 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
         Binding("m", "merge", "Merge", show=False),
         Binding("u", "undo", "Undo"),
         Binding("slash", "search", "Search", key_display="/"),
-        Binding("i", "import", "Import"),
-        Binding("o", "export", "Export"),
+        # import / export: in the help (?) and the palette; the footer keeps q Quit at 100 cols
+        Binding("i", "import", "Import", show=False),
+        Binding("o", "export", "Export", show=False),
         Binding("escape", "clear_search", "Clear", show=False),
     ]
 

@@ -21,10 +21,10 @@ class SessionsScreen(WorkbenchScreen):
     AUTO_FOCUS = "#sessions-table"
     BINDINGS = [
         Binding("enter", "open", "Open", show=False),
-        Binding("m", "toggle_miss", "Misses only"),
-        Binding("n", "toggle_unreflected", "Not reflected"),
+        Binding("m", "toggle_miss", "Misses"),
+        Binding("n", "toggle_unreflected", "Unreflected"),
         Binding("slash", "search", "Search", key_display="/"),
-        Binding("t", "app.toggle_split", "Train/test"),
+        Binding("t", "app.toggle_split", "Split"),
         Binding("r", "recommend", "Recommend"),
         Binding("f", "reflect", "Reflect"),
         Binding("escape", "clear_search", "Clear", show=False),
