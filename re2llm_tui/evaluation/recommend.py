@@ -81,10 +81,15 @@ async def recommend_async(sessions: Sequence[Session], client: LLMClient, *, dat
                           name: str | None = None, k: int = 10, resume: bool = True,
                           progress: Callable[[Progress], None] | None = None,
                           rank_by: str = DEFAULT_RANK_BY,
-                          selection: dict | None = None) -> RecommendResult:
-    """Rank every session with ``client`` and store the run (see module docstring)."""
+                          selection: dict | None = None,
+                          client_procs: int = 1) -> RecommendResult:
+    """Rank every session with ``client`` and store the run (see module docstring).
+
+    ``client_procs`` > 1: the sessions still to do are ranked by that many spawned client
+    processes (:mod:`re2llm_tui.client_procs`), sessions with identical requests in the same
+    one; the run, its resume and its metrics are the same."""
     from re2llm_tui.evaluation.metrics import summarize
-    from re2llm_tui.llm.parsing import check_rank_by, reply_ranking, target_rank
+    from re2llm_tui.llm.parsing import check_rank_by, reply_ranking
     from re2llm_tui.prompts import prompt_version, recommend_prompt
     from re2llm_tui.store import runs
 
@@ -121,34 +126,31 @@ async def recommend_async(sessions: Sequence[Session], client: LLMClient, *, dat
 
     report()
 
-    async def one(s: Session):
-        prompt = recommend_prompt(s.prompt, hint_text)
-        try:
-            res = await client.rank(prompt, s.candidates, k=k, run_id=run_id)
-        except RunStop as exc:
-            if not stop_reason:
-                stop_reason.append(str(exc))
-            return
-        rank = target_rank(reply_ranking(res.text, res.ranking, s.candidates,
-                                         rank_method=client.rank_method, k=k),
-                           s.target_index, rank_by) if res.ok else None
-        runs.add_run_item(db, run_id, s.id, prompt=prompt, reply=res.text,
-                          ranking=list(res.ranking), hallucinations=list(res.hallucinations),
-                          target_rank=rank, error=res.error, call_id=res.call_id)
+    def count(out: dict) -> None:
         counters["done"] += 1
-        counters["hits"] += 1 if res.cached else 0
-        counters["calls"] += 0 if res.cached else 1
-        counters["failed"] += 0 if res.ok else 1
-        counters["cost"] += res.cost
+        counters["hits"] += 1 if out["cached"] else 0
+        counters["calls"] += 0 if out["cached"] else 1
+        counters["failed"] += 0 if out["ok"] else 1
+        counters["cost"] += out["cost"]
         report()
 
-    tasks = [asyncio.ensure_future(one(s)) for s in todo]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        raise
+    context = {"run_id": run_id, "hint_text": hint_text, "k": k, "rank_by": rank_by}
+    if client_procs > 1 and len(todo) > 1:
+        from re2llm_tui.client_procs import request_key, run_in_procs, shard_by_key
+
+        keys = [request_key(recommend_prompt(s.prompt, hint_text), s.candidates)
+                for s in todo]
+        shards = [[todo[i] for i in part] for part in shard_by_key(keys, client_procs)]
+        try:
+            await run_in_procs(client, shards, "re2llm_tui.evaluation.recommend:rank_shard",
+                               context, count)
+        except RunStop as exc:
+            stop_reason.append(str(exc))
+    else:
+        try:
+            await rank_shard(client, todo, context, count, db=db)
+        except RunStop as exc:
+            stop_reason.append(str(exc))
 
     items = db.execute("SELECT session_id, target_rank, error, reply, ranking FROM run_items "
                        "WHERE run_id=?", [run_id]).fetchall()
@@ -167,6 +169,48 @@ async def recommend_async(sessions: Sequence[Session], client: LLMClient, *, dat
         cache_hits=counters["hits"], calls=counters["calls"], cost=counters["cost"],
         metrics=metrics, resumed=resumed, stopped_reason=stop_reason[0] if stop_reason else None,
         ranks=ranks)
+
+
+async def rank_shard(client: LLMClient, sessions: Sequence[Session], context: dict,
+                     send: Callable[[dict], None], db=None) -> None:
+    """Rank ``sessions`` concurrently and store each as a ``run_items`` row of
+    ``context["run_id"]`` as soon as it is known; ``send`` gets one dict per stored session
+    (``cached``, ``ok``, ``cost``).  Raises the first :class:`RunStop` once every session
+    already sent has finished (the rest are left for a rerun).  Also the work of one
+    ``--client-procs`` process (:func:`re2llm_tui.client_procs.run_in_procs`)."""
+    from re2llm_tui.llm.parsing import reply_ranking, target_rank
+    from re2llm_tui.prompts import recommend_prompt
+    from re2llm_tui.store import runs
+
+    db = db if db is not None else client.workspace()
+    run_id, hint_text = context["run_id"], context["hint_text"]
+    k, rank_by = context["k"], context["rank_by"]
+    stop: list[RunStop] = []
+
+    async def one(s: Session):
+        prompt = recommend_prompt(s.prompt, hint_text)
+        try:
+            res = await client.rank(prompt, s.candidates, k=k, run_id=run_id)
+        except RunStop as exc:
+            stop.append(exc)
+            return
+        rank = target_rank(reply_ranking(res.text, res.ranking, s.candidates,
+                                         rank_method=client.rank_method, k=k),
+                           s.target_index, rank_by) if res.ok else None
+        runs.add_run_item(db, run_id, s.id, prompt=prompt, reply=res.text,
+                          ranking=list(res.ranking), hallucinations=list(res.hallucinations),
+                          target_rank=rank, error=res.error, call_id=res.call_id)
+        send({"cached": res.cached, "ok": res.ok, "cost": float(res.cost or 0.0)})
+
+    tasks = [asyncio.ensure_future(one(s)) for s in sessions]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        raise
+    if stop:
+        raise stop[0]
 
 
 def recommend(sessions: Sequence[Session], client: LLMClient, **kw) -> RecommendResult:

@@ -37,20 +37,27 @@ class WorkerSpec:
     context_tag: str = ""     # ... and context tag: a worker stores exactly what it would
 
 
-def shard(pairs: list[tuple[int, int]], workers: int) -> list[list[tuple[int, int]]]:
+def shard(pairs: list[tuple[int, int]], workers: int,
+          same: dict[int, str] | None = None) -> list[list[tuple[int, int]]]:
     """Split ``pairs`` by session over ``workers`` (a session's pairs stay together),
-    balancing the number of pairs; each shard stays session-major."""
+    balancing the number of pairs; each shard stays session-major.  Sessions with the same
+    ``same[i]`` (their prompt: identical requests) go to the same worker, whose client
+    sends such a request once."""
     by_session: dict[int, list[tuple[int, int]]] = {}
     for i, a in pairs:
         by_session.setdefault(i, []).append((i, a))
+    groups: dict[object, list[int]] = {}
+    for i in sorted(by_session):
+        groups.setdefault(same.get(i, i) if same else i, []).append(i)
     shards: list[list[tuple[int, int]]] = [[] for _ in range(max(1, workers))]
     loads = [0] * len(shards)
     # sessions in order, each to the least-loaded shard: every shard starts at the front
-    for i in sorted(by_session):
+    for members in groups.values():
         w = loads.index(min(loads))
-        shards[w].extend(sorted(by_session[i]))
-        loads[w] += len(by_session[i])
-    return [s for s in shards if s]
+        for i in members:
+            shards[w].extend(sorted(by_session[i]))
+            loads[w] += len(by_session[i])
+    return [sorted(s) for s in shards if s]
 
 
 def _worker_main(spec: WorkerSpec, q, stop, pause) -> None:
@@ -117,7 +124,8 @@ def fill_with_workers(source, pairs: list[tuple[int, int]], workers: int,
     stop, pause = ctx.Event(), ctx.Event()
     options = client.options()
     procs = []
-    for part in shard(pairs, workers):
+    same = {i: source.sessions[i].prompt for i, _ in pairs}
+    for part in shard(pairs, workers, same):
         idx = sorted({i for i, _ in part})
         local = {g: n for n, g in enumerate(idx)}
         spec = WorkerSpec(options, source.dataset, [source.sessions[g] for g in idx], idx,
@@ -149,7 +157,11 @@ def fill_with_workers(source, pairs: list[tuple[int, int]], workers: int,
                 if not any(p.is_alive() for p in procs) and q.empty():
                     # a worker died without saying so (killed): count it as ended
                     ended = len(procs)
-                    errors.append("a reward worker process exited unexpectedly")
+                    codes = [p.exitcode for p in procs if p.exitcode]
+                    sig = next((-c for c in codes if c < 0), None)
+                    errors.append("a reward worker process exited unexpectedly"
+                                  + (f" (signal {sig})" if sig else "")
+                                  + "; finished outcomes are stored: rerun to resume")
                 continue
             if msg[0] == "res":
                 _, gi, a, ok, cached, cost = msg[:6]
