@@ -47,6 +47,7 @@ def train_app(tmp_path, data_dir, monkeypatch, stub):
                            train_options={"steps": steps, "limit": N_SESSIONS, "log_every": 32,
                                           "checkpoint_every": 64, "ppo": {"threads": 1}})
             app.show_demo_notice = False
+            app.ask_before_paying = False      # the confirmation: tests/test_preflight.py
             return app
         app, _ = make_fixture_app(
             tmp_path, data_dir, model="openai/stub-model",
@@ -55,6 +56,7 @@ def train_app(tmp_path, data_dir, monkeypatch, stub):
                            "checkpoint_every": 64, "ppo": {"threads": 1}},
             eval_options={"limit": N_EVAL, "n_boot": 50})
         app.show_demo_notice = False
+        app.ask_before_paying = False          # the confirmation: tests/test_preflight.py
         return app
 
     return _make

@@ -65,6 +65,17 @@ LocalWorkersOption = typer.Option(
     help="processes computing reward outcomes, each with its own model instance and a "
          "shard of the sessions (default: 2 for the embedded model, 1 otherwise)")
 
+ClientProcsOption = typer.Option(
+    None, "--client-procs",
+    help="client processes making the LLM calls, each with its own event loop and "
+         "connections and a shard of the sessions, sharing --max-cost/--max-calls (for a "
+         "fleet behind several --api-base; default: $RE2LLM_CLIENT_PROCS, else 1)")
+TransportOption = typer.Option(
+    None, "--transport",
+    help="how requests reach the model: auto (fast for hosted_vllm/ and openai/ with "
+         "--api-base, litellm otherwise), litellm, fast (default: $RE2LLM_TRANSPORT, else "
+         "auto)")
+
 OptPath = Optional[Path]
 OptStr = Optional[str]
 
@@ -83,3 +94,9 @@ def console(stderr: bool = False):
 SampleOption = typer.Option(None, "--sample", min=1,
                             help="a seeded random subset of N sessions (--seed; in the split's "
                                  "order; stored with the run) instead of all or --limit")
+
+DryRunOption = typer.Option(
+    False, "--dry-run",
+    help="print the calls still to pay after the cache, their estimated tokens, dollars "
+         "(litellm's price table; 0 for the local model) and time, and exit: nothing is "
+         "sent, no API key is needed")

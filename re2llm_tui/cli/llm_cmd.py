@@ -9,10 +9,12 @@ import typer
 
 from re2llm_tui.cli.common import (
     ApiBaseOption,
+    ClientProcsOption,
     ConcurrencyOption,
     DataDirOption,
     DatasetOption,
     DbOption,
+    DryRunOption,
     JsonOption,
     MaxCallsOption,
     MaxCostOption,
@@ -24,6 +26,7 @@ from re2llm_tui.cli.common import (
     SampleOption,
     SplitOption,
     TimeoutOption,
+    TransportOption,
     console,
 )
 from re2llm_tui.safe_text import escape
@@ -53,6 +56,9 @@ def register(app: typer.Typer) -> None:
                                        help="start a new run even if an unfinished one matches"),
         data_dir: OptPath = DataDirOption, db: OptPath = DbOption,
         as_json: bool = JsonOption, rank_by: str = RankByOption,
+        dry_run: bool = DryRunOption,
+        client_procs: Optional[int] = ClientProcsOption,
+        transport: OptStr = TransportOption,
     ) -> None:
         """Rank each session's 50 candidates with the LLM, score and store the run.
 
@@ -73,9 +79,19 @@ def register(app: typer.Typer) -> None:
         from re2llm_tui.evaluation.sampling import select_sessions
 
         sessions = select_sessions(dset.sessions(split), limit=limit, sample=sample, seed=seed)
+        if dry_run:
+            _dry_run(sessions, dset, db=db, model=model, api_base=api_base,
+                     concurrency=concurrency, method=method, hint=hint, hint_id=hint_id,
+                     as_json=as_json)
+            return
+        from re2llm_tui.client_procs import check_client_procs
+        from re2llm_tui.llm.transport import use_transport
+
+        procs = check_client_procs(client_procs)
         client = LLMClient(db, model=model, api_bases=api_base or (), concurrency=concurrency,
                            timeout=timeout, max_retries=retries, max_cost=max_cost,
-                           max_calls=max_calls, rank_method=method)
+                           max_calls=max_calls, rank_method=method,
+                           transport=use_transport(transport))
         hint_text = hint
         if hint_id is not None:
             from re2llm_tui.kb import KnowledgeBase
@@ -86,19 +102,26 @@ def register(app: typer.Typer) -> None:
         err = console(stderr=True)
         if client.is_demo_model:
             err.print(f"[yellow]note:[/yellow] {escape(client.demo_notice)}")
+        from re2llm_tui.llm.savings import cache_saved, last_call_id
+
+        since = last_call_id(client.workspace())
         try:
             result = _run_with_progress(sessions, client, err, dataset=ds, split=split,
                                         hint=hint_text, hint_id=hint_id, name=name,
                                         resume=not no_resume, quiet=as_json, rank_by=rank_by,
+                                        client_procs=procs,
                                         selection={"sample": sample, "sample_seed": seed}
                                         if sample is not None else None)
+            saved = cache_saved(client.workspace(), since_id=since, model=client.model,
+                                run_id=result.run_id)
         finally:
             client.close()
         if as_json:
             out = {"run_id": result.run_id, "status": result.status, "n": result.total,
                    "done": result.done, "failed": result.failed,
                    "cache_hits": result.cache_hits, "calls": result.calls,
-                   "cost": round(result.cost, 6), "model": client.model, "rank_by": rank_by,
+                   "cost": round(result.cost, 6), "cache_saved": saved.as_dict(),
+                   "model": client.model, "rank_by": rank_by,
                    "metrics": to_json(result.metrics) if result.metrics else None}
             print(json.dumps(out))
         else:
@@ -110,7 +133,8 @@ def register(app: typer.Typer) -> None:
                                        title=f"{ds}/{split} — {result.done} of {result.total} "
                                              f"sessions; rank by {rank_by}"))
             con.print(f"calls: {result.calls} sent, {result.cache_hits} from cache, "
-                      f"{result.failed} failed (scored as misses); cost ${result.cost:.4f}"
+                      f"{result.failed} failed (scored as misses); cost ${result.cost:.4f}; "
+                      f"{saved.line()}"
                       + ("; resumed an unfinished run" if result.resumed else ""))
         if result.status == "stopped":
             err.print(f"[yellow]stopped:[/yellow] {escape(result.stopped_reason, oneline=True)} "
@@ -119,6 +143,31 @@ def register(app: typer.Typer) -> None:
             from re2llm_tui.cli.train_cmd import stop_exit_code
 
             raise SystemExit(stop_exit_code())   # 130 interrupted, 3 budget
+
+
+def _dry_run(sessions, dset, *, db, model, api_base, concurrency, method, hint, hint_id,
+             as_json: bool) -> None:
+    """``recommend --dry-run``: the estimate of the rankings the command would ask for."""
+    from re2llm_tui import dry_run
+    from re2llm_tui.dry_run import dry_client
+
+    client = dry_client(db, model=model, api_bases=api_base or (), concurrency=concurrency,
+                        rank_method=method)
+    try:
+        hint_text = hint
+        if hint_id is not None:
+            from re2llm_tui.kb import KnowledgeBase
+
+            hint_text = "" if hint_id == 0 else \
+                KnowledgeBase(client.workspace(), dset).get(hint_id).text
+        est = dry_run.recommend(client, client.workspace(), sessions, dataset=dset.name,
+                                hint=hint_text)
+    finally:
+        client.close()
+    if as_json:
+        print(json.dumps(est.as_dict()))
+    else:
+        dry_run.print_estimate(est, console())
 
 
 def _run_with_progress(sessions, client, err, *, quiet: bool, **kw):

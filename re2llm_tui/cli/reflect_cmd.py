@@ -13,6 +13,7 @@ from re2llm_tui.cli.common import (
     DataDirOption,
     DatasetOption,
     DbOption,
+    DryRunOption,
     JsonOption,
     MaxCallsOption,
     MaxCostOption,
@@ -58,6 +59,7 @@ def register(app: typer.Typer) -> None:
         db: OptPath = DbOption,
         data_dir: OptPath = DataDirOption,
         as_json: bool = JsonOption,
+        dry_run: bool = DryRunOption,
     ) -> None:
         """Reflective Exploration: ask the LLM why it missed, collect hints, check them.
 
@@ -91,6 +93,17 @@ def register(app: typer.Typer) -> None:
         else:
             ds.sessions(split)
         path = workspace_path(db)
+        if dry_run:
+            from re2llm_tui import dry_run as dry
+            from re2llm_tui.cli.train_cmd import print_dry_run
+
+            def plan(client, db_):
+                return dry.explore(client, db_, ds, split=split, sessions=sessions,
+                                   session_id=session, config=config)
+
+            print_dry_run(plan, db=path, model=model, api_base=api_base, concurrency=None,
+                          as_json=as_json)
+            return
         wdb = open_workspace(path)
         KnowledgeBase(wdb, ds)                        # seeded once, before the progress bar
         client = LLMClient(path, model=model, api_bases=api_base or (), max_cost=max_cost,

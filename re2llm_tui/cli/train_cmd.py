@@ -9,10 +9,12 @@ import typer
 
 from re2llm_tui.cli.common import (
     ApiBaseOption,
+    ClientProcsOption,
     ConcurrencyOption,
     DataDirOption,
     DatasetOption,
     DbOption,
+    DryRunOption,
     JsonOption,
     LocalWorkersOption,
     MaxCallsOption,
@@ -23,14 +25,25 @@ from re2llm_tui.cli.common import (
     RankByOption,
     SampleOption,
     SplitOption,
+    TransportOption,
     console,
 )
 from re2llm_tui.safe_text import escape, text
 
 
-def default_workers(workers: int | None, client) -> int:
-    """``--local-workers``, else 2 for the embedded model (measured: 2 processes on 2
-    cores), else 1."""
+def default_workers(workers: int | None, client, client_procs: int | None = None) -> int:
+    """``--client-procs`` (or ``$RE2LLM_CLIENT_PROCS``), else ``--local-workers``, else 2
+    for the embedded model (measured: 2 processes on 2 cores), else 1."""
+    import os
+
+    from re2llm_tui.client_procs import CLIENT_PROCS_ENV, check_client_procs
+
+    if client_procs is not None or (workers is None and os.environ.get(CLIENT_PROCS_ENV)):
+        if workers is not None:
+            from re2llm_tui.errors import UserError
+
+            raise UserError("give --client-procs or --local-workers, not both")
+        return check_client_procs(client_procs)
     if workers is not None:
         if workers < 1:
             from re2llm_tui.errors import UserError
@@ -62,7 +75,9 @@ def register(app: typer.Typer) -> None:
         api_base: Optional[List[str]] = ApiBaseOption,
         concurrency: Optional[int] = ConcurrencyOption,
         data_dir: OptPath = DataDirOption, db: OptPath = DbOption, as_json: bool = JsonOption,
-        rank_by: str = RankByOption,
+        rank_by: str = RankByOption, dry_run: bool = DryRunOption,
+        client_procs: Optional[int] = ClientProcsOption,
+        transport: OptStr = TransportOption,
     ) -> None:
         """Train the PPO hint-retrieval agent on the training sessions.
 
@@ -88,21 +103,40 @@ def register(app: typer.Typer) -> None:
                          max_calls=max_calls, api_bases=tuple(api_base or ()),
                          concurrency=concurrency, limit=limit, resume=not fresh,
                          rank_by=rank_by)
+        if dry_run:
+            from re2llm_tui import dry_run as dry
+            from re2llm_tui.data.release import Dataset
+
+            def plan(client, db):
+                return dry.train(client, db, Dataset.resolve(dataset, data_dir), limit=limit,
+                                 prefill=prefill, rank_by=rank_by,
+                                 workers=default_workers(workers, client))
+
+            print_dry_run(plan, db=spec.db_path, model=model, api_base=api_base,
+                          concurrency=concurrency, as_json=as_json)
+            return
+        from re2llm_tui.llm.transport import use_transport
+
         client = LLMClient(spec.db_path, model=model, api_bases=spec.api_bases,
-                           concurrency=concurrency, max_cost=max_cost, max_calls=max_calls)
+                           concurrency=concurrency, max_cost=max_cost, max_calls=max_calls,
+                           transport=use_transport(transport))
         client.check()  # bad model / key / --api-base: one line, before any work
-        spec.workers = default_workers(workers, client)
+        spec.workers = default_workers(workers, client, client_procs)
         err = console(stderr=True)
         if client.is_demo_model and not as_json:
             err.print(f"[yellow]note:[/yellow] {escape(client.demo_notice)}")
+        from re2llm_tui.llm.savings import cache_saved, last_call_id
+
+        since = last_call_id(client.workspace())
         try:
             summary = _train_with_progress(spec, client, err, quiet=as_json)
+            saved = cache_saved(client.workspace(), since_id=since, model=client.model)
         finally:
             client.close()
         if as_json:
-            print(json.dumps(summary.as_dict()))
+            print(json.dumps({**summary.as_dict(), "cache_saved": saved.as_dict()}))
         else:
-            _print_summary(summary, console())
+            _print_summary(summary, console(), saved)
         if summary.status == "stopped":
             err.print(f"[yellow]stopped:[/yellow] {escape(summary.reason, oneline=True)} "
                       f"(run {summary.run_id} at step "
@@ -138,7 +172,9 @@ def register(app: typer.Typer) -> None:
         api_base: Optional[List[str]] = ApiBaseOption,
         concurrency: Optional[int] = ConcurrencyOption,
         data_dir: OptPath = DataDirOption, db: OptPath = DbOption, as_json: bool = JsonOption,
-        rank_by: str = RankByOption,
+        rank_by: str = RankByOption, dry_run: bool = DryRunOption,
+        client_procs: Optional[int] = ClientProcsOption,
+        transport: OptStr = TransportOption,
     ) -> None:
         """Compare no hint, the trained agent, a random hint, the best train hint, the oracle
         and a no-LLM content ranker on the same sessions (95% bootstrap CIs)."""
@@ -161,14 +197,38 @@ def register(app: typer.Typer) -> None:
         if out is not None and out.suffix.lower() not in (".md", ".csv", ".json"):
             raise UserError(f"--out {out}: unknown format {out.suffix or '(none)'!r}; "
                             "use .md, .csv or .json")
+        if dry_run and not content_only:
+            from re2llm_tui import dry_run as dry
+
+            def plan(client, wdb):
+                return dry.evaluate(client, wdb, ds, split, limit=limit, sample=sample,
+                                    seed=seed, oracle=not no_oracle, train_run=train_run,
+                                    permutations=permutations, rank_by=rank_by,
+                                    workers=default_workers(workers, client))
+
+            print_dry_run(plan, db=db, model=model, api_base=api_base,
+                          concurrency=concurrency, as_json=as_json)
+            return
+        if dry_run:        # --content-only asks no LLM
+            msg = {"command": "evaluate", "dry_run": True, "calls": 0, "to_pay": 0, "cost": 0.0}
+            print(json.dumps(msg) if as_json else
+                  "evaluate --content-only --dry-run: 0 LLM calls (the content ranker uses no "
+                  "LLM), $0")
+            return
+        from re2llm_tui.llm.transport import use_transport
+
         client = LLMClient(db, model=model, api_bases=api_base or (), concurrency=concurrency,
-                           max_cost=max_cost, max_calls=max_calls)
+                           max_cost=max_cost, max_calls=max_calls,
+                           transport=use_transport(transport))
         if not content_only:
             client.check()
         err = console(stderr=True)
         if client.is_demo_model and not as_json and not content_only:
             err.print(f"[yellow]note:[/yellow] {escape(client.demo_notice)}")
         wdb = open_workspace(db)
+        from re2llm_tui.llm.savings import cache_saved, last_call_id
+
+        since = last_call_id(wdb)
         try:
             result = _evaluate_with_progress(evaluate, wdb, client, err, quiet=as_json,
                                              dataset=ds, split=split,
@@ -176,7 +236,9 @@ def register(app: typer.Typer) -> None:
                                              oracle=not no_oracle, seed=seed, rank_by=rank_by,
                                              sample=sample, permutations=permutations,
                                              content_only=content_only,
-                                             workers=default_workers(workers, client))
+                                             workers=default_workers(workers, client,
+                                                                     client_procs))
+            saved = cache_saved(wdb, since_id=since, model=client.model)
         except RunStop as exc:
             err.print(f"[yellow]stopped:[/yellow] {escape(exc, oneline=True)} (finished "
                       "outcomes are stored; rerun the same command to resume)")
@@ -187,7 +249,7 @@ def register(app: typer.Typer) -> None:
         if out is not None:
             result.export(out)
         if as_json:
-            print(result.to_json())
+            print(json.dumps({**result.as_dict(), "cache_saved": saved.as_dict()}, indent=2))
             return
         con = console()
         con.print(result.table())
@@ -197,7 +259,7 @@ def register(app: typer.Typer) -> None:
         for note in result.notes:
             con.print(f"[dim]note:[/dim] {escape(note)}")
         con.print(f"LLM calls: {result.llm_calls} sent, {result.cache_hits} from cache, "
-                  f"{result.failed} failed; cost ${result.cost:.4f}"
+                  f"{result.failed} failed; cost ${result.cost:.4f}; {saved.line()}"
                   + (f"; written to {escape(out)}" if out else ""))
 
 
@@ -245,7 +307,24 @@ def _train_with_progress(spec, client, err, *, quiet: bool):
         return train(spec, on_event=on_event, client=client)
 
 
-def _print_summary(s, con) -> None:
+def print_dry_run(plan, *, db, model, api_base, concurrency, as_json: bool) -> None:
+    """``--dry-run`` of a command: ``plan(client, db)`` gives the
+    :class:`~re2llm_tui.llm.preflight.Estimate`, printed as a table (or JSON)."""
+    from re2llm_tui import dry_run
+    from re2llm_tui.dry_run import dry_client
+
+    client = dry_client(db, model=model, api_bases=api_base or (), concurrency=concurrency)
+    try:
+        est = plan(client, client.workspace())
+    finally:
+        client.close()
+    if as_json:
+        print(json.dumps(est.as_dict()))
+    else:
+        dry_run.print_estimate(est, console())
+
+
+def _print_summary(s, con, saved=None) -> None:
     from rich.table import Table
 
     t = Table(title=text(f"training run {s.run_id}: {s.status} ({s.reason})", oneline=True),
@@ -269,7 +348,7 @@ def _print_summary(s, con) -> None:
               + (" …" if len(used) > 8 else ""))
     t.add_row("reward table", f"{s.table_known}/{s.table_size} outcomes stored")
     t.add_row("LLM", f"{s.llm_calls} calls sent, {s.cache_hits} cache hits, {s.failed} failed, "
-                     f"${s.cost:.4f}")
+                     f"${s.cost:.4f}" + (f"; {saved.line()}" if saved is not None else ""))
     t.add_row("checkpoint", text(s.checkpoint))
     t.add_row("time", f"{s.seconds:.1f} s")
     con.print(t)

@@ -168,6 +168,9 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
         self._data_version: int | None = None
         #: say once, at start, that the embedded demo model is a toy (tests turn it off)
         self.show_demo_notice = True
+        #: show the cost preflight before a priced model's job starts (tests of the jobs
+        #: themselves turn it off; tests/test_preflight.py covers the confirmation)
+        self.ask_before_paying = True
 
     # ----------------------------------------------------------------- data access
     @property
@@ -411,7 +414,7 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
             self.notify("training is already running (x stops it)", severity="warning")
             return
         if not self.config.is_demo_model or self.config.train_options.get("limit"):
-            self.start_training()
+            self.confirm_cost("train", self.start_training)
             return
         self._plan_worker()
 
@@ -574,7 +577,7 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
             self.trainer.resume()
             self.training_state = self.trainer.state
         else:
-            self.start_training(resume=True)
+            self.confirm_cost("train", lambda: self.start_training(resume=True), resume=True)
 
     def stop_training(self) -> None:
         handle = self.trainer
@@ -587,7 +590,69 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
 
     # ----------------------------------------------------------------- evaluation
     def evaluate(self) -> None:
-        self.start_evaluation()
+        self.confirm_cost("evaluate", self.start_evaluation)
+
+    # ----------------------------------------------------------------- cost preflight
+    def confirm_cost(self, command: str, start: Callable[[], None], *,
+                     resume: bool = False) -> None:
+        """Start a job that pays for LLM calls: a local model starts at once; with a priced
+        model the cost preflight (``--dry-run``'s estimate) is shown first and the job
+        starts only when confirmed (``resume``: the stopped run on offer is resumed)."""
+        if self.config.is_demo_model or not self.ask_before_paying:
+            start()
+            return
+        limit = self.config.train_options.get("limit")
+        if resume and limit is None and self.resumable_run is not None:
+            limit = self.resumable_run.get("n_sessions") or None
+        self._preflight_worker(command, start, limit)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="preflight",
+          description="cost preflight")
+    def _preflight_worker(self, command: str, start: Callable[[], None],
+                          train_limit: int | None = None) -> None:
+        from re2llm_tui import dry_run
+        from re2llm_tui.dry_run import dry_client
+
+        c = self.config
+        db = self.open_db()
+        client = None
+        try:
+            client = dry_client(c.db_path, model=c.model, **c.llm_options)
+            if command == "train":
+                opts = c.train_options
+                est = dry_run.train(client, db, c.ds, limit=train_limit,
+                                    prefill=opts.get("prefill", True),
+                                    rank_by=opts.get("rank_by", "reply"),
+                                    workers=opts.get("workers", 1))
+            else:
+                opts = c.eval_options
+                est = dry_run.evaluate(client, db, c.ds, c.eval_split, limit=opts.get("limit"),
+                                       sample=opts.get("sample"), seed=opts.get("seed", 0),
+                                       oracle=opts.get("oracle", True),
+                                       train_run=opts.get("train_run"),
+                                       permutations=opts.get("permutations", 0),
+                                       rank_by=opts.get("rank_by", "reply"))
+        except Exception as exc:  # noqa: BLE001 - a failed estimate starts nothing
+            self.call_from_thread(self.notify, error_line(exc), title=f"{command}: cost preflight",
+                                  severity="error", timeout=12)
+            return
+        finally:
+            if client is not None:
+                client.close()
+            db.conn.close()
+        self.call_from_thread(self._ask_cost, command, est, start)
+
+    def _ask_cost(self, command: str, est, start: Callable[[], None]) -> None:
+        from re2llm_tui.tui.screens.cost_confirm import CostConfirmDialog
+
+        def answered(ok: bool | None) -> None:
+            if ok:
+                start()
+            else:
+                self.notify(f"{command}: not started", timeout=3)
+
+        title = f"Start {'training' if command == 'train' else 'the evaluation'} with {est.model}?"
+        self.push_screen(CostConfirmDialog(title, est), answered)
 
     def start_evaluation(self, plan=None) -> None:
         """Compare the policies in a spawned process (``plan``: its test slice, oracle row
@@ -751,7 +816,7 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
             ("Go to runs", "every stored run: list, compare, drill down",
              lambda: self.switch_mode("runs")),
             ("Start training", "start the agent's training in a background process",
-             lambda: self.start_training()),
+             lambda: self.confirm_cost("train", self.start_training)),
             ("Pause training", "pause the training process", self.pause_training),
             ("Resume training", "resume a paused or stopped training run", self.resume_training),
             ("Stop training", "stop training (keeps the last checkpoint)", self.stop_training),

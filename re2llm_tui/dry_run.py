@@ -1,0 +1,274 @@
+"""``--dry-run``: the LLM calls ``recommend``, ``explore``, ``train`` and ``evaluate`` would
+make, built by the code those commands run, counted and priced by
+:func:`re2llm_tui.llm.preflight.estimate`.  Nothing is sent, no key is needed, the local
+model is not loaded.
+
+* ``recommend``: one ranking per selected session (the release prompt, the hint appended).
+* ``train``: the reward table's missing (session, action) outcomes of the training sessions
+  (phase 1, ``--prefill``); outcomes already stored cost no call.  With ``--no-prefill`` PPO
+  pays only for the pairs it visits: the table's missing outcomes are then an upper bound.
+* ``evaluate``: the outcomes the rows read (no hint, random, agent, best train hint; every
+  action with the oracle), and the candidate-order shuffles of ``--permutations``.
+* ``explore``: how many turns a session takes depends on the LLM's replies (a baseline hit
+  ends it; each proposed hint is re-asked and checked), so the count is an upper bound:
+  every session examined is taken as missed, with ``--max-hints`` hints each passing to the
+  LLM checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from re2llm_tui.llm import preflight
+from re2llm_tui.llm.preflight import (
+    Estimate,
+    PlannedCall,
+    complete_call,
+    count_tokens,
+    estimate,
+    rank_call,
+    typical_completion,
+)
+
+# --------------------------------------------------------------------------- the client
+
+def dry_client(db_path=None, model: str | None = None, api_bases: Sequence[str] = (),
+               **options):
+    """An :class:`~re2llm_tui.llm.client.LLMClient` whose model string is normalised as
+    :meth:`~re2llm_tui.llm.client.LLMClient.check` would (a bare name served by
+    ``--api-base`` becomes ``openai/NAME``; an unknown string is a one-line UserError), but
+    with no key check, no connection to ``--api-base`` and no local model loaded."""
+    from re2llm_tui.llm.client import LLMClient
+
+    client = LLMClient(db_path, model=model, api_bases=api_bases, **options)
+    method = options.get("rank_method")
+    if method:
+        from re2llm_tui.errors import UserError
+        from re2llm_tui.llm.ranking import METHODS
+
+        if method not in METHODS:
+            raise UserError(f"unknown ranking method {method!r}: choose from {', '.join(METHODS)}")
+        if not client.is_local and method != "generate":
+            raise UserError(f"ranking method {method!r} needs the local model; "
+                            "remote models rank with 'generate'")
+    client.model = preflight.dry_model(client.model, client.api_bases)
+    return client
+
+
+# --------------------------------------------------------------------------- recommend
+
+def recommend_calls(client, sessions, hint: str | None = None, k: int = 10) -> list[PlannedCall]:
+    """The rankings :func:`~re2llm_tui.evaluation.recommend.recommend_async` asks for."""
+    from re2llm_tui.prompts import recommend_prompt
+
+    hint_text = (hint or "").strip() or None
+    return [rank_call(client, recommend_prompt(s.prompt, hint_text), s.candidates, k=k)
+            for s in sessions]
+
+
+def recommend(client, db, sessions, *, dataset: str, hint: str | None = None,
+              k: int = 10) -> Estimate:
+    return estimate("recommend", client, db, recommend_calls(client, sessions, hint, k),
+                    dataset=dataset)
+
+
+# --------------------------------------------------------------------------- reward table
+
+def reward_calls(client, source, wanted: np.ndarray | None = None) -> list[PlannedCall]:
+    """The rankings :meth:`LLMRewards.compute` asks for: the source's missing outcomes, a
+    session at a time (``source``: a :class:`~re2llm_tui.utilization.rewards.LLMRewards`)."""
+    from re2llm_tui.prompts import recommend_prompt
+    from re2llm_tui.utilization.rewards import K, session_major
+
+    out = []
+    for i, a in session_major(source.missing_pairs(wanted)):
+        s = source.sessions[i]
+        out.append(rank_call(client, recommend_prompt(s.prompt, source.actions[a][1] or None),
+                             s.candidates, k=K, group=s.id))
+    return out
+
+
+def _stored(source, wanted: np.ndarray | None) -> int:
+    known = np.isfinite(source.ndcg)
+    return int((known & wanted).sum() if wanted is not None else known.sum())
+
+
+def train(client, db, ds, *, limit: int | None = None, prefill: bool = True,
+          rank_by: str = "reply", workers: int = 1) -> Estimate:
+    """Phase 1 of :func:`~re2llm_tui.utilization.training.train` (its sessions and actions
+    as ``_set_up`` builds them)."""
+    from re2llm_tui.kb import KnowledgeBase
+    from re2llm_tui.utilization.rewards import LLMRewards
+
+    sessions = ds.sessions("train")
+    if limit:
+        sessions = sessions[:limit]
+    _, actions = KnowledgeBase(db, ds).actions()
+    source = LLMRewards(client, sessions, actions, dataset=ds.name, db=db, rank_by=rank_by)
+    planned = reward_calls(client, source)
+    notes = [f"reward table: {len(sessions)} sessions x {len(actions)} actions"]
+    return estimate("train", client, db, planned, dataset=ds.name, workers=workers,
+                    stored=_stored(source, None), upper_bound=not prefill,
+                    bound_basis="--no-prefill: PPO pays only for the pairs it visits; at most "
+                                "the table's missing outcomes" if not prefill else "",
+                    notes=notes)
+
+
+def evaluate(client, db, ds, split: str = "test", *, limit: int | None = None,
+             sample: int | None = None, seed: int = 0, oracle: bool = True,
+             train_run: int | None = None, permutations: int = 0, rank_by: str = "reply",
+             workers: int = 1) -> Estimate:
+    """The outcomes :func:`~re2llm_tui.evaluation.compare.evaluate` computes."""
+    from re2llm_tui.evaluation import compare
+    from re2llm_tui.evaluation.sampling import select_sessions
+    from re2llm_tui.kb import KnowledgeBase
+    from re2llm_tui.utilization.rewards import LLMRewards
+
+    sessions = select_sessions(ds.sessions(split), limit=limit, sample=sample, seed=seed)
+    kb_version, actions = KnowledgeBase(db, ds).actions()
+    n, n_actions = len(sessions), len(actions)
+    notes: list[str] = []
+    agent = None
+    if not oracle or permutations:
+        # the agent's choices matter only when not every action is asked anyway
+        _, agent = compare._agent_actions(db, ds, sessions, client.model, kb_version,
+                                          [h for h, _ in actions], train_run, notes)
+    rng = np.random.default_rng(seed)
+    random_actions = (rng.integers(1, n_actions, size=n) if n_actions > 1
+                      else np.zeros(n, dtype=np.int64))
+    best = compare.best_train_hint(db, client, ds, actions, rank_by)
+    needed = compare._needed(n, n_actions, random_actions, agent, best, oracle)
+    source = LLMRewards(client, sessions, actions, dataset=ds.name, db=db, rank_by=rank_by)
+    planned = reward_calls(client, source, needed)
+    stored = _stored(source, needed)
+    if permutations:
+        from re2llm_tui.evaluation.order import permuted, shuffles
+
+        rows = [np.zeros(n, dtype=np.int64)] + ([np.asarray(agent)] if agent is not None else [])
+        wanted = np.zeros((n, n_actions), dtype=bool)
+        for acts in rows:
+            wanted[np.arange(n), acts] = True
+        for p, perms in enumerate(shuffles(sessions, permutations, seed)):
+            shuffled = [permuted(s, perm) for s, perm in zip(sessions, perms)]
+            src = LLMRewards(client, shuffled, actions, dataset=ds.name, db=db, rank_by=rank_by,
+                             context_tag=f"order=shuffle{seed}:{p}")
+            planned += reward_calls(client, src, wanted)
+            stored += _stored(src, wanted)
+        notes.append(f"--permutations {permutations}: the no-hint"
+                     + (" and agent rows" if agent is not None else " row")
+                     + " asked again on each shuffle")
+    notes = [f"{n} sessions x {n_actions} actions"
+             + ("" if oracle else " (no oracle: only the rows' actions)")] + notes
+    return estimate("evaluate", client, db, planned, dataset=ds.name, workers=workers,
+                    stored=stored, notes=notes)
+
+
+# --------------------------------------------------------------------------- explore
+
+def explore(client, db, ds, *, split: str = "train", sessions: int | None = None,
+            session_id: str | None = None, config=None) -> Estimate:
+    """An upper bound of :func:`~re2llm_tui.exploration.reflection.explore`'s calls."""
+    from re2llm_tui.exploration.config import ReflectConfig
+    from re2llm_tui.kb import store as kb
+    from re2llm_tui.prompts import (
+        REFLECTION_VERSION,
+        recommend_prompt,
+        redundancy_prompt,
+        reflection_analysis_prompt,
+        reflection_hints_prompt,
+        reflection_mistakes_prompt,
+    )
+    from re2llm_tui.store.reflections import explored_sessions
+    from re2llm_tui.store.runs import stored_baseline
+
+    config = config or ReflectConfig()
+    config.validate()
+    todo = [ds.session(session_id)] if session_id else ds.sessions(split)
+    done_before = explored_sessions(db, ds.name, client.model, REFLECTION_VERSION)
+    todo = [s for s in todo if s.id not in done_before]
+    if sessions is not None:
+        todo = todo[:sessions]
+    kb.ensure_seeded(db, ds)
+    existing = [h.text for h in kb.list_hints(db, ds.name, ("accepted", "candidate"))]
+    turn_dec = {"max_tokens": config.turn_max_tokens} if config.turn_max_tokens else {}
+    turn_max = config.turn_max_tokens
+    rank_tokens, _ = typical_completion(db, client.model, "rank", None)
+    turn_tokens = {kind: typical_completion(db, client.model, f"reflect:{kind}", turn_max)[0]
+                   for kind in ("mistakes", "analysis", "hints")}
+    # a proposed hint's length: the measured hint replies split over max-hints, else 25
+    hint_tokens = max(8, turn_tokens["hints"] // max(1, config.max_hints)) \
+        if turn_max is None or turn_tokens["hints"] < turn_max else 25
+    stand_in = "hint " * hint_tokens
+    planned: list[PlannedCall] = []
+    stored = 0
+    for s in todo:
+        baseline = None
+        if config.use_stored_baseline or config.baseline_run is not None:
+            baseline = stored_baseline(db, s, client.model, run_id=config.baseline_run)
+        if baseline is None:
+            planned.append(rank_call(client, s.prompt, s.candidates, k=config.rank_k,
+                                     group=s.id))
+            reply, reply_extra = "", rank_tokens
+        else:
+            stored += 1
+            reply, reply_extra = baseline["reply"], 0
+        messages = [{"role": "user", "content": s.prompt},
+                    {"role": "assistant", "content": reply}]
+        extra = reply_extra
+        for kind, prompt in (("mistakes", reflection_mistakes_prompt()),
+                             ("analysis", reflection_analysis_prompt(s.target)),
+                             ("hints", reflection_hints_prompt(config.max_hints))):
+            messages = messages + [{"role": "user", "content": prompt}]
+            planned.append(complete_call(client, messages, purpose=f"reflect:{kind}",
+                                         known=False, extra_prompt_tokens=extra, group=s.id,
+                                         **turn_dec))
+            extra += turn_tokens[kind]
+        for _ in range(config.max_hints):
+            hinted = recommend_prompt(s.prompt, stand_in)
+            planned.append(PlannedCall("rank", [{"role": "user", "content": hinted}], None,
+                                       rank_call(client, hinted, s.candidates,
+                                                 k=config.rank_k).max_tokens, group=s.id))
+            if config.llm_redundancy and existing:
+                shown = existing[:config.llm_compare_n]
+                planned.append(complete_call(
+                    client, [{"role": "user", "content": redundancy_prompt(shown, stand_in)}],
+                    purpose="reflect:redundancy", known=False, group=s.id, max_tokens=16))
+    checks = 2 if config.llm_redundancy and existing else 1
+    per_session = 4 + config.max_hints * checks
+    notes = [(f"{len(todo)} session(s) to examine ({len(done_before)} reflected before with "
+              "this model are skipped)")]
+    if stored:
+        notes.append(f"{stored} baseline reply(ies) reused from stored runs (no call)")
+    notes.append("turns after the first are priced with the earlier replies' estimated "
+                 f"length; each proposed hint taken as {hint_tokens} tokens")
+    est = estimate("explore", client, db, planned, dataset=ds.name, stored=stored,
+                   upper_bound=True,
+                   bound_basis=f"at most {per_session} calls per session (1 baseline + 3 "
+                               f"reflection turns + {config.max_hints} hint(s) x {checks} "
+                               "LLM check(s)) x sessions: a session the baseline already hits "
+                               "costs 1 call, a hint failing an earlier check costs fewer",
+                   notes=notes)
+    return est
+
+
+def print_estimate(est: Estimate, con, *, title: str = "") -> None:
+    """The estimate as a small table (every value through :func:`re2llm_tui.safe_text.text`)."""
+    from rich.table import Table
+
+    from re2llm_tui.safe_text import text
+
+    t = Table(title=text(title or f"{est.command} --dry-run: nothing sent", oneline=True),
+              show_header=False)
+    t.add_column(style="bold")
+    t.add_column()
+    for label, value in est.rows():
+        t.add_row(text(label), text(value))
+    con.print(t)
+    for note in est.notes:
+        con.print(text(f"note: {note}"))
+
+
+__all__ = ["Estimate", "count_tokens", "dry_client", "evaluate", "explore", "print_estimate", "recommend",
+           "recommend_calls", "reward_calls", "train"]
