@@ -318,6 +318,16 @@ def test_train_evaluate_explore_dry_runs_print_call_counts(run_cli, workspace, d
 
 # --------------------------------------------------------------------------- the TUI
 
+def _rendered(renderable) -> str:
+    import io
+
+    from rich.console import Console
+
+    con = Console(width=200, record=True, file=io.StringIO(), color_system=None)
+    con.print(renderable)
+    return con.export_text()
+
+
 async def _wait_for(pilot, cond, timeout: float = 60.0):
     import asyncio
     import time
@@ -346,7 +356,7 @@ async def test_tui_asks_before_a_priced_training_starts(tmp_path, data_dir, monk
         await pilot.pause()
         await pilot.press("s")
         await _wait_for(pilot, lambda: isinstance(app.screen, CostConfirmDialog))
-        shown = str(app.screen.query_one("#cost-estimate").content)
+        shown = _rendered(app.screen.query_one("#cost-estimate").content)
         assert "still to pay" in shown and "$" in shown and "gpt-4o-mini" in shown
         assert f"{2 * _actions(tmp_path / 'kb.sqlite', data_dir)}" in shown
         await pilot.press("n")                   # no: nothing starts

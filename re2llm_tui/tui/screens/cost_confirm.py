@@ -17,6 +17,21 @@ from textual.widgets import Button, Label, Static
 from re2llm_tui.safe_text import text
 
 
+def estimate_table(est):
+    """The estimate's lines as a two-column Rich table (wrapped values stay in their
+    column); every cell is data, shown as text."""
+    from rich.table import Table
+
+    t = Table(show_header=False, box=None, pad_edge=False, expand=True)
+    t.add_column(style="bold", no_wrap=True)
+    t.add_column(ratio=1)
+    for label, value in est.rows():
+        t.add_row(text(label), text(value))
+    for note in est.notes:
+        t.add_row(text("note"), text(note))
+    return t
+
+
 class CostConfirmDialog(ModalScreen[bool]):
     """The estimate of a run with a priced model; True starts it."""
 
@@ -32,7 +47,7 @@ class CostConfirmDialog(ModalScreen[bool]):
         est = self.estimate
         with Vertical(classes="dialog", id="cost-confirm"):
             yield Label(text(self.title_text, oneline=True), classes="dialog-title")
-            yield Static(text("\n".join(est.lines())), id="cost-estimate")
+            yield Static(estimate_table(est), id="cost-estimate")
             yield Static(text(f"This run pays for up to {est.to_pay:,} LLM calls "
                               f"({est.cost_text()}). y: start · n / Esc: cancel"),
                          classes="dialog-note")
