@@ -178,3 +178,37 @@ def test_sigkill_of_one_client_proc_loses_no_committed_call(workspace, data_dir)
     assert sum(rerun.values()) == 64 - len(committed)
     # at most the killed process's calls in flight (concurrency 1) were paid twice
     assert sum(after.values()) - 64 <= 1
+
+
+def test_cli_recommend_and_train_take_client_procs(tmp_path, data_dir, run_cli, monkeypatch):
+    """``recommend --client-procs 2 --transport fast`` over two servers, then ``train
+    --client-procs 2`` (its reward-table prefill in 2 processes): every request paid once."""
+    sessions = load_sessions("games", "test", data_dir)[:6]
+    train = load_sessions("games", "train", data_dir)[:4]
+    monkeypatch.setenv("RE2LLM_TRANSPORT", "auto")     # --transport below sets it again
+    ws = tmp_path / "kb.sqlite"
+    with StubServer(reply_fn=_target_first(sessions, {sessions[0].id})) as a, \
+            StubServer(reply_fn=_target_first(sessions, {sessions[0].id})) as b:
+        common = ["--model", "hosted_vllm/stub-model", "--api-base", a.base_url,
+                  "--api-base", b.base_url, "--db", ws, "--data-dir", data_dir,
+                  "--client-procs", "2"]
+        code, out, err = run_cli("recommend", "--limit", 6, "--json", "--transport", "fast",
+                                 *common)
+        assert code == 0, err
+        res = json.loads(out)
+        assert res["done"] == 6 and res["calls"] == 6 and res["status"] == "done"
+        assert a.n_requests + b.n_requests == 6 and a.n_requests and b.n_requests
+        assert os.environ["RE2LLM_TRANSPORT"] == "fast"
+        code, out, err = run_cli("recommend", "--limit", 6, "--transport", "warp", *common)
+        assert code != 0 and "unknown transport" in err and "Traceback" not in err
+        code, out, err = run_cli("recommend", "--limit", 6, *common[:-1], "0")
+        assert code != 0 and "--client-procs must be >= 1" in err
+    with StubServer(reply_fn=scripted_effects(train, effect_table)) as a, \
+            StubServer(reply_fn=scripted_effects(train, effect_table)) as b:
+        code, out, err = run_cli("train", "--steps", 64, "--limit", 4, "--json",
+                                 "--model", "hosted_vllm/stub-model", "--api-base", a.base_url,
+                                 "--api-base", b.base_url, "--db", tmp_path / "t.sqlite",
+                                 "--data-dir", data_dir, "--client-procs", "2")
+        assert code == 0, err
+        paid = _paid(a, b)
+        assert a.n_requests and b.n_requests and max(paid.values()) == 1

@@ -26,7 +26,6 @@ import asyncio
 import itertools
 import json
 import os
-import weakref
 from collections.abc import Sequence
 
 from re2llm_tui.errors import UserError
@@ -49,6 +48,15 @@ def check_transport(choice: str | None) -> str:
     c = (choice or os.environ.get(TRANSPORT_ENV) or "auto").strip().lower()
     if c not in TRANSPORTS:
         raise UserError(f"unknown transport {c!r}: choose from {', '.join(TRANSPORTS)}")
+    return c
+
+
+def use_transport(choice: str | None) -> str:
+    """A command's ``--transport``: checked, and made this process's ``$RE2LLM_TRANSPORT`` so
+    that the processes it spawns (training jobs, client processes) take the same path."""
+    c = check_transport(choice)
+    if choice is not None:
+        os.environ[TRANSPORT_ENV] = c
     return c
 
 
@@ -333,7 +341,7 @@ class FastHTTP:
         try:
             async with session.post(self._urls[i], data=body) as resp:
                 raw = await resp.read()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise Timeout(f"no reply from {safe_base(base)} within {self.timeout:g} s") \
                 from None
         except aiohttp.ClientError as exc:
