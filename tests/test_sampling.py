@@ -31,3 +31,18 @@ def test_limit_and_sample_are_exclusive_and_positive():
     for kw in ({"limit": 0}, {"sample": 0}, {"limit": 2, "sample": 2}):
         with pytest.raises(UserError):
             select_sessions(pool, **kw)
+
+
+def test_recommend_title_says_how_the_sessions_were_picked(data_dir, workspace, run_cli):
+    """A sampled or limited run's table says it is part of the split (and the seed)."""
+    from re2llm_tui.llm.scripted import register_scripted
+
+    register_scripted("scripted", lambda messages: "1. nothing")
+    args = ["recommend", "--dataset", "games", "--split", "test", "--model",
+            "scripted/first", "--db", workspace, "--data-dir", data_dir]
+    code, out, err = run_cli(*args, "--sample", "3", "--seed", "7")
+    assert code == 0, err
+    assert "3 of 3 sessions, sampled from 100 (seed 7)" in " ".join(out.split())
+    code, out, err = run_cli(*args, "--limit", "2")
+    assert code == 0, err
+    assert "2 of 2 sessions, the first of 100" in " ".join(out.split())

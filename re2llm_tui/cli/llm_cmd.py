@@ -129,9 +129,13 @@ def register(app: typer.Typer) -> None:
             if result.metrics:
                 label = f"run {result.run_id}: {client.model}" + (
                     f" + hint {hint_id}" if hint_id else (" + hint" if hint_text else ""))
+                n_split = len(dset.sessions(split))
+                picked = ("" if result.total >= n_split else
+                          f", sampled from {n_split} (seed {seed})" if sample is not None else
+                          f", the first of {n_split}")
                 con.print(format_table({label: result.metrics},
                                        title=f"{ds}/{split} — {result.done} of {result.total} "
-                                             f"sessions; rank by {rank_by}"))
+                                             f"sessions{picked}; rank by {rank_by}"))
             con.print(f"calls: {result.calls} sent, {result.cache_hits} from cache, "
                       f"{result.failed} failed (scored as misses); cost ${result.cost:.4f}; "
                       f"{saved.line()}"
