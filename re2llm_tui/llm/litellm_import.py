@@ -7,12 +7,26 @@ local provider and the scripted test provider share one import without an import
 from __future__ import annotations
 
 import os
+import sys
 
 
 def import_litellm():
-    """The litellm module, configured offline (local cost map), quiet, without telemetry."""
+    """The litellm module, configured offline (local cost map), quiet, without telemetry.
+
+    The first import also moves every object alive then into the garbage collector's
+    permanent generation (``gc.freeze``): litellm leaves ~370,000 objects (its cost map),
+    and each full collection then paused the event loop ~100-150 ms -- measured 0.14 ms of
+    CPU per call on the fast path, and efficiency 0.86 instead of 0.94 at concurrency 32.
+    """
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    first = "litellm" not in sys.modules
     import litellm
+
+    if first:
+        import gc
+
+        gc.collect()
+        gc.freeze()
 
     litellm.suppress_debug_info = True
     litellm.telemetry = False
