@@ -212,3 +212,36 @@ def test_cli_recommend_and_train_take_client_procs(tmp_path, data_dir, run_cli, 
         assert code == 0, err
         paid = _paid(a, b)
         assert a.n_requests and b.n_requests and max(paid.values()) == 1
+
+
+def test_a_stop_reaches_every_client_proc_and_a_rerun_resumes(workspace, data_dir):
+    """Stop (Ctrl+C, the TUI's stop key) while 2 client processes run: the run is stopped
+    within seconds with what finished stored; the same command finishes it, paying the rest
+    only."""
+    from re2llm_tui import control as control_mod
+
+    sessions = load_sessions("games", "test", data_dir)[:24]
+    reply = _target_first(sessions, set())
+    with StubServer(latency=0.15, reply_fn=reply) as a, \
+            StubServer(latency=0.15, reply_fn=reply) as b:
+        seen = []
+
+        def progress(p):
+            seen.append(p.done)
+            if p.done >= 4:
+                control_mod.current().request_stop("stopped by the test")
+
+        with _client(workspace, a, b, concurrency=1) as c:
+            t0 = time.monotonic()
+            first = recommend(sessions, c, dataset="games", split="test", client_procs=2,
+                              progress=progress)
+            took = time.monotonic() - t0
+        assert first.status == "stopped" and first.stopped_reason == "stopped by the test"
+        assert 4 <= first.done < 24 and took < 30
+        control_mod.install(control_mod.Control())
+        with _client(workspace, a, b, concurrency=2) as c:
+            again = recommend(sessions, c, dataset="games", split="test", client_procs=2)
+        paid = _paid(a, b)
+    assert again.status == "done" and again.resumed and again.done == 24
+    # a call in flight when the stop came is finished and stored, never paid twice
+    assert sum(paid.values()) == 24 and max(paid.values()) == 1

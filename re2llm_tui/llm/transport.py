@@ -289,7 +289,7 @@ class FastHTTP:
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
             timeout=aiohttp.ClientTimeout(total=self.timeout), headers=self._headers,
-            trust_env=False)
+            trust_env=True)    # HTTP(S)_PROXY / NO_PROXY, as litellm honours them
 
         async def closer():
             try:
