@@ -514,3 +514,20 @@ def test_fast_path_leaves_no_open_connections(workspace, stub, capfd):
     del leaked, loop
     gc.collect()
     assert "Unclosed" not in capfd.readouterr().err
+
+
+def test_fast_path_reads_proxies_like_litellm(monkeypatch):
+    """HTTP(S)_PROXY applies to a server unless NO_PROXY exempts its host (read once, not
+    per request)."""
+    from re2llm_tui.llm.transport import _env_proxy
+
+    for var in ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",
+                "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    assert _env_proxy("http://gpu1:8000/v1") is None
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1,.internal")
+    assert _env_proxy("http://gpu1:8000/v1") == "http://proxy:3128"
+    assert _env_proxy("http://127.0.0.1:8000/v1") is None
+    assert _env_proxy("http://gpu2.internal:8000/v1") is None
+    assert _env_proxy("https://gpu1:8000/v1") is None              # no HTTPS_PROXY set
