@@ -15,12 +15,18 @@ def test_cli_and_core_do_not_import_textual():
     assert out == "False"
 
 
-def test_run_bad_input_is_one_line(run_cli, tmp_path, data_dir):
+def test_run_bad_input_is_one_line(run_cli, tmp_path, data_dir, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     for args, needle in ((["--dataset", "books"], "unknown dataset"),
                          (["--split", "valid"], "unknown split"),
                          (["--train-steps", "0"], "--train-steps must be >= 1"),
                          (["--data-dir", str(tmp_path)], "not found in --data-dir"),
-                         (["--db", str(tmp_path)], "is a directory")):
+                         (["--db", str(tmp_path)], "is a directory"),
+                         # the model is checked before the UI opens
+                         (["--model", "nonexistent/x"], "unknown model string"),
+                         (["--model", "gpt-4o-mini"], "needs OPENAI_API_KEY"),
+                         (["--model", "hosted_vllm/m", "--api-base", "http://127.0.0.1:9/v1"],
+                          "unreachable")):
         code, out, err = run_cli("run", *args)
         assert code == 2, (args, out, err)
         assert err.count("\n") == 1 and needle in err, (args, err)

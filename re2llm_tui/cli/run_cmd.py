@@ -54,6 +54,11 @@ def register(app: typer.Typer) -> None:
         if train_prefill:
             train["prefill"] = True
         llm = {"api_bases": list(api_base)} if api_base else {}
+        # a bad model string, a missing key or an unreachable --api-base: one line now,
+        # not a notification after the UI has opened
+        from re2llm_tui.llm.models import check_model, resolve_model
+
+        model = check_model(resolve_model(model), list(api_base or ()))
         from re2llm_tui.tui.app import (  # Textual is imported only here
             make_app,
             run_app,
