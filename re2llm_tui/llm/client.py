@@ -33,8 +33,8 @@ The client composes pieces with one job each:
   the cache, so the same job rerun later resumes where it stopped.  In-flight calls may
   overshoot ``max_cost`` by at most ``concurrency`` calls.  A :class:`SharedBudget` counts
   across processes.
-* :mod:`~re2llm_tui.llm.transport`: litellm's ``acompletion``, its ``Router`` for several
-  ``--api-base``, the local provider's ranking, and (``transport="fast"``, the default
+* :mod:`~re2llm_tui.llm.transport`: litellm's ``acompletion`` (several ``--api-base``:
+  least busy first), the local provider's ranking, and (``transport="fast"``, the default
   ``auto`` for ``hosted_vllm/``/``openai/`` with ``--api-base``) a lean HTTP path to
   OpenAI-compatible servers with the same replies, usage, cost, errors and retries.
 * :mod:`~re2llm_tui.llm.sync`: the private event-loop thread behind the ``*_sync`` methods.

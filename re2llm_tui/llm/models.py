@@ -6,7 +6,8 @@ the checks run before any work (:func:`check_model`, one-line :class:`UserError`
   default ``$RE2LLM_MODEL``, else the embedded local model ``local/smollm2-135m``
   (:mod:`re2llm_tui.llm.local`).  Keys come from the provider's usual environment variables
   and are never stored.
-* ``api_bases``: one OpenAI-compatible server, or several spread with litellm's ``Router``.
+* ``api_bases``: one OpenAI-compatible server, or several (each request to the least busy:
+  :class:`~re2llm_tui.llm.transport.LeastBusy`).
 """
 
 from __future__ import annotations
