@@ -62,7 +62,7 @@ def test_core_does_not_import_the_ui():
 # -- shared LLM options: declared once in cli/common.py, the same help everywhere -----------
 
 LLM_FLAGS = ("--model", "--api-base", "--concurrency", "--max-cost", "--max-calls", "--timeout",
-             "--retries", "--local-workers")
+             "--retries", "--local-workers", "--client-procs", "--transport")
 # `score --model` names the model that produced an imported file: a label, not the LLM
 NOT_THE_LLM = {(("score",), "--model")}
 WIDE = {"COLUMNS": "400"}   # help rendered without wrapping or an ellipsis in a narrow column
@@ -100,7 +100,8 @@ def test_llm_options_have_one_help_text(run_cli):
     declared = {"--model": common.ModelOption, "--api-base": common.ApiBaseOption,
                 "--concurrency": common.ConcurrencyOption, "--max-cost": common.MaxCostOption,
                 "--max-calls": common.MaxCallsOption, "--timeout": common.TimeoutOption,
-                "--retries": common.RetriesOption, "--local-workers": common.LocalWorkersOption}
+                "--retries": common.RetriesOption, "--local-workers": common.LocalWorkersOption,
+                "--client-procs": common.ClientProcsOption, "--transport": common.TransportOption}
     assert set(declared) == set(LLM_FLAGS)
     users: dict[str, list[tuple[str, ...]]] = {flag: [] for flag in LLM_FLAGS}
     for path, cmd in _leaf_commands():
@@ -121,6 +122,8 @@ def test_llm_options_have_one_help_text(run_cli):
                                      ("evaluate",)}
     assert {("recommend",), ("train",), ("evaluate",)} <= set(users["--concurrency"])
     assert set(users["--local-workers"]) == {("train",), ("evaluate",)}
+    assert {("recommend",), ("train",), ("evaluate",)} <= set(users["--client-procs"])
+    assert {("recommend",), ("train",), ("evaluate",)} <= set(users["--transport"])
     assert ("recommend",) in users["--timeout"] and ("recommend",) in users["--retries"]
 
 
