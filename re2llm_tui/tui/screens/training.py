@@ -182,8 +182,11 @@ def status_line(app) -> str:
     run = app.resumable_run
     if trainer is None or state == "idle" or (state in ("stopped", "failed") and run):
         if run is None:
-            return ("state idle · s starts a run (with the demo model: a run sized to finish "
-                    "in about 15 minutes)")
+            if app.config.is_demo_model:
+                return ("state idle · s starts a run (with the demo model: a run sized to "
+                        "finish in about 15 minutes)")
+            return ("state idle · s starts a run (its cost is estimated first and you are "
+                    "asked before anything is paid)")
         table = (f" · reward table {run['table_known']}/{run['table_size']}"
                  if run.get("table_size") else "")
         how = "its process is gone" if run.get("dead") else run["status"]
