@@ -98,6 +98,25 @@ def test_recommend_dry_run_gpt_4o_mini_without_key_or_network(run_cli, workspace
                                   completion_tokens=est["completion_tokens"])
     assert est["cost"] == pytest.approx(p + c, rel=1e-4)
     assert est["seconds"] > 0
+    # max_tokens only bounds a reply; a ranking reply lists 10 titles: the expected length
+    # is 10 lines of "i. title" at the mean tokens per line of the sessions' candidates
+    from re2llm_tui.data.release import Dataset
+
+    sessions = Dataset.resolve("games", data_dir).sessions("test")[:10]
+    tokens = lines = 0
+    for s in sessions:
+        text = "\n".join(f"{i}. {t}" for i, t in enumerate(s.candidates, 1))
+        tokens += litellm.token_counter(model="gpt-4o-mini",
+                                        messages=[{"role": "assistant", "content": text}])
+        lines += len(s.candidates)
+    assert est["expected_completion_tokens"] == 10 * round(10 * tokens / lines)
+    assert est["expected_completion_tokens"] < est["completion_tokens"]
+    p, c = litellm.cost_per_token(model="gpt-4o-mini", prompt_tokens=est["prompt_tokens"],
+                                  completion_tokens=est["expected_completion_tokens"])
+    assert est["expected_cost"] == pytest.approx(p + c, rel=1e-4) and est["expected_cost"] < \
+        est["cost"]
+    code, out, err = run_cli(*args)
+    assert "expected cost" in out and "at most" in out
     assert offline == []                       # nothing tried to connect
     assert _calls_in(workspace) == 0           # nothing sent, nothing logged
 

@@ -58,6 +58,9 @@ class PlannedCall:
     #: calls of one group run back to back (a session's hints: the local engine reuses the
     #: shared prompt prefix after the first)
     group: str = ""
+    #: a ranking: the candidates and how many the reply lists (its expected length)
+    listing: tuple[str, ...] = ()
+    k: int = 10
 
 
 @dataclass
@@ -81,6 +84,10 @@ class Estimate:
     bound_basis: str = ""
     stored: int = 0                     # outcomes read from the reward table: no request
     notes: list[str] = field(default_factory=list)
+    #: where the completion length is only bounded (max_tokens): the length a reply listing
+    #: k candidate titles has, and the cost with it (None: nothing to expect differently)
+    expected_completion_tokens: int | None = None
+    expected_cost: float | None = None
 
     @property
     def price_known(self) -> bool:
@@ -117,8 +124,16 @@ class Estimate:
                 ("completion tokens", (f"{self.completion_tokens:,} "
                                        f"({self.completion_basis or 'none to pay'})")),
                 ("cost", self.cost_text() + bound
-                 + (f" ({self.price_basis})" if self.price_basis else "")),
-                ("time", f"~{fmt_duration(self.seconds)}{bound} ({self.time_basis})")]
+                 + (" at most" if self.expected_cost is not None and not self.is_local
+                    and self.price_known else "")
+                 + (f" ({self.price_basis})" if self.price_basis else ""))]
+        if self.expected_completion_tokens is not None:
+            out.insert(-1, ("expected completion", (
+                f"~{self.expected_completion_tokens:,} (ranking replies listing k candidate "
+                "titles, counted with litellm's token_counter)")))
+            if self.expected_cost is not None and not self.is_local:
+                out.append(("expected cost", f"~${self.expected_cost:.4f}{bound}"))
+        out.append(("time", f"~{fmt_duration(self.seconds)}{bound} ({self.time_basis})"))
         if self.upper_bound and self.bound_basis:
             out.append(("bound", self.bound_basis))
         return out
@@ -151,14 +166,14 @@ def rank_call(client, prompt: str, candidates: Sequence[str], *, k: int = 10,
         decoding.setdefault("max_tokens", RANK_MAX_TOKENS)
         dec = merge_decoding(client.temperature, client.seed, decoding)
         return PlannedCall("rank", messages, cache_key(client.model, messages, dec),
-                           dec.get("max_tokens"), group=group)
+                           dec.get("max_tokens"), group=group, listing=tuple(candidates), k=k)
     from re2llm_tui.llm.ranking import METHODS
 
     dec = merge_decoding(client.temperature, client.seed, decoding)
     extra = {"candidates": list(candidates), "k": k, "method": method,
              "method_version": METHODS[method].version}
     return PlannedCall("rank", messages, cache_key(client.model, messages, dec, extra),
-                       RANK_MAX_TOKENS, group=group)
+                       RANK_MAX_TOKENS, group=group, listing=tuple(candidates), k=k)
 
 
 def complete_call(client, messages: Sequence[dict], *, purpose: str = "chat",
@@ -211,6 +226,20 @@ def _completion_basis(found: dict[str, tuple[int, str]]) -> str:
         parts.append("max_tokens, an upper bound (no replies of this model measured "
                      "here): " + ", ".join(bound))
     return "; ".join(parts)
+
+
+def listing_tokens(model: str, calls: Sequence[PlannedCall], sample: int = 20) -> float:
+    """Tokens per listed line of a ranking reply (``"3. Title"``), the mean over the
+    candidates of up to ``sample`` distinct candidate lists among ``calls``."""
+    lists = list(dict.fromkeys(c.listing for c in calls if c.listing))[:sample]
+    if not lists:
+        return 0.0
+    tokens = lines = 0
+    for cands in lists:
+        text = "\n".join(f"{i}. {t}" for i, t in enumerate(cands, 1))
+        tokens += count_tokens(model, [{"role": "assistant", "content": text}])
+        lines += len(cands)
+    return tokens / lines
 
 
 def count_tokens(model: str, messages: Sequence[dict]) -> int:
@@ -269,6 +298,17 @@ def estimate(command: str, client, db, planned: Sequence[PlannedCall], *, datase
         cost, price_basis = 0.0, "nothing to pay"
     else:
         cost, price_basis = price(model, prompt_tokens, completion_tokens)
+    # rankings bounded by max_tokens only: what a reply listing k titles costs
+    bounded = [c for c in to_pay if c.listing and found.get(c.purpose, (0, ""))[1] ==
+               "max_tokens"]
+    expected_completion = expected_cost = None
+    if bounded:
+        per_line = listing_tokens(model, bounded)
+        expected_completion = int(completion_tokens - sum(per_purpose[(c.purpose, c.max_tokens)]
+                                                          for c in bounded)
+                                  + sum(round(min(c.k, len(c.listing)) * per_line)
+                                        for c in bounded))
+        expected_cost = price(model, prompt_tokens, expected_completion)[0]
 
     speed = measured_speed(db, model, dataset, is_local=local, concurrency=client.concurrency)
     if local:
@@ -293,4 +333,5 @@ def estimate(command: str, client, db, planned: Sequence[PlannedCall], *, datase
                     completion_tokens=int(completion_tokens), cost=cost, seconds=seconds,
                     completion_basis=_completion_basis(found), price_basis=price_basis,
                     time_basis=time_basis, upper_bound=upper_bound, bound_basis=bound_basis,
-                    stored=stored, notes=list(notes))
+                    stored=stored, notes=list(notes),
+                    expected_completion_tokens=expected_completion, expected_cost=expected_cost)

@@ -48,8 +48,12 @@ class CostConfirmDialog(ModalScreen[bool]):
         with Vertical(classes="dialog", id="cost-confirm"):
             yield Label(text(self.title_text, oneline=True), classes="dialog-title")
             yield Static(estimate_table(est), id="cost-estimate")
+            cost = est.cost_text() + (
+                f" at most, ~${est.expected_cost:.4f} expected"
+                if est.expected_cost is not None and est.price_known and not est.is_local
+                else "")
             yield Static(text(f"This run pays for up to {est.to_pay:,} LLM calls "
-                              f"({est.cost_text()}). y: start · n / Esc: cancel"),
+                              f"({cost}). y: start · n / Esc: cancel"),
                          classes="dialog-note")
             yield Horizontal(Button("Start (y)", id="ok", variant="primary"),
                              Button("Cancel (n)", id="cancel"), classes="dialog-buttons")
