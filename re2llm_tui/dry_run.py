@@ -69,9 +69,9 @@ def recommend_calls(client, sessions, hint: str | None = None, k: int = 10) -> l
 
 
 def recommend(client, db, sessions, *, dataset: str, hint: str | None = None,
-              k: int = 10) -> Estimate:
+              k: int = 10, workers: int = 1) -> Estimate:
     return estimate("recommend", client, db, recommend_calls(client, sessions, hint, k),
-                    dataset=dataset)
+                    dataset=dataset, workers=workers)
 
 
 # --------------------------------------------------------------------------- reward table

@@ -412,3 +412,14 @@ async def test_tui_local_model_starts_without_asking(tmp_path, data_dir, monkeyp
         await pilot.press("s")
         await pilot.pause()
         assert started == ["train"] and not isinstance(app.screen, CostConfirmDialog)
+
+
+def test_client_procs_divide_a_remote_runs_time(run_cli, workspace, data_dir, offline,
+                                                no_local_model):
+    args = ["recommend", "--dry-run", "--model", "gpt-4o-mini", "--dataset", "games",
+            "--split", "test", "--limit", "10", "--db", workspace, "--data-dir", data_dir,
+            "--json"]
+    one = json.loads(run_cli(*args)[1])
+    two = json.loads(run_cli(*args, "--client-procs", "2")[1])
+    assert two["seconds"] == pytest.approx(one["seconds"] / 2, abs=0.1)   # rounded to 0.1 s
+    assert "2 client processes" in two["time_basis"] and two["cost"] == one["cost"]

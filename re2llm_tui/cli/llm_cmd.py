@@ -80,9 +80,11 @@ def register(app: typer.Typer) -> None:
 
         sessions = select_sessions(dset.sessions(split), limit=limit, sample=sample, seed=seed)
         if dry_run:
+            from re2llm_tui.client_procs import check_client_procs
+
             _dry_run(sessions, dset, db=db, model=model, api_base=api_base,
                      concurrency=concurrency, method=method, hint=hint, hint_id=hint_id,
-                     as_json=as_json)
+                     as_json=as_json, workers=check_client_procs(client_procs))
             return
         from re2llm_tui.client_procs import check_client_procs
         from re2llm_tui.llm.transport import use_transport
@@ -150,7 +152,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _dry_run(sessions, dset, *, db, model, api_base, concurrency, method, hint, hint_id,
-             as_json: bool) -> None:
+             as_json: bool, workers: int = 1) -> None:
     """``recommend --dry-run``: the estimate of the rankings the command would ask for."""
     from re2llm_tui import dry_run
     from re2llm_tui.dry_run import dry_client
@@ -165,7 +167,7 @@ def _dry_run(sessions, dset, *, db, model, api_base, concurrency, method, hint, 
             hint_text = "" if hint_id == 0 else \
                 KnowledgeBase(client.workspace(), dset).get(hint_id).text
         est = dry_run.recommend(client, client.workspace(), sessions, dataset=dset.name,
-                                hint=hint_text)
+                                hint=hint_text, workers=workers)
     finally:
         client.close()
     if as_json:

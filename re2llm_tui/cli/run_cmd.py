@@ -8,12 +8,14 @@ import typer
 
 from re2llm_tui.cli.common import (
     ApiBaseOption,
+    ClientProcsOption,
     DataDirOption,
     DatasetOption,
     DbOption,
     ModelOption,
     OptPath,
     OptStr,
+    TransportOption,
 )
 
 
@@ -38,7 +40,9 @@ def register(app: typer.Typer) -> None:
                 False, "--train-prefill", help="compute the whole reward table before PPO"),
             eval_limit: Optional[int] = typer.Option(
                 None, "--eval-limit", help="evaluate on the first N sessions of the test "
-                "split only")
+                "split only"),
+            client_procs: Optional[int] = ClientProcsOption,
+            transport: OptStr = TransportOption,
             ) -> None:
         """Open the workbench: sessions, recommendations, reflections, hints, training, evaluation."""
         from re2llm_tui.data.release import SPLITS
@@ -59,14 +63,24 @@ def register(app: typer.Typer) -> None:
         from re2llm_tui.llm.models import check_model, resolve_model
 
         model = check_model(resolve_model(model), list(api_base or ()))
+        from re2llm_tui.llm.transport import resolve_transport, use_transport
+
+        # the app's client and every job it spawns read $RE2LLM_TRANSPORT
+        resolve_transport(use_transport(transport), model, list(api_base or ()))
+        evals = {"limit": eval_limit} if eval_limit else {}
+        if client_procs is not None:
+            from re2llm_tui.client_procs import check_client_procs
+
+            # training's reward table and the evaluation: N client processes (default 1:
+            # the UI keeps a core)
+            train["workers"] = evals["workers"] = check_client_procs(client_procs)
         from re2llm_tui.tui.app import (  # Textual is imported only here
             make_app,
             run_app,
         )
 
         tui = make_app(dataset, model=model, db=db, data_dir=data_dir, split=split,
-                       train_options=train, llm_options=llm,
-                       eval_options={"limit": eval_limit} if eval_limit else {})
+                       train_options=train, llm_options=llm, eval_options=evals)
         code = run_app(tui)
         if code:
             raise SystemExit(code)   # the app crashed: a non-zero exit, never a silent 0

@@ -322,12 +322,13 @@ def estimate(command: str, client, db, planned: Sequence[PlannedCall], *, datase
                          if any(n > 1 for n in groups.values()) else "")
                       + (f", {workers} workers" if workers > 1 else ""))
     else:
-        seconds = len(to_pay) * speed.first_s
+        seconds = len(to_pay) * speed.first_s / max(1, workers)
         lat = speed.first_s * max(1, client.concurrency)
         src = speed.source if speed.source != "an assumed remote latency" else \
             f"assumed {REMOTE_CALL_S:g} s per call (no calls of this model measured here)"
-        time_basis = (f"calls x {lat:.2f} s latency / {client.concurrency} in flight; "
-                      f"latency {src}")
+        time_basis = (f"calls x {lat:.2f} s latency / {client.concurrency} in flight"
+                      + (f" / {workers} client processes" if workers > 1 else "")
+                      + f"; latency {src}")
     return Estimate(command=command, model=model, is_local=local, calls=len(planned),
                     cached=cached, to_pay=len(to_pay), prompt_tokens=int(prompt_tokens),
                     completion_tokens=int(completion_tokens), cost=cost, seconds=seconds,

@@ -631,7 +631,8 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
                                        oracle=opts.get("oracle", True),
                                        train_run=opts.get("train_run"),
                                        permutations=opts.get("permutations", 0),
-                                       rank_by=opts.get("rank_by", "reply"))
+                                       rank_by=opts.get("rank_by", "reply"),
+                                       workers=opts.get("workers", 1))
         except Exception as exc:  # noqa: BLE001 - a failed estimate starts nothing
             self.call_from_thread(self.notify, error_line(exc), title=f"{command}: cost preflight",
                                   severity="error", timeout=12)
@@ -667,10 +668,11 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
         if plan is not None:
             opts.update(limit=plan.eval_sessions, oracle=plan.oracle)
         llm = {k: v for k, v in self.config.llm_options.items()}
+        workers = opts.pop("workers", 1)       # `run --client-procs N`; else the UI keeps a core
         spec = EvalSpec(dataset=self.config.dataset, split=self.config.eval_split,
                         model=self.config.model, db_path=str(self.config.db_path),
                         data_dir=self.config.data_root,
-                        workers=1, llm_options=llm, **opts)
+                        workers=workers, llm_options=llm, **opts)
         try:
             self.evaluator = start_job("re2llm_tui.evaluation.compare:run_job", spec, name="evaluate")
         except Exception as exc:

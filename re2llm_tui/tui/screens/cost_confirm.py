@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
@@ -47,7 +47,8 @@ class CostConfirmDialog(ModalScreen[bool]):
         est = self.estimate
         with Vertical(classes="dialog", id="cost-confirm"):
             yield Label(text(self.title_text, oneline=True), classes="dialog-title")
-            yield Static(estimate_table(est), id="cost-estimate")
+            with VerticalScroll(id="cost-estimate-scroll"):   # the buttons stay on screen
+                yield Static(estimate_table(est), id="cost-estimate")
             cost = est.cost_text() + (
                 f" at most, ~${est.expected_cost:.4f} expected"
                 if est.expected_cost is not None and est.price_known and not est.is_local
