@@ -251,3 +251,28 @@ async def test_every_screen_shows_q_quit_in_the_footer_at_100_columns(runs_app):
             # wholly on screen, left of the docked "^p palette" key
             assert region.width >= len("q Quit") and region.right <= palette[0].region.x, \
                 (key, region, palette[0].region)
+
+
+async def test_export_writes_the_comparison_beside_the_workspace(runs_app, tmp_path):
+    import csv
+
+    app, info = runs_app()
+    async with app.run_test(size=SIZE_SMALL) as pilot:
+        await pilot.press("6", "x")                      # nothing selected: a warning
+        await pilot.pause()
+        assert not (tmp_path / "exports").exists()
+        base, rerank = info["baseline_run"], info["rerank"]
+        await _select(pilot, [base, rerank])
+        await pilot.press("c", "x")
+        await pilot.pause()
+        stem = f"compare-{base}-{rerank}"
+        for ext in ("csv", "md", "tex"):
+            assert (tmp_path / "exports" / f"{stem}.{ext}").is_file(), ext
+        rows = list(csv.DictReader(open(tmp_path / "exports" / f"{stem}.csv")))
+        assert [r["run"] for r in rows] == [str(base), str(rerank)]
+        cmp = app.screen.comparison
+        diff = cmp.paired[cmp.labels[str(rerank)]]["diff"]
+        assert float(rows[1]["diff_ndcg@10"]) == pytest.approx(diff, abs=1e-6)
+        assert f"{diff:+.3f}" in (tmp_path / "exports" / f"{stem}.md").read_text()
+        assert r"\begin{tabular}" in (tmp_path / "exports" / f"{stem}.tex").read_text()
+        assert any("wrote" in n.message for n in app._notifications)

@@ -165,6 +165,20 @@ def export_table(records: list[dict], fmt: str, comparison=None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_exports(records: list[dict], folder, stem: str, comparison=None,
+                  formats=("csv", "md", "latex")) -> list[Path]:
+    """:func:`export_table` in each of ``formats`` as ``folder/stem.{csv,md,tex}`` (the
+    folder is created); returns the paths written."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for fmt in formats:
+        path = folder / f"{stem}.{'tex' if fmt == 'latex' else fmt}"
+        path.write_text(export_table(records, fmt, comparison), encoding="utf-8")
+        out.append(path)
+    return out
+
+
 # --------------------------------------------------------------------------- training scalars
 
 def scalars_csv(scalars: dict[str, list]) -> str:

@@ -59,7 +59,8 @@ class RunsScreen(WorkbenchScreen):
         Binding("c", "compare", "Compare"),
         Binding("m", "metric", "Metric"),
         Binding("b", "drill", "Sessions"),
-        Binding("k", "kind", "Training runs"),
+        Binding("x", "export", "Export"),
+        Binding("k", "kind", "Training"),
         Binding("a", "all_datasets", "All datasets", show=False),
         Binding("escape", "clear", "Clear", show=False),
     ]
@@ -284,6 +285,36 @@ class RunsScreen(WorkbenchScreen):
         self.query_one("#runs-curves", LineChart).draw(
             series, title=f"{self.curves['tag']} by step", xlabel="step")
 
+    # ----------------------------------------------------------------- export
+    def action_export(self) -> None:
+        """The compared runs (with their paired differences), else the selected runs, as
+        CSV, Markdown and LaTeX beside the workspace (``exports/``), like ``runs export``."""
+        if self.show_train:
+            self.notify("training runs: export their scalars with `re2llm-tui runs "
+                        "export-scalars`", severity="warning")
+            return
+        from re2llm_tui.evaluation.run_export import write_exports
+
+        cmp = self.comparison if self.comparison is not None and \
+            self.comparison.refs == self.selected else None
+        if cmp is not None:
+            records, stem = cmp.records, "compare-" + "-".join(cmp.refs)
+        else:
+            records = [r for ref in self.selected for r in self.records if r["ref"] == ref]
+            stem = "runs-" + "-".join(r["ref"] for r in records)
+        if not records:
+            self.notify("select runs with space first (c compares them: the export then "
+                        "carries the paired differences)", severity="warning")
+            return
+        folder = self.app.config.db_path.resolve().parent / "exports"
+        try:
+            paths = write_exports(records, folder, stem, comparison=cmp)
+        except OSError as exc:
+            self.notify(f"export failed: {exc.strerror or exc}", severity="error")
+            return
+        self.notify(f"wrote {', '.join(p.name for p in paths)} to {folder}", title="export",
+                    timeout=8)
+
     # ----------------------------------------------------------------- drill-down
     def action_drill(self) -> None:
         cmp = self.comparison
@@ -305,6 +336,8 @@ class RunsScreen(WorkbenchScreen):
     def palette_actions(self):
         return [("Runs: compare the selected runs", "metric table, paired differences, CIs",
                  self.action_compare),
+                ("Runs: export", "the comparison (or the selected runs) as CSV, Markdown "
+                 "and LaTeX", self.action_export),
                 ("Runs: training runs / output runs", "switch the list", self.action_kind),
                 ("Runs: all datasets / this dataset", "filter the list",
                  self.action_all_datasets)]
