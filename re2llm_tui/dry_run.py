@@ -25,6 +25,7 @@ from re2llm_tui.llm import preflight
 from re2llm_tui.llm.preflight import (
     Estimate,
     PlannedCall,
+    cached_reply,
     complete_call,
     count_tokens,
     estimate,
@@ -180,6 +181,8 @@ def explore(client, db, ds, *, split: str = "train", sessions: int | None = None
         reflection_hints_prompt,
         reflection_mistakes_prompt,
     )
+    from re2llm_tui.exploration.hints import parse_hints
+    from re2llm_tui.llm.parsing import reply_ranking, target_rank
     from re2llm_tui.store.reflections import explored_sessions
     from re2llm_tui.store.runs import stored_baseline
 
@@ -202,45 +205,80 @@ def explore(client, db, ds, *, split: str = "train", sessions: int | None = None
         if turn_max is None or turn_tokens["hints"] < turn_max else 25
     stand_in = "hint " * hint_tokens
     planned: list[PlannedCall] = []
-    stored = 0
+    stored = hits = replayed = 0
     for s in todo:
+        # turn 1: a stored baseline, a cached reply, or a call whose reply is not known yet
         baseline = None
         if config.use_stored_baseline or config.baseline_run is not None:
             baseline = stored_baseline(db, s, client.model, run_id=config.baseline_run)
+        reply = ranking = None
         if baseline is None:
-            planned.append(rank_call(client, s.prompt, s.candidates, k=config.rank_k,
-                                     group=s.id))
-            reply, reply_extra = "", rank_tokens
+            call = rank_call(client, s.prompt, s.candidates, k=config.rank_k, group=s.id)
+            planned.append(call)
+            hit = cached_reply(db, call.key)
+            if hit is not None:
+                reply, ranking, method = hit["response"], hit["ranking"], client.rank_method
         else:
             stored += 1
-            reply, reply_extra = baseline["reply"], 0
+            reply, ranking = baseline["reply"], baseline["ranking"]
+            method = "generate" if baseline.get("reply") else client.rank_method
+        if reply is not None or ranking:
+            reply = reply or "\n".join(f"{i}. {s.candidates[c]}"
+                                       for i, c in enumerate(ranking or [], 1))
+            rank = target_rank(reply_ranking(reply, ranking or [], s.candidates,
+                                             rank_method=method, k=config.rank_k),
+                               s.target_index)
+            if rank is not None and rank <= config.miss_k:
+                hits += 1              # the real run stops here: a hit is not reflected on
+                continue
+        # turns 2-4: exact requests (and cache look-ups) while every earlier reply is known
         messages = [{"role": "user", "content": s.prompt},
-                    {"role": "assistant", "content": reply}]
-        extra = reply_extra
+                    {"role": "assistant", "content": reply or ""}]
+        extra = 0 if reply is not None else rank_tokens
+        known = reply is not None
+        hints_reply = None
         for kind, prompt in (("mistakes", reflection_mistakes_prompt()),
                              ("analysis", reflection_analysis_prompt(s.target)),
                              ("hints", reflection_hints_prompt(config.max_hints))):
             messages = messages + [{"role": "user", "content": prompt}]
-            planned.append(complete_call(client, messages, purpose=f"reflect:{kind}",
-                                         known=False, extra_prompt_tokens=extra, group=s.id,
-                                         **turn_dec))
-            extra += turn_tokens[kind]
-        for _ in range(config.max_hints):
-            hinted = recommend_prompt(s.prompt, stand_in)
-            planned.append(PlannedCall("rank", [{"role": "user", "content": hinted}], None,
-                                       rank_call(client, hinted, s.candidates,
-                                                 k=config.rank_k).max_tokens, group=s.id))
+            call = complete_call(client, messages, purpose=f"reflect:{kind}", known=known,
+                                 extra_prompt_tokens=extra, group=s.id, **turn_dec)
+            planned.append(call)
+            answer = cached_reply(db, call.key) if known else None
+            if answer is not None:
+                replayed += 1
+                messages = messages + [{"role": "assistant", "content": answer["response"]}]
+                hints_reply = answer["response"] if kind == "hints" else None
+            else:
+                known = False
+                extra += turn_tokens[kind]
+        # the checks: the real hints when turn 4's reply is known, else stand-ins
+        texts = parse_hints(hints_reply, config.max_hints) if hints_reply is not None else \
+            [stand_in] * config.max_hints
+        for text_ in texts:
+            hinted = recommend_prompt(s.prompt, text_)
+            check = rank_call(client, hinted, s.candidates, k=config.rank_k, group=s.id)
+            if hints_reply is None:
+                check.key = None       # its hint is not known: it cannot be in the cache
+            planned.append(check)
             if config.llm_redundancy and existing:
                 shown = existing[:config.llm_compare_n]
                 planned.append(complete_call(
-                    client, [{"role": "user", "content": redundancy_prompt(shown, stand_in)}],
-                    purpose="reflect:redundancy", known=False, group=s.id, max_tokens=16))
+                    client, [{"role": "user", "content": redundancy_prompt(shown, text_)}],
+                    purpose="reflect:redundancy", known=False, group=s.id,   # shown: by MiniLM
+                    max_tokens=16))
     checks = 2 if config.llm_redundancy and existing else 1
     per_session = 4 + config.max_hints * checks
     notes = [(f"{len(todo)} session(s) to examine ({len(done_before)} reflected before with "
               "this model are skipped)")]
     if stored:
         notes.append(f"{stored} baseline reply(ies) reused from stored runs (no call)")
+    if hits:
+        notes.append(f"{hits} session(s) whose known baseline already hits the target: "
+                     "not reflected on, no further call")
+    if replayed:
+        notes.append(f"{replayed} reflection turn(s) found in the cache (an interrupted run's "
+                     "sessions): later turns are counted exactly")
     notes.append("turns after the first are priced with the earlier replies' estimated "
                  f"length; each proposed hint taken as {hint_tokens} tokens")
     est = estimate("explore", client, db, planned, dataset=ds.name, stored=stored,

@@ -450,3 +450,54 @@ def test_explore_one_real_session_with_the_embedded_model(run_cli, workspace, da
     for h in rec["hints"]:
         if h["verdict"] in ("ineffective", "added", "redundant") and h["rank_with"] is not None:
             assert any(t["kind"] == "effect" and t["proposal"] == h["idx"] for t in rec["turns"])
+
+
+def test_explore_dry_run_counts_an_interrupted_sessions_cached_turns(env, encoder, run_cli,
+                                                                     workspace, data_dir,
+                                                                     monkeypatch):
+    """After a run that was stopped part-way (its reflection not finished), the dry run
+    rebuilds each turn from the cached replies: every request the real run made is found in
+    the cache (the redundancy checks, whose shown hints depend on embeddings, stay to pay)."""
+    import sqlite3
+
+    from re2llm_tui.llm.scripted import register_scripted
+
+    s = get_session("games", SESSION)
+    register_scripted("scripted", Script([s], five_hints(s.target), steer={"sequels": 3}))
+    monkeypatch.setattr("re2llm_tui.embeddings._encoder", encoder)
+    base = ["-d", "games", "--session", SESSION, "--model", MODEL, "--db", workspace,
+            "--data-dir", data_dir]
+    code, out, err = run_cli("explore", *base)
+    assert code == 0, err
+    con = sqlite3.connect(workspace)
+    made = con.execute("SELECT COUNT(*) FROM calls WHERE cached=0 AND status='ok' AND "
+                       "purpose != 'reflect:redundancy'").fetchone()[0]
+    redundancy = con.execute("SELECT COUNT(*) FROM calls WHERE cached=0 AND "
+                             "purpose='reflect:redundancy'").fetchone()[0]
+    with con:
+        con.execute("UPDATE reflections SET status='stopped'")     # as if it was interrupted
+    con.close()
+    code, out, err = run_cli("explore", "--dry-run", *base, "--json")
+    assert code == 0, err
+    est = json.loads(out)
+    assert est["cached"] == made >= 1 + 3 + 1
+    assert est["to_pay"] == est["calls"] - made and redundancy <= est["to_pay"]
+    assert any("found in the cache" in n for n in est["notes"])
+
+
+def test_explore_dry_run_skips_sessions_whose_stored_baseline_hits(env, run_cli, workspace,
+                                                                  data_dir):
+    from re2llm_tui.llm.scripted import register_scripted
+
+    sessions = [get_session("games", "train-0000"), get_session("games", SESSION)]
+    register_scripted("scripted", Script(sessions, [], baseline_rank=2))
+    code, out, err = run_cli("recommend", "-d", "games", "--split", "train", "--limit", "2",
+                             "--model", MODEL, "--db", workspace, "--data-dir", data_dir)
+    assert code == 0, err
+    code, out, err = run_cli("explore", "--dry-run", "-d", "games", "--sessions", "2",
+                             "--model", MODEL, "--db", workspace, "--data-dir", data_dir,
+                             "--json")
+    assert code == 0, err
+    est = json.loads(out)
+    assert est["calls"] == 0 and est["stored"] == 2
+    assert any("already hits the target" in n for n in est["notes"])

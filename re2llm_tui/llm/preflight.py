@@ -31,6 +31,7 @@ client with it).
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -201,6 +202,22 @@ def cached_keys(db, keys: Iterable[str]) -> set[str]:
             f"SELECT DISTINCT key FROM calls WHERE status='ok' AND cached=0 AND key IN ({marks})",
             chunk))
     return found
+
+
+def cached_reply(db, key: str | None) -> dict | None:
+    """The cached reply of request ``key``: ``{"response", "ranking"}`` (``None``: not in
+    the cache, or no key)."""
+    if not key:
+        return None
+    row = db.execute("SELECT response, ranking FROM calls WHERE key=? AND status='ok' AND "
+                     "cached=0 ORDER BY id DESC LIMIT 1", [key]).fetchone()
+    if row is None:
+        return None
+    try:
+        ranking = json.loads(row[1]) if row[1] else []
+    except ValueError:
+        ranking = []
+    return {"response": row[0] or "", "ranking": ranking}
 
 
 def typical_completion(db, model: str, purpose: str, max_tokens: int | None) -> tuple[int, str]:
