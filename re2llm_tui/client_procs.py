@@ -30,13 +30,13 @@ import asyncio
 import hashlib
 import importlib
 import queue as queue_mod
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-#: seconds a stopped pool waits for its processes before terminating them
-STOP_GRACE_S = 2.0
+from re2llm_tui.proc_pool import end_processes, raise_outcome, run_child, send_last, \
+    shared_budget
+
 CLIENT_PROCS_ENV = "RE2LLM_CLIENT_PROCS"
 
 
@@ -99,15 +99,9 @@ def _resolve(target: str) -> Callable:
 
 
 def _child_main(spec: _ChildSpec, q, stop, pause) -> None:
-    from re2llm_tui.control import Control, RunStop
-    from re2llm_tui.errors import UserError
-    from re2llm_tui.jobs import child_setup
-    from re2llm_tui.llm.client import LLMClient
+    def body() -> None:
+        from re2llm_tui.llm.client import LLMClient
 
-    control = Control(stop=stop, pause=pause)
-    child_setup(control, nice=False)
-    status, reason = "done", ""
-    try:
         client = LLMClient(**spec.client_options, shared_budget=spec.budget)
         worker = _resolve(spec.worker)
         try:
@@ -115,16 +109,8 @@ def _child_main(spec: _ChildSpec, q, stop, pause) -> None:
                                    lambda msg: q.put(("msg", spec.index, msg))))
         finally:
             client.close()
-    except RunStop as exc:
-        status = "budget" if type(exc).__name__ == "BudgetExceeded" else "stopped"
-        reason = str(exc)
-    except UserError as exc:
-        status, reason = "error", str(exc)
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent as one line
-        status, reason = "error", f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-    q.put(("end", spec.index, status, reason))
-    q.close()
-    q.join_thread()
+
+    send_last(q, ("end", spec.index, *run_child(stop, pause, body)))
 
 
 async def run_in_procs(client, shards: Sequence[list], worker: str, context: dict,
@@ -136,17 +122,11 @@ async def run_in_procs(client, shards: Sequence[list], worker: str, context: dic
     ended and every message was delivered."""
     import multiprocessing
 
-    from re2llm_tui.control import StopRequested
     from re2llm_tui.control import current as current_control
-    from re2llm_tui.errors import UserError
-    from re2llm_tui.llm.client import BudgetExceeded, SharedBudget
 
     client.check()
     ctx = multiprocessing.get_context("spawn")
-    budget = client.shared_budget
-    if budget is None:
-        budget = SharedBudget(ctx)
-        budget.start_from(client.calls_started, client.stats.cost)
+    budget = shared_budget(client, ctx)
     q = ctx.Queue()
     stop, pause = ctx.Event(), ctx.Event()
     options = client.options()
@@ -209,13 +189,7 @@ async def run_in_procs(client, shards: Sequence[list], worker: str, context: dic
     finally:
         if len(ended) < len(procs):
             stop.set()
-        deadline = time.monotonic() + STOP_GRACE_S
-        for p in procs:
-            p.join(max(0.0, deadline - time.monotonic()))
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-                p.join(1.0)
+        end_processes(procs)
         while True:
             try:
                 msg = q.get_nowait()
@@ -224,9 +198,4 @@ async def run_in_procs(client, shards: Sequence[list], worker: str, context: dic
             if msg[0] == "msg":
                 on_message(msg[2])
         client.calls_started = budget.calls.value
-    if errors:
-        raise UserError(errors[0])
-    if stop_reason:
-        raise StopRequested(stop_reason)
-    if budget_reason:
-        raise BudgetExceeded(budget_reason)
+    raise_outcome(errors, stop_reason, budget_reason)

@@ -16,12 +16,12 @@ parent is gone stops by itself.
 from __future__ import annotations
 
 import queue as queue_mod
-import time
 from dataclasses import dataclass
 from typing import Callable
 
-#: seconds a stopped pool waits for its workers before terminating them
-STOP_GRACE_S = 2.0
+from re2llm_tui.client_procs import shard_by_key
+from re2llm_tui.proc_pool import end_processes, raise_outcome, run_child, send_last, \
+    shared_budget
 
 
 @dataclass
@@ -46,59 +46,40 @@ def shard(pairs: list[tuple[int, int]], workers: int,
     by_session: dict[int, list[tuple[int, int]]] = {}
     for i, a in pairs:
         by_session.setdefault(i, []).append((i, a))
-    groups: dict[object, list[int]] = {}
-    for i in sorted(by_session):
-        groups.setdefault(same.get(i, i) if same else i, []).append(i)
-    shards: list[list[tuple[int, int]]] = [[] for _ in range(max(1, workers))]
-    loads = [0] * len(shards)
-    # sessions in order, each to the least-loaded shard: every shard starts at the front
-    for members in groups.values():
-        w = loads.index(min(loads))
-        for i in members:
-            shards[w].extend(sorted(by_session[i]))
-            loads[w] += len(by_session[i])
-    return [sorted(s) for s in shards if s]
+    sessions = sorted(by_session)
+    # sessions in order, each group to the least-loaded shard: every shard starts at the front
+    keys = [repr(same.get(i, i) if same else i) for i in sessions]
+    parts = shard_by_key(keys, workers, [len(by_session[i]) for i in sessions])
+    return [sorted(p for j in part for p in by_session[sessions[j]]) for part in parts]
 
 
 def _worker_main(spec: WorkerSpec, q, stop, pause) -> None:
-    from re2llm_tui.control import Control, RunStop
-    from re2llm_tui.errors import UserError
-    from re2llm_tui.jobs import child_setup
+    send_last(q, ("end", *run_child(stop, pause, lambda: _compute(spec, q))))
+
+
+def _compute(spec: WorkerSpec, q) -> None:
+    """A worker's sessions: every outcome committed, then sent to the parent."""
     from re2llm_tui.llm.client import LLMClient
     from re2llm_tui.utilization.rewards import LLMRewards
 
-    control = Control(stop=stop, pause=pause)
-    child_setup(control, nice=False)
-    status, reason = "done", ""
+    client = LLMClient(**spec.client_options, shared_budget=spec.budget)
+    src = LLMRewards(client, spec.sessions, spec.actions, dataset=spec.dataset,
+                     rank_by=spec.rank_by, context_tag=spec.context_tag)
+    record = src.record
+
+    def record_and_send(i: int, a: int, res) -> None:
+        record(i, a, res)
+        msg = ["res", spec.index[i], a, res.ok, res.cached, float(res.cost or 0.0)]
+        if res.ok:
+            msg += [src.target_rank(i, a), float(src.ndcg[i, a]), src.ranking(i, a)]
+        q.put(tuple(msg))
+
+    src.record = record_and_send
     try:
-        client = LLMClient(**spec.client_options, shared_budget=spec.budget)
-        src = LLMRewards(client, spec.sessions, spec.actions, dataset=spec.dataset,
-                         rank_by=spec.rank_by, context_tag=spec.context_tag)
-        record = src.record
-
-        def record_and_send(i: int, a: int, res) -> None:
-            record(i, a, res)
-            msg = ["res", spec.index[i], a, res.ok, res.cached, float(res.cost or 0.0)]
-            if res.ok:
-                msg += [src.target_rank(i, a), float(src.ndcg[i, a]), src.ranking(i, a)]
-            q.put(tuple(msg))
-
-        src.record = record_and_send
-        try:
-            src.compute(spec.pairs)
-        finally:
-            src.close()
-            client.close()
-    except RunStop as exc:
-        status, reason = ("budget" if type(exc).__name__ == "BudgetExceeded" else "stopped"), \
-            str(exc)
-    except UserError as exc:
-        status, reason = "error", str(exc)
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent as one line
-        status, reason = "error", f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-    q.put(("end", status, reason))
-    q.close()
-    q.join_thread()
+        src.compute(spec.pairs)
+    finally:
+        src.close()
+        client.close()
 
 
 def fill_with_workers(source, pairs: list[tuple[int, int]], workers: int,
@@ -110,16 +91,11 @@ def fill_with_workers(source, pairs: list[tuple[int, int]], workers: int,
 
     from re2llm_tui.control import StopRequested
     from re2llm_tui.control import current as current_control
-    from re2llm_tui.errors import UserError
-    from re2llm_tui.llm.client import BudgetExceeded, SharedBudget
 
     client = source.client
     client.check()
     ctx = multiprocessing.get_context("spawn")
-    budget = client.shared_budget
-    if budget is None:
-        budget = SharedBudget(ctx)
-        budget.start_from(client.calls_started, client.stats.cost)
+    budget = shared_budget(client, ctx)
     q = ctx.Queue()
     stop, pause = ctx.Event(), ctx.Event()
     options = client.options()
@@ -188,22 +164,11 @@ def fill_with_workers(source, pairs: list[tuple[int, int]], workers: int,
     finally:
         if stop_reason or errors or ended < len(procs):
             stop.set()
-        deadline = time.monotonic() + STOP_GRACE_S
-        for p in procs:
-            p.join(max(0.0, deadline - time.monotonic()))
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-                p.join(1.0)
+        end_processes(procs)
         # outcomes that arrived while stopping are stored already; apply them too
         _drain(q, source)
         client.calls_started = budget.calls.value
-    if errors:
-        raise UserError(errors[0])
-    if stop_reason:
-        raise StopRequested(stop_reason)
-    if budget_reason:
-        raise BudgetExceeded(budget_reason)
+    raise_outcome(errors, stop_reason, budget_reason)
 
 
 def _drain(q, source) -> None:
