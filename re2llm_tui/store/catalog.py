@@ -48,6 +48,8 @@ from re2llm_tui.store.workspace import transaction
 
 #: the kind of a training run in the catalog
 TRAIN = "train"
+#: ``list_runs(kind=OUTPUT)``: every output run (score, recommend, evaluate ...), no training run
+OUTPUT = "output"
 #: the scalar a training run's reward is read from, and its held-out evaluation
 REWARD_TAG = "charts/reward_mean"
 EVAL_TAG = "charts/eval_reward"
@@ -203,14 +205,15 @@ def _train_record(row: dict, rewards: dict | None) -> dict:
 
 def list_runs(db, *, dataset: str | None = None, kind: str | None = None) -> list[dict]:
     """Every run (see the module docstring for a record's fields), output runs by id, then
-    training runs by id; ``dataset`` / ``kind`` filter (``kind="train"``: training runs)."""
+    training runs by id; ``dataset`` / ``kind`` filter (``kind="train"``: training runs,
+    :data:`OUTPUT`: every output run)."""
     out: list[dict] = []
     if kind != TRAIN:
         where, args = [], []
         if dataset is not None:
             where.append("dataset=?")
             args.append(dataset)
-        if kind is not None:
+        if kind not in (None, OUTPUT):
             where.append("kind=?")
             args.append(kind)
         rows = list(db.query("SELECT * FROM runs" + (" WHERE " + " AND ".join(where)

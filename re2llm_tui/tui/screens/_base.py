@@ -80,3 +80,13 @@ class WorkbenchScreen(Screen):
 
     def on_resumed(self) -> None:
         """Hook: the screen is current again (bring what changed while hidden up to date)."""
+
+
+def cursor_row_key(table) -> str | None:
+    """The key of the row under ``table``'s cursor (``None``: an empty table)."""
+    if not table.row_count:
+        return None
+    try:
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+    except Exception:   # the cursor outside the rows while the table is being refilled
+        return None

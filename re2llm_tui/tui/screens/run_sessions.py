@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from re2llm_tui.safe_text import text as safe
-from re2llm_tui.tui.screens._base import WorkbenchScreen
+from re2llm_tui.tui.screens._base import WorkbenchScreen, cursor_row_key
 from re2llm_tui.tui.widgets.app_header import AppHeader
 from re2llm_tui.tui.widgets.footer import WorkbenchFooter
 
@@ -68,10 +68,7 @@ class RunSessionsScreen(WorkbenchScreen):
         self.query_one(DataTable).focus()
 
     def selected_id(self) -> str | None:
-        table = self.query_one(DataTable)
-        if not table.row_count:
-            return None
-        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return cursor_row_key(self.query_one(DataTable))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self._open(event.row_key.value)

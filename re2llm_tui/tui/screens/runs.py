@@ -26,7 +26,7 @@ from re2llm_tui.errors import UserError
 from re2llm_tui.evaluation.metrics import METRICS
 from re2llm_tui.safe_text import text as safe
 from re2llm_tui.store import catalog, changes
-from re2llm_tui.tui.screens._base import WorkbenchScreen
+from re2llm_tui.tui.screens._base import WorkbenchScreen, cursor_row_key
 from re2llm_tui.tui.widgets.app_header import AppHeader
 from re2llm_tui.tui.widgets.charts import LineChart
 from re2llm_tui.tui.widgets.ci_chart import CIChart
@@ -102,9 +102,7 @@ class RunsScreen(WorkbenchScreen):
         app = self.app
         self.records = catalog.list_runs(
             app.db, dataset=None if self.all_datasets else app.config.dataset,
-            kind=catalog.TRAIN if self.show_train else None)
-        if not self.show_train:
-            self.records = [r for r in self.records if r["kind"] != catalog.TRAIN]
+            kind=catalog.TRAIN if self.show_train else catalog.OUTPUT)
         known = {r["ref"] for r in self.records}
         self.selected = [ref for ref in self.selected if ref in known]
         self._fill()
@@ -114,10 +112,10 @@ class RunsScreen(WorkbenchScreen):
         current = self.cursor_ref()
         table.clear(columns=True)
         for col in TRAIN_COLUMNS if self.show_train else OUTPUT_COLUMNS:
-            table.add_column(col, key=col or "sel")
+            # the selection column is sized for its marks up front (cells change in place)
+            table.add_column(col, key=col or "sel", width=None if col else 2)
         for r in self.records:
-            mark = Text(str(self.selected.index(r["ref"]) + 1), style="bold green") \
-                if r["ref"] in self.selected else ""
+            mark = self._mark(r["ref"])
             date = (r.get("created_at") or "")[:16].replace("T", " ")
             if self.show_train:
                 status = r["status"] + (" (live)" if r.get("alive") else "")
@@ -139,6 +137,12 @@ class RunsScreen(WorkbenchScreen):
             table.move_cursor(row=refs.index(current))
         self._status()
 
+    def _mark(self, ref: str):
+        """The selection column: the run's place in the selection (1 = the baseline)."""
+        if ref not in self.selected:
+            return ""
+        return Text(str(self.selected.index(ref) + 1), style="bold green")
+
     def _status(self) -> None:
         what = "training runs" if self.show_train else "output runs"
         where = "all datasets" if self.all_datasets else self.app.config.dataset
@@ -150,13 +154,7 @@ class RunsScreen(WorkbenchScreen):
             f" · metric {self.metric.upper()} (m)"))
 
     def cursor_ref(self) -> str | None:
-        table = self.query_one(DataTable)
-        if not table.row_count:
-            return None
-        try:
-            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        except Exception:
-            return None
+        return cursor_row_key(self.query_one(DataTable))
 
     # ----------------------------------------------------------------- selection
     def action_toggle_select(self) -> None:
@@ -167,11 +165,12 @@ class RunsScreen(WorkbenchScreen):
             self.selected.remove(ref)
         else:
             self.selected.append(ref)
-        row = self.query_one(DataTable).cursor_row
-        self._fill()
         table = self.query_one(DataTable)
-        if row + 1 < table.row_count:            # like a file manager: on to the next run
-            table.move_cursor(row=row + 1)
+        for r in self.records:                   # the places after a removed run move up
+            table.update_cell(r["ref"], "sel", self._mark(r["ref"]))
+        self._status()
+        if table.cursor_row + 1 < table.row_count:   # like a file manager: on to the next run
+            table.move_cursor(row=table.cursor_row + 1)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_toggle_select()

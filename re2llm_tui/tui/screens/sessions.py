@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Input, Static
 from re2llm_tui.safe_text import text as safe
 from re2llm_tui.store import changes, reflections, runs
 from re2llm_tui.tui import views
-from re2llm_tui.tui.screens._base import WorkbenchScreen
+from re2llm_tui.tui.screens._base import WorkbenchScreen, cursor_row_key
 from re2llm_tui.tui.widgets.app_header import AppHeader
 from re2llm_tui.tui.widgets.footer import WorkbenchFooter
 
@@ -119,13 +119,7 @@ class SessionsScreen(WorkbenchScreen):
             safe(f"{len(visible)} of {len(self.rows)} sessions · {where}"))
 
     def selected_id(self) -> str | None:
-        table = self.query_one(DataTable)
-        if not table.row_count:
-            return None
-        try:
-            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        except Exception:
-            return None
+        return cursor_row_key(self.query_one(DataTable))
 
     # ----------------------------------------------------------------- actions
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
