@@ -269,12 +269,17 @@ def test_disk_full_while_recording_a_call_is_one_line(workspace):
 def test_a_version_1_workspace_is_migrated_in_place(workspace):
     db = open_workspace(workspace)
     db.execute("INSERT INTO calls (key, model, status) VALUES ('k', 'm', 'ok')")
-    db.execute("ALTER TABLE calls DROP COLUMN cached_tokens")
+    for col in ("cached_tokens", "usage_estimated", "reasoning", "reasoning_tokens"):
+        db.execute(f"ALTER TABLE calls DROP COLUMN {col}")
+    db.execute("ALTER TABLE runs DROP COLUMN pid")
+    db.execute("DROP TABLE inflight")
     db.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
     db.conn.close()
     db = open_workspace(workspace)
     cols = {c.name for c in db["calls"].columns}
-    assert "cached_tokens" in cols
-    assert db.execute("SELECT key, cached_tokens FROM calls").fetchall() == [("k", 0)]
+    assert {"cached_tokens", "usage_estimated", "reasoning", "reasoning_tokens"} <= cols
+    assert "pid" in {c.name for c in db["runs"].columns} and db["inflight"].exists()
+    assert db.execute("SELECT key, cached_tokens, usage_estimated, reasoning_tokens "
+                      "FROM calls").fetchall() == [("k", 0, 0, 0)]
     from re2llm_tui.store.workspace import SCHEMA_VERSION, get_meta
     assert get_meta(db, "schema_version") == str(SCHEMA_VERSION)

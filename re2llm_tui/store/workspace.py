@@ -16,11 +16,17 @@ from pathlib import Path
 from re2llm_tui.errors import WorkspaceError
 
 DEFAULT_DB = "kb.sqlite"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: statements that bring a file of an older schema version up to the key's version
 MIGRATIONS: dict[int, list[str]] = {
     # v2: prompt tokens the engine or provider served from its prefix cache
     2: ["ALTER TABLE calls ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0"],
+    # v3: the process writing an output run; usage a server reported that could not be
+    # trusted; a reasoning model's thinking and its tokens, kept apart from the reply
+    3: ["ALTER TABLE runs ADD COLUMN pid INTEGER",
+        "ALTER TABLE calls ADD COLUMN usage_estimated INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE calls ADD COLUMN reasoning TEXT",
+        "ALTER TABLE calls ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0"],
 }
 BUSY_TIMEOUT_MS = 10_000
 
@@ -46,7 +52,8 @@ CREATE TABLE IF NOT EXISTS runs (
     n_failed INTEGER NOT NULL DEFAULT 0,
     cost REAL NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
-    finished_at TEXT
+    finished_at TEXT,
+    pid INTEGER                     -- the process writing it while status='running' (v3)
 );
 CREATE INDEX IF NOT EXISTS runs_dataset ON runs(dataset, split, kind);
 
@@ -213,10 +220,23 @@ CREATE TABLE IF NOT EXISTS calls (
     attempts INTEGER NOT NULL DEFAULT 0,
     api_base TEXT,                  -- which server answered (no credentials)
     created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
-    cached_tokens INTEGER NOT NULL DEFAULT 0  -- prompt tokens served from a prefix cache (v2)
+    cached_tokens INTEGER NOT NULL DEFAULT 0, -- prompt tokens served from a prefix cache (v2)
+    usage_estimated INTEGER NOT NULL DEFAULT 0, -- 1: the server's usage was invalid; tokens and
+                                    -- cost counted from the request and its output limit (v3)
+    reasoning TEXT,                 -- a reasoning model's thinking, apart from the reply (v3)
+    reasoning_tokens INTEGER NOT NULL DEFAULT 0 -- of completion_tokens, spent on reasoning (v3)
 );
 CREATE INDEX IF NOT EXISTS calls_key ON calls(key, status, cached);
 CREATE INDEX IF NOT EXISTS calls_run ON calls(run_id);
+
+-- a request being sent by a live process: another process on the same workspace that needs
+-- the same key waits for its reply instead of paying for it again.  A row is removed when
+-- its call is stored (or fails); a row whose process is gone is stale and taken over.
+CREATE TABLE IF NOT EXISTS inflight (
+    key TEXT PRIMARY KEY,           -- calls.key
+    pid INTEGER NOT NULL,
+    started_at REAL NOT NULL        -- time.time() when claimed
+);
 -- ------------------------------------------------------------------------------------------
 -- Reinforcement Utilization (re2llm_tui/rewards.py, training.py; issue 6)
 
@@ -387,7 +407,8 @@ def ensure_schema(db) -> None:
         for target in sorted(MIGRATIONS):
             if version is not None and version < target:
                 for stmt in MIGRATIONS[target]:
-                    conn.execute(stmt)
+                    if not _column_exists(conn, stmt):
+                        conn.execute(stmt)
         conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
         conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
                      [str(SCHEMA_VERSION)])
@@ -395,6 +416,17 @@ def ensure_schema(db) -> None:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _column_exists(conn: sqlite3.Connection, stmt: str) -> bool:
+    """Whether ``stmt`` is an ``ALTER TABLE t ADD COLUMN c ...`` whose column ``t`` already has
+    (a table the schema script just created new carries its newest columns)."""
+    words = stmt.split()
+    if len(words) < 6 or [w.upper() for w in words[:2] + words[3:5]] != \
+            ["ALTER", "TABLE", "ADD", "COLUMN"]:
+        return False
+    cols = {row[1] for row in conn.execute(f"PRAGMA table_info({words[2]})")}
+    return words[5] in cols
 
 
 def _statements(script: str) -> list[str]:
