@@ -27,16 +27,9 @@ class WorkspaceError(UserError):
     """The SQLite workspace cannot be opened or written."""
 
 
-def read_input(path: str | Path, *, allow_empty: bool = False) -> bytes:
-    """The bytes of an input file, or a one-line :class:`DataError` naming it."""
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, not a file") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if not allow_empty and not raw.strip():
-        raise DataError(f"{path}: file is empty")
-    return raw
+def read_input(path: str | Path, *, allow_empty: bool = False, **bounds) -> bytes:
+    """The bytes of an input file, or a one-line :class:`DataError` naming it: a regular
+    file only, read up to a size limit (:func:`re2llm_tui.safe_files.read_input`)."""
+    from re2llm_tui.safe_files import read_input as _read
+
+    return _read(path, allow_empty=allow_empty, **bounds)

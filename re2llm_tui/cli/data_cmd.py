@@ -109,7 +109,7 @@ def register(app: typer.Typer) -> None:
 
         result = import_dataset(name, sessions, items, data_dir=data_dir, noun=noun,
                                 n_candidates=candidates, seed=seed, test_share=test_share,
-                                db=open_workspace(db))
+                                db=lambda: open_workspace(db))   # once the files read well
         if as_json:
             print(json.dumps(result.as_dict(), indent=2))
             return

@@ -51,6 +51,10 @@ def _open(db_path, dataset: str, data_dir):
     from re2llm_tui.store.workspace import open_workspace
 
     ds = Dataset.resolve(dataset, data_dir)
+    if not ds.imported:     # the seed file checked before a workspace is created
+        from re2llm_tui.data.release import read_hints_json
+
+        read_hints_json(ds.folder / "hints.json")
     return KnowledgeBase(open_workspace(db_path), ds)
 
 
@@ -252,8 +256,11 @@ def import_cmd(path: Path = typer.Argument(..., help="a hints.json-style JSON li
                                           help="status of imported hints: accepted or candidate"),
                db: Optional[Path] = DbOption, data_dir: Optional[Path] = DataDirOption) -> None:
     """Import hints; duplicates are skipped and reported."""
+    from re2llm_tui.kb.store import prepare_import
+
+    entries = prepare_import(path, status)     # a bad file: one line, no workspace made
     kbh = _open(db, dataset, data_dir)
-    report = kbh.import_file(path, status=status)
+    report = kbh.import_file(path, status=status, entries=entries)
     for text, why in report.skipped:
         _say(f"skipped ({why}): {clean(text, oneline=True)}")
     print(f"imported {len(report.added)} hints"
@@ -268,11 +275,15 @@ def export_cmd(path: Optional[Path] = typer.Argument(None, help="output file (de
     """Write the accepted hints as a hints.json list (entry 0 empty)."""
     import sys
 
-
-    kbh = _open(db, dataset, data_dir)
     if path is None or str(path) == "-":
+        kbh = _open(db, dataset, data_dir)
         sys.stdout.write(kbh.export_text() + "\n")
         return
+    from re2llm_tui.safe_files import check_target
+    from re2llm_tui.store.workspace import workspace_path
+
+    check_target(path, workspace_path(db))     # refused before the workspace is opened
+    kbh = _open(db, dataset, data_dir)
     n = kbh.export(path)
     print(clean(f"wrote {n} accepted hints (+ entry 0) to {path}"), file=sys.stderr)
 

@@ -64,19 +64,28 @@ def _status(rec: dict) -> str:
     return rec["status"]
 
 
-def _write_out(content: str, output: Path | None, what: str) -> None:
-    """``content`` to ``output`` (one line on stderr says where) or to stdout."""
+def _check_out(output: Path | None, db, folder: bool = False) -> None:
+    """Refuse (one line) an output that is the workspace, its side files or an SQLite
+    file, before any work."""
+    if output is not None:
+        from re2llm_tui.safe_files import check_target, check_target_dir
+        from re2llm_tui.store.workspace import workspace_path
+
+        (check_target_dir if folder else check_target)(output, workspace_path(db))
+
+
+def _write_out(content: str, output: Path | None, what: str, db=None) -> None:
+    """``content`` to ``output`` (written atomically, never onto the workspace or an
+    SQLite file; one line on stderr says where) or to stdout."""
     import sys
 
     if output is None:
         sys.stdout.write(content)
         return
-    try:
-        Path(output).write_text(content, encoding="utf-8")
-    except OSError as exc:
-        from re2llm_tui.errors import UserError
+    from re2llm_tui.safe_files import atomic_write
+    from re2llm_tui.store.workspace import workspace_path
 
-        raise UserError(f"{output}: cannot write ({exc.strerror or exc})") from None
+    atomic_write(output, content, workspace_path(db))
     print(f"wrote {what} to {clean(str(output), oneline=True)}", file=sys.stderr)
 
 
@@ -390,6 +399,7 @@ def export_cmd(runs: List[str] = typer.Argument(..., help="run ids"),
     fmt = check_format(fmt)
     metric = check_metric(metric)
     _check_refs(runs)
+    _check_out(output, db)
     wdb = _open(db)
     records = [catalog.get_record(wdb, r) for r in runs]
     for rec in records:
@@ -398,7 +408,7 @@ def export_cmd(runs: List[str] = typer.Argument(..., help="run ids"),
                             f"`re2llm-tui runs export-scalars {rec['ref']}`")
     comparison = compare_runs(wdb, runs, metric=metric, n_boot=resamples, seed=seed) \
         if paired else None
-    _write_out(export_table(records, fmt, comparison), output, f"{len(records)} run(s)")
+    _write_out(export_table(records, fmt, comparison), output, f"{len(records)} run(s)", db)
 
 
 @runs_app.command("rm")
@@ -449,8 +459,10 @@ def curves_cmd(runs: List[str] = typer.Argument(..., help="training run ids (t<i
     if as_json:
         print(json.dumps(curves))
         return
+    from re2llm_tui.safe_files import spreadsheet_row
+
     w = csv.writer(sys.stdout, lineterminator="\n")
-    w.writerow(["step", *curves["series"]])
+    w.writerow(spreadsheet_row(["step", *curves["series"]]))
     for i, step in enumerate(curves["steps"]):
         w.writerow([step, *("" if s[i] is None else repr(float(s[i]))
                             for s in curves["series"].values())])
@@ -488,6 +500,7 @@ def export_scalars_cmd(run: str = typer.Argument(..., help="training run id (t<i
     if ref.isdigit():
         ref = f"t{ref}"       # this command takes training runs only
     _check_refs([ref])
+    _check_out(output, db, folder=fmt == "tensorboard")
     if fmt == "tensorboard":
         tensorboard_writer_class()     # a missing extra: one line before anything else
     wdb = _open(db)
@@ -496,9 +509,12 @@ def export_scalars_cmd(run: str = typer.Argument(..., help="training run id (t<i
     if not scalars:
         raise UserError(f"training run {rec['ref']} has no scalars yet")
     if fmt == "csv":
-        _write_out(scalars_csv(scalars), output, f"the scalars of {rec['ref']}")
+        _write_out(scalars_csv(scalars), output, f"the scalars of {rec['ref']}", db)
         return
-    logdir = write_tensorboard(scalars, output or Path("tb") / f"train-{rec['id']}")
+    from re2llm_tui.store.workspace import workspace_path
+
+    logdir = write_tensorboard(scalars, output or Path("tb") / f"train-{rec['id']}",
+                               workspace_path(db))
     print(f"wrote TensorBoard event files to {clean(str(logdir), oneline=True)} "
           f"(view: tensorboard --logdir {clean(str(logdir), oneline=True)})", file=sys.stderr)
 

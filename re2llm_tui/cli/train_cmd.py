@@ -197,6 +197,11 @@ def register(app: typer.Typer) -> None:
         if out is not None and out.suffix.lower() not in (".md", ".csv", ".json"):
             raise UserError(f"--out {out}: unknown format {out.suffix or '(none)'!r}; "
                             "use .md, .csv or .json")
+        if out is not None:       # never onto the workspace or an SQLite file: before any work
+            from re2llm_tui.safe_files import check_target
+            from re2llm_tui.store.workspace import workspace_path
+
+            check_target(out, workspace_path(db), what="--out")
         if dry_run and not content_only:
             from re2llm_tui import dry_run as dry
 
@@ -247,7 +252,9 @@ def register(app: typer.Typer) -> None:
             client.close()
             wdb.conn.close()
         if out is not None:
-            result.export(out)
+            from re2llm_tui.store.workspace import workspace_path
+
+            result.export(out, workspace_path(db))
         if as_json:
             print(json.dumps({**result.as_dict(), "cache_saved": saved.as_dict()}, indent=2))
             return

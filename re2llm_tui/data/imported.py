@@ -80,6 +80,7 @@ from re2llm_tui.data.release import (
     unescape,
 )
 from re2llm_tui.errors import DataError, UserError, read_input
+from re2llm_tui.safe_files import IMPORT_INPUT_LIMIT, open_input
 
 FORMAT_VERSION = 1
 ITEMS_FILE = "items.jsonl"
@@ -227,13 +228,11 @@ def _column(header: list[str], keys: tuple[str, ...]) -> int | None:
 
 def _json_rows(path: Path, text: str) -> list[tuple[str, object]]:
     """``(where, value)`` of a JSON list or of JSON lines."""
+    from re2llm_tui.safe_files import load_json   # bounded: nesting depth, digits
+
     stripped = text.lstrip()
     if stripped.startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno} "
-                            f"({exc.msg})") from None
+        data = load_json(text, path)
         if not isinstance(data, list):
             raise DataError(f"{path}: expected a JSON list")
         return [(f"{path} entry {i}", row) for i, row in enumerate(data)]
@@ -241,11 +240,7 @@ def _json_rows(path: Path, text: str) -> list[tuple[str, object]]:
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            out.append((f"{path} line {n}", json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path} line {n}: invalid JSON ({exc.msg} at column "
-                            f"{exc.colno})") from None
+        out.append((f"{path} line {n}", load_json(line, f"{path} line {n}")))
     return out
 
 
@@ -283,7 +278,7 @@ def read_items(path: str | Path) -> tuple[dict[str, Item], str]:
     """id -> :class:`Item` of an items file, and its format (``hetrec``, ``jsonl``,
     ``csv``); one-line :class:`DataError` for anything malformed."""
     path = Path(path)
-    raw = read_input(path)
+    raw = read_input(path, limit=IMPORT_INPUT_LIMIT, what="a data import file")
     first = raw.split(b"\n", 1)[0]
     if b"\t" in first and b"imdbID" in first:
         return _read_hetrec(path, raw), "hetrec"
@@ -498,7 +493,7 @@ def read_sessions(path: str | Path, n_candidates: int) -> tuple[list[RawSession]
     """The sessions of a sessions file, its format (``pickle``, ``jsonl``, ``log``) and
     notes; one-line :class:`DataError` for anything malformed."""
     path = Path(path)
-    raw = read_input(path)
+    raw = read_input(path, limit=IMPORT_INPUT_LIMIT, what="a data import file")
     notes: dict = {}
     if raw[:1] == b"\x80" or path.suffix.lower() in (".pkl", ".pickle"):
         from re2llm_tui.data.safe_pickle import load_id_sessions_pickle
@@ -606,7 +601,7 @@ def _candidates_hash(rows: list[dict]) -> str:
 
 def _sha256_file(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_input(path, limit=None) as f:      # a regular file, never a FIFO's wait
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -691,7 +686,9 @@ def import_dataset(name: str, sessions_path: str | Path, items_path: str | Path,
                    data_dir: str | Path | None = None, noun: str = DEFAULT_NOUN,
                    n_candidates: int = 50, seed: int = 0,
                    test_share: float = DEFAULT_TEST_SHARE, db=None) -> ImportResult:
-    """Import a dataset (see the module's docstring); ``db``: the workspace that records it.
+    """Import a dataset (see the module's docstring); ``db``: the workspace that records it
+    (or a function that opens it: called once the files are read and checked, so a bad
+    file creates no workspace).
 
     Everything is read and checked before anything is written; the folder appears whole
     (renamed from a temporary one) or not at all."""
@@ -738,6 +735,8 @@ def import_dataset(name: str, sessions_path: str | Path, items_path: str | Path,
     items_text = "".join(json.dumps({"id": i, "title": items[i].title, "text": items[i].text,
                                      "attributes": items[i].text != items[i].title},
                                     ensure_ascii=False) + "\n" for i in used)
+    if callable(db):
+        db = db()
     if db is not None:
         check_workspace(db, key, result.sessions_sha256)
 
@@ -866,9 +865,12 @@ def record_in_workspace(db, key: str, sessions_sha256: str, folder: Path) -> Non
 
 def read_manifest(folder: Path) -> dict:
     path = folder / IMPORTED_MANIFEST
+    from re2llm_tui.safe_files import load_json
+
+    raw = read_input(path)
     try:
-        data = json.loads(read_input(path).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        data = load_json(raw, path)
+    except DataError:
         raise DataError(f"{path}: not a valid manifest (edited or damaged?)") from None
     if not isinstance(data, dict):
         raise DataError(f"{path}: not a valid manifest (edited or damaged?)")

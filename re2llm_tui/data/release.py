@@ -280,14 +280,9 @@ def parse_prompt(prompt: str, where: str = "prompt") -> tuple[str, str]:
 
 
 def _read_json(path: Path):
-    raw = read_input(path)
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text (binary file?)") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno} "
-                        f"({exc.msg}; truncated?)") from None
+    from re2llm_tui.safe_files import load_json
+
+    return load_json(read_input(path), path)      # bounded: depth, digits, size
 
 
 def read_text_json(path: Path) -> list[dict]:

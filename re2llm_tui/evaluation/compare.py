@@ -100,13 +100,15 @@ class EvalResult:
         return json.dumps(self.as_dict(), indent=2)
 
     def to_csv(self) -> str:
+        from re2llm_tui.safe_files import spreadsheet_cell
+
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(["policy", "n"] + [c for m in EXPORT_METRICS for c in (m, f"{m}_lo", f"{m}_hi")]
                    + ["d_ndcg@10", "d_lo", "d_hi", "p"] + list(VALIDITY_COLUMNS))
         for name, s in self.rows.items():
             p = self.paired.get(name)
-            w.writerow([name, s["n"]]
+            w.writerow([spreadsheet_cell(name), s["n"]]
                        + [f"{v:.6f}" for m in EXPORT_METRICS for v in (s[m], *s["ci"][m])]
                        + ([f"{p['diff']:.6f}", f"{p['lo']:.6f}", f"{p['hi']:.6f}", f"{p['p']:.4f}"]
                           if p else ["", "", "", ""])
@@ -135,18 +137,18 @@ class EvalResult:
             lines.append(f"- {note}")
         return "\n".join(lines) + "\n"
 
-    def export(self, path: str | Path) -> Path:
-        """Write ``.md``, ``.csv`` or ``.json`` by the file's extension."""
+    def export(self, path: str | Path, workspace=None) -> Path:
+        """Write ``.md``, ``.csv`` or ``.json`` by the file's extension (atomically; never
+        onto ``workspace``, its side files or an SQLite file: one line)."""
+        from re2llm_tui.safe_files import atomic_write
+
         path = Path(path)
         writers = {".md": self.to_markdown, ".csv": self.to_csv, ".json": self.to_json}
         writer = writers.get(path.suffix.lower())
         if writer is None:
             raise UserError(f"--out {path}: unknown format {path.suffix or '(none)'!r}; "
                             "use .md, .csv or .json")
-        try:
-            path.write_text(writer(), encoding="utf-8")
-        except OSError as exc:
-            raise UserError(f"--out {path}: cannot write ({exc.strerror or exc})") from None
+        atomic_write(path, writer(), workspace, what="--out")
         return path
 
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 
 from re2llm_tui.errors import UserError
+from re2llm_tui.safe_files import atomic_write, check_target, check_target_dir, spreadsheet_row
 from re2llm_tui.evaluation.metrics import METRICS
 
 EXPORT_FORMATS = ("csv", "md", "latex")
@@ -146,9 +148,11 @@ def export_table(records: list[dict], fmt: str, comparison=None) -> str:
         heads, rows = export_rows(records, comparison)
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(heads)
-        for row in rows:   # control characters as visible \xNN text, never raw to a terminal
-            w.writerow([clean(c, oneline=True) if isinstance(c, str) else c for c in row])
+        w.writerow(spreadsheet_row(heads))
+        for row in rows:   # control characters as visible \xNN text, never raw to a terminal;
+            # a name like =HYPERLINK(...) stays text in a spreadsheet (leading apostrophe)
+            w.writerow(spreadsheet_row(clean(c, oneline=True) if isinstance(c, str) else c
+                                       for c in row))
         return buf.getvalue()
     heads, rows = _display_rows(records, comparison)
     if fmt == "md":
@@ -166,17 +170,23 @@ def export_table(records: list[dict], fmt: str, comparison=None) -> str:
 
 
 def write_exports(records: list[dict], folder, stem: str, comparison=None,
-                  formats=("csv", "md", "latex")) -> list[Path]:
+                  formats=("csv", "md", "latex"), workspace=None) -> list[Path]:
     """:func:`export_table` in each of ``formats`` as ``folder/stem.{csv,md,tex}`` (the
-    folder is created); returns the paths written."""
+    folder is created); returns the paths written.  Each file is written atomically and
+    never onto ``workspace``, its side files or another SQLite file (a one-line
+    :class:`UserError`, checked for every file before any is written)."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    for fmt in formats:
-        path = folder / f"{stem}.{'tex' if fmt == 'latex' else fmt}"
-        path.write_text(export_table(records, fmt, comparison), encoding="utf-8")
-        out.append(path)
-    return out
+    paths = [folder / f"{stem}.{'tex' if fmt == 'latex' else fmt}" for fmt in formats]
+    for path in paths:
+        check_target(path, workspace)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{folder}: cannot create the folder ({exc.strerror or exc})") \
+            from None
+    for fmt, path in zip(formats, paths):
+        atomic_write(path, export_table(records, fmt, comparison), workspace)
+    return paths
 
 
 # --------------------------------------------------------------------------- training scalars
@@ -193,7 +203,7 @@ def scalars_csv(scalars: dict[str, list]) -> str:
                 table.setdefault(int(step), {})[name] = value
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["step", *names])
+    w.writerow(spreadsheet_row(["step", *names]))
     for step in sorted(table):
         w.writerow([step, *(repr(float(table[step][n])) if n in table[step] else ""
                             for n in names)])
@@ -211,19 +221,40 @@ def tensorboard_writer_class():
     return SummaryWriter
 
 
-def write_tensorboard(scalars: dict[str, list], logdir: str | Path) -> Path:
+def write_tensorboard(scalars: dict[str, list], logdir: str | Path, workspace=None) -> Path:
     """Write the scalars (``name -> [(step, value)]``; a histogram of action counts as a
-    TensorBoard histogram) as event files under ``logdir``; returns ``logdir``."""
+    TensorBoard histogram) as event files under ``logdir``; returns ``logdir``.
+
+    ``logdir`` is never the workspace, its side files or an SQLite file (one line); the
+    event files are written in a temporary folder inside it and renamed into it when
+    complete, so a failure leaves no half-written event file."""
+    check_target_dir(logdir, workspace)
     writer_cls = tensorboard_writer_class()
+    import shutil
+    import tempfile
+
     import numpy as np
 
     logdir = Path(logdir)
     try:
         logdir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tb-writing-", dir=logdir))
     except OSError as exc:
         raise UserError(f"{logdir}: cannot create the log folder ({exc.strerror or exc})") \
             from None
-    writer = writer_cls(log_dir=str(logdir))
+    try:
+        _write_events(writer_cls(log_dir=str(tmp)), scalars, np)
+        for f in sorted(tmp.iterdir()):
+            os.replace(f, logdir / f.name)
+    except OSError as exc:
+        raise UserError(f"{logdir}: cannot write the event files ({exc.strerror or exc})") \
+            from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return logdir
+
+
+def _write_events(writer, scalars: dict[str, list], np) -> None:
     try:
         for name, points in sorted(scalars.items()):
             for step, value in points:
@@ -235,4 +266,3 @@ def write_tensorboard(scalars: dict[str, list], logdir: str | Path) -> Path:
                                          int(step))
     finally:
         writer.close()
-    return logdir

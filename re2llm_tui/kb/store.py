@@ -584,11 +584,11 @@ def export_text(db, dataset: str) -> str:
 
 def export_hints(db, dataset: str, path: str | Path) -> int:
     """Write :func:`export_text` to ``path``; returns the number of hints written."""
+    from re2llm_tui.safe_files import atomic_write, check_target, db_file
+
+    check_target(path, db_file(db))      # never onto the workspace or an SQLite file
     text = export_text(db, dataset)
-    try:
-        Path(path).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    atomic_write(path, text, db_file(db))
     return len(json.loads(text)) - 1
 
 
@@ -604,22 +604,38 @@ def read_import_file(path: str | Path) -> list[str]:
     return data
 
 
-def import_hints(db, dataset: str, path: str | Path, *, status: str = "accepted") -> ImportReport:
-    """Import a hints.json-style file as one change (one undo reverts it all).
-
-    Empty entries (entry 0) are ignored; entries equal to an existing hint (any status) or
-    repeated in the file, and entries with nothing left once control characters are removed,
-    are skipped and reported.  Duplicates are found with one :class:`DuplicateIndex`, so a
-    100k-entry file takes seconds, not hours.
-    """
-    dataset = _ready(db, dataset)
-    entries = read_import_file(path)
+def _import_texts(path, entries: list[str], status: str) -> list[str]:
     if status not in ("candidate", "accepted", "rejected"):
         raise UserError(f"imported hints' status must be candidate, accepted or rejected, not {status!r}")
     texts = [normalize_text(e) if e.strip() else "" for e in entries]
     for i, t in enumerate(texts):
         if len(t) > MAX_HINT_CHARS:
             raise UserError(f"{path}: entry {i} is longer than {MAX_HINT_CHARS} characters")
+    return texts
+
+
+def prepare_import(path: str | Path, status: str = "accepted") -> list[str]:
+    """The entries of a hints file to import, read and checked (one-line errors) without
+    a workspace: a command reads them before it opens (or creates) one."""
+    entries = read_import_file(path)
+    _import_texts(path, entries, status)
+    return entries
+
+
+def import_hints(db, dataset: str, path: str | Path, *, status: str = "accepted",
+                 entries: list[str] | None = None) -> ImportReport:
+    """Import a hints.json-style file as one change (one undo reverts it all).
+
+    Empty entries (entry 0) are ignored; entries equal to an existing hint (any status) or
+    repeated in the file, and entries with nothing left once control characters are removed,
+    are skipped and reported.  Duplicates are found with one :class:`DuplicateIndex`, so a
+    100k-entry file takes seconds, not hours.  ``entries``: the file as
+    :func:`read_import_file` read it already (before the workspace was opened).
+    """
+    if entries is None:
+        entries = prepare_import(path, status)
+    texts = _import_texts(path, entries, status)
+    dataset = _ready(db, dataset)
     report = ImportReport()
     note = f"imported from {Path(path).name}"
     with transaction(db):

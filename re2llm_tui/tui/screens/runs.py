@@ -305,9 +305,15 @@ class RunsScreen(WorkbenchScreen):
             self.notify("select runs with space first (c compares them: the export then "
                         "carries the paired differences)", severity="warning")
             return
+        from re2llm_tui.errors import UserError
+
         folder = self.app.config.db_path.resolve().parent / "exports"
-        try:
-            paths = write_exports(records, folder, stem, comparison=cmp)
+        try:   # atomic files, never onto the workspace or an SQLite file
+            paths = write_exports(records, folder, stem, comparison=cmp,
+                                  workspace=self.app.config.db_path)
+        except UserError as exc:
+            self.notify(f"export failed: {exc}", severity="error", markup=False)
+            return
         except OSError as exc:
             self.notify(f"export failed: {exc.strerror or exc}", severity="error")
             return

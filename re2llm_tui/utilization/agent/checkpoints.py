@@ -65,13 +65,19 @@ def trainer_state(trainer: PPOTrainer) -> dict:
     }
 
 
-def write_checkpoint(ck: dict, path: str | os.PathLike) -> Path:
-    """Write a checkpoint atomically (temp file + rename)."""
+def write_checkpoint(ck: dict, path: str | os.PathLike, workspace=None) -> Path:
+    """Write a checkpoint atomically (temp file in its folder, fsync, rename); never onto
+    ``workspace``, its side files or an SQLite file (a one-line :class:`UserError`)."""
+    from re2llm_tui.safe_files import atomic_file
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(ck, tmp)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"checkpoint folder {path.parent}: cannot create it "
+                        f"({exc.strerror or exc})") from None
+    with atomic_file(path, workspace, what="checkpoint") as f:
+        torch.save(ck, f)
     return path
 
 
