@@ -259,8 +259,9 @@ class ReplyGuard:
         try:
             text = reply_text(content)
         except UnusableReply as exc:
-            self.error = exc
-            return None                      # litellm refuses it too; the client says why
+            self.error = exc                 # the client raises it in our words
+            message["content"] = None        # (litellm would refuse it with a traceback)
+            return json.dumps(data).encode()
         if text is not content:
             message["content"] = text
             changed = True
