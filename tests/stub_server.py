@@ -17,7 +17,7 @@ Hostile servers (attributes, or the same flags of ``main``), for every request w
 * ``endless``: status 200 and a chunked body that never ends (until the client goes, or
   ``endless_limit`` bytes as a safety net); ``bytes_sent`` counts what went out.
 * ``basic_auth = ("user", "pw")``: every request needs HTTP Basic with these credentials
-  (401 otherwise); ``auth_headers`` keeps each request's ``Authorization`` header.
+  (401 otherwise); ``auth_headers`` keeps each request's ``Authorization`` header(s).
 
 Faults come from a FIFO (``server.inject("429", "500")``: the next two requests fail that
 way) or from a per-message-content plan (``fail_first={"text": 2}``).  Replies come from
@@ -195,7 +195,8 @@ class StubServer:
                     return
                 messages = req.get("messages") or []
                 key = messages_hash(messages)
-                auth = self.headers.get("Authorization")
+                # every Authorization header sent (two would show as "A, B")
+                auth = ", ".join(self.headers.get_all("Authorization") or []) or None
                 with server.lock:
                     server.auth_headers.append(auth)
                 if server.basic_auth is not None and auth != _basic(*server.basic_auth):

@@ -32,6 +32,7 @@ import contextvars
 import json
 import math
 import os
+import threading
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -328,15 +329,22 @@ def _guarded_transport_class():
 
 
 _installed = False
+_install_lock = threading.Lock()
 
 
 def guard_litellm() -> None:
     """Wrap the async transports litellm builds (``AsyncHTTPHandler.create_async_transport``,
     used by its OpenAI SDK clients and its own HTTP handler) in the guarded transport, once
     per process, and drop litellm's cached clients built before."""
-    global _installed
     if _installed:
         return
+    with _install_lock:
+        if not _installed:
+            _install()
+
+
+def _install() -> None:
+    global _installed
     from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
 
     guarded = _guarded_transport_class()

@@ -46,7 +46,8 @@ def cache_saved(db, *, since_id: int = 0, model: str | None = None,
                 run_id: int | None = None) -> Saved:
     """Hits logged after ``since_id`` (of ``model``, of ``run_id`` when given) and the cost
     of the calls that served them."""
-    sql = ("SELECT COUNT(*), COALESCE(SUM(o.cost), 0) FROM calls h "
+    # MAX(cost, 0): a workspace written before costs were checked may hold negative ones
+    sql = ("SELECT COUNT(*), COALESCE(SUM(MAX(o.cost, 0)), 0) FROM calls h "
            "JOIN calls o ON o.id = h.cache_of WHERE h.cached=1 AND h.id > ?")
     args: list = [int(since_id)]
     if model is not None:
