@@ -8,6 +8,17 @@ configurable latency, and can inject faults to exercise the client's retry logic
 * ``"timeout"``: sleeps ``hang_s`` before answering (longer than the client's timeout),
 * ``"garbage"``: status 200 with a body that is not JSON.
 
+Hostile servers (attributes, or the same flags of ``main``), for every request while set:
+
+* ``usage``: what the reply's ``"usage"`` holds, verbatim (negative, 1e30, "12", None ...;
+  :data:`OMIT` drops the key); default: counted from the words.
+* ``content``: the message's ``"content"``, verbatim (a list of parts, an object, a number).
+* ``reply_bytes``: a valid completion whose text is this many bytes (a 50 MB reply).
+* ``endless``: status 200 and a chunked body that never ends (until the client goes, or
+  ``endless_limit`` bytes as a safety net); ``bytes_sent`` counts what went out.
+* ``basic_auth = ("user", "pw")``: every request needs HTTP Basic with these credentials
+  (401 otherwise); ``auth_headers`` keeps each request's ``Authorization`` header(s).
+
 Faults come from a FIFO (``server.inject("429", "500")``: the next two requests fail that
 way) or from a per-message-content plan (``fail_first={"text": 2}``).  Replies come from
 ``reply_fn(messages) -> str`` (default: a deterministic echo of the last message's hash).
@@ -38,6 +49,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 FAULTS = ("429", "500", "401", "timeout", "garbage", "empty")
+#: the default of ``usage`` / ``content``: what a well-behaved server sends
+AUTO = object()
+#: ``usage = OMIT``: a reply without a ``"usage"`` key
+OMIT = "omit"
 
 
 def messages_hash(messages) -> str:
@@ -47,6 +62,12 @@ def messages_hash(messages) -> str:
 def default_reply(messages) -> str:
     last = messages[-1]["content"] if messages else ""
     return "echo " + hashlib.sha256(str(last).encode()).hexdigest()[:12]
+
+
+def _basic(user: str, password: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 class _Server(ThreadingHTTPServer):
@@ -73,6 +94,15 @@ class StubServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self.bodies: list[dict] = []
+        # hostile behaviours (see the module docstring)
+        self.usage = AUTO
+        self.content = AUTO
+        self.reply_bytes: int | None = None
+        self.endless = False
+        self.endless_limit = 2 << 30
+        self.bytes_sent = 0
+        self.basic_auth: tuple[str, str] | None = None
+        self.auth_headers: list[str | None] = []
         self._httpd = _Server(("127.0.0.1", port), self._handler_class())
         self.port = self._httpd.server_address[1]
         self._thread: threading.Thread | None = None
@@ -165,6 +195,14 @@ class StubServer:
                     return
                 messages = req.get("messages") or []
                 key = messages_hash(messages)
+                # every Authorization header sent (two would show as "A, B")
+                auth = ", ".join(self.headers.get_all("Authorization") or []) or None
+                with server.lock:
+                    server.auth_headers.append(auth)
+                if server.basic_auth is not None and auth != _basic(*server.basic_auth):
+                    self._send(401, b'{"error": {"message": "basic auth required"}}',
+                               headers={"WWW-Authenticate": 'Basic realm="stub"'})
+                    return
                 with server.lock:
                     server.n_requests += 1
                     server.requests[key] += 1
@@ -199,21 +237,54 @@ class StubServer:
                 if fault == "garbage":
                     self._send(200, b"<html>this is not json")
                     return
+                if server.endless:
+                    self._endless(req, key)
+                    return
                 text = "" if fault == "empty" else server.reply_fn(messages)
+                if server.reply_bytes is not None:
+                    text = ("x" * 63 + " ") * (server.reply_bytes // 64) + \
+                        "x" * (server.reply_bytes % 64)
                 p_tok = sum(len(str(m.get("content", "")).split()) for m in messages)
                 c_tok = len(text.split())
                 body = {
                     "id": f"chatcmpl-{key}", "object": "chat.completion",
                     "created": int(time.time()), "model": req.get("model", server.model_name),
                     "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": text}}],
+                                 "message": {"role": "assistant",
+                                             "content": text if server.content is AUTO
+                                             else server.content}}],
                     "usage": {"prompt_tokens": p_tok, "completion_tokens": c_tok,
                               "total_tokens": p_tok + c_tok},
                 }
+                if server.usage is OMIT:
+                    del body["usage"]
+                elif server.usage is not AUTO:
+                    body["usage"] = server.usage
                 try:
                     self._send(200, json.dumps(body).encode())
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+
+            def _endless(self, req, key):
+                """200, chunked: the start of a completion whose text never ends."""
+                self.send_response_only(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                head = json.dumps({"id": f"chatcmpl-{key}", "object": "chat.completion",
+                                   "model": req.get("model", server.model_name)})
+                first = head[:-1] + ', "choices": [{"index": 0, "message": {"content": "'
+                chunk = b"x" * 65536
+                pieces = [first.encode()]
+                try:
+                    while server.bytes_sent < server.endless_limit:
+                        data = pieces.pop() if pieces else chunk
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                        with server.lock:
+                            server.bytes_sent += len(data)
+                except (BrokenPipeError, ConnectionResetError, OSError):
+                    pass
+                self.close_connection = True
 
         return Handler
 
@@ -238,8 +309,21 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--latency", type=float, default=0.0)
+    ap.add_argument("--usage", help="the replies' usage, as JSON (or 'omit')")
+    ap.add_argument("--content", help="the replies' message content, as JSON")
+    ap.add_argument("--reply-bytes", type=int, help="replies whose text is this many bytes")
+    ap.add_argument("--endless", action="store_true", help="a chunked body that never ends")
+    ap.add_argument("--basic-auth", help="USER:PW that every request must send (HTTP Basic)")
     args = ap.parse_args(argv)
     srv = StubServer(latency=args.latency, port=args.port)
+    if args.usage is not None:
+        srv.usage = OMIT if args.usage == OMIT else json.loads(args.usage)
+    if args.content is not None:
+        srv.content = json.loads(args.content)
+    srv.reply_bytes = args.reply_bytes
+    srv.endless = args.endless
+    if args.basic_auth:
+        srv.basic_auth = tuple(args.basic_auth.split(":", 1))
     print(srv.port, flush=True)
     try:
         srv._httpd.serve_forever(poll_interval=0.05)

@@ -426,17 +426,20 @@ def test_latency_is_the_calls_own_and_tokens_are_counted(workspace):
 
 # ------------------------------------------------------------------ the two transports
 
-def _run_both(tmp_path, monkeypatch, model, calls, *, faults=()):
+def _run_both(tmp_path, monkeypatch, model, calls, *, faults=(), hostile=None, **client_kw):
     """The same calls through litellm and through the fast path, each into its own
-    workspace against its own stub; returns {transport: (results, rows, bodies)}."""
+    workspace against its own stub (``hostile(stub)`` sets its behaviour); returns
+    {transport: (results, rows, bodies)}."""
     out = {}
     for kind in ("litellm", "fast"):
         monkeypatch.setenv("RE2LLM_TRANSPORT", kind)
         ws = tmp_path / f"{kind}.sqlite"
         with StubServer(port=0) as srv:
             srv.inject(*faults)
+            if hostile is not None:
+                hostile(srv)
             with LLMClient(ws, model=model, api_bases=[srv.base_url], retry_base=0.001,
-                           timeout=5.0, max_retries=3) as c:
+                           timeout=5.0, max_retries=3, **client_kw) as c:
                 assert c.transport == kind
                 res = [c.complete_sync(m, **dec) for m, dec in calls]
             base = srv.base_url
@@ -531,3 +534,184 @@ def test_fast_path_reads_proxies_like_litellm(monkeypatch):
     assert _env_proxy("http://127.0.0.1:8000/v1") is None
     assert _env_proxy("http://gpu2.internal:8000/v1") is None
     assert _env_proxy("https://gpu1:8000/v1") is None              # no HTTPS_PROXY set
+
+
+# ------------------------------------------------------------------ hostile servers
+
+_BAD_USAGE = {
+    "negative": {"prompt_tokens": -1_000_000, "completion_tokens": -1_000_000,
+                 "total_tokens": -2_000_000},
+    "1e30": {"prompt_tokens": 1e30, "completion_tokens": 3, "total_tokens": 1e30},
+    "10**30": {"prompt_tokens": 10 ** 30, "completion_tokens": 3, "total_tokens": 10 ** 30},
+    "strings": {"prompt_tokens": "12", "completion_tokens": "3", "total_tokens": "15"},
+    "fraction": {"prompt_tokens": 12.5, "completion_tokens": 3, "total_tokens": 15.5},
+    "booleans": {"prompt_tokens": True, "completion_tokens": True, "total_tokens": 2},
+    "nulls": {"prompt_tokens": None, "completion_tokens": None, "total_tokens": None},
+    "negative-cached": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13,
+                        "prompt_tokens_details": {"cached_tokens": -500}},
+    "missing": "omit",
+    "a list": [1, 2, 3],
+}
+
+
+@pytest.mark.parametrize("usage", list(_BAD_USAGE.values()), ids=list(_BAD_USAGE))
+def test_invalid_usage_is_counted_from_the_request(workspace, stub, usage):
+    """Usage that is missing, negative, huge or not an integer: the call succeeds, its
+    tokens are the request's own (litellm's token_counter) and its max_tokens, its cost is
+    priced from those, and the row says so (usage_estimated); never a negative cost nor an
+    OverflowError (before: -$0.675, or a traceback)."""
+    from re2llm_tui.llm.litellm_import import import_litellm
+
+    stub.usage = usage
+    messages = _msg("estimate me")
+    with LLMClient(workspace, model="openai/gpt-4o-mini", api_bases=[stub.base_url],
+                   retry_base=0.01, timeout=5.0) as c:
+        r = c.complete_sync(messages, max_tokens=40)
+        assert c.stats.usage_estimated == 1 and c.stats.cost == r.cost
+    assert r.ok and r.usage_estimated and stub.n_requests == 1
+    expected_pt = import_litellm().token_counter(model="openai/gpt-4o-mini", messages=messages)
+    assert (r.prompt_tokens, r.completion_tokens, r.cached_tokens) == (expected_pt, 40, 0)
+    assert r.cost == pytest.approx(expected_pt * 0.15e-6 + 40 * 0.6e-6, rel=1e-6)
+    row = _rows(workspace)[0]
+    assert row["usage_estimated"] == 1 and row["cost"] == pytest.approx(r.cost)
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (expected_pt, 40)
+
+
+def test_valid_usage_is_the_servers(workspace, stub):
+    stub.usage = {"prompt_tokens": 7, "completion_tokens": 2.0, "total_tokens": 9,
+                  "prompt_tokens_details": {"cached_tokens": 3}}
+    with LLMClient(workspace, model="openai/gpt-4o-mini", api_bases=[stub.base_url],
+                   retry_base=0.01, timeout=5.0) as c:
+        r = c.complete_sync(_msg("trust me"), max_tokens=40)
+    assert r.ok and not r.usage_estimated and (r.prompt_tokens, r.completion_tokens) == (7, 2)
+    assert _rows(workspace)[0]["usage_estimated"] == 0
+
+
+def test_a_cost_litellm_gets_wrong_is_priced_from_the_tokens():
+    """NaN, infinite or negative response_cost (a broken price table): the cost is
+    litellm's per-token rates times the server's (valid) tokens instead."""
+    from types import SimpleNamespace
+
+    from re2llm_tui.llm.litellm_import import import_litellm
+    from re2llm_tui.llm.transport import result_from
+
+    litellm = import_litellm()
+    for bad in (float("nan"), float("inf"), -3.0):
+        resp = SimpleNamespace(
+            choices=[SimpleNamespace(message=SimpleNamespace(content="hi"))],
+            usage=SimpleNamespace(prompt_tokens=100, completion_tokens=10,
+                                  prompt_tokens_details=None),
+            _hidden_params={"response_cost": bad})
+        r = result_from(resp, litellm, "openai/gpt-4o-mini")
+        assert r.cost == pytest.approx(100 * 0.15e-6 + 10 * 0.6e-6) and not r.usage_estimated
+
+
+def test_list_content_parts_are_joined_as_litellm_joins_them(workspace, stub):
+    stub.content = [{"type": "text", "text": "1. Alpha\n"}, {"type": "image_url"},
+                    {"type": "text", "text": "2. Beta"}]
+    with _client(workspace, stub) as c:
+        r = c.complete_sync(_msg("parts"))
+    assert r.ok and r.text == "1. Alpha\n2. Beta"
+    assert _rows(workspace)[0]["response"] == "1. Alpha\n2. Beta"
+
+
+@pytest.mark.parametrize("content, reason", [
+    ({"type": "text", "text": "x"}, "the reply's content is an object, not text"),
+    (42, "the reply's content is a number, not text"),
+    ([{"type": "image_url", "image_url": {"url": "x"}}],
+     "the reply's content is a list without text parts (image_url)"),
+    (["just", "strings"], "the reply's content is a list holding a str, not text parts"),
+])
+def test_content_that_is_not_text_is_a_failed_call(workspace, stub, content, reason):
+    """Before (fast): "Error binding parameter 6" raised out of the client; (litellm): an
+    "Invalid response object" retried 4 times.  Now: a failed call with the reason, sent
+    once, on both transports alike."""
+    stub.content = content
+    with _client(workspace, stub) as c:
+        r = c.complete_sync(_msg("odd content"))
+    assert not r.ok and r.error == f"UnusableReply: {reason}" and r.attempts == 1
+    assert stub.n_requests == 1
+    row = _rows(workspace)[0]
+    assert row["status"] == "failed" and row["response"] == "" and row["error"] == r.error
+
+
+@pytest.mark.parametrize("hostile", ["endless", "big"])
+def test_a_reply_over_max_reply_bytes_is_a_failed_call(workspace, stub, hostile):
+    """Past --max-reply-bytes: a failed call at once (not retried), nothing stored; below it
+    the same server's replies are fine."""
+    if hostile == "endless":
+        stub.endless = True
+    else:
+        stub.reply_bytes = 50_000
+    with _client(workspace, stub, max_reply_bytes=8192, timeout=30.0) as c:
+        t0 = time.perf_counter()
+        r = c.complete_sync(_msg("too much"))
+        elapsed = time.perf_counter() - t0
+        assert not r.ok and r.attempts == 1 and stub.n_requests == 1
+        assert r.error == "ReplyTooLarge: reply larger than 8 KiB (--max-reply-bytes)"
+        assert elapsed < 15                     # not the 30 s timeout
+        stub.endless, stub.reply_bytes = False, 4000
+        ok = c.complete_sync(_msg("just enough"))
+    assert ok.ok and len(ok.text) == 4000
+    rows = _rows(workspace)
+    assert rows[0]["status"] == "failed" and not rows[0]["response"]
+    if hostile == "endless":
+        assert stub.bytes_sent < 32 << 20      # the client hung up
+
+
+def test_max_reply_bytes_is_checked(workspace, monkeypatch):
+    with pytest.raises(UserError, match="--max-reply-bytes"):
+        LLMClient(workspace, model="openai/x", api_bases=["http://h:1/v1"], max_reply_bytes=10)
+    monkeypatch.setenv("RE2LLM_MAX_REPLY_BYTES", "lots")
+    with pytest.raises(UserError, match="--max-reply-bytes"):
+        LLMClient(workspace, model="openai/x", api_bases=["http://h:1/v1"])
+    monkeypatch.setenv("RE2LLM_MAX_REPLY_BYTES", "65536")
+    c = LLMClient(workspace, model="openai/x", api_bases=["http://h:1/v1"])
+    assert c.options()["max_reply_bytes"] == 65536
+
+
+@pytest.mark.parametrize("env_key", [None, "sk-env-0123"])
+def test_credentials_in_the_url_are_sent_as_basic(workspace, stub, monkeypatch, env_key):
+    """``http://user:pw@host/v1``: HTTP Basic from the URL (percent-escapes decoded), no
+    Bearer even with an API key in the environment; the stored URL has no user info."""
+    import base64
+
+    if env_key:
+        monkeypatch.setenv("OPENAI_API_KEY", env_key)
+    else:
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    stub.basic_auth = ("bob", "p@ss:word")
+    base = stub.base_url.replace("http://", "http://bob:p%40ss%3Aword@")
+    with LLMClient(workspace, model="openai/stub-model", api_bases=[base], retry_base=0.01,
+                   timeout=5.0) as c:
+        c.check()
+        r = c.complete_sync(_msg("let me in"))
+    assert r.ok, r.error
+    assert stub.auth_headers == ["Basic " + base64.b64encode(b"bob:p@ss:word").decode()]
+    assert _rows(workspace)[0]["api_base"] == stub.base_url
+    for path in workspace.parent.glob(workspace.name + "*"):
+        assert b"p@ss" not in path.read_bytes() and b"p%40ss" not in path.read_bytes()
+
+
+_HOSTILE = {
+    "negative-usage": lambda s: setattr(s, "usage", _BAD_USAGE["negative"]),
+    "1e30-usage": lambda s: setattr(s, "usage", _BAD_USAGE["1e30"]),
+    "no-usage": lambda s: setattr(s, "usage", "omit"),
+    "list-content": lambda s: setattr(s, "content", [{"type": "text", "text": "a "},
+                                                     {"type": "text", "text": "b"}]),
+    "object-content": lambda s: setattr(s, "content", {"text": "x"}),
+    "big-reply": lambda s: setattr(s, "reply_bytes", 20_000),
+}
+
+
+@pytest.mark.parametrize("hostile", list(_HOSTILE), ids=list(_HOSTILE))
+def test_transports_store_the_same_rows_for_hostile_replies(tmp_path, monkeypatch, hostile):
+    calls = [(_msg("one"), {"max_tokens": 30}), (_msg("two"), {}), (_msg("one"),
+                                                                   {"max_tokens": 30})]
+    both = _run_both(tmp_path, monkeypatch, "openai/gpt-4o-mini", calls,
+                     hostile=_HOSTILE[hostile], max_reply_bytes=16384)
+    (lres, lrows, lbodies), (fres, frows, fbodies) = both["litellm"], both["fast"]
+    assert fres == lres and frows == lrows and fbodies == lbodies
+    errors = {k: [r["error"] for r in _rows(tmp_path / f"{k}.sqlite")] for k in both}
+    assert errors["litellm"] == errors["fast"]
+    assert all(r[3] >= 0 for r in lres)                 # never a negative cost

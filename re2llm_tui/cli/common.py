@@ -56,6 +56,10 @@ MaxCallsOption = typer.Option(
     help="stop cleanly after this many LLM requests sent (cache hits are free); rerun the "
          "same command to resume")
 TimeoutOption = typer.Option(60.0, "--timeout", help="seconds per LLM call")
+MaxReplyBytesOption = typer.Option(
+    None, "--max-reply-bytes", envvar="RE2LLM_MAX_REPLY_BYTES",
+    help="largest reply body read from a server; a larger one is a failed call, not retried "
+         "(default: 4 MiB)")
 RetriesOption = typer.Option(
     4, "--retries",
     help="retries of a call that failed on a rate limit, timeout, connection error, 5xx or "

@@ -18,6 +18,7 @@ from re2llm_tui.cli.common import (
     JsonOption,
     MaxCallsOption,
     MaxCostOption,
+    MaxReplyBytesOption,
     ModelOption,
     OptPath,
     OptStr,
@@ -48,6 +49,7 @@ def register(app: typer.Typer) -> None:
         max_cost: Optional[float] = MaxCostOption,
         max_calls: Optional[int] = MaxCallsOption,
         timeout: float = TimeoutOption,
+        max_reply_bytes: Optional[int] = MaxReplyBytesOption,
         retries: int = RetriesOption,
         method: OptStr = typer.Option(
             None, "--rank-method", help="local model only: logprob | sequential | generate"),
@@ -87,13 +89,15 @@ def register(app: typer.Typer) -> None:
                      as_json=as_json, workers=check_client_procs(client_procs))
             return
         from re2llm_tui.client_procs import check_client_procs
+        from re2llm_tui.llm.replies import use_max_reply_bytes
         from re2llm_tui.llm.transport import use_transport
 
         procs = check_client_procs(client_procs)
         client = LLMClient(db, model=model, api_bases=api_base or (), concurrency=concurrency,
                            timeout=timeout, max_retries=retries, max_cost=max_cost,
                            max_calls=max_calls, rank_method=method,
-                           transport=use_transport(transport))
+                           transport=use_transport(transport),
+                           max_reply_bytes=use_max_reply_bytes(max_reply_bytes))
         hint_text = hint
         if hint_id is not None:
             from re2llm_tui.kb import KnowledgeBase

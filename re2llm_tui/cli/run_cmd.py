@@ -12,6 +12,7 @@ from re2llm_tui.cli.common import (
     DataDirOption,
     DatasetOption,
     DbOption,
+    MaxReplyBytesOption,
     ModelOption,
     OptPath,
     OptStr,
@@ -43,6 +44,7 @@ def register(app: typer.Typer) -> None:
                 "split only"),
             client_procs: Optional[int] = ClientProcsOption,
             transport: OptStr = TransportOption,
+            max_reply_bytes: Optional[int] = MaxReplyBytesOption,
             ) -> None:
         """Open the workbench: sessions, recommendations, reflections, hints, training, evaluation."""
         from re2llm_tui.data.release import SPLITS
@@ -67,6 +69,9 @@ def register(app: typer.Typer) -> None:
 
         # the app's client and every job it spawns read $RE2LLM_TRANSPORT
         resolve_transport(use_transport(transport), model, list(api_base or ()))
+        from re2llm_tui.llm.replies import use_max_reply_bytes
+
+        use_max_reply_bytes(max_reply_bytes)   # read by the app's client and every job
         evals = {"limit": eval_limit} if eval_limit else {}
         if client_procs is not None:
             from re2llm_tui.client_procs import check_client_procs

@@ -19,6 +19,7 @@ from re2llm_tui.cli.common import (
     LocalWorkersOption,
     MaxCallsOption,
     MaxCostOption,
+    MaxReplyBytesOption,
     ModelOption,
     OptPath,
     OptStr,
@@ -78,6 +79,7 @@ def register(app: typer.Typer) -> None:
         rank_by: str = RankByOption, dry_run: bool = DryRunOption,
         client_procs: Optional[int] = ClientProcsOption,
         transport: OptStr = TransportOption,
+        max_reply_bytes: Optional[int] = MaxReplyBytesOption,
     ) -> None:
         """Train the PPO hint-retrieval agent on the training sessions.
 
@@ -115,8 +117,10 @@ def register(app: typer.Typer) -> None:
             print_dry_run(plan, db=spec.db_path, model=model, api_base=api_base,
                           concurrency=concurrency, as_json=as_json)
             return
+        from re2llm_tui.llm.replies import use_max_reply_bytes
         from re2llm_tui.llm.transport import use_transport
 
+        use_max_reply_bytes(max_reply_bytes)   # this process and the ones it spawns
         client = LLMClient(spec.db_path, model=model, api_bases=spec.api_bases,
                            concurrency=concurrency, max_cost=max_cost, max_calls=max_calls,
                            transport=use_transport(transport))
@@ -175,6 +179,7 @@ def register(app: typer.Typer) -> None:
         rank_by: str = RankByOption, dry_run: bool = DryRunOption,
         client_procs: Optional[int] = ClientProcsOption,
         transport: OptStr = TransportOption,
+        max_reply_bytes: Optional[int] = MaxReplyBytesOption,
     ) -> None:
         """Compare no hint, the trained agent, a random hint, the best train hint, the oracle
         and a no-LLM content ranker on the same sessions (95% bootstrap CIs)."""
@@ -220,8 +225,10 @@ def register(app: typer.Typer) -> None:
                   "evaluate --content-only --dry-run: 0 LLM calls (the content ranker uses no "
                   "LLM), $0")
             return
+        from re2llm_tui.llm.replies import use_max_reply_bytes
         from re2llm_tui.llm.transport import use_transport
 
+        use_max_reply_bytes(max_reply_bytes)   # this process and the ones it spawns
         client = LLMClient(db, model=model, api_bases=api_base or (), concurrency=concurrency,
                            max_cost=max_cost, max_calls=max_calls,
                            transport=use_transport(transport))

@@ -8,6 +8,7 @@ is sent; in-flight calls may overshoot ``max_cost`` by at most the concurrency.
 
 from __future__ import annotations
 
+import math
 import threading
 
 from re2llm_tui.llm.errors import BudgetExceeded
@@ -20,6 +21,16 @@ def _calls_reached(max_calls: int, sent: int) -> BudgetExceeded:
 def _cost_reached(max_cost: float, spent: float) -> BudgetExceeded:
     return BudgetExceeded(f"--max-cost ${max_cost:g} reached (${spent:.4f} spent); "
                           "rerun to resume")
+
+
+def _counted(cost) -> float:
+    """A cost as the budget counts it: a finite number >= 0 (a NaN or negative cost from a
+    broken price table or server never lowers the spend)."""
+    try:
+        c = float(cost)
+    except (TypeError, ValueError):
+        return 0.0
+    return c if math.isfinite(c) and c > 0 else 0.0
 
 
 class SharedBudget:
@@ -52,6 +63,7 @@ class SharedBudget:
             self.calls.value += 1
 
     def spend(self, cost: float) -> None:
+        cost = _counted(cost)
         if cost:
             with self.lock:
                 self.cost.value += float(cost)
@@ -85,4 +97,4 @@ class CallBudget:
     def spend(self, cost: float) -> None:
         """A sent request's cost (the local total is the client's ``Stats.cost``)."""
         if self.shared is not None:
-            self.shared.spend(cost)
+            self.shared.spend(_counted(cost))

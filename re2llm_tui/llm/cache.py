@@ -86,8 +86,8 @@ class CallLog:
             cur = self.db().execute(
                 "INSERT INTO calls (key, model, purpose, run_id, request, response, ranking, "
                 "hallucinations, status, error, cached, cache_of, prompt_tokens, "
-                "completion_tokens, cost, latency_s, attempts, api_base, cached_tokens) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "completion_tokens, cost, latency_s, attempts, api_base, cached_tokens, "
+                "usage_estimated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [key, model, purpose, run_id,
                  None if hit else canonical_json(request),
                  None if hit else res.text,
@@ -99,7 +99,8 @@ class CallLog:
                  0 if hit else res.completion_tokens,
                  0.0 if hit else res.cost,
                  0.0 if hit else res.latency_s, res.attempts,
-                 safe_base(res.api_base), 0 if hit else res.cached_tokens])
+                 safe_base(res.api_base), 0 if hit else res.cached_tokens,
+                 0 if hit else int(bool(res.usage_estimated))])
         except sqlite3.OperationalError as exc:
             from re2llm_tui.store.workspace import write_error
 

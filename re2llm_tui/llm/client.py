@@ -115,7 +115,7 @@ class LLMClient:
                  temperature: float = 0.0, seed: int = 0, *, retry_base: float = 0.5,
                  retry_cap: float = 20.0, rank_method: str | None = None,
                  use_cache: bool = True, shared_budget: SharedBudget | None = None,
-                 transport: str | None = None) -> None:
+                 transport: str | None = None, max_reply_bytes: int | None = None) -> None:
         self.db_path = db_path
         self.model = resolve_model(model)
         self.api_bases = tuple(b.strip() for b in (api_bases or ()) if b and b.strip())
@@ -135,8 +135,9 @@ class LLMClient:
         self._retry = RetryPolicy(max(0, int(max_retries)), retry_base, retry_cap)
         self._budget = CallBudget(max_calls, max_cost, shared_budget)
         self._calls = CallLog(db_path)
+        # max_reply_bytes: None reads $RE2LLM_MAX_REPLY_BYTES, else 4 MiB (llm/replies.py)
         self._transport = Transport(self.api_bases, self.timeout, check_transport(transport),
-                                    pool=self.concurrency)
+                                    pool=self.concurrency, max_reply_bytes=max_reply_bytes)
         self._sems = LoopSemaphores(self.concurrency)
         self._inflight = InFlight()
         self._loop = LoopThread()
@@ -154,7 +155,8 @@ class LLMClient:
                 "max_calls": self.max_calls, "temperature": self.temperature,
                 "seed": self.seed, "retry_base": self.retry_base, "retry_cap": self.retry_cap,
                 "rank_method": self._rank_method, "use_cache": self.use_cache,
-                "transport": self._transport.choice}
+                "transport": self._transport.choice,
+                "max_reply_bytes": self._transport.max_reply_bytes}
 
     # ----------------------------------------------------------------- properties
     @property

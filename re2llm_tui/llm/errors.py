@@ -3,6 +3,8 @@
 * :class:`BudgetExceeded`: ``--max-calls``/``--max-cost`` reached (the run stops, resumable).
 * :class:`AuthFailed`: the provider refused the credentials (the run stops with one line).
 * :class:`EmptyReply`: a reply without text (retried, never cached as a success).
+* a reply past ``--max-reply-bytes`` or whose content is not text
+  (:mod:`~re2llm_tui.llm.replies`): a failed call, not retried.
 * :func:`is_retryable` / :func:`is_auth_error`: classify a provider's exception by its class
   names (litellm's exception hierarchy) or its HTTP status.
 """
@@ -39,7 +41,7 @@ _RETRYABLE = {
 _AUTH = {"AuthenticationError", "PermissionDeniedError"}
 _FATAL = {"AuthenticationError", "PermissionDeniedError", "NotFoundError", "BadRequestError",
           "ContextWindowExceededError", "ContentPolicyViolationError", "UnsupportedParamsError",
-          "BudgetExceededError"}
+          "BudgetExceededError", "ReplyTooLarge", "UnusableReply"}
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -23,6 +23,9 @@ class LLMResult:
     api_base: str | None = None
     attempts: int = 0
     cached_tokens: int = 0      # prompt tokens served from the engine's/provider's prefix cache
+    #: the server's usage was missing or implausible: tokens and cost were counted from the
+    #: request and its output limit (:mod:`~re2llm_tui.llm.replies`)
+    usage_estimated: bool = False
 
     @property
     def ok(self) -> bool:
@@ -49,6 +52,7 @@ class Stats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0  # summed over sent requests
+    usage_estimated: int = 0  # calls whose usage was counted from the request
 
     @property
     def tokens(self) -> int:
@@ -63,6 +67,7 @@ class Stats:
         self.prompt_tokens += res.prompt_tokens
         self.completion_tokens += res.completion_tokens
         self.latency_s += res.latency_s
+        self.usage_estimated += 1 if res.usage_estimated else 0
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)

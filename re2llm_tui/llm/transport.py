@@ -18,6 +18,13 @@ Which path (``--transport`` / ``$RE2LLM_TRANSPORT``, :func:`resolve_transport`):
   the loopback stub: ~1 ms of client CPU per call instead of ~3.5 ms through litellm
   (``benchmarks/bench_llm_client.py``).
 * ``auto`` (default): ``fast`` where it applies, ``litellm`` otherwise.
+
+Both paths read a reply alike (:mod:`~re2llm_tui.llm.replies`): at most ``--max-reply-bytes``
+of body, text parts joined, token counts checked -- a call whose usage is missing or
+implausible counts its tokens from the request (litellm's ``token_counter``) and its
+``max_tokens`` instead, and its cost from those (``usage_estimated``).  Credentials in an
+``--api-base`` URL (``http://user:pw@host/v1``) are sent as HTTP Basic to that server, in
+place of an API key, and never leave the URL otherwise (results carry the bare URL).
 """
 
 from __future__ import annotations
@@ -32,6 +39,20 @@ from re2llm_tui.errors import UserError
 from re2llm_tui.llm.errors import EmptyReply
 from re2llm_tui.llm.litellm_import import import_litellm
 from re2llm_tui.llm.models import is_local_model, safe_base
+from re2llm_tui.llm.replies import (
+    ReplyGuard,
+    ReplyTooLarge,
+    check_max_reply_bytes,
+    finite_cost,
+    guard_litellm,
+    read_capped_aiohttp,
+    reply_text,
+    reset_guard,
+    set_guard,
+    split_credentials,
+    token_count,
+    usage_of,
+)
 from re2llm_tui.llm.results import LLMResult, RankResult
 
 TRANSPORT_ENV = "RE2LLM_TRANSPORT"
@@ -101,13 +122,18 @@ class Transport:
     first), or to the in-process local model."""
 
     def __init__(self, api_bases: Sequence[str] = (), timeout: float = 60.0,
-                 transport: str = "auto", pool: int = 8) -> None:
+                 transport: str = "auto", pool: int = 8,
+                 max_reply_bytes: int | None = None) -> None:
         self.api_bases = tuple(api_bases)
         self.timeout = timeout
         self.choice = check_transport(transport)
+        self.max_reply_bytes = check_max_reply_bytes(max_reply_bytes)
+        # (the URL without user info, its "Basic ..." header or None) per server
+        self._servers = tuple(split_credentials(b) for b in self.api_bases)
         self._spread = LeastBusy(len(self.api_bases) or 1)
         self._fast: FastHTTP | None = None
         self._pool = pool
+        self._costs = CostRates()
 
     def kind(self, model: str) -> str:
         """``fast`` or ``litellm``: the path this transport takes for ``model``."""
@@ -126,29 +152,66 @@ class Transport:
         """One chat completion with the decoding parameters ``dec``."""
         if self.choice != "litellm" and self.kind(model) == "fast":
             if self._fast is None:
-                self._fast = FastHTTP(self.api_bases, self.timeout, self.api_key(), self._pool)
-            return await self._fast.chat(model, messages, dec)
+                self._fast = FastHTTP(self.api_bases, self.timeout, self.api_key(), self._pool,
+                                      max_reply_bytes=self.max_reply_bytes)
+            res = await self._fast.chat(model, messages, dec)
+        else:
+            res = await self._litellm_chat(model, messages, dec)
+        if res.usage_estimated:
+            self._estimate(res, model, messages, dec)
+        return res
+
+    async def _litellm_chat(self, model: str, messages, dec: dict) -> LLMResult:
         litellm = import_litellm()
         local = is_local_model(model)
         if local:
             from re2llm_tui.llm import local as local_provider
             local_provider.register()
         kwargs = dict(messages=messages, **dec)
-        extra, bases, i = {}, self.api_bases, None
+        extra, bases, i, auth = {}, tuple(b for b, _ in self._servers), None, None
         if self.api_bases:
             i = self._spread.pick()
-            bases = (self.api_bases[i],)
-            extra = {"api_base": bases[0], "api_key": self.api_key()}
+            base, auth = self._servers[i]
+            bases = (base,)
+            extra = {"api_base": base, "api_key": self.api_key()}
             self._spread.busy[i] += 1
+        guard = token = None
+        if not local:
+            # the reply is read beneath litellm: capped, cleaned, the URL's credentials sent
+            guard_litellm()
+            guard = ReplyGuard(self.max_reply_bytes, auth=auth,
+                               openai=fast_applies(model, self.api_bases))
+            token = set_guard(guard)
         try:
             coro = litellm.acompletion(model=model, timeout=self.timeout, max_retries=0,
                                        num_retries=0, **extra, **kwargs)
             # the local model runs in a worker thread that cannot be interrupted
             resp = await (coro if local else asyncio.wait_for(coro, self.timeout + 5))
+        except Exception:
+            if guard is not None and guard.error is not None:
+                raise guard.error from None      # why litellm failed, in our words
+            raise
         finally:
+            if token is not None:
+                reset_guard(token)
             if i is not None:
                 self._spread.busy[i] -= 1
-        return result_from(resp, litellm, model, bases)
+        if guard is not None and guard.error is not None:
+            raise guard.error
+        res = result_from(resp, litellm, model, bases, costs=self._costs)
+        if guard is not None and guard.usage_invalid:
+            res.usage_estimated = True
+        return res
+
+    def _estimate(self, res: LLMResult, model: str, messages, dec: dict) -> None:
+        """Tokens and cost of a call whose usage from the server was not believable: the
+        request's own tokens and its output limit (``max_tokens``; else the reply's tokens)
+        -- an upper bound, so that ``--max-cost`` stays conservative."""
+        limit = token_count(dec.get("max_tokens") or dec.get("max_completion_tokens"))
+        res.prompt_tokens = count_tokens(model, messages=messages)
+        res.completion_tokens = limit if limit else count_tokens(model, text=res.text)
+        res.cached_tokens = 0
+        res.cost = self._costs.cost(model, res.prompt_tokens, res.completion_tokens)
 
     async def local_rank(self, model: str, prompt: str, candidates: Sequence[str], k: int,
                          method: str, dec: dict) -> RankResult:
@@ -243,10 +306,10 @@ class CostRates:
             r = (0.0, 0.0, 0.0)
             try:
                 info = import_litellm().get_model_info(model=model)
-                inp = float(info.get("input_cost_per_token") or 0.0)
-                out = float(info.get("output_cost_per_token") or 0.0)
+                inp = finite_cost(info.get("input_cost_per_token") or 0.0) or 0.0
+                out = finite_cost(info.get("output_cost_per_token") or 0.0) or 0.0
                 cache = info.get("cache_read_input_token_cost")
-                r = (inp, out, inp if cache is None else float(cache))
+                r = (inp, out, inp if cache is None else finite_cost(cache) or 0.0)
             except Exception:  # noqa: BLE001 - not in the cost tables: free
                 pass
             self._rates[model] = r
@@ -254,11 +317,24 @@ class CostRates:
 
     def cost(self, model: str, prompt_tokens: int, completion_tokens: int,
              cached_tokens: int = 0) -> float:
+        """Never negative nor infinite (token counts are checked before they get here)."""
         inp, out, cache = self.rates(model)
         if not (inp or out):
             return 0.0
-        cached = min(cached_tokens, prompt_tokens)
-        return (prompt_tokens - cached) * inp + cached * cache + completion_tokens * out
+        cached = min(max(cached_tokens, 0), prompt_tokens)
+        cost = (prompt_tokens - cached) * inp + cached * cache + completion_tokens * out
+        return finite_cost(cost) or 0.0
+
+
+def count_tokens(model: str, *, messages=None, text: str | None = None) -> int:
+    """litellm's ``token_counter`` for ``messages`` or ``text`` (its default tokenizer for
+    models it does not know); ~4 characters a token if even that fails."""
+    try:
+        n = import_litellm().token_counter(model=model, messages=messages, text=text)
+        return max(int(n), 0)
+    except Exception:  # noqa: BLE001 - an estimate either way
+        size = len(text or "") if messages is None else len(json.dumps(messages))
+        return size // 4 + 1
 
 
 def _env_proxy(base: str) -> str | None:
@@ -289,11 +365,17 @@ class FastHTTP:
     """
 
     def __init__(self, api_bases: Sequence[str], timeout: float, api_key: str | None,
-                 pool: int = 8) -> None:
-        self.api_bases = tuple(api_bases)           # as given: stored with each call
-        self._urls = tuple(b.rstrip("/") + "/chat/completions" for b in api_bases)
-        self._proxies = tuple(_env_proxy(b) for b in api_bases)
+                 pool: int = 8, max_reply_bytes: int | None = None) -> None:
+        servers = [split_credentials(b) for b in api_bases]
+        # without user info: what results carry, stored with each call
+        self.api_bases = tuple(b for b, _ in servers)
+        self._urls = tuple(b.rstrip("/") + "/chat/completions" for b in self.api_bases)
+        # a server whose URL held credentials gets them as HTTP Basic, in place of the key
+        self._auth = tuple(None if basic is None else {"Authorization": basic}
+                           for _, basic in servers)
+        self._proxies = tuple(_env_proxy(b) for b in self.api_bases)
         self.timeout = timeout
+        self.max_reply_bytes = check_max_reply_bytes(max_reply_bytes)
         self._headers = {"Content-Type": "application/json"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
@@ -354,8 +436,13 @@ class FastHTTP:
         base = self.api_bases[i]
         self._spread.busy[i] += 1
         try:
-            async with session.post(self._urls[i], data=body, proxy=self._proxies[i]) as resp:
-                raw = await resp.read()
+            async with session.post(self._urls[i], data=body, proxy=self._proxies[i],
+                                    headers=self._auth[i]) as resp:
+                try:
+                    raw = await read_capped_aiohttp(resp, self.max_reply_bytes)
+                except ReplyTooLarge:
+                    resp.close()            # drop the connection: the rest is never read
+                    raise
         except TimeoutError:
             raise Timeout(f"no reply from {safe_base(base)} within {self.timeout:g} s") \
                 from None
@@ -372,18 +459,18 @@ class FastHTTP:
                       resp.status, resp)
         try:
             data = json.loads(raw)
-            text = data["choices"][0]["message"].get("content")
+            content = data["choices"][0]["message"].get("content")
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             raise APIResponseValidationError(
                 f"{safe_base(base)} answered with a body that is not a chat completion") \
                 from None
-        if text is None or not str(text).strip():
+        text = reply_text(content)           # UnusableReply: an object, a number, ...
+        if text is None or not text.strip():
             raise EmptyReply("the reply has no text")
-        usage = data.get("usage") or {}
-        pt = int(usage.get("prompt_tokens") or 0)
-        ct = int(usage.get("completion_tokens") or 0)
-        details = usage.get("prompt_tokens_details") or {}
-        cached = int((details.get("cached_tokens") if isinstance(details, dict) else 0) or 0)
+        usage = usage_of(data.get("usage"))
+        if usage is None:                    # missing or implausible: Transport estimates
+            return LLMResult(text=text, model=model, api_base=base, usage_estimated=True)
+        pt, ct, cached = usage
         return LLMResult(text=text, cost=self.costs.cost(model, pt, ct, cached),
                          prompt_tokens=pt, completion_tokens=ct, model=model, api_base=base,
                          cached_tokens=cached)
@@ -413,22 +500,26 @@ class FastHTTP:
                 self._quiet_close(session, gen)
 
 
-def result_from(resp, litellm, model: str, api_bases: Sequence[str] = ()) -> LLMResult:
+def result_from(resp, litellm, model: str, api_bases: Sequence[str] = (),
+                costs: CostRates | None = None) -> LLMResult:
     """A litellm response as an :class:`LLMResult`: text, usage, cost (0 for the local
-    model), the server that answered.  Raises :class:`EmptyReply` for a reply without text."""
+    model), the server that answered.  Raises :class:`EmptyReply` for a reply without text.
+    Usage that is missing or implausible (:func:`~re2llm_tui.llm.replies.usage_of`) marks
+    the result ``usage_estimated`` (the transport counts it from the request); a cost that
+    is NaN, infinite or negative is counted from the tokens and litellm's rates instead."""
     try:
-        text = resp.choices[0].message.content
+        content = resp.choices[0].message.content
     except (AttributeError, IndexError, TypeError):
-        text = None
-    if text is None or not str(text).strip():
+        content = None
+    text = reply_text(content)
+    if text is None or not text.strip():
         raise EmptyReply("the reply has no text")
-    usage = getattr(resp, "usage", None)
-    pt = int(getattr(usage, "prompt_tokens", 0) or 0)
-    ct = int(getattr(usage, "completion_tokens", 0) or 0)
-    details = getattr(usage, "prompt_tokens_details", None)
-    cached_tokens = int((details.get("cached_tokens") if isinstance(details, dict) else
-                         getattr(details, "cached_tokens", 0)) or 0)
     hidden = getattr(resp, "_hidden_params", {}) or {}
+    api_base = safe_base(hidden.get("api_base") or (api_bases[0] if api_bases else None))
+    usage = usage_of(getattr(resp, "usage", None))
+    if usage is None:
+        return LLMResult(text=text, model=model, api_base=api_base, usage_estimated=True)
+    pt, ct, cached_tokens = usage
     cost = 0.0
     if not is_local_model(model):
         cost = hidden.get("response_cost")
@@ -438,7 +529,9 @@ def result_from(resp, litellm, model: str, api_bases: Sequence[str] = ()) -> LLM
                 cost = litellm.completion_cost(completion_response=resp)
             except Exception:  # noqa: BLE001 - model not in the cost tables
                 cost = 0.0
-    api_base = hidden.get("api_base") or (api_bases[0] if api_bases else None)
+        cost = finite_cost(cost or 0.0)
+        if cost is None:
+            cost = (costs or CostRates()).cost(model, pt, ct, cached_tokens)
     return LLMResult(text=text, cost=float(cost or 0.0), prompt_tokens=pt,
                      completion_tokens=ct, model=model, api_base=api_base,
                      cached_tokens=cached_tokens)
