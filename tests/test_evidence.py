@@ -155,6 +155,9 @@ def test_evidence_matches_a_hand_computation(table):
     assert "within ±0.05" in c.badge("no effect").why
     assert "entirely below 0" in a.badge("hurts").why
     assert f"training run #{rid}" in b.badge("unused").why
+    assert f"picks it on none of its {N} sessions" in b.badge("unused").why
+    assert f"same mean reward ({a.mean:+.3f}) and a larger agent share " \
+           f"({n_item / N:.0%} vs 0%)" in b.badge("acts like").why
     # the agent: shares and the sessions it routes to each hint
     assert a.agent.share == pytest.approx(n_item / N)
     assert a.agent.sessions == table["with_item"]

@@ -371,13 +371,18 @@ def _acts_like_badges(evs: list[Evidence], rewards: dict[int, np.ndarray]) -> No
                 best = (corr, common, other)
         if best is not None:
             corr, common, other = best
+            mine, theirs = _usefulness(ev), _usefulness(other)
             why = (f"its rewards correlate r = {corr:.2f} (at least {ACTS_LIKE_R}) with those "
-                   f"of #{other.hint_id} over {common} shared sessions, and #{other.hint_id} "
-                   f"is more useful (mean {other.mean:+.3f} vs {ev.mean:+.3f}")
-            if other.agent is not None and other.agent.share is not None:
-                mine = ev.agent.share if ev.agent and ev.agent.share is not None else 0.0
-                why += f"; agent share {other.agent.share:.0%} vs {mine:.0%}"
-            why += "): a merge candidate"
+                   f"of #{other.hint_id} over {common} shared sessions, and #{other.hint_id} ")
+            if theirs[0] > mine[0]:
+                why += f"has a higher mean reward ({other.mean:+.3f} vs {ev.mean:+.3f})"
+            elif theirs[1] > mine[1]:
+                why += (f"has the same mean reward ({ev.mean:+.3f}) and a larger agent share "
+                        f"({theirs[1]:.0%} vs {mine[1]:.0%})")
+            else:
+                why += (f"has the same mean reward ({ev.mean:+.3f}) and agent share, and is "
+                        "the older hint")
+            why += ": a merge candidate"
             ev.badges.append(Badge("acts like", f"acts like #{other.hint_id}", why,
                                    other=other.hint_id))
 
@@ -387,7 +392,7 @@ def _unused_badge(ev: Evidence) -> None:
     if a is None or not a.is_action or (a.share or 0.0) > 0:
         return
     if a.source == "greedy":
-        over = f"any of its {a.n_sessions} sessions" if a.n_sessions else "any session"
+        over = f"none of its {a.n_sessions} sessions" if a.n_sessions else "no session"
         why = f"the agent of training run #{a.run_id} (step {a.step}) picks it on {over} " \
               "(argmax choices)"
     else:
