@@ -171,8 +171,8 @@ async def test_kb_to_hint_detail_to_session(evidence_app):
         rt = app.screen
         assert isinstance(rt, RewardTableScreen) and rt.sort_hint == 1
         t = rt.query_one("#rt-table")
-        assert t.row_count == n and len(t.columns) == 2 + 21
-        assert {str(t.get_row_at(i)[0]) for i in range(len(helped))} == set(helped)
+        assert t.row_count == n and len(t.col_titles) == 21
+        assert set(t.displayed_keys()[:len(helped)]) == set(helped)
 
 
 async def test_reward_table_from_training_cursor_sort_and_open(evidence_app):
@@ -185,14 +185,15 @@ async def test_reward_table_from_training_cursor_sort_and_open(evidence_app):
         rt = app.screen
         t = rt.query_one("#rt-table")
         sessions = info["sessions"]
-        assert [str(t.get_row_at(i)[0]) for i in range(t.row_count)] == sorted(sessions)
+        assert t.displayed_keys() == sorted(sessions)
         # the agent's choice marked in each row
-        assert str(t.get_row_at(0)[1]) == "#4" and "◆" in str(t.get_cell(sessions[0], "a4"))
+        assert t.labels[t.order[0]][1] == "#4" and "◆" in t.cell_text(sessions[0], 4)
+        assert "◆" not in t.cell_text(sessions[0], 1)
         status = plain(rt.query_one("#rt-status"))
         assert f"{len(sessions)} sessions × 21 actions" in status
         assert f"training run #{info['run_id']}'s choice" in status
-        # the value on the cursor: column 'none' is 2, hint 1 is 3
-        await pilot.press("right", "right", "right")
+        # the value on the cursor: column 0 is 'none', 1 is hint 1
+        await pilot.press("right")
         await pilot.pause()
         cell = plain(rt.query_one("#rt-cell"))
         s0 = sorted(sessions)[0]
@@ -202,19 +203,27 @@ async def test_reward_table_from_training_cursor_sort_and_open(evidence_app):
         # s: sort by the hint under the cursor (largest first); again: smallest first
         await pilot.press("s")
         await pilot.pause()
-        order = [str(t.get_row_at(i)[0]) for i in range(t.row_count)]
+        order = t.displayed_keys()
         helped = sorted(s for i, s in enumerate(sessions) if i % 4 == 0)
         assert set(order[:len(helped)]) == set(helped)
         await pilot.press("s")
         await pilot.pause()
-        assert str(t.get_row_at(t.row_count - 1)[0]) in helped
+        assert t.displayed_keys()[-1] in helped
         await pilot.press("i")
         await pilot.pause()
-        assert [str(t.get_row_at(i)[0]) for i in range(t.row_count)] == sorted(sessions)
+        assert t.displayed_keys() == sorted(sessions)
+        # PageDown scrolls a screen; End goes to the last row
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert t.cursor_row > 0 and t.row_offset > 0
+        await pilot.press("end")
+        await pilot.pause()
+        assert t.cursor_row == t.row_count - 1
+        assert sorted(sessions)[-1] in plain(rt.query_one("#rt-cell"))
         # Enter on a cell: the session with that hint's ranking
         await pilot.press("enter")
         await pilot.pause()
-        assert app.screen.session_id == t.get_row_at(t.cursor_row)[0]
+        assert app.screen.session_id == t.displayed_keys()[t.cursor_row]
         assert "reward table · hint #1" in plain(app.screen.query_one("#ranking-b"))
 
 
@@ -265,7 +274,7 @@ def _to_hint(hint_id: int):
     return run_before
 
 
-def _to_reward_table(pilot_keys=("right", "right", "right", "down")):
+def _to_reward_table(pilot_keys=("right", "down")):
     async def run_before(pilot):
         await pilot.pause()
         await pilot.press("4")

@@ -8,8 +8,10 @@ below.  ``s`` sorts the rows by the reward of the hint under the cursor (again: 
 way), ``i`` by session; Enter opens the session with that hint's ranking beside the no-hint
 one.
 
-The table is built once; new outcomes (a training run filling the table) only mark the view
-stale -- ``r`` rebuilds it -- so a run in the background costs the cursor nothing.
+The grid (:class:`~re2llm_tui.tui.widgets.reward_grid.RewardGrid`) draws only the visible
+lines from pre-built segments: a key costs the lines it changes, also at 500 x 21.  The table
+is built once; new outcomes (a training run filling the table) only mark the view stale --
+``r`` rebuilds it -- so a run in the background costs the cursor nothing.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from re2llm_tui.safe_text import clean
 from re2llm_tui.store import changes
 from re2llm_tui.tui.screens._base import WorkbenchScreen
 from re2llm_tui.tui.widgets.app_header import AppHeader
 from re2llm_tui.tui.widgets.footer import WorkbenchFooter
+from re2llm_tui.tui.widgets.reward_grid import RewardGrid
 
 LEVELS = 6
 _NEUTRAL = (38, 38, 38)
@@ -51,12 +54,13 @@ def cell_style(r: float) -> Style:
     return STYLES[(1 if r >= 0 else -1, lvl)]
 
 
-def cell_text(r: float, picked: bool) -> Text:
+def cell(r: float, picked: bool) -> tuple[str, Style]:
+    """A cell's text and style: the reward, ◆ where the agent picks this action."""
     if not np.isfinite(r):
-        return Text("  ·   ", style=UNKNOWN)
+        return " ·", UNKNOWN
     style = cell_style(r)
-    return Text(f"{r:+.2f}" + ("◆" if picked else " "),
-                style=style + Style(bold=True) if picked else style)
+    return (f"{r:+.2f}" + ("◆" if picked else ""),
+            style + Style(bold=True) if picked else style)
 
 
 class RewardTableScreen(WorkbenchScreen):
@@ -83,7 +87,7 @@ class RewardTableScreen(WorkbenchScreen):
     def compose(self) -> ComposeResult:
         yield AppHeader("Reward table")
         yield Static("", id="rt-status")
-        yield DataTable(id="rt-table", cursor_type="cell", zebra_stripes=False)
+        yield RewardGrid(id="rt-table")
         yield Static("", id="rt-cell")
         yield WorkbenchFooter()
 
@@ -104,13 +108,13 @@ class RewardTableScreen(WorkbenchScreen):
         from re2llm_tui.utilization.rewards import hint_key
 
         db, cfg = self.app.db, self.app.config
-        table = self.query_one("#rt-table", DataTable)
+        grid = self.query_one("#rt-table", RewardGrid)
         self._loaded_key = self.data_key()
         try:
             matrix = load_matrix(db, cfg.dataset, model=cfg.model)
         except UserError as exc:
             self.matrix = None
-            table.clear(columns=True)
+            grid.set_data([], [], ("", ""), [], [])
             self.app.notify(str(exc), title="reward table", severity="warning", timeout=6)
             self.query_one("#rt-status", Static).update(Text(str(exc), style="yellow"))
             self.query_one("#rt-cell", Static).update("")
@@ -130,17 +134,14 @@ class RewardTableScreen(WorkbenchScreen):
             self.app.notify(f"hint #{self.sort_hint} has no outcome in this reward table",
                             title="reward table", severity="warning", timeout=5)
             self.sort_hint = None
-        table.clear(columns=True)
-        table.add_column("session", key="session", width=11)
-        table.add_column("agent", key="agent", width=5)
-        for hid, _, _ in self.actions:
-            table.add_column("none" if hid == 0 else f"#{hid}", key=f"a{hid}", width=6)
+        labels, cells = [], []
         for i, sid in enumerate(matrix.sessions):
             pick = self.choices.get(sid)
-            cells = [cell_text(self.rewards[i, j], pick == hid)
-                     for j, (hid, _, _) in enumerate(self.actions)]
-            table.add_row(sid, "" if pick is None else f"#{pick}" if pick else "none", *cells,
-                          key=sid)
+            labels.append((sid, "" if pick is None else f"#{pick}" if pick else "none"))
+            cells.append([cell(self.rewards[i, j], pick == hid)
+                          for j, (hid, _, _) in enumerate(self.actions)])
+        grid.set_data(list(matrix.sessions), labels, ("session", "agent"),
+                      ["none" if hid == 0 else f"#{hid}" for hid, _, _ in self.actions], cells)
         self._sort()
         self._status()
         self._cell()
@@ -161,35 +162,24 @@ class RewardTableScreen(WorkbenchScreen):
             t.append(" · the data changed: r reloads", style="bold yellow")
         self.query_one("#rt-status", Static).update(t)
 
-    def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
-        self._cell(event.cell_key)
+    def on_reward_grid_moved(self, event: RewardGrid.Moved) -> None:
+        self._cell(event.row_key, event.col)
 
-    def _cursor(self):
-        table = self.query_one("#rt-table", DataTable)
-        if not table.row_count:
-            return None
-        try:
-            return table.coordinate_to_cell_key(table.cursor_coordinate)
-        except Exception:
-            return None
+    def _cursor(self) -> tuple[str, int] | None:
+        return self.query_one("#rt-table", RewardGrid).cursor_key()
 
-    def _cell(self, key=None) -> None:
-        key = key or self._cursor()
+    def _cell(self, sid: str | None = None, j: int | None = None) -> None:
+        if sid is None:
+            at = self._cursor()
+            sid, j = at if at is not None else (None, None)
         out = self.query_one("#rt-cell", Static)
-        if key is None or self.matrix is None:
+        if sid is None or self.matrix is None or not self.actions:
             out.update("")
             return
-        sid = key.row_key.value
         i = self._row_of.get(sid)
-        j = self._col_of.get(key.column_key.value)
         t = Text()
         t.append(f"{sid}", style="bold")
         pick = self.choices.get(sid)
-        if j is None:
-            t.append(" · the agent picks " + ("—" if pick is None else
-                                              "no hint" if pick == 0 else f"#{pick}"))
-            out.update(t)
-            return
         hid, text, key_ = self.actions[j]
         r = self.rewards[i, j]
         t.append(f" · {'no hint' if hid == 0 else f'#{hid}'}")
@@ -209,30 +199,25 @@ class RewardTableScreen(WorkbenchScreen):
         out.update(t)
 
     def _sort(self) -> None:
-        table = self.query_one("#rt-table", DataTable)
-        if self.matrix is None or not table.row_count:
+        grid = self.query_one("#rt-table", RewardGrid)
+        if self.matrix is None or not grid.row_count:
             return
+        sessions = self.matrix.sessions
         if self.sort_hint is None:
-            rank = {s: i for i, s in enumerate(sorted(self.matrix.sessions))}
+            order = sorted(range(len(sessions)), key=lambda i: sessions[i])
         else:
             col = self.rewards[:, self._col_of[f"a{self.sort_hint}"]]
             sign = -1.0 if self.sort_desc else 1.0
             vals = np.where(np.isfinite(col), sign * col, np.inf)     # unknown last
-            order = sorted(range(len(col)), key=lambda i: (vals[i], self.matrix.sessions[i]))
-            rank = {self.matrix.sessions[i]: n for n, i in enumerate(order)}
-        table.sort("session", key=lambda sid: rank[sid])
+            order = sorted(range(len(col)), key=lambda i: (vals[i], sessions[i]))
+        grid.set_order(order)
 
     # ----------------------------------------------------------------- actions
     def action_sort_hint(self) -> None:
-        key = self._cursor()
-        if key is None:
+        at = self._cursor()
+        if at is None:
             return
-        col = key.column_key.value
-        if col not in self._col_of:
-            self.app.notify("move the cursor onto a hint's column to sort by it",
-                            severity="warning", timeout=3)
-            return
-        hid = self.actions[self._col_of[col]][0]
+        hid = self.actions[at[1]][0]
         self.sort_desc = not self.sort_desc if hid == self.sort_hint else True
         self.sort_hint = hid
         self._sort()
@@ -246,15 +231,14 @@ class RewardTableScreen(WorkbenchScreen):
     def action_rebuild(self) -> None:
         self.rebuild()
 
-    def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:
+    def on_reward_grid_selected(self, event: RewardGrid.Selected) -> None:
         from re2llm_tui.tui.screens.session_detail import SessionDetailScreen
 
-        j = self._col_of.get(event.cell_key.column_key.value)
-        sid = event.cell_key.row_key.value
+        j, sid = event.col, event.row_key
         if self.matrix is None:
             return
         hint = None
-        if j is not None and self.actions[j][0]:
+        if self.actions[j][0]:
             hid, text, key = self.actions[j]
             hint = {"model": self.matrix.model, "context": self.matrix.context,
                     "hint_id": hid, "hint_key": key, "text": text}
