@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable, Protocol, Sequence
 
 import numpy as np
@@ -87,9 +88,13 @@ def _mean(xs: Sequence[float]) -> float:
     return sum(xs) / len(xs) if xs else 0.0
 
 
+@lru_cache(maxsize=4)
 def _boot_indices(n: int, n_boot: int, seed: int):
-    """Bootstrap resamples of ``range(n)``; the same seed gives the same resamples."""
-    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    """Bootstrap resamples of ``range(n)``; the same seed gives the same resamples (kept,
+    read-only, for the next call of the same size: a KB's hints share one table)."""
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    idx.setflags(write=False)
+    return idx
 
 
 def validity(replies: Iterable[ReplyCounts | None] | None) -> dict:
