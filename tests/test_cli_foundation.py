@@ -64,7 +64,9 @@ def test_core_does_not_import_the_ui():
 LLM_FLAGS = ("--model", "--api-base", "--concurrency", "--max-cost", "--max-calls", "--timeout",
              "--retries", "--local-workers", "--client-procs", "--transport")
 # `score --model` names the model that produced an imported file: a label, not the LLM
-NOT_THE_LLM = {(("score",), "--model")}
+NOT_THE_LLM = {(("score",), "--model"),
+               # whose stored reward table to read (no LLM is called)
+               (("kb", "evidence"), "--model"), (("rewards", "export"), "--model")}
 WIDE = {"COLUMNS": "400"}   # help rendered without wrapping or an ellipsis in a narrow column
 
 

@@ -94,6 +94,9 @@ def test_agent_learns_to_prefer_the_helpful_hint(workspace, data_dir, scripted):
     assert s.best_hint == {"action": 3, "hint_id": 3, "mean_reward": pytest.approx(gain)}
     assert s.random_reward == pytest.approx((gain - 19 * ndcg(6)) / n_actions, abs=1e-6)
     assert s.greedy_hist[3] >= N - 1
+    # the choice per session is stored too (the sessions the agent routes to each hint)
+    assert len(s.greedy_choices) == N and list(s.greedy_choices.values()).count(3) == \
+        s.greedy_hist[3]
     assert s.scalars["charts/eval_reward"] > 0.9 * gain
     assert s.scalars["charts/reward_mean"] > s.random_reward + 0.3
     db = open_workspace(workspace)

@@ -18,6 +18,7 @@ from re2llm_tui.cli import (
     kb_cmd,
     llm_cmd,
     reflect_cmd,
+    rewards_cmd,
     run_cmd,
     runs_cmd,
     score_cmd,
@@ -35,7 +36,7 @@ app = typer.Typer(
 )
 
 for _module in (run_cmd, data_cmd, score_cmd, llm_cmd, kb_cmd, reflect_cmd, train_cmd,
-                runs_cmd):
+                runs_cmd, rewards_cmd):
     _module.register(app)
 
 

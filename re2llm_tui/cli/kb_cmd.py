@@ -288,6 +288,147 @@ def export_cmd(path: Optional[Path] = typer.Argument(None, help="output file (de
     print(clean(f"wrote {n} accepted hints (+ entry 0) to {path}"), file=sys.stderr)
 
 
+# --------------------------------------------------------------------------- evidence
+
+@kb_app.command("evidence")
+def evidence_cmd(hint_id: Optional[int] = typer.Argument(None, help="hint id (default: all hints)"),
+                 dataset: str = DatasetOption,
+                 model: Optional[str] = typer.Option(
+                     None, "--model", "-m",
+                     help="whose reward table to read (default: the model with the most "
+                          "stored outcomes)"),
+                 context: Optional[str] = typer.Option(
+                     None, "--context", help="the reward table's context (default: the one "
+                                             "with the most outcomes)"),
+                 as_json: bool = JsonOption,
+                 as_csv: bool = typer.Option(False, "--csv", help="print CSV, a row per hint"),
+                 db: Optional[Path] = DbOption,
+                 data_dir: Optional[Path] = DataDirOption) -> None:
+    """What each hint does, to which sessions, and how sure we are: mean reward with a
+    bootstrap CI, sessions helped / hurt, the agent's use, similar hints, and suggested
+    badges (hurts, no effect, acts like #k, unused), each with its reason."""
+    from re2llm_tui.errors import UserError
+    from re2llm_tui.kb import evidence
+
+    if as_json and as_csv:
+        raise UserError("choose one of --json or --csv")
+    kbh = _open(db, dataset, data_dir)
+    hints = kbh.hints()
+    if hint_id is not None:
+        ev, report = evidence.hint_evidence(kbh.db, kbh.name, hints, hint_id, model=model,
+                                            context=context)
+        if ev.stale:
+            raise UserError(f"hint #{hint_id}: {ev.note}")
+        shown = [ev]
+    else:
+        report = evidence.compute(kbh.db, kbh.name, hints, model=model, context=context,
+                                  similar_for=[h.id for h in hints])
+        shown = list(report.evidence.values())
+    if as_json:
+        out = json.dumps(report.as_dict([e.hint_id for e in shown]), indent=2,
+                         ensure_ascii=False)
+        print(_JSON_C1.sub(lambda m: f"\\u{ord(m.group(0)):04x}", out))
+        return
+    if as_csv:
+        _evidence_csv(shown)
+        return
+    _say(f"reward table: {report.dataset} · model {report.model} · context {report.context} "
+         f"· {report.n_sessions} sessions ({report.n_baselines} with a no-hint outcome)"
+         + (f" · agent: training run #{report.agent_run}" if report.agent_run else
+            " · no finished training run"))
+    if hint_id is None:
+        _evidence_table(shown)
+    else:
+        _evidence_detail(shown[0])
+
+
+def _fmt_ci(ev) -> str:
+    return "" if ev.ci is None else f"[{ev.ci[0]:+.3f}, {ev.ci[1]:+.3f}]"
+
+
+def _evidence_csv(shown) -> None:
+    import csv
+    import sys
+
+    from re2llm_tui.cli.rewards_cmd import spreadsheet_cell
+
+    w = csv.writer(sys.stdout, lineterminator="\n")
+    w.writerow(["id", "status", "n", "mean", "ci_lo", "ci_hi", "helped", "hurt", "unchanged",
+                "agent_share", "badges", "stale", "text"])
+    for ev in shown:
+        share = ev.agent.share if ev.agent is not None else None
+        w.writerow([ev.hint_id, ev.status, ev.n,
+                    "" if ev.mean is None else f"{ev.mean:.6f}",
+                    "" if ev.ci is None else f"{ev.ci[0]:.6f}",
+                    "" if ev.ci is None else f"{ev.ci[1]:.6f}",
+                    ev.helped, ev.hurt, ev.unchanged, "" if share is None else f"{share:.6f}",
+                    ";".join(b.label for b in ev.badges), int(ev.stale),
+                    spreadsheet_cell(clean(ev.text, oneline=True))])
+
+
+def _evidence_table(shown) -> None:
+    from rich.table import Table
+
+    table = Table(show_lines=False, expand=False)
+    for col, just in (("id", "right"), ("status", "left"), ("n", "right"), ("mean", "right"),
+                      ("95% CI", "left"), ("+/-/=", "left"), ("agent", "right"),
+                      ("badges", "left"), ("text", "left")):
+        table.add_column(col, justify=just, overflow="fold" if col == "text" else "ellipsis")
+    for ev in shown:
+        share = ev.agent.share if ev.agent is not None else None
+        badges = ", ".join(b.label for b in ev.badges) or ("text changed" if ev.stale else "")
+        table.add_row(str(ev.hint_id), safe_text(ev.status), str(ev.n),
+                      "—" if ev.mean is None else f"{ev.mean:+.3f}", _fmt_ci(ev),
+                      f"{ev.helped}/{ev.hurt}/{ev.unchanged}" if ev.n else "",
+                      "—" if share is None else f"{share:.0%}", safe_text(badges),
+                      safe_text(ev.text, oneline=True))
+    _console().print(table)
+    for ev in shown:
+        for b in ev.badges:
+            _say(f"#{ev.hint_id} {b.label}: {b.why}")
+        if ev.stale:
+            _say(f"#{ev.hint_id}: {ev.note}")
+
+
+def _evidence_detail(ev) -> None:
+    _say(f"#{ev.hint_id} [{ev.status}] {clean(ev.text, oneline=True)}")
+    if not ev.n:
+        _say(f"  no evidence: {ev.note}")
+    else:
+        _say(f"  {ev.n} sessions with a reward · mean {ev.mean:+.3f} NDCG@10, 95% CI "
+             f"{_fmt_ci(ev)} · helped {ev.helped}, hurt {ev.hurt}, unchanged {ev.unchanged}")
+
+    def effects(label, items):
+        if items:
+            _say(f"  {label}: " + ", ".join(
+                f"{e.session_id} {e.reward:+.3f} (rank {e.rank_without or '—'} -> "
+                f"{e.rank_with or '—'})" for e in items))
+
+    effects("largest gains", ev.gains)
+    effects("largest losses", ev.losses)
+    a = ev.agent
+    if a is None:
+        _say("  agent: no finished training run")
+    elif not a.is_action:
+        _say(f"  agent: not an action of training run #{a.run_id}")
+    else:
+        how = "argmax choices" if a.source == "greedy" else "last sampled window"
+        routed = "" if a.sessions is None else (
+            f" · routes {len(a.sessions)} session(s) to it" +
+            (": " + ", ".join(a.sessions[:10]) + (" …" if len(a.sessions) > 10 else "")
+             if a.sessions else ""))
+        _say(f"  agent: {a.share or 0:.0%} of training run #{a.run_id}'s {how} "
+             f"(step {a.step}){routed}")
+    for s in ev.similar or []:
+        corr = "—" if s.correlation is None else f"{s.correlation:+.2f}"
+        _say(f"  similar: #{s.hint_id} (cosine {s.cosine:.2f}, reward correlation {corr} over "
+             f"{s.common} sessions) {clean(s.text, oneline=True)}")
+    for b in ev.badges:
+        _say(f"  badge {b.label}: {b.why}")
+    if not ev.badges:
+        _say("  badges: none")
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``kb`` command group to ``app``."""
     app.add_typer(kb_app, name="kb")

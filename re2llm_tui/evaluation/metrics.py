@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable, Protocol, Sequence
 
 import numpy as np
@@ -87,9 +88,13 @@ def _mean(xs: Sequence[float]) -> float:
     return sum(xs) / len(xs) if xs else 0.0
 
 
+@lru_cache(maxsize=4)
 def _boot_indices(n: int, n_boot: int, seed: int):
-    """Bootstrap resamples of ``range(n)``; the same seed gives the same resamples."""
-    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    """Bootstrap resamples of ``range(n)``; the same seed gives the same resamples (kept,
+    read-only, for the next call of the same size: a KB's hints share one table)."""
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    idx.setflags(write=False)
+    return idx
 
 
 def validity(replies: Iterable[ReplyCounts | None] | None) -> dict:
@@ -144,11 +149,24 @@ def paired_difference(ranks_a: Sequence[Rank], ranks_b: Sequence[Rank], metric: 
     n = len(d)
     if not n:
         return {"metric": metric, "n": 0, "diff": 0.0, "lo": 0.0, "hi": 0.0, "p": 1.0}
-    boots = np.asarray(d)[_boot_indices(n, n_boot, seed)].mean(axis=1)
-    mean = sum(d) / n
+    out = bootstrap_mean(d, n_boot=n_boot, seed=seed, alpha=alpha)
+    return {"metric": metric, "n": n, "diff": sum(d) / n, "lo": out["lo"], "hi": out["hi"],
+            "p": out["p"]}
+
+
+def bootstrap_mean(values: Sequence[float], n_boot: int = 1000, seed: int = 0,
+                   alpha: float = 0.05) -> dict:
+    """Mean of ``values`` with a seeded percentile-bootstrap (1-alpha) CI and the two-sided
+    bootstrap p-value of "mean = 0" (the share of resampled means on the other side of 0);
+    ``{"n", "mean", "lo", "hi", "p"}``, all 0 (p 1) for no values."""
+    d = np.asarray(values, dtype=np.float64)
+    n = int(d.size)
+    if not n:
+        return {"n": 0, "mean": 0.0, "lo": 0.0, "hi": 0.0, "p": 1.0}
+    boots = d[_boot_indices(n, n_boot, seed)].mean(axis=1)
     below = float((boots <= 0).mean())
     above = float((boots >= 0).mean())
-    return {"metric": metric, "n": n, "diff": mean,
+    return {"n": n, "mean": float(d.mean()),
             "lo": float(np.quantile(boots, alpha / 2)),
             "hi": float(np.quantile(boots, 1 - alpha / 2)),
             "p": min(1.0, 2 * min(below, above))}

@@ -8,7 +8,8 @@
   computed again.
 * **Agent use**: the share of the sessions on which the latest finished (``done`` or
   ``stopped``) training run's agent picks the hint as its argmax action (the run summary's
-  ``greedy_hist``); for a run without that summary, the share of the actions it sampled in
+  ``greedy_hist``; the choice per session is its ``greedy_choices``); for a run without
+  that summary, the share of the actions it sampled in
   its last reported window (the ``charts/action_hist`` scalar).
 
 Core module: no UI imports (the TUI's knowledge-base screen shows these numbers).
@@ -37,6 +38,10 @@ class AgentUse:
     step: int
     source: str                     # "greedy" (argmax per session) or "sampled" (last window)
     shares: dict[int, float]        # hint id -> share (0 = no hint)
+    hint_ids: tuple[int, ...] = ()  # the run's actions, 0 (no hint) first
+    #: session id -> the hint id the agent picks (argmax), for runs that stored them
+    #: (``greedy_choices`` of the summary); None for older runs and sampled shares
+    choices: dict[str, int] | None = None
 
 
 def mean_rewards(db, dataset: str, model: str | None = None,
@@ -82,8 +87,14 @@ def latest_agent_use(db, dataset: str, model: str | None = None) -> AgentUse | N
         shares: dict[int, float] = {}
         for h, c in zip(hint_ids, counts):
             shares[int(h)] = shares.get(int(h), 0.0) + c / total
+        choices = summary.get("greedy_choices") if source == "greedy" else None
+        if isinstance(choices, dict):
+            choices = {str(k): int(v) for k, v in choices.items()}
+        else:
+            choices = None
         return AgentUse(run_id=run["id"], step=int(run["step"] or 0), source=source,
-                        shares=shares)
+                        shares=shares, hint_ids=tuple(int(h) for h in hint_ids),
+                        choices=choices)
     return None
 
 

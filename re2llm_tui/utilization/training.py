@@ -89,6 +89,9 @@ class TrainSummary:
     table_known: int
     table_size: int
     greedy_hist: list[int]
+    #: session id -> the hint id the agent picks there (argmax): "the sessions it routes to
+    #: a hint" (kb/evidence.py)
+    greedy_choices: dict = field(default_factory=dict)
     best_hint: dict | None = None      # best single action on train (complete table only)
     random_reward: float | None = None  # expected reward of a uniform random policy
     seconds: float = 0.0
@@ -267,7 +270,8 @@ def train(spec: TrainSpec, *, on_event: EventCallback | None = None, control=Non
         if status == "stopped":
             trainer.save(ckpt)
         summary = _summary(run_id, status, reason, trainer, su.source, resumed is not None,
-                           su.kb_version, su.hint_ids, len(su.sessions), ckpt, t0)
+                           su.kb_version, su.hint_ids, len(su.sessions), ckpt, t0,
+                           session_ids=[s.id for s in su.sessions])
         summary.llm_calls_total = calls_before + summary.llm_calls
         train_runs.finish(db, run_id, status, summary.step, summary.as_dict())
         return summary
@@ -284,7 +288,7 @@ def train(spec: TrainSpec, *, on_event: EventCallback | None = None, control=Non
 
 
 def _summary(run_id, status, reason, trainer, source, resumed, kb_version, hint_ids,
-             n_sessions, ckpt, t0) -> TrainSummary:
+             n_sessions, ckpt, t0, session_ids=None) -> TrainSummary:
     import numpy as np
 
     table = source.table()
@@ -296,11 +300,15 @@ def _summary(run_id, status, reason, trainer, source, resumed, kb_version, hint_
         best = {"action": a, "hint_id": hint_ids[a], "mean_reward": float(means[a])}
         rand = float(table.mean())
     hist = [0] * len(hint_ids)
+    choices: dict = {}
     step = 0
     scalars: dict = {}
     if trainer is not None:
-        for a in trainer.greedy_actions():
-            hist[int(a)] += 1
+        greedy = [int(a) for a in trainer.greedy_actions()]
+        for a in greedy:
+            hist[a] += 1
+        if session_ids is not None and len(session_ids) == len(greedy):
+            choices = {sid: int(hint_ids[a]) for sid, a in zip(session_ids, greedy)}
         step = trainer.step
         scalars = dict(trainer.last_scalars)
     st = source.stats()
@@ -311,6 +319,7 @@ def _summary(run_id, status, reason, trainer, source, resumed, kb_version, hint_
         checkpoint=str(ckpt), scalars=scalars, llm_calls=int(st["llm_calls"]),
         cache_hits=int(st["cache_hits"]), failed=int(st["failed"]), cost=float(st["cost"]),
         table_known=source.known(), table_size=table.size, greedy_hist=hist,
+        greedy_choices=choices,
         best_hint=best, random_reward=rand, seconds=time.perf_counter() - t0)
 
 

@@ -28,6 +28,7 @@ class HintReviewScreen(HintActions, WorkbenchScreen):
         Binding("m", "merge", "Merge"),
         Binding("u", "undo", "Undo"),
         Binding("o", "open_session", "Session"),
+        Binding("enter", "open", "Evidence", show=False),
     ]
 
     def compose(self) -> ComposeResult:
@@ -89,6 +90,18 @@ class HintReviewScreen(HintActions, WorkbenchScreen):
         out.update(hint_detail(self._queue[min(table.cursor_row, len(self._queue) - 1)],
                                self._texts))
 
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()
+
+    def action_open(self) -> None:
+        """The selected hint's detail: provenance and evidence."""
+        h = self.selected_hint()
+        if h:
+            from re2llm_tui.tui.screens.hint_detail import HintDetailScreen
+
+            self.app.push_screen(HintDetailScreen(h.id))
+
     def action_open_session(self) -> None:
         h = self.selected_hint()
         if h and h.session_id:
@@ -102,4 +115,5 @@ class HintReviewScreen(HintActions, WorkbenchScreen):
                 ("Review: edit selected hint", "", self.action_edit),
                 ("Review: merge selected hint into another", "", self.action_merge),
                 ("Review: show the reflection of the selected hint", "",
-                 self.action_open_session)]
+                 self.action_open_session),
+                ("Review: open the selected hint's evidence", "", self.action_open)]

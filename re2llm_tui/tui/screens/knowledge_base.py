@@ -1,4 +1,6 @@
-"""Knowledge base: every hint with status, source, provenance, agent usage and mean reward."""
+"""Knowledge base: every hint with status, source, provenance, agent usage, mean reward and
+the evidence's badges (suggestions: hurts, no effect, acts like #k, unused; ``b`` filters by
+them, the detail pane says why); Enter opens the hint's detail and evidence."""
 
 from __future__ import annotations
 
@@ -36,7 +38,11 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
         Binding("i", "import", "Import", show=False),
         Binding("o", "export", "Export", show=False),
         Binding("escape", "clear_search", "Clear", show=False),
+        Binding("b", "badge_filter", "Badge filter", show=False),
+        Binding("enter", "open", "Open", show=False),
     ]
+    #: what ``b`` cycles through: every hint, those with any badge, then one badge each
+    BADGE_FILTERS = (None, "any", "hurts", "no effect", "acts like", "unused")
 
     def __init__(self) -> None:
         super().__init__()
@@ -46,6 +52,9 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
         self._hint_stats: dict = {}
         self._agent_use = None
         self._stats_version: tuple | None = None
+        self._badges: dict[int, list] = {}
+        self._every: list[kb.Hint] = []
+        self.badge_filter: str | None = None
 
     def compose(self) -> ComposeResult:
         yield AppHeader("Knowledge base")
@@ -65,6 +74,7 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
         t.add_column("provenance", key="prov", width=11)
         t.add_column("agent use", key="use", width=9)
         t.add_column("reward", key="reward", width=7)
+        t.add_column("badges", key="badges", width=16)
         t.add_column("hint", key="text")
         self.reload()
         t.focus()
@@ -82,6 +92,27 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
         except Exception as exc:  # a reader failing must not take the screen down
             self.notify(f"hint statistics unavailable: {exc}", severity="warning", timeout=4)
             self._hint_stats, self._agent_use = {}, None
+        self._badges = self._compute_badges()
+
+    def _compute_badges(self) -> dict[int, list]:
+        """The evidence's badges of every hint (compared with all of them); none without a
+        reward table of the app's model."""
+        from re2llm_tui.kb import evidence
+
+        try:
+            report = evidence.compute(self.app.db, self.app.config.dataset, self._every,
+                                      model=self.app.config.model)
+        except evidence.NoRewardTable:
+            return {}
+        except Exception as exc:  # a reader failing must not take the screen down
+            self.notify(f"hint badges unavailable: {exc}", severity="warning", timeout=4)
+            return {}
+        return {hid: ev.badges for hid, ev in report.evidence.items() if ev.badges}
+
+    def _badge_cell(self, hint_id: int) -> Text:
+        from re2llm_tui.tui.screens.hint_detail import badge_text
+
+        return badge_text(self._badges.get(hint_id, []))
 
     def _data_version(self) -> tuple:
         """Changes whenever a reward is stored or a training run finishes (cheap to read)."""
@@ -101,17 +132,22 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
         changed meanwhile (no repopulation of the table otherwise)."""
         if self._data_version() == self._stats_version:
             return
+        if self.badge_filter is not None:       # the rows themselves may change
+            self.reload()
+            return
         self._stats()
         table = self.query_one(DataTable)
         for h in self._hints:
             use, reward = self._stat_cells(h.id)
             table.update_cell(str(h.id), "use", use)
             table.update_cell(str(h.id), "reward", reward)
+            table.update_cell(str(h.id), "badges", self._badge_cell(h.id))
         self._detail()
 
     def reload(self) -> None:
         knowledge = self.app.kb()
         every = knowledge.hints()
+        self._every = every
         self._texts = views.hint_texts(every)
         if self.search_text:
             try:
@@ -125,6 +161,11 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
             self._hints = every
             self._snippets = None
         self._stats()
+        if self.badge_filter is not None:
+            keep = [i for i, h in enumerate(self._hints) if self._has_badge(h.id)]
+            self._hints = [self._hints[i] for i in keep]
+            if self._snippets is not None:
+                self._snippets = [self._snippets[i] for i in keep]
         table = self.query_one(DataTable)
         row = table.cursor_row
         table.clear()
@@ -133,7 +174,8 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
             use, reward = self._stat_cells(h.id)
             text = _snippet(self._snippets[i]) if self._snippets else Text(h.text)
             table.add_row(str(h.id), Text(h.status, style=STATUS_STYLE.get(h.status, "")),
-                          h.source, prov, use, reward, text, key=str(h.id))
+                          h.source, prov, use, reward, self._badge_cell(h.id), text,
+                          key=str(h.id))
         if self._hints:
             table.move_cursor(row=min(row, len(self._hints) - 1))
         self._summary()
@@ -143,6 +185,8 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
         db = self.app.db
         counts = {s: sum(h.status == s for h in self._hints) for s in kb.STATUSES}
         what = f"search {self.search_text!r}: " if self.search_text else ""
+        if self.badge_filter is not None:
+            what = f"badge {self.badge_filter}: " + what
         self.query_one("#kb-summary", Static).update(safe(
             what + ", ".join(f"{n} {s}" for s, n in counts.items() if n) +
             f" · {self.app.kb(db).version()} (rev {self.app.kb(db).revision()})",
@@ -158,6 +202,32 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._detail()
 
+    def _has_badge(self, hint_id: int) -> bool:
+        badges = self._badges.get(hint_id, [])
+        if self.badge_filter == "any":
+            return bool(badges)
+        return any(b.kind == self.badge_filter for b in badges)
+
+    def action_badge_filter(self) -> None:
+        """Cycle the badge filter: all hints, any badge, then each badge."""
+        i = self.BADGE_FILTERS.index(self.badge_filter)
+        self.badge_filter = self.BADGE_FILTERS[(i + 1) % len(self.BADGE_FILTERS)]
+        self.reload()
+        shown = "every hint" if self.badge_filter is None else \
+            f"hints with badge: {self.badge_filter} ({len(self._hints)})"
+        self.app.notify(shown, title="badge filter", timeout=3)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()
+
+    def action_open(self) -> None:
+        h = self.selected_hint()
+        if h:
+            from re2llm_tui.tui.screens.hint_detail import HintDetailScreen
+
+            self.app.push_screen(HintDetailScreen(h.id))
+
     def _detail(self) -> None:
         out = self.query_one("#kb-detail", Static)
         table = self.query_one(DataTable)
@@ -167,6 +237,13 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
         h = self._hints[min(table.cursor_row, len(self._hints) - 1)]
         text = hint_detail(h, self._texts)
         text.append_text(self._stats_line(h.id))
+        badges = self._badges.get(h.id)
+        if badges:
+            from re2llm_tui.tui.screens.hint_detail import badge_text
+
+            text.append("suggestions (never applied; Enter shows the evidence):\n",
+                        style="bold")
+            text.append_text(badge_text(badges, why=True))
         out.update(text)
 
     def _stats_line(self, hint_id: int) -> Text:
@@ -259,6 +336,9 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
                 ("KB: reject selected hint", "", self.action_reject),
                 ("KB: merge selected hint into another", "", self.action_merge),
                 ("KB: search", "full-text search", self.action_search),
+                ("KB: open the selected hint's evidence", "", self.action_open),
+                ("KB: filter by badge", "cycles: any, hurts, no effect, acts like, unused",
+                 self.action_badge_filter),
                 ("KB: import hints.json", "", self.action_import),
                 ("KB: export hints.json", "", self.action_export)]
 

@@ -1,4 +1,8 @@
-"""Session detail: history, candidates (target marked), stored rankings side by side."""
+"""Session detail: history, candidates (target marked), stored rankings side by side.
+
+Opened from a hint's evidence or the reward table (``reward_hint``), ranking A is the
+reward table's no-hint outcome and ranking B that hint's, of the same model and context.
+"""
 
 from __future__ import annotations
 
@@ -25,11 +29,14 @@ class SessionDetailScreen(WorkbenchScreen):
         Binding("v", "view_reflection", "Reflections"),
     ]
 
-    def __init__(self, session_id: str) -> None:
+    def __init__(self, session_id: str, reward_hint: dict | None = None) -> None:
         super().__init__()
         self.session_id = session_id
+        #: {"model", "context", "hint_id", "hint_key"}: show that hint's reward-table
+        #: ranking beside the no-hint one (from a hint's evidence or the reward table)
+        self.reward_hint = reward_hint
         self._others: list[views.StoredRanking] = []
-        self._chosen_b: int | None = None
+        self._chosen_b: int | None = -2 if reward_hint else None
 
     def compose(self) -> ComposeResult:
         yield AppHeader(f"Session {self.session_id}")
@@ -58,6 +65,11 @@ class SessionDetailScreen(WorkbenchScreen):
         db, dataset = self.app.db, self.app.config.dataset
         rankings = views.stored_rankings(runs.session_outcomes(db, dataset, s.id))
         base, others = views.split_baseline_hinted(rankings)
+        if self.reward_hint:
+            rbase, rhint = _reward_rankings(db, dataset, s.id, self.reward_hint)
+            base = rbase or base
+            others = ([rhint] if rhint else []) + others
+            rankings = [r for r in (rbase, rhint) if r] + rankings
         self._base = base
         self._others = others
         n_refl = len(reflections.reflections_of(db, dataset, s.id))
@@ -139,6 +151,24 @@ class SessionDetailScreen(WorkbenchScreen):
                 (f"Show reflections of {sid}", "transcripts and hint checks",
                  self.action_view_reflection),
                 ("Back to sessions", "", self.action_back)]
+
+
+def _reward_rankings(db, dataset: str, session_id: str, hint: dict):
+    """The reward table's no-hint and hinted outcomes of ``session_id`` as stored rankings
+    (run ids -1 / -2: they are not runs)."""
+    from re2llm_tui.store import outcomes
+
+    def one(key: str, run_id: int, label: str, hint_id):
+        o = outcomes.outcome(db, dataset, hint["model"], hint["context"], session_id, key)
+        if o is None:
+            return None
+        return views.StoredRanking(run_id=run_id, label=label, kind="reward", hint_id=hint_id,
+                                   hint_text=hint.get("text") if hint_id else None, ranking=o["ranking"], hallucinations=[],
+                                   target_rank=o["target_rank"], reply=None, error=None)
+
+    return (one("", -1, f"reward table · no hint · {hint['model']}", None),
+            one(hint["hint_key"], -2, f"reward table · hint #{hint['hint_id']} · "
+                                      f"{hint['model']}", hint["hint_id"]))
 
 
 def _esc(text: str) -> str:

@@ -36,6 +36,7 @@ class TrainingScreen(WorkbenchScreen):
         Binding("c", "resume", "Continue/resume"),
         Binding("x", "stop", "Stop"),
         Binding("m", "smoothing", "Smoothing"),
+        Binding("t", "reward_table", "Rewards"),
     ]
     #: the smoothing weights ``m`` cycles through (0: raw curves)
     SMOOTHING = (0.0, 0.6, 0.9, 0.99)
@@ -150,6 +151,11 @@ class TrainingScreen(WorkbenchScreen):
             self._drawn[chart] = -1          # redraw on the next ticks
         self.app.notify(f"smoothing {self.smoothing:g}", title="training charts", timeout=2)
 
+    def action_reward_table(self) -> None:
+        from re2llm_tui.tui.screens.reward_table import RewardTableScreen
+
+        self.app.push_screen(RewardTableScreen())
+
     def action_start(self) -> None:
         self.app.propose_training()
 
@@ -164,7 +170,8 @@ class TrainingScreen(WorkbenchScreen):
 
     def palette_actions(self):
         return [("Training: start a new run", "in a background process", self.action_start),
-                ("Training: continue / resume", "a paused or stopped run", self.action_resume)]
+                ("Training: continue / resume", "a paused or stopped run", self.action_resume),
+                ("Training: the reward table", "sessions x hints", self.action_reward_table)]
 
 
 def status_line(app) -> str:
