@@ -350,7 +350,7 @@ def _evidence_csv(shown) -> None:
     import csv
     import sys
 
-    from re2llm_tui.cli.rewards_cmd import spreadsheet_cell
+    from re2llm_tui.safe_files import spreadsheet_cell
 
     w = csv.writer(sys.stdout, lineterminator="\n")
     w.writerow(["id", "status", "n", "mean", "ci_lo", "ci_hi", "helped", "hurt", "unchanged",

@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -21,61 +19,6 @@ rewards_app = typer.Typer(
 )
 
 FORMATS = ("csv", "jsonl")
-#: names of SQLite files and their side files: an export never replaces one
-_SQLITE_NAMES = (".sqlite", ".sqlite3", ".db", "-wal", "-shm", "-journal")
-
-
-def spreadsheet_cell(value):
-    """A CSV cell a spreadsheet will not run as a formula: text starting with ``=``, ``+``,
-    ``-``, ``@``, a tab or a carriage return gets a leading apostrophe; numbers stay."""
-    # TODO(safe_files): switch to re2llm_tui.safe_files.spreadsheet_row (branch i19-files)
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
-def _check_target(path: Path, workspace: Path) -> None:
-    """Refuse the workspace, its side files and any file named like an SQLite file; the
-    workspace is compared by ``samefile`` and never opened."""
-    # TODO(safe_files): switch to re2llm_tui.safe_files.check_target (branch i19-files)
-    from re2llm_tui.errors import UserError
-
-    real = os.path.realpath(path)
-    ws = os.path.realpath(workspace)
-    same = real == ws
-    if not same and os.path.exists(real) and os.path.exists(ws):
-        same = os.path.samefile(real, ws)
-    if same or real in (ws + "-wal", ws + "-shm", ws + "-journal"):
-        raise UserError(f"{path}: is the workspace in use (or its side file); refusing to "
-                        "overwrite it; choose another file name")
-    if real.endswith(_SQLITE_NAMES):
-        raise UserError(f"{path}: is named like an SQLite file; refusing to write an export "
-                        "there; choose another file name")
-    if os.path.isdir(real):
-        raise UserError(f"{path}: is a directory")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file in the target's folder, fsync, then replace."""
-    # TODO(safe_files): switch to re2llm_tui.safe_files.atomic_write (branch i19-files)
-    from re2llm_tui.errors import UserError
-
-    folder = Path(os.path.realpath(path)).parent
-    if not folder.is_dir():
-        raise UserError(f"{path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{Path(path).name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, os.path.realpath(path))
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _render(rows, fmt: str) -> str:
@@ -83,6 +26,7 @@ def _render(rows, fmt: str) -> str:
     import io
 
     from re2llm_tui.kb.evidence import LONG_FORM
+    from re2llm_tui.safe_files import spreadsheet_cell
 
     buf = io.StringIO()
     if fmt == "csv":
@@ -111,12 +55,13 @@ def export_cmd(dataset: str = DatasetOption,
     NDCG@10 with and without the hint, the reward, the model and the context."""
     from re2llm_tui.errors import UserError
     from re2llm_tui.kb import KnowledgeBase, evidence
+    from re2llm_tui.safe_files import atomic_write, check_target
     from re2llm_tui.store.workspace import open_workspace, workspace_path
 
     if fmt not in FORMATS:
         raise UserError(f"--format must be csv or jsonl (got {fmt!r})")
     if output is not None and str(output) != "-":
-        _check_target(output, workspace_path(db))
+        check_target(output, workspace_path(db), what="--output")
     from re2llm_tui.data.release import Dataset
 
     ds = Dataset.resolve(dataset, data_dir)
@@ -126,7 +71,7 @@ def export_cmd(dataset: str = DatasetOption,
     if output is None or str(output) == "-":
         sys.stdout.write(text)
         return
-    _write_atomic(output, text)
+    atomic_write(output, text, workspace_path(db), what="--output")
     from re2llm_tui.safe_text import clean
 
     n = text.count("\n") - (1 if fmt == "csv" else 0)
