@@ -232,3 +232,117 @@ def test_the_same_training_in_a_spawned_process_fails_naming_the_first(tmp_path,
             assert "\n" not in handle.error
         finally:
             _end(a)
+
+
+# --------------------------------------------------------------------------- one client
+
+def _foreign_claim(db, key, pid, started_at=None) -> None:
+    con = sqlite3.connect(str(db), timeout=30)
+    try:
+        con.execute("INSERT OR REPLACE INTO inflight (key, pid, started_at) VALUES (?,?,?)",
+                    [key, pid, time.time() if started_at is None else started_at])
+        con.commit()
+    finally:
+        con.close()
+
+
+def _drop_claim(db, key) -> None:
+    con = sqlite3.connect(str(db), timeout=30)
+    try:
+        con.execute("DELETE FROM inflight WHERE key=?", [key])
+        con.commit()
+    finally:
+        con.close()
+
+
+def test_a_client_waits_on_a_live_process_claim_and_takes_over_a_stale_one(workspace):
+    """Against a claim held by another live process (a sleeping process's pid): the client
+    sends nothing while it is held; serves the reply the holder stores as a cache hit; sends
+    itself once the claim is gone without a reply; takes over at once a claim far older than
+    any request with its retries; and a stop while waiting answers within a second."""
+    import threading
+
+    from re2llm_tui import control
+    from re2llm_tui.control import StopRequested
+    from re2llm_tui.llm.cache import CallLog, cache_key
+    from re2llm_tui.llm.client import LLMClient, LLMResult
+    from re2llm_tui.llm.decoding import merge_decoding
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        with StubServer(latency=0.01) as srv, \
+                LLMClient(workspace, model="openai/stub-model", api_bases=[srv.base_url],
+                          timeout=120.0, retry_base=0.01) as client:
+            client.check()
+
+            def ask(text):
+                msgs = [{"role": "user", "content": text}]
+                key = cache_key(client.model, msgs, merge_decoding(client.temperature,
+                                                                   client.seed, {}))
+                return msgs, key
+
+            def in_thread(msgs):
+                out: dict = {}
+
+                def run():
+                    try:
+                        out["res"] = client.complete_sync(msgs)
+                    except BaseException as exc:  # noqa: BLE001 - reported to the test
+                        out["exc"] = exc
+                        out["at"] = time.monotonic()
+                t = threading.Thread(target=run)
+                t.start()
+                return t, out
+
+            client.complete_sync([{"role": "user", "content": "warm up"}])
+            base = srv.n_requests
+
+            # the holder stores its reply: served from the cache, nothing sent
+            msgs, key = ask("stored by the other")
+            _foreign_claim(workspace, key, sleeper.pid)
+            t, out = in_thread(msgs)
+            time.sleep(1.0)
+            assert t.is_alive() and srv.n_requests == base
+            other = CallLog(workspace)
+            other.record(key=key, model=client.model, purpose="chat", run_id=None,
+                         request={"messages": msgs}, res=LLMResult(text="the other's reply"))
+            other.close()
+            _drop_claim(workspace, key)
+            t.join(30)
+            assert out["res"].text == "the other's reply" and out["res"].cached
+            assert srv.n_requests == base and client.stats.cache_hits == 1
+
+            # the holder fails (its claim goes, no reply): this client sends it
+            msgs, key = ask("failed at the other")
+            _foreign_claim(workspace, key, sleeper.pid)
+            t, out = in_thread(msgs)
+            time.sleep(1.0)
+            assert t.is_alive() and srv.n_requests == base
+            _drop_claim(workspace, key)
+            t.join(30)
+            assert out["res"].ok and not out["res"].cached
+            assert srv.n_requests == base + 1
+
+            # a claim far older than a request with all its retries: taken over at once
+            msgs, key = ask("abandoned")
+            _foreign_claim(workspace, key, sleeper.pid, started_at=time.time() - 1e6)
+            res = client.complete_sync(msgs)
+            assert res.ok and not res.cached and srv.n_requests == base + 2
+
+            # a stop while waiting answers within a second, and sends nothing
+            msgs, key = ask("held for ever")
+            _foreign_claim(workspace, key, sleeper.pid)
+            t, out = in_thread(msgs)
+            time.sleep(1.0)
+            assert t.is_alive()
+            t0 = time.monotonic()
+            control.current().request_stop("stopped by the test")
+            t.join(30)
+            assert isinstance(out.get("exc"), StopRequested)
+            assert out["at"] - t0 < 1.0
+            assert srv.n_requests == base + 2
+        # only the foreign process's claim is left
+        assert _claims(workspace) == [(key, sleeper.pid, _claims(workspace)[0][2])]
+    finally:
+        sleeper.kill()
+        sleeper.wait()

@@ -66,6 +66,7 @@ class Claims:
         self._workspace: str | None = None
         self._owned: set[str] = set()
         self._lock = threading.Lock()
+        self._swept = False
 
     @property
     def workspace(self) -> str:
@@ -99,6 +100,17 @@ class Claims:
         for key in keys:
             if self._forget(key):
                 self._delete(key)
+
+    def sweep(self) -> None:
+        """Delete the claims of processes that are gone (a SIGKILL, a crash): once per client,
+        before its first claim.  A claim nobody asks for again would otherwise stay."""
+        self._swept = True
+        db = self.calls.db()
+        me = os.getpid()
+        dead = [pid for (pid,) in db.execute("SELECT DISTINCT pid FROM inflight")
+                if pid != me and not pid_alive(pid)]
+        for pid in dead:
+            db.execute("DELETE FROM inflight WHERE pid=?", [pid])
 
     # ----------------------------------------------------------------- internals
     def _own(self, key: str) -> None:
@@ -152,6 +164,8 @@ class Claim:
         if not cl.enabled or self.owned:
             return True
         self.hit = self.holder = None
+        if not cl._swept:
+            cl.sweep()
         db = cl.calls.db()
         me, now = os.getpid(), time.time()
         with transaction(db):
