@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -77,13 +78,20 @@ class CallLog:
 
     def record(self, *, key: str, model: str, purpose: str, run_id, request: dict,
                res: LLMResult, cached_from: int | None = None, ranking=None,
-               hallucinations=None) -> int:
+               hallucinations=None, claim=None) -> int:
         """Insert (and commit) one call; returns its row id.  A hit (``cached_from``) stores
-        no request, reply nor usage: they stay in the original row."""
+        no request, reply nor usage: they stay in the original row.  ``claim``
+        (:class:`~re2llm_tui.llm.inflight.Claim`): the request's claim on ``key``, deleted
+        in the same transaction when this request holds it, so that another process waiting
+        on it sees the reply and the end of the claim at once."""
         status = "ok" if res.error is None else "failed"
         hit = cached_from is not None
+        release = claim is not None and claim.owned
+        db = self.db()
         try:
-            cur = self.db().execute(
+            if release:
+                db.conn.execute("BEGIN IMMEDIATE")
+            cur = db.execute(
                 "INSERT INTO calls (key, model, purpose, run_id, request, response, ranking, "
                 "hallucinations, status, error, cached, cache_of, prompt_tokens, "
                 "completion_tokens, cost, latency_s, attempts, api_base, cached_tokens, "
@@ -101,10 +109,21 @@ class CallLog:
                  0.0 if hit else res.latency_s, res.attempts,
                  safe_base(res.api_base), 0 if hit else res.cached_tokens,
                  0 if hit else int(bool(res.usage_estimated))])
+            if release:
+                db.execute("DELETE FROM inflight WHERE key=? AND pid=?", [key, os.getpid()])
+                db.conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             from re2llm_tui.store.workspace import write_error
 
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
             raise write_error(exc) from None
+        except BaseException:
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+            raise
+        if release:
+            claim.stored()
         return cur.lastrowid
 
     def run_totals(self, run_id: int) -> dict:

@@ -21,7 +21,9 @@ The client composes pieces with one job each:
 * :mod:`~re2llm_tui.llm.cache`: the ``calls`` table of the workspace.  Every finished call
   is committed at once; a hit is served without a request and logged with ``cached=1``;
   failed calls are logged and never cached.  Identical concurrent requests share one call
-  (:mod:`~re2llm_tui.llm.concurrency`, which also bounds the calls in flight).
+  (:mod:`~re2llm_tui.llm.concurrency`, which also bounds the calls in flight); a request
+  another process on the workspace is sending is waited for, not sent again
+  (:mod:`~re2llm_tui.llm.inflight`).
 * :mod:`~re2llm_tui.llm.retry`: rate limits, timeouts, connection errors, 5xx and
   unparseable replies are retried ``max_retries`` times with exponential backoff and jitter
   (or the server's ``Retry-After``); then the call is returned with ``error`` set (and
@@ -76,6 +78,7 @@ from re2llm_tui.llm.errors import (
     is_auth_error,
     is_retryable,
 )
+from re2llm_tui.llm.inflight import Claims, stale_after
 from re2llm_tui.llm.litellm_import import import_litellm
 from re2llm_tui.llm.models import (
     DEFAULT_MODEL,
@@ -140,6 +143,9 @@ class LLMClient:
                                     pool=self.concurrency, max_reply_bytes=max_reply_bytes)
         self._sems = LoopSemaphores(self.concurrency)
         self._inflight = InFlight()
+        # a request another process on the workspace is sending is waited for, not re-sent
+        self._claims = Claims(self._calls, stale_after(self.timeout, self._retry.max_retries,
+                                                       self._retry.cap), enabled=use_cache)
         self._loop = LoopThread()
         self._lock = threading.Lock()   # guards stats
         self._checked = False
@@ -295,16 +301,23 @@ class LLMClient:
             if hit is not None:
                 return self._serve_hit(hit, key, purpose, run_id, cls)
             return res
-        return await self._inflight.lead(
-            key, lambda: self._send_and_record(key, purpose, run_id, request, send, cls))
+        return await self._inflight.lead(key, lambda: self._claims.send_once(
+            key, lambda claim: self._send_and_record(key, purpose, run_id, request, send, cls,
+                                                     claim),
+            lambda hit: self._serve_hit(hit, key, purpose, run_id, cls)))
 
-    async def _send_and_record(self, key, purpose, run_id, request, send, cls):
-        res = await self._attempts(send, cls)
+    async def _send_and_record(self, key, purpose, run_id, request, send, cls, claim=None):
+        """Send and record; None (nothing sent) when ``claim`` says the reply is in the
+        cache or another process is sending it (:mod:`~re2llm_tui.llm.inflight`)."""
+        res = await self._attempts(send, cls, claim)
+        if res is None:
+            return None
         rank = cls is RankResult
         res.call_id = self._calls.record(
             key=key, model=self.model, purpose=purpose, run_id=run_id, request=request,
             res=res, ranking=getattr(res, "ranking", None) if rank else None,
-            hallucinations=getattr(res, "hallucinations", None) if rank else None)
+            hallucinations=getattr(res, "hallucinations", None) if rank else None,
+            claim=claim)
         with self._lock:
             self.stats.count_sent(res)
         self._budget.spend(res.cost)
@@ -319,8 +332,9 @@ class LLMClient:
             self.stats.cache_hits += 1
         return res
 
-    async def _attempts(self, send, cls):
-        """Send with retries; returns a result with ``error`` set after the last failure."""
+    async def _attempts(self, send, cls, claim=None):
+        """Send with retries; returns a result with ``error`` set after the last failure,
+        or None when ``claim`` cannot be taken (the slot is given back at once)."""
         control = current_control()
         async with self._sems.get():
             # pause waits here, stop raises: nothing is sent once either is asked
@@ -328,6 +342,8 @@ class LLMClient:
             # checked when the request is about to be sent, so cost already spent counts
             if self._auth_failed:
                 raise AuthFailed(self._auth_failed)
+            if claim is not None and not claim.take():
+                return None
             self._budget.reserve(spent=self.stats.cost)
             # the call's latency starts now, not while it waited for a concurrency slot
             t0 = time.perf_counter()
@@ -370,6 +386,7 @@ class LLMClient:
             except Exception:  # noqa: BLE001 - closing: nothing left to save
                 pass
         self._loop.close()
+        self._claims.release_all()
         self._calls.close()
         # loop-bound state: a later call starts afresh on a new loop
         self._sems.clear()

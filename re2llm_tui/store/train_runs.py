@@ -46,6 +46,35 @@ def find_resumable(db, dataset: str, model: str, seed: int, n_sessions: int,
     return run
 
 
+def running_twin(db, *, dataset: str, model: str, kb_version: str, seed: int,
+                 n_sessions: int, rank_by: str = "reply",
+                 exclude: int | None = None) -> dict | None:
+    """A run of the same configuration -- dataset, model, KB version, seed, sessions and rank
+    accounting, as :func:`find_resumable` tells runs apart -- that is ``running`` in another
+    live process (two workbenches on one workspace would pay for every outcome twice)."""
+    for run in db.query(
+            "SELECT * FROM train_runs WHERE dataset=? AND model=? AND kb_version=? AND seed=? "
+            "AND n_sessions=? AND status='running' AND pid IS NOT NULL AND id IS NOT ? "
+            "ORDER BY id DESC", [dataset, model, kb_version, seed, n_sessions, exclude]):
+        if (json.loads(run["config"] or "{}").get("rank_by") or "reply") != rank_by:
+            continue
+        if pid_alive(run["pid"]):
+            return run
+    return None
+
+
+def refuse_twin(db, **config) -> None:
+    """One-line :class:`UserError` naming the run of the same configuration that another
+    live process is training (:func:`running_twin`), if any."""
+    run = running_twin(db, **config)
+    if run is not None:
+        raise UserError(
+            f"training run {run['id']} of the same configuration ({run['dataset']}, "
+            f"{run['model']}, seed {run['seed']}, {run['n_sessions']} sessions) is running in "
+            f"process {run['pid']}; stop it there (or wait for it) instead of paying for "
+            "every outcome twice")
+
+
 def resumable_run(db, dataset: str, model: str) -> dict | None:
     """The newest run of ``dataset``/``model`` that can be resumed: stopped, failed after its
     first checkpoint, or still marked ``running`` although its process is gone (a killed
@@ -110,12 +139,17 @@ def run_scalars(db, run_id: int, name: str | None = None) -> list[dict]:
 
 def create(db, *, dataset: str, model: str, kb_version: str, hint_ids: list[int], seed: int,
            total_steps: int, config: dict, n_sessions: int) -> int:
-    """A new run, owned by this process; returns its id."""
-    cur = db.execute(
-        "INSERT INTO train_runs (id, dataset, model, kb_version, hint_ids, seed, total_steps, "
-        f"config, n_sessions, pid) VALUES ({next_id_sql('train_runs')},?,?,?,?,?,?,?,?,?)",
-        [dataset, model, kb_version, json.dumps(hint_ids), seed, total_steps,
-         json.dumps(config), n_sessions, os.getpid()])
+    """A new run, owned by this process; returns its id.  Refused (one line) while another
+    live process trains a run of the same configuration: the check and the insert are one
+    transaction, so two processes starting at once cannot both pass it."""
+    with transaction(db):
+        refuse_twin(db, dataset=dataset, model=model, kb_version=kb_version, seed=seed,
+                    n_sessions=n_sessions, rank_by=config.get("rank_by") or "reply")
+        cur = db.execute(
+            "INSERT INTO train_runs (id, dataset, model, kb_version, hint_ids, seed, total_steps, "
+            f"config, n_sessions, pid) VALUES ({next_id_sql('train_runs')},?,?,?,?,?,?,?,?,?)",
+            [dataset, model, kb_version, json.dumps(hint_ids), seed, total_steps,
+             json.dumps(config), n_sessions, os.getpid()])
     return cur.lastrowid
 
 
@@ -125,8 +159,19 @@ def set_checkpoint(db, run_id: int, path: str | Path) -> None:
 
 def take_over(db, run_id: int, total_steps: int, from_step: int) -> None:
     """This process resumes the run: it is ``running`` again, and scalars reported after the
-    checkpoint's step (they will be reported again) are dropped."""
+    checkpoint's step (they will be reported again) are dropped.  Refused (one line) while
+    another live process trains this run or one of the same configuration."""
     with transaction(db):
+        run = get(db, run_id)
+        if run is not None:
+            if run["status"] == "running" and pid_alive(run["pid"]):
+                raise UserError(f"training run {run_id} is still running (process "
+                                f"{run['pid']}); stop it first")
+            refuse_twin(db, dataset=run["dataset"], model=run["model"],
+                        kb_version=run["kb_version"], seed=run["seed"],
+                        n_sessions=run["n_sessions"],
+                        rank_by=json.loads(run["config"] or "{}").get("rank_by") or "reply",
+                        exclude=run_id)
         db.execute(f"UPDATE train_runs SET status='running', pid=?, total_steps=?, error=NULL, "
                    f"finished_at=NULL, updated_at={_NOW} WHERE id=?",
                    [os.getpid(), total_steps, run_id])
