@@ -34,8 +34,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from re2llm_tui.proc_pool import end_processes, raise_outcome, run_child, send_last, \
-    shared_budget
+from re2llm_tui.proc_pool import STOP_GRACE_S, end_processes, raise_outcome, run_child, \
+    send_last, shared_budget
 
 CLIENT_PROCS_ENV = "RE2LLM_CLIENT_PROCS"
 
@@ -121,6 +121,7 @@ async def run_in_procs(client, shards: Sequence[list], worker: str, context: dic
     :class:`StopRequested`) or a one-line :class:`UserError` -- after every other process
     ended and every message was delivered."""
     import multiprocessing
+    import time
 
     from re2llm_tui.control import current as current_control
 
@@ -140,6 +141,7 @@ async def run_in_procs(client, shards: Sequence[list], worker: str, context: dic
     control = current_control()
     ended: set[int] = set()
     stop_reason = budget_reason = None
+    stop_deadline: float | None = None      # after a stop: how long children may take to report
     errors: list[str] = []
 
     def handle(msg) -> None:
@@ -161,6 +163,10 @@ async def run_in_procs(client, shards: Sequence[list], worker: str, context: dic
             if control.stopped:
                 stop_reason = stop_reason or control.reason
                 stop.set()
+                if stop_deadline is None:
+                    stop_deadline = time.monotonic() + STOP_GRACE_S
+                elif time.monotonic() >= stop_deadline:
+                    break     # a child still starting (or stuck): end_processes ends it now
             (pause.set if control.paused else pause.clear)()
             try:
                 msg = q.get_nowait()
@@ -189,7 +195,8 @@ async def run_in_procs(client, shards: Sequence[list], worker: str, context: dic
     finally:
         if len(ended) < len(procs):
             stop.set()
-        end_processes(procs)
+        end_processes(procs, STOP_GRACE_S if stop_deadline is None else
+                      max(0.0, stop_deadline - time.monotonic()))
         while True:
             try:
                 msg = q.get_nowait()
