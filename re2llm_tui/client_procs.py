@@ -34,8 +34,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from re2llm_tui.proc_pool import STOP_GRACE_S, end_processes, raise_outcome, run_child, \
-    send_last, shared_budget
+from re2llm_tui.proc_pool import end_processes, raise_outcome, run_child, send_last, \
+    shared_budget
 
 CLIENT_PROCS_ENV = "RE2LLM_CLIENT_PROCS"
 
@@ -102,6 +102,7 @@ def _child_main(spec: _ChildSpec, q, stop, pause) -> None:
     def body() -> None:
         from re2llm_tui.llm.client import LLMClient
 
+        q.put(("ready", spec.index))    # its control and signal handlers are installed
         client = LLMClient(**spec.client_options, shared_budget=spec.budget)
         worker = _resolve(spec.worker)
         try:
@@ -113,6 +114,21 @@ def _child_main(spec: _ChildSpec, q, stop, pause) -> None:
     send_last(q, ("end", spec.index, *run_child(stop, pause, body)))
 
 
+def _end_starting(procs, q, ready: set, ended: set, handle) -> None:
+    """At a stop: a child still starting (importing: seconds on a busy machine; it has sent
+    nothing and holds no work) is terminated now instead of waited for; the others stop by
+    themselves within a second, keeping every finished call."""
+    while True:                              # what was said before the stop counts
+        try:
+            handle(q.get_nowait())
+        except (queue_mod.Empty, OSError, ValueError, EOFError):
+            break
+    for n, p in enumerate(procs):
+        if n not in ready and n not in ended:
+            p.terminate()
+            ended.add(n)                     # stopped by us: not "exited unexpectedly"
+
+
 async def run_in_procs(client, shards: Sequence[list], worker: str, context: dict,
                        on_message: Callable[[Any], None]) -> None:
     """Run ``worker(client, items, context, send)`` in one spawned process per shard (see
@@ -121,7 +137,6 @@ async def run_in_procs(client, shards: Sequence[list], worker: str, context: dic
     :class:`StopRequested`) or a one-line :class:`UserError` -- after every other process
     ended and every message was delivered."""
     import multiprocessing
-    import time
 
     from re2llm_tui.control import current as current_control
 
@@ -141,13 +156,17 @@ async def run_in_procs(client, shards: Sequence[list], worker: str, context: dic
     control = current_control()
     ended: set[int] = set()
     stop_reason = budget_reason = None
-    stop_deadline: float | None = None      # after a stop: how long children may take to report
+    ready: set[int] = set()                 # children past their start-up (imports)
+    stopping = False
     errors: list[str] = []
 
     def handle(msg) -> None:
         nonlocal stop_reason, budget_reason
         if msg[0] == "msg":
             on_message(msg[2])
+            return
+        if msg[0] == "ready":
+            ready.add(msg[1])
             return
         _, n, status, reason = msg
         ended.add(n)
@@ -163,10 +182,9 @@ async def run_in_procs(client, shards: Sequence[list], worker: str, context: dic
             if control.stopped:
                 stop_reason = stop_reason or control.reason
                 stop.set()
-                if stop_deadline is None:
-                    stop_deadline = time.monotonic() + STOP_GRACE_S
-                elif time.monotonic() >= stop_deadline:
-                    break     # a child still starting (or stuck): end_processes ends it now
+                if not stopping:
+                    stopping = True
+                    _end_starting(procs, q, ready, ended, handle)
             (pause.set if control.paused else pause.clear)()
             try:
                 msg = q.get_nowait()
@@ -195,8 +213,7 @@ async def run_in_procs(client, shards: Sequence[list], worker: str, context: dic
     finally:
         if len(ended) < len(procs):
             stop.set()
-        end_processes(procs, STOP_GRACE_S if stop_deadline is None else
-                      max(0.0, stop_deadline - time.monotonic()))
+        end_processes(procs)
         while True:
             try:
                 msg = q.get_nowait()

@@ -13,12 +13,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-#: seconds a stopped pool waits for its processes to report before terminating them (a
-#: child still importing at the stop would otherwise be waited for: 5-10 s on a busy
-#: machine); a child that took SIGTERM as a stop request and still runs is killed
-#: :data:`KILL_AFTER_S` later.  Every finished call is already stored.
-STOP_GRACE_S = 1.0
-KILL_AFTER_S = 0.5
+#: seconds a stopped pool waits for its processes before terminating them (their waits
+#: wake on the stop at once; this is for a request in flight); one that took SIGTERM as a
+#: stop request and still runs is killed :data:`KILL_AFTER_S` later
+STOP_GRACE_S = 2.0
+KILL_AFTER_S = 1.0
 
 
 def shared_budget(client, ctx):

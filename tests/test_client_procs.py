@@ -29,7 +29,7 @@ from re2llm_tui.utilization.rewards import LLMRewards
 
 def _client(workspace, *servers, **kw) -> LLMClient:
     kw.setdefault("retry_base", 0.01)
-    kw.setdefault("timeout", 5.0)
+    kw.setdefault("timeout", 60.0)   # generous: a resent request would be paid twice
     return LLMClient(workspace, model="hosted_vllm/stub-model",
                      api_bases=[s.base_url for s in servers], **kw)
 

@@ -57,7 +57,7 @@ def stub():
 
 def _client(workspace, srv, **kw) -> LLMClient:
     kw.setdefault("retry_base", 0.01)
-    kw.setdefault("timeout", 5.0)
+    kw.setdefault("timeout", 60.0)   # generous: a resent request would be paid twice
     c = LLMClient(workspace, model="openai/stub-model", api_bases=[srv.base_url], **kw)
     assert c.transport == os.environ["RE2LLM_TRANSPORT"].replace("auto", "fast")
     return c
@@ -310,7 +310,7 @@ def test_concurrency_is_bounded(workspace):
 def test_router_spreads_calls_over_several_api_bases(workspace):
     with StubServer(latency=0.05) as a, StubServer(latency=0.05) as b:
         c = LLMClient(workspace, model="openai/stub-model", api_bases=[a.base_url, b.base_url],
-                      concurrency=4, retry_base=0.01, timeout=5)
+                      concurrency=4, retry_base=0.01, timeout=60)
         c.check()
 
         async def go():
@@ -331,7 +331,7 @@ def test_router_retries_on_another_failure(workspace):
         a.inject("500")
         b.inject("500")
         c = LLMClient(workspace, model="openai/stub-model", api_bases=[a.base_url, b.base_url],
-                      retry_base=0.01, timeout=5)
+                      retry_base=0.01, timeout=60)
         try:
             r = c.complete_sync(_msg("x"))
         finally:
@@ -436,7 +436,7 @@ def _run_both(tmp_path, monkeypatch, model, calls, *, faults=()):
         with StubServer(port=0) as srv:
             srv.inject(*faults)
             with LLMClient(ws, model=model, api_bases=[srv.base_url], retry_base=0.001,
-                           timeout=5.0, max_retries=3) as c:
+                           timeout=60.0, max_retries=3) as c:
                 assert c.transport == kind
                 res = [c.complete_sync(m, **dec) for m, dec in calls]
             base = srv.base_url
