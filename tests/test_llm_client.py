@@ -244,14 +244,14 @@ def test_stub_retries_429_500_garbage_then_succeeds(workspace, stub):
 
 
 def test_stub_timeout_is_retried(workspace, stub):
-    stub.hang_s = 3.0
+    stub.hang_s = 12.0
     stub.inject("timeout")
     with _client(workspace, stub, timeout=1.0) as c:
         t0 = time.perf_counter()
         r = c.complete_sync(_msg("slow"))
         elapsed = time.perf_counter() - t0
     assert r.ok and r.attempts == 2
-    assert elapsed < 2.9            # did not wait for the hung reply
+    assert elapsed < 8.0            # did not wait for the hung reply (slack for a busy machine)
 
 
 def test_stub_failure_after_retries_is_counted_and_retried_later(workspace, stub):
