@@ -313,6 +313,13 @@ def watch_parent(control: Control, parent_pid: int | None = None, *, grace_s: fl
     return t
 
 
+def end_process_now(code: int) -> None:
+    """End this process at once with exit status ``code``, skipping every cleanup (for a
+    process one of whose threads may be blocked for good, e.g. on a closed terminal);
+    finished work is stored by then."""
+    os._exit(code)
+
+
 def pid_alive(pid: int | None) -> bool:
     """Whether a process with this pid exists (False for None and for this process)."""
     if not pid or pid == os.getpid():

@@ -932,12 +932,14 @@ def run_app(app: Re2LLMApp) -> int:
     lock = threading.Lock()
 
     def hard_exit(code: int) -> None:
+        from re2llm_tui.control import end_process_now
+
         for handle in list(app.jobs()):
             try:
                 handle.shutdown(0.0)
             except Exception:  # noqa: BLE001 - ending anyway
                 pass
-        os._exit(code)
+        end_process_now(code)
 
     def deadline_watch(code: int) -> None:
         if finished.wait(QUIT_DEADLINE_S):
