@@ -102,6 +102,7 @@ def _child_main(spec: _ChildSpec, q, stop, pause) -> None:
     def body() -> None:
         from re2llm_tui.llm.client import LLMClient
 
+        q.put(("ready", spec.index))    # its control and signal handlers are installed
         client = LLMClient(**spec.client_options, shared_budget=spec.budget)
         worker = _resolve(spec.worker)
         try:
@@ -111,6 +112,21 @@ def _child_main(spec: _ChildSpec, q, stop, pause) -> None:
             client.close()
 
     send_last(q, ("end", spec.index, *run_child(stop, pause, body)))
+
+
+def _end_starting(procs, q, ready: set, ended: set, handle) -> None:
+    """At a stop: a child still starting (importing: seconds on a busy machine; it has sent
+    nothing and holds no work) is terminated now instead of waited for; the others stop by
+    themselves within a second, keeping every finished call."""
+    while True:                              # what was said before the stop counts
+        try:
+            handle(q.get_nowait())
+        except (queue_mod.Empty, OSError, ValueError, EOFError):
+            break
+    for n, p in enumerate(procs):
+        if n not in ready and n not in ended:
+            p.terminate()
+            ended.add(n)                     # stopped by us: not "exited unexpectedly"
 
 
 async def run_in_procs(client, shards: Sequence[list], worker: str, context: dict,
@@ -140,12 +156,17 @@ async def run_in_procs(client, shards: Sequence[list], worker: str, context: dic
     control = current_control()
     ended: set[int] = set()
     stop_reason = budget_reason = None
+    ready: set[int] = set()                 # children past their start-up (imports)
+    stopping = False
     errors: list[str] = []
 
     def handle(msg) -> None:
         nonlocal stop_reason, budget_reason
         if msg[0] == "msg":
             on_message(msg[2])
+            return
+        if msg[0] == "ready":
+            ready.add(msg[1])
             return
         _, n, status, reason = msg
         ended.add(n)
@@ -161,6 +182,9 @@ async def run_in_procs(client, shards: Sequence[list], worker: str, context: dic
             if control.stopped:
                 stop_reason = stop_reason or control.reason
                 stop.set()
+                if not stopping:
+                    stopping = True
+                    _end_starting(procs, q, ready, ended, handle)
             (pause.set if control.paused else pause.clear)()
             try:
                 msg = q.get_nowait()

@@ -107,12 +107,111 @@ class Control:
         if self.stop.is_set():
             raise StopRequested(self.reason)
 
+    # ----------------------------------------------------------------- waiting
+    def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds`` unless stopped: a stop raises :class:`StopRequested` at once
+        (within :data:`PAUSE_POLL_S`); while paused the clock stops until resumed."""
+        left = max(0.0, float(seconds))
+        self.check()
+        while left > 0:
+            t0 = time.monotonic()
+            time.sleep(min(left, PAUSE_POLL_S))
+            if self.pause.is_set() or self.stop.is_set():
+                self.check()           # waits out a pause (the clock stands) or raises
+                continue
+            left -= time.monotonic() - t0
+        self.check()
+
+    async def asleep(self, seconds: float) -> None:
+        """:meth:`sleep` for coroutines (never blocks the event loop): every wait of the LLM
+        client (backoff, ``Retry-After``) goes through here, so a stop ends it at once and
+        a pause holds its clock."""
+        import asyncio
+
+        left = max(0.0, float(seconds))
+        await self.acheck()
+        while left > 0:
+            t0 = time.monotonic()
+            await asyncio.sleep(min(left, PAUSE_POLL_S))
+            if self.pause.is_set() or self.stop.is_set():
+                await self.acheck()
+                continue
+            left -= time.monotonic() - t0
+        await self.acheck()
+
+    async def until_stopped(self, aw):
+        """Await ``aw`` (a coroutine or future) unless a stop comes first: then ``aw`` is
+        cancelled and :class:`StopRequested` raised (within :data:`PAUSE_POLL_S`).  One
+        watcher per event loop polls the stop flag, and only while something waits."""
+        import asyncio
+
+        task = asyncio.ensure_future(aw)
+        if self.stop.is_set():
+            task.cancel()
+            raise StopRequested(self.reason)
+        watch = _StopWatch.enter(self)
+        try:
+            await asyncio.wait({task, watch.future}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            task.cancel()
+            raise
+        finally:
+            watch.leave()
+        if task.done():
+            return task.result()
+        task.cancel()
+        raise StopRequested(self.reason)
+
     def _notify(self, paused: bool) -> None:
         if self.on_pause is not None:
             try:
                 self.on_pause(paused)
             except Exception:  # noqa: BLE001 - a report must never break the job
                 pass
+
+
+class _StopWatch:
+    """One poller per (control, event loop) that resolves a future when the control is
+    stopped; it ends when no one waits any more (no task is left pending on the loop)."""
+
+    _watches: dict = {}
+
+    def __init__(self, control: Control, loop) -> None:
+        self.control, self.loop, self.users = control, loop, 0
+        self.future = loop.create_future()
+        self.task = loop.create_task(self._poll())
+
+    @classmethod
+    def enter(cls, control: Control) -> "_StopWatch":
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        key = (id(control), id(loop))
+        watch = cls._watches.get(key)
+        if watch is None or watch.users <= 0 or watch.task.done() or watch.loop is not loop:
+            watch = cls._watches[key] = cls(control, loop)
+        watch.users += 1
+        return watch
+
+    def leave(self) -> None:
+        self.users -= 1
+        if self.users <= 0 and not self.task.done():
+            self.task.cancel()        # nothing left pending on the loop
+
+    async def _poll(self) -> None:
+        import asyncio
+
+        try:
+            while self.users > 0:
+                if self.control.stop.is_set():
+                    if not self.future.done():
+                        self.future.set_result(True)
+                    return
+                await asyncio.sleep(PAUSE_POLL_S)
+        finally:
+            key = (id(self.control), id(self.loop))
+            if _StopWatch._watches.get(key) is self:
+                del _StopWatch._watches[key]
 
 
 _current = Control()
@@ -212,6 +311,13 @@ def watch_parent(control: Control, parent_pid: int | None = None, *, grace_s: fl
     t = threading.Thread(target=run, name="re2llm-parent-watch", daemon=True)
     t.start()
     return t
+
+
+def end_process_now(code: int) -> None:
+    """End this process at once with exit status ``code``, skipping every cleanup (for a
+    process one of whose threads may be blocked for good, e.g. on a closed terminal);
+    finished work is stored by then."""
+    os._exit(code)
 
 
 def pid_alive(pid: int | None) -> bool:

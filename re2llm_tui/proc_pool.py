@@ -13,8 +13,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-#: seconds a stopped pool waits for its processes before terminating them
+#: seconds a stopped pool waits for its processes before terminating them (their waits
+#: wake on the stop at once; this is for a request in flight); one that took SIGTERM as a
+#: stop request and still runs is killed :data:`KILL_AFTER_S` later
 STOP_GRACE_S = 2.0
+KILL_AFTER_S = 1.0
 
 
 def shared_budget(client, ctx):
@@ -57,13 +60,21 @@ def send_last(q, msg) -> None:
 
 
 def end_processes(procs: Sequence, grace: float = STOP_GRACE_S) -> None:
-    """Wait up to ``grace`` seconds in all for ``procs`` to end, then terminate the rest."""
+    """Wait up to ``grace`` seconds in all for ``procs`` to end, then terminate the rest,
+    and kill what still runs :data:`KILL_AFTER_S` later: never an orphan, never a wait
+    without a deadline."""
     deadline = time.monotonic() + grace
     for p in procs:
         p.join(max(0.0, deadline - time.monotonic()))
-    for p in procs:
+    left = [p for p in procs if p.is_alive()]
+    for p in left:
+        p.terminate()
+    deadline = time.monotonic() + KILL_AFTER_S
+    for p in left:
+        p.join(max(0.0, deadline - time.monotonic()))
+    for p in left:
         if p.is_alive():
-            p.terminate()
+            p.kill()
             p.join(1.0)
 
 

@@ -219,12 +219,15 @@ class StubServer:
                 fault = server._next_fault(messages)
                 if server.latency:
                     time.sleep(server.latency)
+                if fault is None and getattr(server, "always_429", None) is not None:
+                    fault = "429"           # --always-429 SECONDS: every request is refused
                 if fault is not None:
                     with server.lock:
                         server.n_faults += 1
                 if fault == "429":
                     self._send(429, b'{"error": {"message": "rate limited", "type": "rate_limit"}}',
-                               headers={"Retry-After": "0"})
+                               headers={"Retry-After": getattr(server, "always_429", None)
+                                        or "0"})
                     return
                 if fault == "401":
                     self._send(401, b'{"error": {"message": "invalid api key", "type": "auth"}}')
@@ -309,6 +312,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--latency", type=float, default=0.0)
+    ap.add_argument("--always-429", metavar="SECONDS", default=None,
+                    help="answer every request 429 with this Retry-After")
     ap.add_argument("--usage", help="the replies' usage, as JSON (or 'omit')")
     ap.add_argument("--content", help="the replies' message content, as JSON")
     ap.add_argument("--reply-bytes", type=int, help="replies whose text is this many bytes")
@@ -324,6 +329,7 @@ def main(argv=None) -> int:
     srv.endless = args.endless
     if args.basic_auth:
         srv.basic_auth = tuple(args.basic_auth.split(":", 1))
+    srv.always_429 = args.always_429
     print(srv.port, flush=True)
     try:
         srv._httpd.serve_forever(poll_interval=0.05)

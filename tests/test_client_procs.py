@@ -29,7 +29,7 @@ from re2llm_tui.utilization.rewards import LLMRewards
 
 def _client(workspace, *servers, **kw) -> LLMClient:
     kw.setdefault("retry_base", 0.01)
-    kw.setdefault("timeout", 5.0)
+    kw.setdefault("timeout", 60.0)   # generous: a resent request would be paid twice
     return LLMClient(workspace, model="hosted_vllm/stub-model",
                      api_bases=[s.base_url for s in servers], **kw)
 
@@ -224,20 +224,22 @@ def test_a_stop_reaches_every_client_proc_and_a_rerun_resumes(workspace, data_di
     reply = _target_first(sessions, set())
     with StubServer(latency=0.15, reply_fn=reply) as a, \
             StubServer(latency=0.15, reply_fn=reply) as b:
-        seen = []
+        seen, asked = [], []
 
         def progress(p):
             seen.append(p.done)
             if p.done >= 4:
+                if not control_mod.current().stopped:
+                    asked.append(time.monotonic())
                 control_mod.current().request_stop("stopped by the test")
 
         with _client(workspace, a, b, concurrency=1) as c:
-            t0 = time.monotonic()
             first = recommend(sessions, c, dataset="games", split="test", client_procs=2,
                               progress=progress)
-            took = time.monotonic() - t0
+            stopped_in = time.monotonic() - asked[0]
         assert first.status == "stopped" and first.stopped_reason == "stopped by the test"
-        assert 4 <= first.done < 24 and took < 30
+        # the stop answers within ~1 s (slack for a busy machine; start-up is not timed)
+        assert 4 <= first.done < 24 and stopped_in < 5.0, stopped_in
         control_mod.install(control_mod.Control())
         with _client(workspace, a, b, concurrency=2) as c:
             again = recommend(sessions, c, dataset="games", split="test", client_procs=2)

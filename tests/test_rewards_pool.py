@@ -23,7 +23,7 @@ from re2llm_tui.utilization.rewards import LLMRewards
 
 def _client(workspace, srv, **kw) -> LLMClient:
     kw.setdefault("retry_base", 0.01)
-    kw.setdefault("timeout", 5.0)
+    kw.setdefault("timeout", 60.0)   # generous: a resent request would be paid twice
     kw.setdefault("concurrency", 1)
     return LLMClient(workspace, model="openai/stub-model", api_bases=[srv.base_url], **kw)
 
@@ -95,7 +95,7 @@ def test_stop_reaches_every_worker_quickly(workspace, games_slice):  # noqa: F81
         control_mod.install(Control())
     import multiprocessing
 
-    assert stopped_in < 2.5
+    assert stopped_in < 4.0          # ~1 s asked; slack for a busy machine
     assert not multiprocessing.active_children()     # every worker is gone
     assert 4 <= known < 24
     # what finished is stored; a rerun computes only the rest

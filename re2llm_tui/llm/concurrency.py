@@ -13,19 +13,45 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 
+class Slot:
+    """``async with`` one slot of a semaphore; the wait for a free slot ends at once with
+    :class:`~re2llm_tui.control.StopRequested` when this process's job is stopped (a call
+    queued behind slow or retrying calls never waits them out)."""
+
+    def __init__(self, sem: asyncio.Semaphore) -> None:
+        self.sem = sem
+
+    async def __aenter__(self) -> asyncio.Semaphore:
+        from re2llm_tui.control import current
+
+        if not self.sem.locked():
+            await self.sem.acquire()          # free: no waiting, nothing to race
+        else:
+            await current().until_stopped(self.sem.acquire())
+        return self.sem
+
+    async def __aexit__(self, *exc) -> None:
+        self.sem.release()
+
+
 class LoopSemaphores:
-    """One :class:`asyncio.Semaphore` of ``limit`` slots per running event loop."""
+    """One :class:`asyncio.Semaphore` of ``limit`` slots per running event loop;
+    :meth:`get` hands out a stop-aware :class:`Slot` of it."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._sems: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loop -> sem
 
-    def get(self) -> asyncio.Semaphore:
+    def semaphore(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
         sem = self._sems.get(loop)
         if sem is None:
             sem = self._sems[loop] = asyncio.Semaphore(self.limit)
         return sem
+
+    def get(self) -> Slot:
+        """``async with sems.get():`` -- one slot of this loop's semaphore (stop-aware)."""
+        return Slot(self.semaphore())
 
     def clear(self) -> None:
         self._sems.clear()

@@ -74,14 +74,20 @@ def error_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
 
 
-def retry_after(exc: BaseException) -> float | None:
-    """A server's ``Retry-After`` (seconds, at most 60), when the exception carries the response."""
+def retry_after(exc: BaseException, cap: float | None = 60.0) -> float | None:
+    """A server's ``Retry-After`` in seconds (at most ``cap``; ``cap=None``: as sent), when
+    the exception carries the response."""
     resp = getattr(exc, "response", None)
     headers = getattr(resp, "headers", None)
     if not headers:
         return None
     try:
         value = headers.get("retry-after")
-        return None if value is None else min(float(value), 60.0)
+        if value is None:
+            return None
+        seconds = float(value)
     except (TypeError, ValueError):
         return None
+    if seconds != seconds:                   # NaN
+        return None
+    return seconds if cap is None else min(seconds, cap)

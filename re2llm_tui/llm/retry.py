@@ -1,5 +1,7 @@
 """Send one request with retries: exponential backoff with jitter, or the server's
-``Retry-After``; pause and stop are honoured between attempts.
+``Retry-After``; a stop ends every wait at once and a pause holds its clock.  A
+``Retry-After`` above :data:`MAX_RETRY_AFTER_S` fails the call with the reason instead of
+waiting for hours (999999 s was seen).
 
 Retryable failures (:func:`~re2llm_tui.llm.errors.is_retryable`) are retried
 ``max_retries`` times; a refused credential raises :class:`~re2llm_tui.llm.errors.AuthFailed`
@@ -24,6 +26,14 @@ from re2llm_tui.llm.errors import (
 )
 
 
+#: seconds of ``Retry-After`` a call waits at most; longer, the call fails with the reason
+MAX_RETRY_AFTER_S = 60.0
+
+
+class RetryAfterTooLong(Exception):
+    """The server asked to retry after longer than :attr:`RetryPolicy.max_retry_after`."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often and how long to wait: attempt ``n`` (1-based) failed -> sleep a uniform
@@ -32,9 +42,11 @@ class RetryPolicy:
     max_retries: int = 4
     base: float = 0.5
     cap: float = 20.0
+    #: the longest ``Retry-After`` waited out; a server asking for more fails the call
+    max_retry_after: float = MAX_RETRY_AFTER_S
 
     def delay(self, attempt: int, exc: BaseException) -> float:
-        server = retry_after(exc)
+        server = retry_after(exc, cap=None)
         if server is not None:
             return max(server, 0.0)
         d = min(self.cap, self.base * (2 ** (attempt - 1)))
@@ -76,7 +88,13 @@ async def send_with_retries(send: Callable[[], Awaitable[Any]], policy: RetryPol
                     "finished work is saved") from None
             if attempts > policy.max_retries or not is_retryable(exc):
                 return Outcome(error=exc, attempts=attempts)
-            await asyncio.sleep(policy.delay(attempts, exc))
-            await control.acheck()
+            wait = policy.delay(attempts, exc)
+            if wait > policy.max_retry_after:
+                return Outcome(error=RetryAfterTooLong(
+                    f"the server asked to retry after {wait:,.0f} s (Retry-After), more than "
+                    f"the {policy.max_retry_after:,.0f} s this client waits; last error: "
+                    f"{error_line(exc)}"), attempts=attempts)
+            # backoff and Retry-After wake on stop at once; a pause stops their clock
+            await control.asleep(wait)
             continue
         return Outcome(result=result, attempts=attempts)

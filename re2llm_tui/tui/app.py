@@ -17,6 +17,7 @@ Architecture (see ../shared/STYLE.md):
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -903,33 +904,98 @@ def make_app(dataset: str, model: str | None = None, db: str | os.PathLike | Non
     return Re2LLMApp(config)
 
 
+#: after SIGTERM, SIGHUP or a closed terminal: seconds the app has to quit by itself (its
+#: jobs stop with their checkpoints within :data:`STOP_WAIT_S`) before the process ends anyway
+QUIT_DEADLINE_S = STOP_WAIT_S + 3.0
+#: seconds between two looks at whether the terminal is still there
+TERMINAL_POLL_S = 0.5
+
+
 def run_app(app: Re2LLMApp) -> int:
     """Run in a real terminal; returns the exit code (non-zero when the app crashed).
 
     The resource tracker must run before Textual starts, or spawning the training process
-    fails with ``bad value(s) in fds_to_keep``.  SIGTERM and SIGHUP (the terminal closing)
-    quit the app like ``q``: jobs stop with their checkpoints, no process is left behind.
+    fails with ``bad value(s) in fds_to_keep``.  SIGTERM, SIGINT, SIGHUP and a terminal that
+    closes (noticed even without a SIGHUP) quit the app like ``q``: jobs stop with their
+    checkpoints.  Should the app not have ended :data:`QUIT_DEADLINE_S` seconds later (a
+    Textual thread blocked on the dead terminal, say), the jobs are ended and so is the
+    process: no process is left behind.  A second SIGTERM/SIGINT ends everything at once.
     """
     import multiprocessing.resource_tracker
     import signal
+    import threading
 
     multiprocessing.resource_tracker.ensure_running()
+    textual_compat.survive_terminal_loss()     # writes to a closed terminal never block
+    finished = threading.Event()               # app.run() has returned
+    asked: list[int] = []                      # signals (or -1: terminal gone) so far
+    lock = threading.Lock()
 
-    def on_signal(signum, frame):  # noqa: ARG001
+    def hard_exit(code: int) -> None:
+        from re2llm_tui.control import end_process_now
+
+        for handle in list(app.jobs()):
+            try:
+                handle.shutdown(0.0)
+            except Exception:  # noqa: BLE001 - ending anyway
+                pass
+        end_process_now(code)
+
+    def deadline_watch(code: int) -> None:
+        if finished.wait(QUIT_DEADLINE_S):
+            return
+        shutdown_jobs(app.jobs(), timeout=0.5)
+        hard_exit(code)
+
+    def end(signum: int) -> None:
+        """Quit like ``q``, and make sure the process ends (any thread)."""
+        with lock:
+            asked.append(signum)
+            first = len(asked) == 1
+        code = 128 + (signum if signum > 0 else signal.SIGHUP)
+        if not first:
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                hard_exit(code)                # the user insists
+            return
+        threading.Thread(target=deadline_watch, args=(code,), name="re2llm-quit-deadline",
+                         daemon=True).start()
         try:
             app.call_later(app.action_quit)
-        except Exception:  # noqa: BLE001 - not running yet / already gone
-            raise SystemExit(128 + signum) from None
+        except Exception:  # noqa: BLE001 - not running yet / already gone: the deadline ends it
+            pass
+
+    def on_signal(signum, frame):  # noqa: ARG001
+        end(signum)
+
+    def terminal_watch(fd: int) -> None:
+        import termios
+
+        while not finished.wait(TERMINAL_POLL_S):
+            try:
+                termios.tcgetattr(fd)
+            except termios.error:              # EIO: the terminal was hung up / closed
+                end(-1)
+                return
 
     previous = {}
-    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+    for sig in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", None)):
         if sig is not None:
             previous[sig] = signal.signal(sig, on_signal)
     try:
+        fd = sys.__stdin__.fileno() if sys.__stdin__ is not None else -1
+        if fd >= 0 and os.isatty(fd):
+            threading.Thread(target=terminal_watch, args=(fd,), name="re2llm-terminal-watch",
+                             daemon=True).start()
+    except (OSError, ValueError):
+        pass
+    try:
         app.run()
     finally:
+        shutdown_jobs(app.jobs())
+        finished.set()
         for sig, old in previous.items():
             signal.signal(sig, old)
-        shutdown_jobs(app.jobs())
     code = app.return_code
+    if asked and not code:
+        return 128 + (asked[0] if asked[0] > 0 else signal.SIGHUP)
     return 1 if code is None else int(code)

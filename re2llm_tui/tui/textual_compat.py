@@ -114,6 +114,52 @@ def footer_keys_shown(footer) -> bool:
     return bool(footer._bindings_ready)
 
 
+# --------------------------------------------------------------------------- terminal
+
+
+def survive_terminal_loss() -> None:
+    """Keep Textual's output thread draining its queue after the terminal is gone.
+
+    ``textual.drivers._writer_thread.WriterThread.run`` writes the screen to the terminal
+    from a queue of at most 30 writes; once the terminal is closed (tmux window killed, ssh
+    dropped) a write raises ``OSError: [Errno 5] Input/output error`` and the thread dies.
+    The next 30 writes fill its queue and the main thread then blocks for ever in
+    ``Queue.put`` (seen in ``stop_application_mode`` while quitting on SIGHUP): the event
+    loop never runs again, SIGTERM's quit is never processed, and only SIGKILL ended the
+    app.  This replacement of ``run`` (the same loop) drops the output after the first
+    ``OSError`` and keeps draining, so writes never block.  Class-wide and idempotent."""
+    from textual.drivers import _writer_thread
+
+    cls = _writer_thread.WriterThread
+    if getattr(cls, "_re2llm_survives_terminal_loss", False):
+        return
+
+    def run(self) -> None:
+        write, flush = self._file.write, self._file.flush
+        get, qsize = self._queue.get, self._queue.qsize
+        gone = False
+        while True:
+            text = get()
+            if text is None:
+                break
+            if gone:
+                continue
+            try:
+                write(text)
+                if qsize() == 0:
+                    flush()
+            except (OSError, ValueError):     # EIO: the terminal closed; ValueError: closed file
+                gone = True
+        if not gone:
+            try:
+                flush()
+            except (OSError, ValueError):
+                pass
+
+    cls.run = run
+    cls._re2llm_survives_terminal_loss = True
+
+
 # --------------------------------------------------------------------------- tests
 
 
