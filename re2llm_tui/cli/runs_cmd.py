@@ -278,7 +278,8 @@ def show_cmd(run: str = typer.Argument(..., help="run id (t<id> for a training r
         ("kind", rec["kind"]), ("dataset", rec["dataset"]), ("split", rec["split"]),
         ("model", rec["model"]), ("prompt version", rec["prompt_version"]),
         ("KB version", rec["kb_version"]), ("hint id", rec["hint_id"]),
-        ("hint", rec["hint_text"]), ("status", rec["status"]),
+        ("hint", rec["hint_text"]), ("status", _status(rec)), ("error", rec.get("error")),
+        ("process", rec.get("pid")),
         ("created", rec["created_at"]), ("finished", rec["finished_at"]),
         *((f"params.{k}", v) for k, v in sorted(rec["params"].items()))]))
     con.print(escape(
