@@ -40,12 +40,44 @@ from re2llm_tui.proc_pool import end_processes, raise_outcome, run_child, send_l
 CLIENT_PROCS_ENV = "RE2LLM_CLIENT_PROCS"
 
 
+#: the fewest processes :func:`max_procs` allows, however few cores the machine has
+MIN_PROCS_CAP = 4
+
+
+def max_procs() -> int:
+    """The most client (or reward worker) processes a stage may start: one per core this
+    process may run on, at least :data:`MIN_PROCS_CAP` (each process takes ~200 MB)."""
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(MIN_PROCS_CAP, cores)
+
+
+def check_procs(n: int, option: str = "--client-procs") -> int:
+    """``n`` processes for ``option``: >= 1 and at most :func:`max_procs` (one-line
+    UserError)."""
+    from re2llm_tui.errors import UserError
+
+    if n < 1:
+        raise UserError(f"{option} must be >= 1 (got {n})")
+    cap = max_procs()
+    if n > cap:
+        raise UserError(f"{option} must be at most {cap} on this machine (one per core; each "
+                        f"process takes ~200 MB) (got {n})")
+    return n
+
+
 def check_client_procs(n: int | None) -> int:
-    """``--client-procs``, else ``$RE2LLM_CLIENT_PROCS``, else 1 (one-line UserError)."""
+    """``--client-procs``, else ``$RE2LLM_CLIENT_PROCS``, else 1 (one-line UserError; at
+    most :func:`max_procs`)."""
     import os
 
     from re2llm_tui.errors import UserError
 
+    option = "--client-procs"
     if n is None:
         raw = os.environ.get(CLIENT_PROCS_ENV, "").strip()
         try:
@@ -53,9 +85,10 @@ def check_client_procs(n: int | None) -> int:
         except ValueError:
             raise UserError(f"${CLIENT_PROCS_ENV} must be a whole number (got {raw!r})") \
                 from None
+        option = f"${CLIENT_PROCS_ENV}" if raw else option
     if n < 1:
         raise UserError(f"--client-procs must be >= 1 (got {n})")
-    return n
+    return check_procs(n, option)
 
 
 def shard_by_key(keys: Sequence[str], procs: int, weights: Sequence[int] | None = None

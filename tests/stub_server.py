@@ -4,7 +4,7 @@ It answers ``POST /v1/chat/completions`` (and ``GET /v1/models``) on 127.0.0.1 w
 configurable latency, and can inject faults to exercise the client's retry logic:
 
 * ``"429"``: rate limited (``Retry-After: 0``), ``"500"``: internal error, ``"401"``: bad key
-  (must not be retried),
+  (must not be retried), ``"404"``: the model does not exist (as vLLM says it),
 * ``"timeout"``: sleeps ``hang_s`` before answering (longer than the client's timeout),
 * ``"garbage"``: status 200 with a body that is not JSON.
 
@@ -20,7 +20,8 @@ Hostile servers (attributes, or the same flags of ``main``), for every request w
   (401 otherwise); ``auth_headers`` keeps each request's ``Authorization`` header(s).
 
 Faults come from a FIFO (``server.inject("429", "500")``: the next two requests fail that
-way) or from a per-message-content plan (``fail_first={"text": 2}``).  Replies come from
+way), from a per-message-content plan (``fail_first={"text": 2}``), or for every request
+(``StubServer(fail_all="500")``, ``--fail-all 500``: a misconfigured or broken server).  Replies come from
 ``reply_fn(messages) -> str`` (default: a deterministic echo of the last message's hash).
 Every request is counted in ``server.requests`` (by the hash of its messages) so tests can
 check that no call was repeated.
@@ -48,7 +49,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
-FAULTS = ("429", "500", "401", "timeout", "garbage", "empty")
+FAULTS = ("429", "500", "401", "404", "timeout", "garbage", "empty")
 #: the default of ``usage`` / ``content``: what a well-behaved server sends
 AUTO = object()
 #: ``usage = OMIT``: a reply without a ``"usage"`` key
@@ -80,8 +81,12 @@ class StubServer:
     """An OpenAI-compatible loopback server running in a background thread."""
 
     def __init__(self, latency: float = 0.0, reply_fn: Callable | None = None,
-                 hang_s: float = 5.0, port: int = 0, model_name: str = "stub-model") -> None:
+                 hang_s: float = 5.0, port: int = 0, model_name: str = "stub-model",
+                 fail_all: str | None = None) -> None:
+        if fail_all is not None and fail_all not in FAULTS:
+            raise ValueError(f"unknown fault {fail_all!r}; choose from {FAULTS}")
         self.latency = latency
+        self.fail_all = fail_all      # every request fails this way
         self.reply_fn = reply_fn or default_reply
         self.hang_s = hang_s
         self.model_name = model_name
@@ -132,7 +137,7 @@ class StubServer:
                     return faults.pop(0)
             if self._faults:
                 return self._faults.popleft()
-        return None
+        return self.fail_all
 
     def _handler_class(self):
         server = self
@@ -232,6 +237,11 @@ class StubServer:
                 if fault == "401":
                     self._send(401, b'{"error": {"message": "invalid api key", "type": "auth"}}')
                     return
+                if fault == "404":
+                    self._send(404, json.dumps({"error": {
+                        "message": f"The model `{req.get('model')}` does not exist.",
+                        "type": "NotFoundError", "code": 404}}).encode())
+                    return
                 if fault == "500":
                     self._send(500, b'{"error": {"message": "internal error", "type": "server"}}')
                     return
@@ -312,6 +322,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--latency", type=float, default=0.0)
+    ap.add_argument("--fail-all", choices=FAULTS, default=None,
+                    help="every request fails this way")
     ap.add_argument("--always-429", metavar="SECONDS", default=None,
                     help="answer every request 429 with this Retry-After")
     ap.add_argument("--usage", help="the replies' usage, as JSON (or 'omit')")
@@ -320,7 +332,7 @@ def main(argv=None) -> int:
     ap.add_argument("--endless", action="store_true", help="a chunked body that never ends")
     ap.add_argument("--basic-auth", help="USER:PW that every request must send (HTTP Basic)")
     args = ap.parse_args(argv)
-    srv = StubServer(latency=args.latency, port=args.port)
+    srv = StubServer(latency=args.latency, port=args.port, fail_all=args.fail_all)
     if args.usage is not None:
         srv.usage = OMIT if args.usage == OMIT else json.loads(args.usage)
     if args.content is not None:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -315,8 +316,17 @@ def test_rm_refuses_a_running_run_in_one_line(two_runs, workspace, run_cli):
     rid = runs.create_run(db, name="in flight", kind="recommend", dataset="games",
                           split="test", model="m")          # status 'running'
     code, out, err = run_cli("runs", "rm", a, rid, "--yes", "--db", workspace)
-    _one_line_error(code, err, f"run {rid} is running")
+    _one_line_error(code, err, f"run {rid} is running in process {os.getpid()}")
     assert count_rows(workspace, "runs") == 3                # nothing deleted, not even a
+    # its process (this one) is alive: --force does not delete it either
+    code, out, err = run_cli("runs", "rm", rid, "--yes", "--force", "--db", workspace)
+    _one_line_error(code, err, f"run {rid} is running in process {os.getpid()}")
+    # its process gone (a finished child's pid): --force is needed, and deletes it
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    db.execute("UPDATE runs SET pid=? WHERE id=?", [gone.pid, rid])
+    code, out, err = run_cli("runs", "rm", rid, "--yes", "--db", workspace)
+    _one_line_error(code, err, f"run {rid} is marked running but its process {gone.pid} is gone")
     code, out, err = run_cli("runs", "rm", rid, "--yes", "--force", "--db", workspace)
     assert code == 0, err
     assert count_rows(workspace, "runs") == 2
@@ -443,6 +453,8 @@ def test_rm_training_run_refused_while_its_process_lives(workspace, run_cli):
         proc.kill()
         proc.wait()
     code, out, err = run_cli("runs", "rm", f"t{live}", "--yes", "--db", workspace)
+    _one_line_error(code, err, f"training run t{live} is marked running but its process")
+    code, out, err = run_cli("runs", "rm", f"t{live}", "--yes", "--force", "--db", workspace)
     assert code == 0, err
     assert count_rows(workspace, "train_runs") == 0 and count_rows(workspace, "train_scalars") == 0
 

@@ -67,13 +67,15 @@ RetriesOption = typer.Option(
 LocalWorkersOption = typer.Option(
     None, "--local-workers", "-w",
     help="processes computing reward outcomes, each with its own model instance and a "
-         "shard of the sessions (default: 2 for the embedded model, 1 otherwise)")
+         "shard of the sessions (default: 2 for the embedded model, 1 otherwise; at most "
+         "one per core, or 4)")
 
 ClientProcsOption = typer.Option(
     None, "--client-procs",
     help="client processes making the LLM calls, each with its own event loop and "
          "connections and a shard of the sessions, sharing --max-cost/--max-calls (for a "
-         "fleet behind several --api-base; default: $RE2LLM_CLIENT_PROCS, else 1)")
+         "fleet behind several --api-base; default: $RE2LLM_CLIENT_PROCS, else 1; at most "
+         "one per core, or 4)")
 TransportOption = typer.Option(
     None, "--transport",
     help="how requests reach the model: auto (fast for hosted_vllm/ and openai/ with "

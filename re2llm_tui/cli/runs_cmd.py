@@ -33,7 +33,8 @@ RunsDatasetOption = typer.Option(None, "--dataset", "-d",
 MetricOption = typer.Option("ndcg@10", "--metric",
                             help="metric of the paired difference (hr@1, hr@5, hr@10, ndcg@5, "
                                  "ndcg@10, mrr@10)")
-ResamplesOption = typer.Option(1000, "--resamples", help="bootstrap resamples")
+ResamplesOption = typer.Option(1000, "--resamples", help="bootstrap resamples (at most "
+                                                          "100,000)")
 SeedOption = typer.Option(0, "--seed", help="seed of the bootstrap resamples")
 
 
@@ -59,7 +60,7 @@ def _date(s: str | None) -> str:
 
 
 def _status(rec: dict) -> str:
-    if rec["kind"] == "train" and rec["status"] == "running" and not rec.get("alive"):
+    if rec["status"] == "running" and not rec.get("alive"):
         return "running (process gone)"
     return rec["status"]
 
@@ -286,7 +287,8 @@ def show_cmd(run: str = typer.Argument(..., help="run id (t<id> for a training r
         ("kind", rec["kind"]), ("dataset", rec["dataset"]), ("split", rec["split"]),
         ("model", rec["model"]), ("prompt version", rec["prompt_version"]),
         ("KB version", rec["kb_version"]), ("hint id", rec["hint_id"]),
-        ("hint", rec["hint_text"]), ("status", rec["status"]),
+        ("hint", rec["hint_text"]), ("status", _status(rec)), ("error", rec.get("error")),
+        ("process", rec.get("pid")),
         ("created", rec["created_at"]), ("finished", rec["finished_at"]),
         *((f"params.{k}", v) for k, v in sorted(rec["params"].items()))]))
     con.print(escape(
@@ -416,22 +418,19 @@ def rm_cmd(runs: List[str] = typer.Argument(..., help="run ids (t<id> for traini
            yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
            force: bool = typer.Option(False, "--force",
                                       help="also delete a run marked running whose process "
-                                           "is gone"),
+                                           "is gone (a run whose process is alive is never "
+                                           "deleted)"),
            db: OptPath = DbOption, as_json: bool = JsonOption) -> None:
     """Delete runs (asks first; --yes does not).
 
     Their per-session outcomes go with them (training runs: their scalars); the LLM calls
-    stay in the cache.  A running run is refused.
+    stay in the cache.  A run whose process is still running is refused, --force or not.
     """
     from re2llm_tui.store import catalog
 
     _check_refs(runs)
     wdb = _open(db)
-    records = [catalog.get_record(wdb, r) for r in runs]
-    for rec in records:   # refuse before asking
-        if (rec["kind"] == "train" and rec["alive"]) or \
-                (rec["kind"] != "train" and rec["status"] == "running" and not force):
-            catalog.delete_runs(wdb, [rec["ref"]], force=force)   # raises its one line
+    records = catalog.check_deletable(wdb, runs, force=force)   # refuse before asking
     if not yes:
         shown = "; ".join(f"{r['ref']} {clean(r['name'], oneline=True)}" for r in records)
         typer.confirm(f"delete {len(records)} run(s): {shown}?", abort=True)

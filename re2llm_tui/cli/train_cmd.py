@@ -46,11 +46,9 @@ def default_workers(workers: int | None, client, client_procs: int | None = None
             raise UserError("give --client-procs or --local-workers, not both")
         return check_client_procs(client_procs)
     if workers is not None:
-        if workers < 1:
-            from re2llm_tui.errors import UserError
+        from re2llm_tui.client_procs import check_procs
 
-            raise UserError(f"--local-workers must be >= 1 (got {workers})")
-        return workers
+        return check_procs(workers, "--local-workers")   # >= 1, at most one per core
     return 2 if client.is_local else 1
 
 
@@ -155,8 +153,9 @@ def register(app: typer.Typer) -> None:
         limit: Optional[int] = typer.Option(None, "--limit", "-n", help="first N sessions only"),
         sample: Optional[int] = SampleOption,
         permutations: int = typer.Option(
-            0, "--permutations", min=0,
-            help="also re-ask the no-hint and agent rows with P seeded shuffles of each "
+            0, "--permutations",
+            help="also re-ask the no-hint and agent rows with P (at most 100) seeded "
+                 "shuffles of each "
                  "session's candidate order (--seed), and report the spread and NDCG@10 by "
                  "the target's position in the list"),
         content_only: bool = typer.Option(
@@ -186,12 +185,13 @@ def register(app: typer.Typer) -> None:
         from re2llm_tui.control import RunStop
         from re2llm_tui.data.release import SPLITS, Dataset
         from re2llm_tui.errors import UserError
-        from re2llm_tui.evaluation.compare import evaluate
+        from re2llm_tui.evaluation.compare import check_permutations, evaluate
         from re2llm_tui.llm.client import LLMClient
         from re2llm_tui.llm.parsing import check_rank_by
         from re2llm_tui.store.workspace import open_workspace
 
         rank_by = check_rank_by(rank_by)
+        check_permutations(permutations)     # bounded: one line before any work
         ds = Dataset.resolve(dataset, data_dir)       # the edge: resolved once
         if split not in SPLITS:
             raise UserError(f"unknown split {split!r}: choose train or test")

@@ -195,6 +195,21 @@ def best_train_hint(db, client, ds: Dataset, actions: Sequence[tuple[int, str]],
 
 # --------------------------------------------------------------------------- evaluate
 
+#: the most candidate shuffles ``--permutations`` asks for (each re-asks the LLM on every
+#: session of two rows, and keeps its ranks)
+MAX_PERMUTATIONS = 100
+
+
+def check_permutations(permutations: int) -> int:
+    """``--permutations``: 0 to :data:`MAX_PERMUTATIONS` (one-line UserError)."""
+    if permutations < 0:
+        raise UserError(f"--permutations must be >= 0 (got {permutations})")
+    if permutations > MAX_PERMUTATIONS:
+        raise UserError(f"--permutations must be at most {MAX_PERMUTATIONS} (got "
+                        f"{permutations:,}; each re-asks the LLM on every session)")
+    return permutations
+
+
 def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | None = None,
              limit: int | None = None, train_run: int | None = None,
              oracle: bool = True, seed: int = 0, n_boot: int = 1000, store: bool = True,
@@ -208,7 +223,9 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
     ``workers`` processes; ``progress`` gets a
     :class:`~re2llm_tui.utilization.rewards.PrefillProgress` as they arrive.  Raises
     :class:`~re2llm_tui.control.RunStop` (budget or stop request) after storing everything
-    finished; rerun to resume.
+    finished; rerun to resume.  Raises :class:`~re2llm_tui.llm.outcomes.NothingWorked` when
+    every LLM call failed (its rows stored ``failed``, the one line naming the most common
+    error).
     """
     from re2llm_tui.evaluation.metrics import paired_difference, summarize
     from re2llm_tui.kb import KnowledgeBase
@@ -218,8 +235,7 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
     from re2llm_tui.evaluation.sampling import select_sessions, selection_params
 
     ds = Dataset.resolve(ds)
-    if permutations < 0:
-        raise UserError(f"--permutations must be >= 0 (got {permutations})")
+    check_permutations(permutations)
     sessions = select_sessions(ds.sessions(split), limit=limit, sample=sample, seed=seed)
     selection = selection_params(sessions, limit=limit, sample=sample, seed=seed)
     if content_only:
@@ -228,6 +244,9 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
     if client is None:
         client = LLMClient(_db_file(db), model=model)
     notes: list[str] = []
+    from re2llm_tui.llm.savings import last_call_id
+
+    since = last_call_id(db)
     try:
         kb_version, actions = KnowledgeBase(db, ds).actions()
         hint_ids = [h for h, _ in actions]
@@ -249,8 +268,9 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
             source.prefill(progress=progress, wanted=needed, workers=workers)
         finally:
             source.close()
+        failed_line = _nothing_worked(db, client, source, needed, since)
         missing = needed & ~np.isfinite(source.ndcg)
-        if missing.any():
+        if missing.any() and failed_line is None:
             notes.append(f"{int(missing.sum())} outcome(s) failed after retries: scored as misses")
 
         choices = _choices(source, n, n_actions, agent, random_actions, best, oracle)
@@ -268,6 +288,17 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
             train_run_id=run["id"] if run else None, best_hint=best, notes=notes,
             llm_calls=int(st["llm_calls"]), cache_hits=int(st["cache_hits"]),
             failed=int(st["failed"]), cost=float(st["cost"]), selection=selection)
+        if failed_line is not None:
+            from re2llm_tui.llm.outcomes import NothingWorked
+
+            marked = ""
+            if store:
+                _store_rows(db, result, client, sessions, actions, choices, rankings, source,
+                            seed, rank_by, failed=failed_line)
+                ids = [str(rid) for name, rid in result.run_ids.items() if name != CONTENT]
+                marked = f"; evaluation run{'s' if len(ids) > 1 else ''} " \
+                         f"{', '.join(ids)} marked failed"
+            raise NothingWorked(failed_line + marked)
         if permutations:
             result.order = _order_rows(client, db, ds, sessions, actions, choices, ranks,
                                        permutations, seed, workers, rank_by, progress)
@@ -280,6 +311,20 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
     finally:
         if own_client:
             client.close()
+
+
+def _nothing_worked(db, client, source, needed, since_id: int) -> str | None:
+    """The one line of an evaluation in which every LLM call failed (no outcome a row
+    needs is known, and calls failed), else None (:mod:`re2llm_tui.llm.outcomes`)."""
+    from re2llm_tui.llm.outcomes import CallOutcomes, failed_call_errors
+
+    known = int((needed & np.isfinite(source.ndcg)).sum())
+    failed = int(source.stats()["failed"])
+    if known or not failed:
+        return None
+    outcomes = CallOutcomes.of(ok=known, errors=failed_call_errors(
+        db, since_id=since_id, model=client.model), failed=failed)
+    return outcomes.line() if outcomes.nothing_worked() else None
 
 
 def _agent_actions(db, ds: Dataset, sessions, model: str, kb_version: str, hint_ids,
@@ -394,9 +439,10 @@ def _store_order_runs(db, result: EvalResult, client, sessions, n_boot: int, see
                 params={**result.selection, "policy": name, "permutation": p,
                         "order_seed": seed, "rank_by": rank_by, "kb_version": result.kb_version,
                         "train_run": result.train_run_id})
-            for s, r in zip(sessions, ranks):
-                runs.add_run_item(db, rid, s.id, target_rank=r)
-            runs.finish_run(db, rid, summarize(ranks, n_boot=n_boot, seed=seed))
+            with runs.ending(db, rid):
+                for s, r in zip(sessions, ranks):
+                    runs.add_run_item(db, rid, s.id, target_rank=r)
+                runs.finish_run(db, rid, summarize(ranks, n_boot=n_boot, seed=seed))
             result.run_ids[label] = rid
 
 
@@ -416,9 +462,10 @@ def _content_only(db, ds: Dataset, split: str, sessions, selection: dict, n_boot
         rid = runs.create_run(db, name=f"evaluate {ds.name}/{split}: {CONTENT}",
                               kind="evaluate", dataset=ds.name, split=split, model=None,
                               params={**selection, "policy": CONTENT, "seed": seed})
-        for s, r, rk in zip(sessions, ranks, rankings):
-            runs.add_run_item(db, rid, s.id, ranking=rk, target_rank=r)
-        runs.finish_run(db, rid, rows[CONTENT])
+        with runs.ending(db, rid):
+            for s, r, rk in zip(sessions, ranks, rankings):
+                runs.add_run_item(db, rid, s.id, ranking=rk, target_rank=r)
+            runs.finish_run(db, rid, rows[CONTENT])
         result.run_ids[CONTENT] = rid
     return result
 
@@ -433,8 +480,9 @@ def _content_row(sessions, db) -> tuple[list, list]:
 
 
 def _store_rows(db, result: EvalResult, client, sessions, actions, choices, rankings, source,
-                seed: int, rank_by: str = "reply") -> None:
-    """Each row as a run (``kind='evaluate'``) with one item per session."""
+                seed: int, rank_by: str = "reply", failed: str | None = None) -> None:
+    """Each row as a run (``kind='evaluate'``) with one item per session; ``failed``: every
+    LLM call failed, the LLM rows end ``failed`` with this line."""
     from re2llm_tui.prompts import prompt_version
     from re2llm_tui.store import runs
     from re2llm_tui.utilization.rewards import reward_context
@@ -457,16 +505,20 @@ def _store_rows(db, result: EvalResult, client, sessions, actions, choices, rank
             hint_id=hint_ids[fixed] if fixed is not None else None,
             hint_text=(actions[fixed][1] or None) if fixed is not None else None,
             params=params)
-        failed = 0
-        for i, s in enumerate(sessions):
-            cols = {"ranking": rankings[name][i], "target_rank": result.ranks[name][i]}
-            if acts is not None:
-                ok = bool(np.isfinite(source.ndcg[i, int(acts[i])]))
-                cols["error"] = None if ok else "LLM call failed"
-                failed += not ok
-            runs.add_run_item(db, rid, s.id, **cols)
-        runs.finish_run(db, rid, result.rows[name], n_failed=failed)
         result.run_ids[name] = rid
+        n_failed = 0
+        with runs.ending(db, rid):
+            for i, s in enumerate(sessions):
+                cols = {"ranking": rankings[name][i], "target_rank": result.ranks[name][i]}
+                if acts is not None:
+                    ok = bool(np.isfinite(source.ndcg[i, int(acts[i])]))
+                    cols["error"] = None if ok else "LLM call failed"
+                    n_failed += not ok
+                runs.add_run_item(db, rid, s.id, **cols)
+            llm_failed = failed is not None and acts is not None
+            runs.finish_run(db, rid, result.rows[name], n_failed=n_failed,
+                            status="failed" if llm_failed else "done",
+                            error=failed if llm_failed else None)
 
 
 # --------------------------------------------------------------------------- as a job

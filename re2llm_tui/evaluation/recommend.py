@@ -9,7 +9,10 @@ and scored; each session's outcome is a ``run_items`` row written as soon as it 
   stored sessions are kept, failed ones are retried, the rest are done.  Every finished LLM
   call is in the cache, so rerunning a finished run is served from it.
 * A failed call (after retries) is stored with its error and scored as a miss; the run goes
-  on and ``n_failed`` counts it.  Garbage replies are kept in ``reply`` for inspection.
+  on and ``n_failed`` counts it.  Garbage replies are kept in ``reply`` for inspection.  A
+  run in which every call failed ends ``failed`` with one line naming the most common error
+  (:mod:`re2llm_tui.llm.outcomes`), as does a run ended by any error (a refused key, the
+  workspace); the run records its process (``runs.pid``) while it is written.
 * ``--max-cost`` / ``--max-calls`` (:class:`BudgetExceeded`) and a stop request stop the run cleanly
   (status ``stopped``, metrics over the sessions done so far).
 * The target's rank is counted by :func:`~re2llm_tui.llm.parsing.target_rank` under
@@ -67,13 +70,19 @@ def _params(client: LLMClient, sessions: Sequence[Session], k: int) -> dict:
 
 
 def _find_resumable(db, *, dataset, split, model, prompt_version, hint_text, params) -> int | None:
-    row = db.execute(
-        "SELECT id FROM runs WHERE kind='recommend' AND dataset=? AND split=? AND model IS ? "
-        "AND prompt_version IS ? AND hint_text IS ? AND params=? "
-        "AND status IN ('running','stopped') ORDER BY id DESC LIMIT 1",
-        [dataset, split, model, prompt_version, hint_text,
-         json.dumps(params, sort_keys=True)]).fetchone()
-    return row[0] if row else None
+    """The newest unfinished run of these settings (stopped, failed, or marked running by a
+    process that is gone); a run another live process is writing is left to it."""
+    from re2llm_tui.store.runs import writer_alive
+
+    for row in db.query(
+            "SELECT id, status, pid FROM runs WHERE kind='recommend' AND dataset=? AND split=? "
+            "AND model IS ? AND prompt_version IS ? AND hint_text IS ? AND params=? "
+            "AND status IN ('running','stopped','failed') ORDER BY id DESC",
+            [dataset, split, model, prompt_version, hint_text,
+             json.dumps(params, sort_keys=True)]):
+        if not writer_alive(row):
+            return row["id"]
+    return None
 
 
 async def recommend_async(sessions: Sequence[Session], client: LLMClient, *, dataset: str,
@@ -87,10 +96,12 @@ async def recommend_async(sessions: Sequence[Session], client: LLMClient, *, dat
 
     ``client_procs`` > 1: the sessions still to do are ranked by that many spawned client
     processes (:mod:`re2llm_tui.client_procs`), sessions with identical requests in the same
-    one; the run, its resume and its metrics are the same."""
-    from re2llm_tui.evaluation.metrics import summarize
-    from re2llm_tui.llm.parsing import check_rank_by, reply_ranking
-    from re2llm_tui.prompts import prompt_version, recommend_prompt
+    one; the run, its resume and its metrics are the same.
+
+    Raises :class:`~re2llm_tui.llm.outcomes.NothingWorked` (the run marked ``failed``) when
+    every session's call failed; any other error also leaves the run ``failed``."""
+    from re2llm_tui.llm.parsing import check_rank_by
+    from re2llm_tui.prompts import prompt_version
     from re2llm_tui.store import runs
 
     rank_by = check_rank_by(rank_by)
@@ -102,6 +113,8 @@ async def recommend_async(sessions: Sequence[Session], client: LLMClient, *, dat
     run_id = _find_resumable(db, dataset=dataset, split=split, model=client.model,
                              prompt_version=pversion, hint_text=hint_text,
                              params=params) if resume else None
+    if run_id is not None and not runs.resume_run(db, run_id):
+        run_id = None               # deleted, or taken by another process, meanwhile
     resumed = run_id is not None
     if run_id is None:
         run_id = runs.create_run(
@@ -109,8 +122,20 @@ async def recommend_async(sessions: Sequence[Session], client: LLMClient, *, dat
             + (f" hint {hint_id}" if hint_id is not None else (" hint" if hint_text else "")),
             kind="recommend", dataset=dataset, split=split, model=client.model,
             prompt_version=pversion, hint_id=hint_id, hint_text=hint_text, params=params)
-    else:
-        db.execute("UPDATE runs SET status='running', finished_at=NULL WHERE id=?", [run_id])
+    with runs.ending(db, run_id):    # an error ends the run `failed`, never left `running`
+        return await _write_run(db, client, sessions, run_id, resumed, k=k, rank_by=rank_by,
+                                hint_text=hint_text, progress=progress,
+                                client_procs=client_procs)
+
+
+async def _write_run(db, client: LLMClient, sessions: Sequence[Session], run_id: int,
+                     resumed: bool, *, k: int, rank_by: str, hint_text: str | None,
+                     progress, client_procs: int) -> RecommendResult:
+    from re2llm_tui.evaluation.metrics import summarize
+    from re2llm_tui.llm.outcomes import CallOutcomes, NothingWorked
+    from re2llm_tui.llm.parsing import reply_ranking
+    from re2llm_tui.prompts import recommend_prompt
+    from re2llm_tui.store import runs
 
     ok_done = {r[0] for r in db.execute(
         "SELECT session_id FROM run_items WHERE run_id=? AND error IS NULL", [run_id])}
@@ -163,6 +188,12 @@ async def recommend_async(sessions: Sequence[Session], client: LLMClient, *, dat
     metrics = summarize(list(ranks.values()), replies=replies) if ranks else None
     totals = client.run_totals(run_id)
     status = "stopped" if stop_reason else "done"
+    outcomes = CallOutcomes.of(errors=[err for sid, _r, err, *_ in items if sid in wanted])
+    if not stop_reason and outcomes.nothing_worked():
+        line = outcomes.line()
+        runs.finish_run(db, run_id, metrics, status="failed", n_failed=n_failed,
+                        cost=totals["cost"], error=line)
+        raise NothingWorked(f"{line}; run {run_id} marked failed")
     runs.finish_run(db, run_id, metrics, status=status, n_failed=n_failed, cost=totals["cost"])
     return RecommendResult(
         run_id=run_id, status=status, total=total, done=len(ranks), failed=n_failed,

@@ -173,6 +173,10 @@ class Comparison:
                 "config_diff": {k: v for k, v in self.config_diff.items()}}
 
 
+#: the most bootstrap resamples a comparison draws (each holds an index per session)
+MAX_RESAMPLES = 100_000
+
+
 def compare(records: list[dict], outcomes: dict[str, dict], *, metric: str = DEFAULT_METRIC,
             n_boot: int = 1000, seed: int = 0) -> Comparison:
     """Compare output runs (catalog records, the first is the baseline) on the sessions they
@@ -181,6 +185,8 @@ def compare(records: list[dict], outcomes: dict[str, dict], *, metric: str = DEF
     metric = check_metric(metric)
     if n_boot < 1:
         raise UserError(f"--resamples must be >= 1 (got {n_boot})")
+    if n_boot > MAX_RESAMPLES:      # memory grows with resamples x sessions
+        raise UserError(f"--resamples must be at most {MAX_RESAMPLES:,} (got {n_boot:,})")
     if len(records) < 2:
         raise UserError("compare needs at least two runs")
     refs = [r["ref"] for r in records]

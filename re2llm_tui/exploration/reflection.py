@@ -154,6 +154,8 @@ async def explore(db, client, ds: Dataset, *, split: str = "train", sessions: in
 
     Resumable: sessions finished earlier with the same model and prompt version are skipped.
     A :class:`BudgetExceeded` from the client ends the run cleanly (``summary.stopped``).
+    Every session examined failing on its LLM calls raises
+    :class:`~re2llm_tui.llm.outcomes.NothingWorked` (one line, the most common error).
     """
     from re2llm_tui.control import RunStop
 
@@ -168,7 +170,8 @@ async def explore(db, client, ds: Dataset, *, split: str = "train", sessions: in
     summary = ExploreSummary(dataset=dataset, model=client.model)
     done_before = explored_sessions(db, dataset, client.model, REFLECTION_VERSION)
     total = 1 if session_id else sessions
-    stats0 = (client.stats.calls, client.stats.cache_hits, client.stats.cost)
+    stats0 = (client.stats.calls, client.stats.cache_hits, client.stats.cost,
+              client.stats.failed)
 
     def report(sid: str, stage: str) -> None:
         if on_progress:
@@ -205,4 +208,20 @@ async def explore(db, client, ds: Dataset, *, split: str = "train", sessions: in
     summary.calls = client.stats.calls - stats0[0]
     summary.cache_hits = client.stats.cache_hits - stats0[1]
     summary.cost = client.stats.cost - stats0[2]
+    if not summary.stopped:
+        _check_outcomes(summary, ok_calls=summary.calls - (client.stats.failed - stats0[3])
+                        + summary.cache_hits)
     return summary
+
+
+def _check_outcomes(summary: ExploreSummary, ok_calls: int) -> None:
+    """:class:`~re2llm_tui.llm.outcomes.NothingWorked` when no call of the run worked and
+    every session examined failed on one (each reflection is already marked ``failed`` with
+    its error); a session that failed after some turns worked is a partial failure."""
+    from re2llm_tui.llm.outcomes import CallOutcomes, check_outcomes
+
+    failed = [o.error or "unknown error" for o in summary.outcomes if o.status == "failed"]
+    worked = sum(o.status in ("hit", "done") for o in summary.outcomes) + max(0, ok_calls)
+    n = len(failed)
+    check_outcomes(CallOutcomes.of(ok=worked, errors=failed), what="reflections",
+                   marked=f"{n} reflection{'s' if n != 1 else ''}")

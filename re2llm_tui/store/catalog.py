@@ -22,7 +22,9 @@ API (``db`` is an open workspace, :func:`re2llm_tui.store.workspace.open_workspa
 * :func:`train_scalars` ``(db, train_id, names=None) -> {name: [(step, value), ...]}``.
 * :func:`delete_runs` ``(db, refs, force=False) -> list[str]`` -- delete runs (their items
   and scalars go with them; the LLM calls stay in the cache, no longer linked to a run);
-  a run still running is refused in one line.
+  a run whose process is alive is refused in one line, ``force`` or not (``force``: a run
+  marked running whose process is gone).  :func:`check_deletable` is the same refusal
+  without deleting (asked before a confirmation).
 
 A record (``dict``; every value JSON-serialisable):
 
@@ -32,10 +34,12 @@ A record (``dict``; every value JSON-serialisable):
 ``metrics`` (:func:`re2llm_tui.evaluation.metrics.summarize` output or ``None``),
 ``failed`` (sessions whose call failed), ``calls`` / ``cached_calls`` / ``failed_calls``
 (from the ``calls`` log), ``cost`` (USD), ``prompt_tokens``, ``completion_tokens``,
-``created_at``, ``finished_at``, ``status``; training runs add ``seed``, ``step``,
+``created_at``, ``finished_at``, ``status``, ``pid`` (the process writing it),
+``alive`` (that process is running), ``error`` (what ended a failed run); training runs
+add ``seed``, ``step``,
 ``total_steps``, ``final_reward``, ``best_reward`` (of ``charts/reward_mean``),
 ``final_eval_reward``, ``best_eval_reward`` (of ``charts/eval_reward``), ``best_step``,
-``alive`` (its process is running), ``pid``, ``summary``, ``checkpoint``, ``error``.
+``summary``, ``checkpoint``.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import json
 import re
 
 from re2llm_tui.errors import UserError
+from re2llm_tui.store.runs import writer_alive
 from re2llm_tui.store.workspace import transaction
 
 #: the kind of a training run in the catalog
@@ -136,7 +141,8 @@ def _output_record(row: dict, items: dict | None, calls: dict | None) -> dict:
         "prompt_tokens": int(calls.get("prompt_tokens") or 0),
         "completion_tokens": int(calls.get("completion_tokens") or 0),
         "created_at": row.get("created_at"), "finished_at": row.get("finished_at"),
-        "status": row["status"],
+        "status": row["status"], "pid": row.get("pid"), "alive": writer_alive(row),
+        "error": row.get("error"),
     }
 
 
@@ -167,12 +173,10 @@ def _reward_stats(db, train_ids: list[int] | None = None) -> dict[int, dict]:
 
 
 def _train_record(row: dict, rewards: dict | None) -> dict:
-    from re2llm_tui.control import pid_alive
-
     config = _json(row.get("config"), {})
     summary = _json(row.get("summary"), {})
     rewards = rewards or {}
-    alive = row["status"] == "running" and pid_alive(row.get("pid"))
+    alive = writer_alive(row)
     return {
         "ref": f"t{row['id']}", "id": row["id"], "table": "train_runs",
         "name": f"train {row['dataset']} {row['model']} seed {row['seed']}",
@@ -292,23 +296,45 @@ def train_scalars(db, train_id: int, names: list[str] | None = None) -> dict[str
 
 # --------------------------------------------------------------------------- deleting
 
+def _refusal(rec: dict, force: bool) -> str | None:
+    """Why the run of ``rec`` may not be deleted now (one line), or None."""
+    what = "training run" if rec["table"] == "train_runs" else "run"
+    if rec["alive"]:
+        return (f"{what} {rec['ref']} is running in process {rec['pid']}; stop it first "
+                "(--force never deletes a run whose process is alive)")
+    if rec["status"] == "running" and not force:
+        gone = f"its process {rec['pid']} is gone" if rec.get("pid") else \
+            "no process is recorded for it"
+        return (f"{what} {rec['ref']} is marked running but {gone}; pass --force to "
+                "delete it")
+    return None
+
+
+def check_deletable(db, refs, *, force: bool = False) -> list[dict]:
+    """The records of ``refs``; a one-line :class:`UserError` for the first run that may not
+    be deleted: one whose process is alive (always), one marked running whose process is
+    gone (unless ``force``)."""
+    records = [get_record(db, ref) for ref in refs]
+    for rec in records:
+        reason = _refusal(rec, force)
+        if reason:
+            raise UserError(reason)
+    return records
+
+
 def delete_runs(db, refs, *, force: bool = False) -> list[str]:
     """Delete the runs ``refs`` in one transaction; returns their references.
 
-    A run still running is refused (one line) before anything is deleted: an output run
-    whose status is ``running`` (``force``: delete it anyway, when its process is known to
-    be gone), a training run whose process is alive (always refused).  Items and scalars go
-    with their run; the LLM calls stay (they are the cache) but no longer name the run.
+    Checked inside the transaction that deletes (a write lock: no process can start or
+    resume writing one of them in between): a run whose process is alive is refused,
+    ``force`` or not; a run marked running whose process is gone (killed) needs ``force``
+    (:func:`check_deletable`).  Nothing is deleted when one is refused.  Items and scalars
+    go with their run; the LLM calls stay (they are the cache) but no longer name the run.
     """
-    records = [get_record(db, ref) for ref in refs]
-    for rec in records:
-        if rec["table"] == "train_runs" and rec["alive"]:
-            raise UserError(f"training run {rec['ref']} is running (process "
-                            f"{rec['pid']}); stop it first")
-        if rec["table"] == "runs" and rec["status"] == "running" and not force:
-            raise UserError(f"run {rec['ref']} is running; stop it first (or pass --force if "
-                            "its process is gone)")
+    for ref in refs:
+        parse_ref(ref)
     with transaction(db):
+        records = check_deletable(db, refs, force=force)
         for rec in records:
             # ids are never reused (store.runs.next_id_sql): remember the highest deleted
             db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE "

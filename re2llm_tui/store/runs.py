@@ -1,8 +1,17 @@
-"""Runs: named sets of LLM outputs over a split's sessions, stored in the workspace."""
+"""Runs: named sets of LLM outputs over a split's sessions, stored in the workspace.
+
+A run being written is ``running`` and records its process (``runs.pid``): it is set when
+the run is created or resumed (:func:`create_run`, :func:`resume_run`) and cleared when it
+ends -- ``done`` / ``stopped`` (:func:`finish_run`) or ``failed`` with the error that ended
+it (:func:`fail_run`; :func:`ending` does it for any exception).  A run whose process is
+alive is never deleted (:func:`re2llm_tui.store.catalog.delete_runs`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from typing import Any
 
 from re2llm_tui.errors import UserError
@@ -20,12 +29,37 @@ def next_id_sql(table: str) -> str:
 def create_run(db, *, name: str, kind: str, dataset: str, split: str, model: str | None = None,
                prompt_version: str | None = None, hint_id: int | None = None,
                hint_text: str | None = None, params: dict | None = None) -> int:
+    """A new ``running`` run written by this process; returns its id."""
     cur = db.execute(
         "INSERT INTO runs(id, name, kind, dataset, split, model, prompt_version, hint_id, "
-        f"hint_text, params) VALUES ({next_id_sql('runs')},?,?,?,?,?,?,?,?,?)",
+        f"hint_text, params, pid) VALUES ({next_id_sql('runs')},?,?,?,?,?,?,?,?,?,?)",
         [name, kind, dataset, split, model, prompt_version, hint_id, hint_text,
-         json.dumps(params or {}, sort_keys=True)])
+         json.dumps(params or {}, sort_keys=True), os.getpid()])
     return cur.lastrowid
+
+
+def writer_alive(run: dict) -> bool:
+    """Whether the process recorded as writing ``run`` (a row of ``runs`` or
+    ``train_runs``) is alive: a ``running`` run whose process exists (this one included)."""
+    from re2llm_tui.control import pid_alive
+
+    pid = run.get("pid")
+    return run.get("status") == "running" and bool(pid) and (
+        pid == os.getpid() or pid_alive(pid))
+
+
+def resume_run(db, run_id: int) -> bool:
+    """This process takes the unfinished run over: ``running`` again, with its pid.  False
+    when the run is gone (deleted meanwhile) or another live process is writing it."""
+    from re2llm_tui.store.workspace import transaction
+
+    with transaction(db):
+        rows = list(db.query("SELECT status, pid FROM runs WHERE id=?", [run_id]))
+        if not rows or writer_alive(rows[0]):
+            return False
+        db.execute("UPDATE runs SET status='running', finished_at=NULL, error=NULL, pid=? "
+                   "WHERE id=?", [os.getpid(), run_id])
+    return True
 
 
 def add_run_item(db, run_id: int, session_id: str, **cols: Any) -> None:
@@ -39,11 +73,48 @@ def add_run_item(db, run_id: int, session_id: str, **cols: Any) -> None:
 
 
 def finish_run(db, run_id: int, metrics: dict | None, status: str = "done", n_failed: int = 0,
-               cost: float = 0.0) -> None:
+               cost: float = 0.0, error: str | None = None) -> None:
+    """The run ended (``done`` / ``stopped``; ``failed`` with ``error``): no process
+    writes it any more."""
     db.execute(
-        "UPDATE runs SET metrics=?, status=?, n_failed=?, cost=?, "
+        "UPDATE runs SET metrics=?, status=?, n_failed=?, cost=?, pid=NULL, error=?, "
         "finished_at=strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id=?",
-        [json.dumps(metrics) if metrics is not None else None, status, n_failed, cost, run_id])
+        [json.dumps(metrics) if metrics is not None else None, status, n_failed, cost,
+         error, run_id])
+
+
+def fail_run(db, run_id: int, error: str) -> None:
+    """The run was ended by ``error`` (only if it is still marked running): ``failed``,
+    with the error kept, no process."""
+    db.execute("UPDATE runs SET status='failed', error=?, pid=NULL, "
+               "finished_at=strftime('%Y-%m-%dT%H:%M:%fZ','now') "
+               "WHERE id=? AND status='running'", [error, run_id])
+
+
+def error_text(exc: BaseException) -> str:
+    """An exception as the one line kept with a failed run."""
+    msg = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+
+@contextlib.contextmanager
+def ending(db, run_id: int):
+    """Around the writing of a run: an exception that escapes (a refused key, a workspace
+    error, any bug) marks it ``failed`` with the error, and Ctrl+C ``stopped``, before it
+    propagates -- a run is never left ``running`` by a process that has given it up."""
+    try:
+        yield
+    except BaseException as exc:
+        try:
+            if isinstance(exc, KeyboardInterrupt):
+                db.execute("UPDATE runs SET status='stopped', pid=NULL, error='interrupted', "
+                           "finished_at=strftime('%Y-%m-%dT%H:%M:%fZ','now') "
+                           "WHERE id=? AND status='running'", [run_id])
+            else:
+                fail_run(db, run_id, error_text(exc))
+        except Exception:  # noqa: BLE001 - the workspace itself failed: report the first error
+            pass
+        raise
 
 
 def get_run(db, run_id: int) -> dict:

@@ -22,8 +22,10 @@ MIGRATIONS: dict[int, list[str]] = {
     # v2: prompt tokens the engine or provider served from its prefix cache
     2: ["ALTER TABLE calls ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0"],
     # v3: the process writing an output run; usage a server reported that could not be
-    # trusted; a reasoning model's thinking and its tokens, kept apart from the reply
+    # trusted; a reasoning model's thinking and its tokens, kept apart from the reply; the
+    # error that ended a failed output run
     3: ["ALTER TABLE runs ADD COLUMN pid INTEGER",
+        "ALTER TABLE runs ADD COLUMN error TEXT",
         "ALTER TABLE calls ADD COLUMN usage_estimated INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE calls ADD COLUMN reasoning TEXT",
         "ALTER TABLE calls ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0"],
@@ -53,7 +55,8 @@ CREATE TABLE IF NOT EXISTS runs (
     cost REAL NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
     finished_at TEXT,
-    pid INTEGER                     -- the process writing it while status='running' (v3)
+    pid INTEGER,                    -- the process writing it while status='running' (v3)
+    error TEXT                      -- what ended a failed run (v3)
 );
 CREATE INDEX IF NOT EXISTS runs_dataset ON runs(dataset, split, kind);
 

@@ -201,29 +201,55 @@ def _open_run(spec: TrainSpec, db, model: str, su: _Setup):
 
 def _run_phases(spec: TrainSpec, db, run_id: int, trainer, ckpt, su: _Setup, emit,
                 control) -> tuple[str, str]:
-    """Phase 1, the reward table; phase 2, PPO on it.  Returns ``(status, reason)``."""
+    """Phase 1, the reward table; phase 2, PPO on it.  Returns ``(status, reason)``.
+
+    Raises :class:`~re2llm_tui.llm.outcomes.NothingWorked` when every reward call failed
+    (after the table's fill, or at a PPO report without a prefill): the run then fails."""
     import numpy as np
 
     from re2llm_tui.control import RunStop
+    from re2llm_tui.llm.savings import last_call_id
     from re2llm_tui.store import train_runs
+
+    since = last_call_id(db)
+
+    def on_scalars(step, sc):
+        emit("scalars", train_runs.store_scalars(db, run_id, step, sc))
+        _check_rewards(db, su.source, run_id, since)
 
     try:
         if spec.prefill:
             emit("phase", {"phase": "table"})
             su.source.prefill(progress=lambda p: emit("table", p), workers=spec.workers)
+            _check_rewards(db, su.source, run_id, since)
             if np.isfinite(su.source.table()).all():
                 trainer.source = su.source.as_table()
         emit("phase", {"phase": "ppo"})
         control.check()
         outcome = trainer.train(
-            on_scalars=lambda step, sc: emit("scalars",
-                                             train_runs.store_scalars(db, run_id, step, sc)),
+            on_scalars=on_scalars,
             control=control, checkpoint_path=ckpt, checkpoint_every=spec.checkpoint_every)
+        if outcome.status == "done":
+            _check_rewards(db, su.source, run_id, since)
         return outcome.status, ("finished" if outcome.status == "done" else control.reason)
     except RunStop as exc:
         return "stopped", str(exc)
     except KeyboardInterrupt:
         return "stopped", "interrupted"
+
+
+def _check_rewards(db, source, run_id: int, since_id: int) -> None:
+    """:class:`~re2llm_tui.llm.outcomes.NothingWorked` when no reward outcome is known and
+    reward calls failed: every call of the run failed (a misconfigured model, a broken
+    server), so PPO would learn from a table of zeros."""
+    from re2llm_tui.llm.outcomes import CallOutcomes, check_outcomes, failed_call_errors
+
+    failed = int(source.stats()["failed"])
+    if not failed or source.known():
+        return
+    check_outcomes(CallOutcomes.of(ok=source.known(), errors=failed_call_errors(
+        db, since_id=since_id, model=source.model), failed=failed),
+        marked=f"training run t{run_id}")
 
 
 def train(spec: TrainSpec, *, on_event: EventCallback | None = None, control=None,
