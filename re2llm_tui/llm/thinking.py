@@ -18,7 +18,10 @@ Reasoning models hand their thinking back in one of two ways, and both are separ
      ``<think>`` into the *prompt*, so the completion starts inside the thinking): the text
      before it is reasoning.
 
-  A text with none of these tags comes back unchanged (the same string, not stripped).
+  A text with none of these tags and no reasoning field comes back unchanged (the same
+  string, not stripped); whenever reasoning was found the answer is stripped, so that the
+  same reply gives the same answer whether litellm split it (it leaves the blank lines after
+  ``</think>`` in the content) or this module did.
 
 * **in a field of the message** (``reasoning_field``): ``reasoning_content`` (DeepSeek,
   vLLM's reasoning parser, and litellm's normalised field for every provider that thinks:
@@ -80,7 +83,7 @@ def split_reply(text: str | None, reasoning_field: Any = None) -> Reply:
     if not isinstance(text, str):
         text = "" if text is None else str(text)
     if "<" not in text:
-        return Reply(text, field)
+        return Reply(text.strip() if field else text, field)
     thoughts: list[str] = []
     answer_parts: list[str] = []
     rest = text
@@ -105,7 +108,7 @@ def split_reply(text: str | None, reasoning_field: Any = None) -> Reply:
         thoughts.append(rest[m.end():close.start()])   # rule 1
         rest = rest[close.end():]
     if not thoughts:
-        return Reply(text, field)
+        return Reply(text.strip() if field else text, field)
     # a stray closing tag left in the answer is dropped (so that splitting again finds nothing)
     answer = _CLOSE_ANY.sub("", "".join(answer_parts)).strip()
     return Reply(answer, _join([field, *thoughts]), cut_off)
