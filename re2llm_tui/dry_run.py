@@ -183,6 +183,7 @@ def explore(client, db, ds, *, split: str = "train", sessions: int | None = None
     )
     from re2llm_tui.exploration.hints import parse_hints
     from re2llm_tui.llm.parsing import reply_ranking, target_rank
+    from re2llm_tui.llm.thinking import answer_of
     from re2llm_tui.store.reflections import explored_sessions
     from re2llm_tui.store.runs import stored_baseline
 
@@ -223,8 +224,9 @@ def explore(client, db, ds, *, split: str = "train", sessions: int | None = None
             reply, ranking = baseline["reply"], baseline["ranking"]
             method = "generate" if baseline.get("reply") else client.rank_method
         if reply is not None or ranking:
-            reply = reply or "\n".join(f"{i}. {s.candidates[c]}"
-                                       for i, c in enumerate(ranking or [], 1))
+            # the conversation carries answers only, as exploration/turns.py sends it
+            reply = answer_of(reply) or "\n".join(f"{i}. {s.candidates[c]}"
+                                                 for i, c in enumerate(ranking or [], 1))
             rank = target_rank(reply_ranking(reply, ranking or [], s.candidates,
                                              rank_method=method, k=config.rank_k),
                                s.target_index)
@@ -247,8 +249,9 @@ def explore(client, db, ds, *, split: str = "train", sessions: int | None = None
             answer = cached_reply(db, call.key) if known else None
             if answer is not None:
                 replayed += 1
-                messages = messages + [{"role": "assistant", "content": answer["response"]}]
-                hints_reply = answer["response"] if kind == "hints" else None
+                said = answer_of(answer["response"])
+                messages = messages + [{"role": "assistant", "content": said}]
+                hints_reply = said if kind == "hints" else None
             else:
                 known = False
                 extra += turn_tokens[kind]
