@@ -104,7 +104,8 @@ def test_an_unknown_served_model_is_what_the_user_declares():
     d = decoding_profile("hosted_vllm/qwen3-8b", "low",
                          Declared(reasoning=True, no_temperature=True))
     assert d.temperature is None and d.sampled and d.params(512)["reasoning_effort"] == "low"
-    assert d.params(512)["max_tokens"] == 512 + REASONING_ALLOWANCE["low"]
+    # OpenAI-compatible servers take max_completion_tokens (OpenAI refuses max_tokens)
+    assert d.params(512)["max_completion_tokens"] == 512 + REASONING_ALLOWANCE["low"]
     # a declaration overrides litellm where given
     assert decoding_profile("gpt-4o-mini", None, Declared(no_temperature=True)).sampled
 

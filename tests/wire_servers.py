@@ -79,6 +79,14 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def handle_error(self, request, client_address):
+        """A client that hung up (a run stopped at the first refused request drops the
+        requests still in flight) is no error of the server: nothing printed."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
 
 class WireServer:
     """A loopback server speaking one wire format (see the module docstring)."""

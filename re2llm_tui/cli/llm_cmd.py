@@ -29,6 +29,10 @@ from re2llm_tui.cli.common import (
     TimeoutOption,
     TransportOption,
     console,
+    NoTemperatureOption,
+    ReasoningEffortOption,
+    ReasoningOption,
+    decoding_options,
 )
 from re2llm_tui.safe_text import escape
 
@@ -44,6 +48,9 @@ def register(app: typer.Typer) -> None:
             None, "--hint-id", help="append this KB hint (0 = no hint) to every prompt"),
         hint: OptStr = typer.Option(None, "--hint", help="append this hint text to every prompt"),
         model: OptStr = ModelOption,
+        reasoning_effort: OptStr = ReasoningEffortOption,
+        reasoning: Optional[bool] = ReasoningOption,
+        no_temperature: Optional[bool] = NoTemperatureOption,
         api_base: Optional[List[str]] = ApiBaseOption,
         concurrency: Optional[int] = ConcurrencyOption,
         max_cost: Optional[float] = MaxCostOption,
@@ -81,12 +88,13 @@ def register(app: typer.Typer) -> None:
         from re2llm_tui.evaluation.sampling import select_sessions
 
         sessions = select_sessions(dset.sessions(split), limit=limit, sample=sample, seed=seed)
+        decoding = decoding_options(reasoning_effort, reasoning, no_temperature)
         if dry_run:
             from re2llm_tui.client_procs import check_client_procs
 
             _dry_run(sessions, dset, db=db, model=model, api_base=api_base,
                      concurrency=concurrency, method=method, hint=hint, hint_id=hint_id,
-                     as_json=as_json, workers=check_client_procs(client_procs))
+                     as_json=as_json, workers=check_client_procs(client_procs), **decoding)
             return
         from re2llm_tui.client_procs import check_client_procs
         from re2llm_tui.llm.replies import use_max_reply_bytes
@@ -97,7 +105,7 @@ def register(app: typer.Typer) -> None:
                            timeout=timeout, max_retries=retries, max_cost=max_cost,
                            max_calls=max_calls, rank_method=method,
                            transport=use_transport(transport),
-                           max_reply_bytes=use_max_reply_bytes(max_reply_bytes))
+                           max_reply_bytes=use_max_reply_bytes(max_reply_bytes), **decoding)
         hint_text = hint
         if hint_id is not None:
             from re2llm_tui.kb import KnowledgeBase
@@ -120,6 +128,8 @@ def register(app: typer.Typer) -> None:
                                         if sample is not None else None)
             saved = cache_saved(client.workspace(), since_id=since, model=client.model,
                                 run_id=result.run_id)
+            reasoning_tokens = int(client.run_totals(result.run_id)["reasoning_tokens"])
+            sampled_note = client.sampled_note()
         finally:
             client.close()
         if as_json:
@@ -128,6 +138,7 @@ def register(app: typer.Typer) -> None:
                    "cache_hits": result.cache_hits, "calls": result.calls,
                    "cost": round(result.cost, 6), "cache_saved": saved.as_dict(),
                    "model": client.model, "rank_by": rank_by,
+                   "reasoning_tokens": reasoning_tokens, "sampled": bool(sampled_note),
                    "metrics": to_json(result.metrics) if result.metrics else None}
             print(json.dumps(out))
         else:
@@ -145,7 +156,10 @@ def register(app: typer.Typer) -> None:
             con.print(f"calls: {result.calls} sent, {result.cache_hits} from cache, "
                       f"{result.failed} failed (scored as misses); cost ${result.cost:.4f}; "
                       f"{saved.line()}"
+                      + (f"; {reasoning_tokens:,} reasoning tokens" if reasoning_tokens else "")
                       + ("; resumed an unfinished run" if result.resumed else ""))
+            if sampled_note:
+                con.print(f"note: {escape(sampled_note)}")
         if result.status == "stopped":
             err.print(f"[yellow]stopped:[/yellow] {escape(result.stopped_reason, oneline=True)} "
                       f"({result.done}/{result.total} sessions done; run {result.run_id}; rerun the "
@@ -156,13 +170,13 @@ def register(app: typer.Typer) -> None:
 
 
 def _dry_run(sessions, dset, *, db, model, api_base, concurrency, method, hint, hint_id,
-             as_json: bool, workers: int = 1) -> None:
+             as_json: bool, workers: int = 1, **decoding) -> None:
     """``recommend --dry-run``: the estimate of the rankings the command would ask for."""
     from re2llm_tui import dry_run
     from re2llm_tui.dry_run import dry_client
 
     client = dry_client(db, model=model, api_bases=api_base or (), concurrency=concurrency,
-                        rank_method=method)
+                        rank_method=method, **decoding)
     try:
         hint_text = hint
         if hint_id is not None:

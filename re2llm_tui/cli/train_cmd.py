@@ -28,6 +28,10 @@ from re2llm_tui.cli.common import (
     SplitOption,
     TransportOption,
     console,
+    NoTemperatureOption,
+    ReasoningEffortOption,
+    ReasoningOption,
+    decoding_options,
 )
 from re2llm_tui.safe_text import escape, text
 
@@ -59,6 +63,9 @@ def register(app: typer.Typer) -> None:
         steps: int = typer.Option(500_000, "--steps", help="PPO environment steps (sessions "
                                                            "given a hint)"),
         model: OptStr = ModelOption,
+        reasoning_effort: OptStr = ReasoningEffortOption,
+        reasoning: Optional[bool] = ReasoningOption,
+        no_temperature: Optional[bool] = NoTemperatureOption,
         prefill: bool = typer.Option(True, "--prefill/--no-prefill",
                                      help="phase 1 computes the whole reward table (sessions x "
                                           "actions) up front, a session at a time; "
@@ -103,6 +110,7 @@ def register(app: typer.Typer) -> None:
                          max_calls=max_calls, api_bases=tuple(api_base or ()),
                          concurrency=concurrency, limit=limit, resume=not fresh,
                          rank_by=rank_by)
+        decoding = decoding_options(reasoning_effort, reasoning, no_temperature)
         if dry_run:
             from re2llm_tui import dry_run as dry
             from re2llm_tui.data.release import Dataset
@@ -113,7 +121,7 @@ def register(app: typer.Typer) -> None:
                                  workers=default_workers(workers, client))
 
             print_dry_run(plan, db=spec.db_path, model=model, api_base=api_base,
-                          concurrency=concurrency, as_json=as_json)
+                          concurrency=concurrency, as_json=as_json, **decoding)
             return
         from re2llm_tui.llm.replies import use_max_reply_bytes
         from re2llm_tui.llm.transport import use_transport
@@ -121,7 +129,7 @@ def register(app: typer.Typer) -> None:
         use_max_reply_bytes(max_reply_bytes)   # this process and the ones it spawns
         client = LLMClient(spec.db_path, model=model, api_bases=spec.api_bases,
                            concurrency=concurrency, max_cost=max_cost, max_calls=max_calls,
-                           transport=use_transport(transport))
+                           transport=use_transport(transport), **decoding)
         client.check()  # bad model / key / --api-base: one line, before any work
         spec.workers = default_workers(workers, client, client_procs)
         err = console(stderr=True)
@@ -150,6 +158,9 @@ def register(app: typer.Typer) -> None:
         dataset: str = DatasetOption,
         split: str = SplitOption,
         model: OptStr = ModelOption,
+        reasoning_effort: OptStr = ReasoningEffortOption,
+        reasoning: Optional[bool] = ReasoningOption,
+        no_temperature: Optional[bool] = NoTemperatureOption,
         limit: Optional[int] = typer.Option(None, "--limit", "-n", help="first N sessions only"),
         sample: Optional[int] = SampleOption,
         permutations: int = typer.Option(
@@ -207,6 +218,7 @@ def register(app: typer.Typer) -> None:
             from re2llm_tui.store.workspace import workspace_path
 
             check_target(out, workspace_path(db), what="--out")
+        decoding = decoding_options(reasoning_effort, reasoning, no_temperature)
         if dry_run and not content_only:
             from re2llm_tui import dry_run as dry
 
@@ -217,7 +229,7 @@ def register(app: typer.Typer) -> None:
                                     workers=default_workers(workers, client))
 
             print_dry_run(plan, db=db, model=model, api_base=api_base,
-                          concurrency=concurrency, as_json=as_json)
+                          concurrency=concurrency, as_json=as_json, **decoding)
             return
         if dry_run:        # --content-only asks no LLM
             msg = {"command": "evaluate", "dry_run": True, "calls": 0, "to_pay": 0, "cost": 0.0}
@@ -231,7 +243,7 @@ def register(app: typer.Typer) -> None:
         use_max_reply_bytes(max_reply_bytes)   # this process and the ones it spawns
         client = LLMClient(db, model=model, api_bases=api_base or (), concurrency=concurrency,
                            max_cost=max_cost, max_calls=max_calls,
-                           transport=use_transport(transport))
+                           transport=use_transport(transport), **decoding)
         if not content_only:
             client.check()
         err = console(stderr=True)
@@ -321,13 +333,15 @@ def _train_with_progress(spec, client, err, *, quiet: bool):
         return train(spec, on_event=on_event, client=client)
 
 
-def print_dry_run(plan, *, db, model, api_base, concurrency, as_json: bool) -> None:
+def print_dry_run(plan, *, db, model, api_base, concurrency, as_json: bool,
+                  **decoding) -> None:
     """``--dry-run`` of a command: ``plan(client, db)`` gives the
     :class:`~re2llm_tui.llm.preflight.Estimate`, printed as a table (or JSON)."""
     from re2llm_tui import dry_run
     from re2llm_tui.dry_run import dry_client
 
-    client = dry_client(db, model=model, api_bases=api_base or (), concurrency=concurrency)
+    client = dry_client(db, model=model, api_bases=api_base or (), concurrency=concurrency,
+                        **decoding)
     try:
         est = plan(client, client.workspace())
     finally:

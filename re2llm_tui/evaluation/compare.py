@@ -438,7 +438,8 @@ def _store_order_runs(db, result: EvalResult, client, sessions, n_boot: int, see
                 dataset=result.dataset, split=result.split, model=client.model,
                 params={**result.selection, "policy": name, "permutation": p,
                         "order_seed": seed, "rank_by": rank_by, "kb_version": result.kb_version,
-                        "train_run": result.train_run_id})
+                        "train_run": result.train_run_id,
+                        **getattr(client, "decoding_record", dict)()})
             with runs.ending(db, rid):
                 for s, r in zip(sessions, ranks):
                     runs.add_run_item(db, rid, s.id, target_rank=r)
@@ -495,7 +496,8 @@ def _store_rows(db, result: EvalResult, client, sessions, actions, choices, rank
         params = {**result.selection, "policy": name, "kb_version": result.kb_version,
                   "seed": seed,
                   "train_run": result.train_run_id, "context": context,
-                  "n_sessions": result.n, "rank_by": rank_by}
+                  "n_sessions": result.n, "rank_by": rank_by,
+                  **({} if name == CONTENT else getattr(client, "decoding_record", dict)())}
         rid = runs.create_run(
             db, name=f"evaluate {result.dataset}/{result.split}: {name}", kind="evaluate",
             dataset=result.dataset, split=result.split,

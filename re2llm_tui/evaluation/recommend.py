@@ -66,7 +66,10 @@ def _params(client: LLMClient, sessions: Sequence[Session], k: int) -> dict:
     ids = ",".join(s.id for s in sessions)
     return {"k": k, "rank_method": client.rank_method, "temperature": client.temperature,
             "seed": client.seed, "n_sessions": len(sessions),
-            "sessions_sha": hashlib.sha256(ids.encode()).hexdigest()[:16]}
+            "sessions_sha": hashlib.sha256(ids.encode()).hexdigest()[:16],
+            # sampled replies, effort, output limit: only for a model that does not decode
+            # greedily as before (its params, and resuming its runs, are unchanged)
+            **getattr(client, "decoding_record", dict)()}
 
 
 def _find_resumable(db, *, dataset, split, model, prompt_version, hint_text, params) -> int | None:

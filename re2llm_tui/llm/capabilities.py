@@ -54,6 +54,28 @@ REASONING_ALLOWANCE = {"none": 0, "minimal": 1024, "low": 2048, "medium": 4096, 
                        None: 4096}
 
 
+#: the environment variable a command sets for the processes it spawns (``use_effort``)
+EFFORT_ENV = "RE2LLM_REASONING_EFFORT"
+
+
+def effort_from_env() -> str | None:
+    """``$RE2LLM_REASONING_EFFORT`` checked (unset or empty: None)."""
+    import os
+
+    return check_effort(os.environ.get(EFFORT_ENV) or None)
+
+
+def use_effort(effort: str | None) -> str | None:
+    """A command's ``--reasoning-effort``: checked, and made this process's
+    ``$RE2LLM_REASONING_EFFORT`` so the processes it spawns use the same effort."""
+    import os
+
+    e = check_effort(effort)
+    if e is not None:
+        os.environ[EFFORT_ENV] = e
+    return e
+
+
 def check_effort(effort: str | None) -> str | None:
     """``--reasoning-effort`` validated (``None``: not given); a one-line UserError otherwise."""
     if effort is None:
@@ -302,6 +324,10 @@ def decoding_profile(model: str, effort: str | None = None,
 
     if declared.reasoning is not None:
         on, source = declared.reasoning, "declared"
+        if on and provider in ("openai", "hosted_vllm") and limit_param == "max_tokens":
+            # OpenAI's reasoning models refuse max_tokens; vLLM (and other OpenAI-compatible
+            # servers) take max_completion_tokens as well
+            limit_param = "max_completion_tokens"
     if declared.no_temperature:
         temp_ok, source = False, "declared"
         note = note or "declared --no-temperature"

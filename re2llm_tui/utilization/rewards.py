@@ -153,8 +153,15 @@ def reward_context(client, rank_by: str = DEFAULT_RANK_BY) -> str:
     context without ``rank-by``, and are never read)."""
     from re2llm_tui.prompts import HINT_VERSION, RECOMMEND_VERSION
 
-    return (f"{RECOMMEND_VERSION}+{HINT_VERSION}|rank={client.rank_method}|k={K}"
-            f"|t={client.temperature}|seed={client.seed}|rank-by={check_rank_by(rank_by)}")
+    context = (f"{RECOMMEND_VERSION}+{HINT_VERSION}|rank={client.rank_method}|k={K}"
+               f"|t={client.temperature}|seed={client.seed}|rank-by={check_rank_by(rank_by)}")
+    record = client.decoding_record() if hasattr(client, "decoding_record") else {}
+    if record:
+        # a model that does not decode greedily as before: its outcomes stand apart
+        context += (f"|sampled={int(bool(record['sampled']))}"
+                    f"|effort={record['reasoning_effort'] or '-'}"
+                    f"|limit={record['limit_param']}:{record['output_limit']}")
+    return context
 
 
 @dataclass
