@@ -36,7 +36,8 @@ RankByOption = typer.Option(
 
 ModelOption = typer.Option(
     None, "--model", "-m", envvar="RE2LLM_MODEL",
-    help="the LLM: a litellm model string (gpt-4o-mini, anthropic/..., ollama/..., "
+    help="the LLM: a litellm model string (gpt-5-mini, anthropic/claude-sonnet-4-5, "
+         "ollama_chat/qwen3, deepseek/deepseek-reasoner, "
          "hosted_vllm/NAME with --api-base); default: the embedded 135M demo model "
          "local/smollm2-135m")
 ApiBaseOption = typer.Option(
