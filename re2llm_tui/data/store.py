@@ -151,9 +151,9 @@ class ListSource:
         for pos in range(max(0, start), len(rows)):
             s = rows[pos]
             if any(hit(t) for t in (*s.history, s.target)):
-                out.append(s)
                 if len(out) >= limit:
-                    return out, pos + 1
+                    return out, out[-1].index + 1    # one more match: a next page
+                out.append(s)
         return out, None
 
 
