@@ -81,7 +81,7 @@ import random
 import re
 import shutil
 import sqlite3
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -132,6 +132,8 @@ _TIME_KEYS = ("timestamp", "time", "ts", "date", "datetime", "date_time", "unix_
               "event_time", "unixreviewtime", "eventdate")
 _SESSION_KEYS = {"history", "target", "candidates", "split", "user", "id", "session_id"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: a number longer than the JSON bound allows (safe_files.MAX_JSON_DIGITS) might be there
+_LONG_DIGITS = re.compile(r"\d{100}")
 #: RecBole's atomic-file header types (``item_id:token``): dropped from column names
 _RECBOLE_TYPE = re.compile(r":(token_seq|token|float_seq|float)$", re.I)
 
@@ -329,6 +331,12 @@ def _json_rows(path: Path, lead: bytes) -> Iterator[tuple[str, object]]:
     for n, line in _lines(path):
         if not line.strip():
             continue
+        if _LONG_DIGITS.search(line) is None and line.count("[") + line.count("{") < 100:
+            try:                                  # within the bounds: the plain parser
+                yield f"{path} line {n}", json.loads(line)
+                continue
+            except ValueError:
+                pass                              # the bounded parser names the error
         where = f"{path} line {n}"
         yield where, load_json(line, where)
 
@@ -476,12 +484,18 @@ class RawSession:
     candidates: list[str] | None = None
     split: str | None = None
     user: str | None = None
+    stored: tuple[str, str | None] | None = None   # the scratch file's JSON of the lists
 
 
 def _id_list(value, where: str, what: str) -> list[str]:
     if not isinstance(value, list):
         raise DataError(f"{where}: {what} must be a list of item ids")
-    return [_item_id(v, where, f"{what} id") for v in value]
+    # the common case without a call per id: non-empty strings without outer spaces, or
+    # integers (not bools); anything else goes through _item_id (its checks, its errors)
+    out = [v if type(v) is str else str(v) if type(v) is int else None for v in value]
+    if None in out or "" in out or any(v != v.strip() for v in out):
+        return [_item_id(v, where, f"{what} id") for v in value]
+    return out
 
 
 def _session_from_obj(obj, where: str) -> RawSession:
@@ -797,6 +811,8 @@ class _Completer:
         elif len(cands) != n:
             raise DataError(f"{s.where}: {len(cands)} candidates, expected {n} "
                             f"(--candidates {n})")
+        if len(set(cands)) == n and len({keys[c] for c in cands}) == n:
+            return cands                         # no repeat, no title clash: as given
         t = cands.index(s.target)
         seen_ids, seen_keys = {s.target}, {keys[s.target]}
         for j, c in enumerate(cands):
@@ -823,8 +839,7 @@ def _test_positions(free: int, test_share: float, seed: int) -> set[int]:
     return set(order[:round(test_share * free)])
 
 
-def _dumps(ids: list[str]) -> str:
-    return json.dumps(ids, ensure_ascii=False)
+_dumps = json.JSONEncoder(ensure_ascii=False).encode   # json.dumps(ids, ensure_ascii=False)
 
 
 class _SplitStats:
@@ -835,7 +850,8 @@ class _SplitStats:
         self.hist_min = self.hist_max = self.cand_min = self.cand_max = None
         self.items: set[str] = set()
 
-    def add(self, history: list[str], target: str, cands: list[str], has_text: bool) -> None:
+    def add(self, history: list[str], target: str, cands: list[str], has_text: bool,
+            hit: bool) -> None:
         self.n += 1
         h, c = len(history), len(cands)
         self.hist_sum += h
@@ -846,7 +862,7 @@ class _SplitStats:
         self.items.update(history)
         self.items.update(cands)
         self.items.add(target)
-        self.hits += target in cands
+        self.hits += hit
         self.with_text += has_text
 
     def as_dict(self) -> dict:
@@ -872,11 +888,11 @@ def _stage(raw: Iterator[RawSession], scratch: sqlite3.Connection, items: dict[s
     batch: list[tuple] = []
     n = free = 0
     for s in raw:
-        ids = (*s.history, s.target, *(s.candidates or ()))
-        used.update(ids)
-        if len(unknown) < 100_000:
-            for i in ids:
-                if i not in items and i not in unknown:
+        ids = {*s.history, s.target, *(s.candidates or ())}
+        used |= ids
+        if len(unknown) < 100_000 and (missing := ids.difference(items)):
+            for i in (*s.history, s.target, *(s.candidates or ())):   # the file's order
+                if i in missing and i not in unknown:
                     unknown[i] = s.where
         free += s.split is None
         batch.append((n, s.where, _dumps(s.history), s.target,
@@ -900,7 +916,7 @@ def _staged(scratch: sqlite3.Connection) -> Iterator[RawSession]:
     while rows := cur.fetchmany(_BATCH):
         for src, h, t, c, sp, u in rows:
             yield RawSession(src, json.loads(h), t, None if c is None else json.loads(c),
-                             sp, u)
+                             sp, u, (h, c))
 
 
 def _build(folder: Path, raw: Iterator[RawSession], items: dict[str, Item], items_path: Path,
@@ -924,7 +940,7 @@ def _build(folder: Path, raw: Iterator[RawSession], items: dict[str, Item], item
         db = store.create(folder / STORE_FILE)
         stats = {sp: _SplitStats() for sp in SPLITS}
         index = {sp: 0 for sp in SPLITS}
-        usage: dict[str, list[int]] = {}          # id -> [first use, uses]
+        usage: Counter[str] = Counter()           # id -> uses, in first-use order
         free_k = 0
         batch: list[tuple] = []
         name_from, name_to = str(sessions_path), sessions_path.name
@@ -935,16 +951,16 @@ def _build(folder: Path, raw: Iterator[RawSession], items: dict[str, Item], item
                 free_k += 1
             else:
                 split = s.split
-            for i in (*s.history, s.target, *cands):
-                u = usage.get(i)
-                if u is None:
-                    usage[i] = [len(usage), 1]
-                else:
-                    u[1] += 1
-            stats[split].add(s.history, s.target, cands, bool(items[s.target].text))
-            batch.append((k, split, index[split], _dumps(s.history), s.target, _dumps(cands),
-                          cands.index(s.target), s.where.replace(name_from, name_to, 1),
-                          s.user))
+            usage.update(s.history)               # first use: the insertion order
+            usage[s.target] += 1
+            usage.update(cands)
+            target_index = cands.index(s.target)
+            stats[split].add(s.history, s.target, cands, bool(items[s.target].text), True)
+            hist_json, cands_json = s.stored
+            if cands_json is None or cands != s.candidates:
+                cands_json = _dumps(cands)         # drawn or repaired: written anew
+            batch.append((k, split, index[split], hist_json, s.target, cands_json,
+                          target_index, s.where.replace(name_from, name_to, 1), s.user))
             index[split] += 1
             if len(batch) >= _BATCH:
                 db.executemany("INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?)", batch)
@@ -957,7 +973,7 @@ def _build(folder: Path, raw: Iterator[RawSession], items: dict[str, Item], item
         by_title: dict[str, int] = defaultdict(int)
         with_attributes = 0
         rows = []
-        for i, (ord_, uses) in usage.items():
+        for ord_, (i, uses) in enumerate(usage.items()):
             it = items[i]
             by_title[it.title] += 1
             with_attributes += it.text != it.title
