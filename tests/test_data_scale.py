@@ -186,6 +186,12 @@ def test_dataset_methods_read_only_the_sessions_they_return(tmp_path, monkeypatc
     assert hits + more == expect
     with pytest.raises(DataError, match="no session 'test-0600'"):
         ds.session("test-0600")
+    # the digests written while importing are those a later verification computes
+    manifest = json.loads((ds.folder / "manifest.json").read_text())
+    conn = sqlite3.connect(ds.folder / "dataset.sqlite")
+    assert store.digests(conn, ("train", "test")) == {
+        k: manifest[k] for k in ("candidates_sha256", "sessions_sha256", "items_sha256")}
+    conn.close()
 
 
 def test_one_session_command_reads_one_session_at_two_sizes(tmp_path, run_cli, monkeypatch):

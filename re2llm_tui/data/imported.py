@@ -132,6 +132,8 @@ _TIME_KEYS = ("timestamp", "time", "ts", "date", "datetime", "date_time", "unix_
               "event_time", "unixreviewtime", "eventdate")
 _SESSION_KEYS = {"history", "target", "candidates", "split", "user", "id", "session_id"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: an id with white space at either end (ids joined by \x1f: a false alarm only costs time)
+_EDGE_SPACE = re.compile(r"(?:^|\x1f)\s|\s(?:\x1f|$)")
 #: a number longer than the JSON bound allows (safe_files.MAX_JSON_DIGITS) might be there
 _LONG_DIGITS = re.compile(r"\d{100}")
 #: RecBole's atomic-file header types (``item_id:token``): dropped from column names
@@ -493,7 +495,7 @@ def _id_list(value, where: str, what: str) -> list[str]:
     # the common case without a call per id: non-empty strings without outer spaces, or
     # integers (not bools); anything else goes through _item_id (its checks, its errors)
     out = [v if type(v) is str else str(v) if type(v) is int else None for v in value]
-    if None in out or "" in out or any(v != v.strip() for v in out):
+    if None in out or "" in out or _EDGE_SPACE.search("\x1f".join(out)):
         return [_item_id(v, where, f"{what} id") for v in value]
     return out
 
@@ -743,17 +745,26 @@ class _Drawer:
 
     def draw(self, k: int, ids: set[str], titles: set[str], where: str) -> list[str]:
         keys = self.keys
+        getrandbits = self.rng.getrandbits
         for pool in self.pools:
             out: list[str] = []
             seen_ids, seen_keys = set(ids), set(titles)
+            n = len(pool)
+            bits = n.bit_length()
             for _ in range(20 * k + 200):   # rejection sampling: fast on a roomy pool
-                x = pool[self.rng.randrange(len(pool))]
-                if x not in seen_ids and keys[x] not in seen_keys:
-                    seen_ids.add(x)
-                    seen_keys.add(keys[x])
-                    out.append(x)
-                    if len(out) == k:
-                        return out
+                # ``rng.randrange(n)`` inlined, draw for draw (``Random._randbelow``)
+                r = getrandbits(bits)
+                while r >= n:
+                    r = getrandbits(bits)
+                x = pool[r]
+                if x not in seen_ids:
+                    kx = keys[x]
+                    if kx not in seen_keys:
+                        seen_ids.add(x)
+                        seen_keys.add(kx)
+                        out.append(x)
+                        if len(out) == k:
+                            return out
             # a crowded pool: sample from what is left, one item per title
             rest, taken = [], set(titles)
             for x in pool:
@@ -811,7 +822,7 @@ class _Completer:
         elif len(cands) != n:
             raise DataError(f"{s.where}: {len(cands)} candidates, expected {n} "
                             f"(--candidates {n})")
-        if len(set(cands)) == n and len({keys[c] for c in cands}) == n:
+        if len(set(cands)) == n and len(set(map(keys.__getitem__, cands))) == n:
             return cands                         # no repeat, no title clash: as given
         t = cands.index(s.target)
         seen_ids, seen_keys = {s.target}, {keys[s.target]}
@@ -942,6 +953,7 @@ def _build(folder: Path, raw: Iterator[RawSession], items: dict[str, Item], item
         index = {sp: 0 for sp in SPLITS}
         usage: Counter[str] = Counter()           # id -> uses, in first-use order
         free_k = 0
+        digester = store.Digester(folder, SPLITS)
         batch: list[tuple] = []
         name_from, name_to = str(sessions_path), sessions_path.name
         for k, s in enumerate(_staged(scratch)):
@@ -959,8 +971,11 @@ def _build(folder: Path, raw: Iterator[RawSession], items: dict[str, Item], item
             hist_json, cands_json = s.stored
             if cands_json is None or cands != s.candidates:
                 cands_json = _dumps(cands)         # drawn or repaired: written anew
+            source = s.where.replace(name_from, name_to, 1)
             batch.append((k, split, index[split], hist_json, s.target, cands_json,
-                          target_index, s.where.replace(name_from, name_to, 1), s.user))
+                          target_index, source, s.user))
+            digester.row(split, index[split], hist_json, s.target, cands, cands_json, source,
+                         s.user)
             index[split] += 1
             if len(batch) >= _BATCH:
                 db.executemany("INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?)", batch)
@@ -978,14 +993,15 @@ def _build(folder: Path, raw: Iterator[RawSession], items: dict[str, Item], item
             by_title[it.title] += 1
             with_attributes += it.text != it.title
             rows.append((ord_, i, it.title, it.text, int(it.text != it.title), uses))
+            digester.item(i, it.title, it.text, it.text != it.title)
             if len(rows) >= _BATCH:
                 db.executemany("INSERT INTO items VALUES (?,?,?,?,?,?)", rows)
                 rows.clear()
         if rows:
             db.executemany("INSERT INTO items VALUES (?,?,?,?,?,?)", rows)
         store.finish(db)
-        result.digests = store.digests(db, SPLITS)
         db.close()
+        result.digests = digester.result()
         _fsync(folder / STORE_FILE)
     finally:
         if scratch is not None:

@@ -220,6 +220,60 @@ def digests(conn: sqlite3.Connection, splits: Sequence[str]) -> dict[str, str]:
             "items_sha256": items.hexdigest()}
 
 
+class Digester:
+    """:func:`digests` computed while an import writes its rows (in the sessions file's
+    order, each split's rows in split order): the first split's lines are hashed at once,
+    the others' wait in spool files in ``folder`` and follow at the end."""
+
+    def __init__(self, folder: Path, splits: Sequence[str]) -> None:
+        self.splits = list(splits)
+        self.cand, self.sess, self.items = (hashlib.sha256(), hashlib.sha256(),
+                                            hashlib.sha256())
+        self.spools = {sp: (open(folder / f".spool-{sp}-c", "w", encoding="utf-8"),
+                            open(folder / f".spool-{sp}-s", "w", encoding="utf-8"))
+                       for sp in self.splits[1:]}
+        self._buf: list[tuple[str, str]] = []
+
+    def row(self, split: str, idx: int, history: str, target: str, candidates: list[str],
+            candidates_json: str, source: str, user: str | None) -> None:
+        c = f"{split}-{idx}\t{','.join(candidates)}\n"
+        s = _session_line(split, idx, history, target, candidates_json, source, user)
+        if split == self.splits[0]:
+            self._buf.append((c, s))
+            if len(self._buf) >= BATCH:
+                self._flush()
+        else:
+            fc, fs = self.spools[split]
+            fc.write(c)
+            fs.write(s)
+
+    def _flush(self) -> None:
+        self.cand.update("".join(c for c, _ in self._buf).encode())
+        self.sess.update("".join(s for _, s in self._buf).encode())
+        self._buf.clear()
+
+    def item(self, ident: str, title: str, text: str, attributes: bool) -> None:
+        self.items.update(_items_line((ident, title, text, attributes)).encode())
+
+    def close(self) -> None:
+        for fc, fs in self.spools.values():
+            fc.close()
+            fs.close()
+
+    def result(self) -> dict[str, str]:
+        self._flush()
+        self.close()
+        for fc, fs in self.spools.values():
+            for f, h in ((fc, self.cand), (fs, self.sess)):
+                with open(f.name, "rb") as spool:
+                    for chunk in iter(lambda: spool.read(1 << 20), b""):
+                        h.update(chunk)
+                os.unlink(f.name)
+        return {"candidates_sha256": self.cand.hexdigest(),
+                "sessions_sha256": self.sess.hexdigest(),
+                "items_sha256": self.items.hexdigest()}
+
+
 _VERIFIED: set[tuple[str, int, int]] = set()
 
 
