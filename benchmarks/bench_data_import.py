@@ -104,7 +104,7 @@ def write_sessions(path: Path, megabytes: int, seed: int = 1) -> int:
     n = written = 0
     with open(path, "w") as f:
         while written < target_bytes:
-            k = 5000
+            k = 1000
             hist_len = rng.integers(3, 15, size=k)
             starts = rng.integers(0, N_ITEMS, size=k)
             strides = rng.integers(1, 1000, size=k) * 2 + 1        # odd: distinct mod 50,000
@@ -169,6 +169,13 @@ def main() -> None:
     model = ["--model", args.model] if args.model else []
     figures: list[dict] = []
     print(f"work folder: {base}", flush=True)
+    # the floor: the same dry run on the release's games (500 + 100 sessions), whatever
+    # the data -- Python, the CLI, the LLM client's imports (litellm) and the estimate
+    floor = {"input": "release games (floor)",
+             "recommend --limit 1 --dry-run": measured(cli(
+                 "recommend", "--dataset", "games", "--limit", "1", "--dry-run", *model,
+                 "--db", base / "ws-floor.sqlite"))}
+    figures.append(floor)
     for mb in args.sizes:
         sess = base / f"sessions-{mb}mb.jsonl"
         t = time.perf_counter()
@@ -215,7 +222,15 @@ def main() -> None:
                 extra = f"  first page {res['first_page_s']:.2f} s ({res['rows']} rows)"
             if res.get("error"):
                 extra += f"  FAILED: {res['error']}"
-            print(f"{row['input']:<22} {what:<44} {wall:>8.2f} {rss / 2**20:>8.0f}{extra}")
+            if what == "import":
+                ok = wall <= 86.5 and rss <= 1.2 * GB
+            elif what == "tui first page":
+                ok = res.get("first_page_s", 99) <= 3 and rss <= 500 * 2**20
+            else:
+                ok = wall <= 3 and rss <= 500 * 2**20
+            mark = "" if row["input"].startswith("release") else ("  ok" if ok else "  OVER")
+            print(f"{row['input']:<22} {what:<44} {wall:>8.2f} {rss / 2**20:>8.0f}"
+                  f"{extra}{mark}")
     if args.json:
         print(json.dumps(figures, indent=2))
 
