@@ -100,7 +100,7 @@ from re2llm_tui.data.release import (
     unescape,
 )
 from re2llm_tui.errors import DataError, UserError, read_input
-from re2llm_tui.safe_files import IMPORT_INPUT_LIMIT, MIB, open_input
+from re2llm_tui.safe_files import IMPORT_INPUT_LIMIT, MAX_JSON_DIGITS, MIB, open_input
 
 #: 1: ``sessions.jsonl`` + ``items.jsonl`` (still read); 2: ``dataset.sqlite``
 FORMAT_VERSION = 2
@@ -132,10 +132,8 @@ _TIME_KEYS = ("timestamp", "time", "ts", "date", "datetime", "date_time", "unix_
               "event_time", "unixreviewtime", "eventdate")
 _SESSION_KEYS = {"history", "target", "candidates", "split", "user", "id", "session_id"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-#: an id with white space at either end (ids joined by \x1f: a false alarm only costs time)
-_EDGE_SPACE = re.compile(r"(?:^|\x1f)\s|\s(?:\x1f|$)")
-#: a number longer than the JSON bound allows (safe_files.MAX_JSON_DIGITS) might be there
-_LONG_DIGITS = re.compile(r"\d{100}")
+#: an integer id at least this large has more digits than a JSON input may (safe_files)
+_BIG_INT = 10 ** MAX_JSON_DIGITS
 #: RecBole's atomic-file header types (``item_id:token``): dropped from column names
 _RECBOLE_TYPE = re.compile(r":(token_seq|token|float_seq|float)$", re.I)
 
@@ -333,8 +331,10 @@ def _json_rows(path: Path, lead: bytes) -> Iterator[tuple[str, object]]:
     for n, line in _lines(path):
         if not line.strip():
             continue
-        if _LONG_DIGITS.search(line) is None and line.count("[") + line.count("{") < 100:
-            try:                                  # within the bounds: the plain parser
+        if line.count("[") + line.count("{") < 100:
+            # the plain parser (Python refuses integers past 4,300 digits itself; ids are
+            # held to the JSON digit bound where they are read: _item_id, _id_list)
+            try:
                 yield f"{path} line {n}", json.loads(line)
                 continue
             except ValueError:
@@ -347,6 +347,9 @@ def _item_id(value, where: str, what: str = "item id") -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise DataError(f"{where}: {what} must be a string or an integer, got "
                         f"{type(value).__name__ if value is not None else 'nothing'}")
+    if type(value) is int and abs(value) >= _BIG_INT:
+        raise DataError(f"{where}: a number of {len(str(abs(value)))} digits (at most "
+                        f"{MAX_JSON_DIGITS})")
     key = str(value).strip()
     if not key:
         raise DataError(f"{where}: empty {what}")
@@ -494,10 +497,14 @@ def _id_list(value, where: str, what: str) -> list[str]:
         raise DataError(f"{where}: {what} must be a list of item ids")
     # the common case without a call per id: non-empty strings without outer spaces, or
     # integers (not bools); anything else goes through _item_id (its checks, its errors)
-    out = [v if type(v) is str else str(v) if type(v) is int else None for v in value]
-    if None in out or "" in out or _EDGE_SPACE.search("\x1f".join(out)):
-        return [_item_id(v, where, f"{what} id") for v in value]
-    return out
+    kinds = set(map(type, value))
+    if kinds == {int}:                              # bool is not int here: refused below
+        if value and max(map(abs, value)) >= _BIG_INT:
+            return [_item_id(v, where, f"{what} id") for v in value]
+        return list(map(str, value))
+    if kinds == {str} and all(value) and all(map(str.__eq__, value, map(str.strip, value))):
+        return list(value)
+    return [_item_id(v, where, f"{what} id") for v in value]
 
 
 def _session_from_obj(obj, where: str) -> RawSession:
@@ -805,8 +812,12 @@ class _Completer:
     def __call__(self, s: RawSession) -> list[str]:
         keys, n, result, drawer = self.keys, self.n, self.result, self.drawer
         rng = drawer.rng
+        c0 = s.candidates
+        if c0 is not None and len(c0) == n and s.target in c0 and len(set(c0)) == n \
+                and len(set(map(keys.__getitem__, c0))) == n:
+            return c0                # given whole, no repeat, no title clash: as given
         own_ids = {*s.history, s.target}
-        own_titles = {keys[i] for i in own_ids}
+        own_titles = set(map(keys.__getitem__, own_ids))
         if s.candidates is None:
             negs = drawer.draw(n - 1, own_ids, own_titles, s.where)
             negs.insert(rng.randrange(n), s.target)
@@ -822,8 +833,6 @@ class _Completer:
         elif len(cands) != n:
             raise DataError(f"{s.where}: {len(cands)} candidates, expected {n} "
                             f"(--candidates {n})")
-        if len(set(cands)) == n and len(set(map(keys.__getitem__, cands))) == n:
-            return cands                         # no repeat, no title clash: as given
         t = cands.index(s.target)
         seen_ids, seen_keys = {s.target}, {keys[s.target]}
         for j, c in enumerate(cands):
@@ -957,7 +966,7 @@ def _build(folder: Path, raw: Iterator[RawSession], items: dict[str, Item], item
         batch: list[tuple] = []
         name_from, name_to = str(sessions_path), sessions_path.name
         for k, s in enumerate(_staged(scratch)):
-            cands = complete(s)
+            cands = complete(s)          # s.candidates itself when kept as given
             if s.split is None:
                 split = "test" if free_k in test else "train"
                 free_k += 1
@@ -969,7 +978,7 @@ def _build(folder: Path, raw: Iterator[RawSession], items: dict[str, Item], item
             target_index = cands.index(s.target)
             stats[split].add(s.history, s.target, cands, bool(items[s.target].text), True)
             hist_json, cands_json = s.stored
-            if cands_json is None or cands != s.candidates:
+            if cands_json is None or cands is not s.candidates:
                 cands_json = _dumps(cands)         # drawn or repaired: written anew
             source = s.where.replace(name_from, name_to, 1)
             batch.append((k, split, index[split], hist_json, s.target, cands_json,

@@ -185,15 +185,18 @@ def _items_line(row) -> str:
                        "attributes": bool(attributes)}, ensure_ascii=False) + "\n"
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode      # json.dumps(x, ensure_ascii=False)
+_ENCODE_ASCII = json.JSONEncoder().encode                   # json.dumps(x)
+
+
 def _session_line(split, idx, history, target, candidates, source, user) -> str:
     """The line of the earlier ``sessions.jsonl`` (``json.dumps`` of the row), built from
     the stored JSON lists without decoding them."""
-    d = json.dumps
-    line = (f'{{"split": {d(split)}, "index": {idx}, "history": {history}, '
-            f'"target": {d(target, ensure_ascii=False)}, "candidates": {candidates}, '
-            f'"source": {d(source, ensure_ascii=False)}')
+    d = _ENCODE
+    line = (f'{{"split": {_ENCODE_ASCII(split)}, "index": {idx}, "history": {history}, '
+            f'"target": {d(target)}, "candidates": {candidates}, "source": {d(source)}')
     if user is not None:
-        line += f', "user": {d(user, ensure_ascii=False)}'
+        line += f', "user": {d(user)}'
     return line + "}\n"
 
 
@@ -468,6 +471,5 @@ def finish(conn: sqlite3.Connection) -> None:
         if statement.strip():
             conn.execute(statement)
     conn.execute("COMMIT")
-    conn.execute("ANALYZE")
     conn.execute("PRAGMA journal_mode=DELETE")
     conn.execute("PRAGMA synchronous=FULL")
