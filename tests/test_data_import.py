@@ -581,6 +581,15 @@ def test_release_movie_test_pickle_imports_into_4790_sessions(data_dir, tmp_path
     assert code == 0, err
     res = json.loads(out)
     assert res["sessions"] == {"train": 0, "test": 4790} and res["drawn"] == 0
+    # the same sessions, candidates and hashes as the in-memory import of commit 6df3025
+    # (before the SQLite dataset file, issue 22): pinned from that import of these files
+    assert res["candidates_sha256"] == \
+        "f6230bc1cfd0e336a0c6970e540897456a38a4184fc913c2099271be2a92ec65"
+    assert res["sessions_sha256"] == \
+        "14c192a08a8385d1a7e5d5ddf771e6428f4e438eaf2d0de00ce07d688fd4f7fb"
+    manifest = json.loads((tmp_path / "imported" / "movielens" / "manifest.json").read_text())
+    assert manifest["items_sha256"] == \
+        "a6660f28d70aba6ca642b58113029f02d6c2d935f134d7b3c14c25550f3cc766"
     code, out, err = run_cli("data", "info", "--dataset", "movielens", "--data-dir", tmp_path,
                              "--db", tmp_path / "kb.sqlite", "--json")
     assert code == 0, err
