@@ -91,7 +91,7 @@ def register(app: typer.Typer) -> None:
         if session:
             ds.session(session)
         else:
-            ds.sessions(split)
+            ds.count(split)
         path = workspace_path(db)
         if dry_run:
             from re2llm_tui import dry_run as dry
