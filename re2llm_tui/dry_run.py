@@ -17,6 +17,7 @@ model is not loaded.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -103,9 +104,7 @@ def train(client, db, ds, *, limit: int | None = None, prefill: bool = True,
     from re2llm_tui.kb import KnowledgeBase
     from re2llm_tui.utilization.rewards import LLMRewards
 
-    sessions = ds.sessions("train")
-    if limit:
-        sessions = sessions[:limit]
+    sessions = ds.first("train", limit) if limit else ds.sessions("train")
     _, actions = KnowledgeBase(db, ds).actions()
     source = LLMRewards(client, sessions, actions, dataset=ds.name, db=db, rank_by=rank_by)
     planned = reward_calls(client, source)
@@ -123,11 +122,10 @@ def evaluate(client, db, ds, split: str = "test", *, limit: int | None = None,
              workers: int = 1) -> Estimate:
     """The outcomes :func:`~re2llm_tui.evaluation.compare.evaluate` computes."""
     from re2llm_tui.evaluation import compare
-    from re2llm_tui.evaluation.sampling import select_sessions
     from re2llm_tui.kb import KnowledgeBase
     from re2llm_tui.utilization.rewards import LLMRewards
 
-    sessions = select_sessions(ds.sessions(split), limit=limit, sample=sample, seed=seed)
+    sessions = ds.select(split, limit=limit, sample=sample, seed=seed)
     kb_version, actions = KnowledgeBase(db, ds).actions()
     n, n_actions = len(sessions), len(actions)
     notes: list[str] = []
@@ -189,11 +187,10 @@ def explore(client, db, ds, *, split: str = "train", sessions: int | None = None
 
     config = config or ReflectConfig()
     config.validate()
-    todo = [ds.session(session_id)] if session_id else ds.sessions(split)
+    todo = [ds.session(session_id)] if session_id else ds.iter_sessions(split)
     done_before = explored_sessions(db, ds.name, client.model, REFLECTION_VERSION)
-    todo = [s for s in todo if s.id not in done_before]
-    if sessions is not None:
-        todo = todo[:sessions]
+    todo = (s for s in todo if s.id not in done_before)      # read only as far as needed
+    todo = list(todo if sessions is None else itertools.islice(todo, sessions))
     kb.ensure_seeded(db, ds)
     existing = [h.text for h in kb.list_hints(db, ds.name, ("accepted", "candidate"))]
     turn_dec = {"max_tokens": config.turn_max_tokens} if config.turn_max_tokens else {}

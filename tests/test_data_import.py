@@ -86,8 +86,7 @@ def test_jsonl_sessions_csv_items_make_a_dataset(tmp_path):
     ds = Dataset.resolve("shelf", tmp_path / "dd")
     assert ds.imported and ds.name == "shelf" and ds.folder == imported_root(tmp_path) / "shelf"
     assert ds.root == tmp_path / "dd"
-    assert {p.name for p in ds.folder.iterdir()} == {"manifest.json", "items.jsonl",
-                                                     "sessions.jsonl"}
+    assert {p.name for p in ds.folder.iterdir()} == {"manifest.json", "dataset.sqlite"}
     train, test = ds.sessions("train"), ds.sessions("test")
     assert [s.id for s in test[:2]] == ["test-0000", "test-0001"]
     for s in train + test:
@@ -122,14 +121,31 @@ def test_seeded_negatives_are_frozen_and_reproducible(tmp_path):
     one = Dataset.resolve("one", tmp_path / "dd").sessions("test")
     two = Dataset.resolve("two", tmp_path / "dd").sessions("test")
     assert [s.candidates for s in one] == [s.candidates for s in two]
-    # editing the stored candidates is detected on the next load
-    path = imported_root(tmp_path) / "one" / "sessions.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines()]
-    rows[0]["candidates"][1], rows[0]["candidates"][2] = rows[0]["candidates"][2], \
-        rows[0]["candidates"][1]
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    with pytest.raises(DataError, match="changed since the import"):
-        Dataset.resolve("one", tmp_path / "dd").sessions("test")
+    # editing the stored candidates is detected on the next load (in a fresh process: the
+    # file's stamp changed, so its digests are computed again)
+    import sqlite3
+    import subprocess
+    import sys
+
+    path = imported_root(tmp_path) / "one" / "dataset.sqlite"
+    conn = sqlite3.connect(path)
+    (cands,) = conn.execute("SELECT candidates FROM sessions WHERE split='test' AND idx=0"
+                            ).fetchone()
+    cands = json.loads(cands)
+    cands[1], cands[2] = cands[2], cands[1]
+    conn.execute("UPDATE sessions SET candidates=? WHERE split='test' AND idx=0",
+                 [json.dumps(cands)])
+    conn.commit()
+    conn.close()
+    code = ("import sys; from re2llm_tui.data.release import Dataset; "
+            "from re2llm_tui.errors import DataError\n"
+            "try:\n    Dataset.resolve('one', sys.argv[1]).session('test-0003')\n"
+            "except DataError as e:\n    print(e); sys.exit(3)")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "dd")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3 and "changed since the import" in proc.stdout, proc
+    with pytest.raises(DataError, match="changed since the import"):   # this process too
+        Dataset.resolve("one", tmp_path / "dd").session("test-0003")
 
 
 def test_given_candidates_splits_and_repairs(tmp_path):
@@ -495,10 +511,10 @@ def test_duplicate_name_and_other_imports_in_the_workspace(tmp_path, run_cli):
     b = write_jsonl(tmp_path / "b.jsonl", session_rows(8, seed=2))
     base = ["--items", items, "--data-dir", tmp_path / "dd", "--db", ws]
     assert run_cli("data", "import", "shelf", "--sessions", a, *base)[0] == 0
-    before = (imported_root(tmp_path) / "shelf" / "sessions.jsonl").read_bytes()
+    before = json.loads((imported_root(tmp_path) / "shelf" / "manifest.json").read_text())
     code, _, err = run_cli("data", "import", "SHELF", "--sessions", b, *base)
     assert code == 2 and "already exists" in err and err.count("\n") == 1
-    assert (imported_root(tmp_path) / "shelf" / "sessions.jsonl").read_bytes() == before
+    assert json.loads((imported_root(tmp_path) / "shelf" / "manifest.json").read_text()) == before
     # the folder deleted, other sessions under the same name: the workspace refuses them
     import shutil
 
@@ -508,7 +524,9 @@ def test_duplicate_name_and_other_imports_in_the_workspace(tmp_path, run_cli):
     assert left_behind(tmp_path) == []
     # the same sessions again are fine (same frozen candidates: same seed)
     assert run_cli("data", "import", "shelf", "--sessions", a, *base)[0] == 0
-    assert (imported_root(tmp_path) / "shelf" / "sessions.jsonl").read_bytes() == before
+    again = json.loads((imported_root(tmp_path) / "shelf" / "manifest.json").read_text())
+    assert again["sessions_sha256"] == before["sessions_sha256"]
+    assert again["candidates_sha256"] == before["candidates_sha256"]
 
 
 def test_an_interrupted_import_leaves_nothing(tmp_path, monkeypatch):
@@ -563,6 +581,15 @@ def test_release_movie_test_pickle_imports_into_4790_sessions(data_dir, tmp_path
     assert code == 0, err
     res = json.loads(out)
     assert res["sessions"] == {"train": 0, "test": 4790} and res["drawn"] == 0
+    # the same sessions, candidates and hashes as the in-memory import of commit 6df3025
+    # (before the SQLite dataset file, issue 22): pinned from that import of these files
+    assert res["candidates_sha256"] == \
+        "f6230bc1cfd0e336a0c6970e540897456a38a4184fc913c2099271be2a92ec65"
+    assert res["sessions_sha256"] == \
+        "14c192a08a8385d1a7e5d5ddf771e6428f4e438eaf2d0de00ce07d688fd4f7fb"
+    manifest = json.loads((tmp_path / "imported" / "movielens" / "manifest.json").read_text())
+    assert manifest["items_sha256"] == \
+        "a6660f28d70aba6ca642b58113029f02d6c2d935f134d7b3c14c25550f3cc766"
     code, out, err = run_cli("data", "info", "--dataset", "movielens", "--data-dir", tmp_path,
                              "--db", tmp_path / "kb.sqlite", "--json")
     assert code == 0, err

@@ -194,7 +194,10 @@ def test_a_reply_over_the_cap_fails_fast_with_bounded_memory(workspace, data_dir
     assert calls[0]["error"] == "ReplyTooLarge: reply larger than 4 MiB (--max-reply-bytes)"
     assert not calls[0]["response"] and calls[0]["attempts"] == 1
     assert (workspace.stat().st_size + _size(workspace, "-wal")) < (4 << 20)
-    assert "1 failed" in out
+    # the run's only call failed: nothing worked, so the run fails in one line (item 15)
+    last = err.strip().splitlines()[-1]
+    assert code == 1 and last.startswith("re2llm-tui: error: the only call failed (ReplyTooLarge")
+    assert "Traceback" not in err and last.endswith("marked failed")
 
 
 def _size(workspace, suffix):

@@ -85,9 +85,7 @@ def register(app: typer.Typer) -> None:
         ds = dset.name
         if hint is not None and hint_id is not None:
             raise UserError("give --hint or --hint-id, not both")
-        from re2llm_tui.evaluation.sampling import select_sessions
-
-        sessions = select_sessions(dset.sessions(split), limit=limit, sample=sample, seed=seed)
+        sessions = dset.select(split, limit=limit, sample=sample, seed=seed)
         decoding = decoding_options(reasoning_effort, reasoning, no_temperature)
         if dry_run:
             from re2llm_tui.client_procs import check_client_procs
@@ -146,7 +144,7 @@ def register(app: typer.Typer) -> None:
             if result.metrics:
                 label = f"run {result.run_id}: {client.model}" + (
                     f" + hint {hint_id}" if hint_id else (" + hint" if hint_text else ""))
-                n_split = len(dset.sessions(split))
+                n_split = dset.count(split)
                 picked = ("" if result.total >= n_split else
                           f", sampled from {n_split} (seed {seed})" if sample is not None else
                           f", the first of {n_split}")

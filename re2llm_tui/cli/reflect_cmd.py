@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
         if session:
             ds.session(session)
         else:
-            ds.sessions(split)
+            ds.count(split)
         path = workspace_path(db)
         decoding = decoding_options(reasoning_effort, reasoning, no_temperature)
         if dry_run:

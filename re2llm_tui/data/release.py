@@ -430,23 +430,104 @@ class Dataset:
         imported dataset the data folder whose ``imported/`` holds it."""
         return self.folder.parent.parent if self.imported else self.folder.parent
 
-    def sessions(self, split: str = "train") -> list[Session]:
-        if self.imported:
-            from re2llm_tui.data.imported import load_imported_sessions
+    # ------------------------------------------------------------------ sessions
+    # One API for every dataset (:mod:`re2llm_tui.data.store`): the release's are held in
+    # memory, an import is read from its SQLite file a query at a time -- a command pays
+    # for the sessions it uses, not for the dataset.
 
-            return load_imported_sessions(self, split)
-        return load_sessions(self.name, split, self.root)
+    def source(self):
+        """Where the sessions are read from (a :mod:`re2llm_tui.data.store` source)."""
+        if self.imported:
+            from re2llm_tui.data.imported import source
+
+            return source(self)
+        return _release_source(str(self.folder))
+
+    def sessions(self, split: str = "train") -> list[Session]:
+        """All sessions of a split, in order (prefer the methods below on a large one)."""
+        return self.source().all(_check_split(split))
+
+    def count(self, split: str = "train") -> int:
+        """How many sessions the split has (a stored count: nothing else is read)."""
+        return self.source().count(_check_split(split))
+
+    def first(self, split: str, n: int) -> list[Session]:
+        """The first ``n`` sessions of a split."""
+        return self.source().page(_check_split(split), 0, n)
+
+    def page(self, split: str, offset: int, limit: int) -> list[Session]:
+        """``limit`` sessions of a split from position ``offset`` on."""
+        return self.source().page(_check_split(split), offset, limit)
+
+    def sample(self, split: str, n: int, seed: int = 0) -> list[Session]:
+        """A seeded sample of ``n`` sessions in split order: the very sample
+        :func:`re2llm_tui.evaluation.sampling.select_sessions` draws from the whole list
+        with the same seed (all of them when ``n`` is not smaller than the split)."""
+        from re2llm_tui.data.store import sample_indices
+
+        src = self.source()
+        split = _check_split(split)
+        return src.by_index(split, sample_indices(src.count(split), n, seed))
+
+    def select(self, split: str, *, limit: int | None = None, sample: int | None = None,
+               seed: int = 0) -> list[Session]:
+        """The sessions a run uses: the first ``limit``, a seeded ``sample``, or all
+        (the arguments checked as :func:`~re2llm_tui.evaluation.sampling.select_sessions`
+        checks them)."""
+        from re2llm_tui.data.store import check_selection
+
+        check_selection(limit, sample)
+        if limit is not None:
+            return self.first(split, limit)
+        if sample is not None:
+            return self.sample(split, sample, seed)
+        return self.sessions(split)
+
+    def iter_sessions(self, split: str, start: int = 0, batch: int = 1000):
+        """The sessions of a split from position ``start`` on, read ``batch`` at a time."""
+        src, split = self.source(), _check_split(split)
+        pos = max(0, start)
+        while True:
+            rows = src.page(split, pos, batch)
+            if not rows:
+                return
+            yield from rows
+            pos = rows[-1].index + 1
+
+    def by_ids(self, session_ids) -> list[Session]:
+        """The sessions of ``session_ids`` that exist, in the order given."""
+        from re2llm_tui.data.store import parse_session_id
+
+        by_split: dict[str, list[int]] = {}
+        wanted = []
+        for sid in session_ids:
+            try:
+                split, idx = parse_session_id(sid, SPLITS)
+            except DataError:
+                continue
+            if idx < 0:
+                continue
+            by_split.setdefault(split, []).append(idx)
+            wanted.append(sid)
+        src = self.source()
+        found = {s.id: s for split, idx in by_split.items() for s in src.by_index(split, idx)}
+        return [found[sid] for sid in wanted if sid in found]
+
+    def search(self, split: str, query: str, start: int = 0,
+               limit: int = 100) -> tuple[list[Session], int | None]:
+        """Sessions from position ``start`` on whose history or target titles contain
+        ``query`` (case-insensitive), at most ``limit``, and the position to go on from
+        (None: no more)."""
+        return self.source().search(_check_split(split), query, start, limit)
 
     def session(self, session_id: str) -> Session:
-        if self.imported:
-            split = session_id.split("-", 1)[0]
-            if split not in SPLITS:
-                raise DataError(f"unknown session id {session_id!r} (expected e.g. test-0042)")
-            for s in self.sessions(split):
-                if s.id == session_id:
-                    return s
+        from re2llm_tui.data.store import parse_session_id
+
+        split, idx = parse_session_id(session_id, SPLITS)
+        s = self.source().get(split, idx) if idx >= 0 else None
+        if s is None or s.id != session_id:
             raise DataError(f"no session {session_id!r} in {self.name}/{split}")
-        return get_session(self.name, session_id, self.root)
+        return s
 
     def release_hints(self) -> list[str]:
         """The release's hints (entry 0 is the empty hint); an imported dataset has none
@@ -457,6 +538,19 @@ class Dataset:
 
     def __str__(self) -> str:
         return self.name
+
+
+def _check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}: choose train or test")
+    return split
+
+
+@functools.lru_cache(maxsize=8)
+def _release_source(folder: str):
+    from re2llm_tui.data.store import ListSource
+
+    return ListSource(lambda split: _load_split_cached(folder, split))
 
 
 def load_release_hints(domain: str, data_dir: str | Path | None = None) -> list[str]:

@@ -47,9 +47,16 @@ def restricted_loads(data: bytes):
 IdSession = tuple[list[int], int, list[int]]
 
 
-def load_id_sessions_pickle(path: Path, n_candidates: int = 50) -> list[IdSession]:
-    """Read ``(session_item_ids, target_id, candidate_ids)`` tuples from a release pickle."""
-    data = read_input(path)
+def load_id_sessions_pickle(path: Path, n_candidates: int = 50, *,
+                            limit: int | None = None) -> list[IdSession]:
+    """Read ``(session_item_ids, target_id, candidate_ids)`` tuples from a release pickle
+    (read whole: a pickle cannot be read in parts; ``limit``: its size bound, default
+    :data:`~re2llm_tui.safe_files.DEFAULT_INPUT_LIMIT`)."""
+    if limit is None:
+        data = read_input(path)
+    else:
+        data = read_input(path, limit=limit,
+                          what="a pickle (read whole; JSON lines have no file limit)")
     try:
         obj = restricted_loads(data)
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError,

@@ -167,6 +167,15 @@ def _db_file(db) -> str | None:
     return None
 
 
+def _train_with_outcomes(db, ds: Dataset, model: str) -> list:
+    """The training sessions with a stored reward outcome of ``model`` (read by id: a
+    large training split is not read for the few sessions that have outcomes)."""
+    ids = [r[0] for r in db.execute(
+        "SELECT DISTINCT session_id FROM reward_outcomes WHERE dataset=? AND model=? "
+        "AND session_id LIKE 'train-%' ORDER BY session_id", [ds.name, model])]
+    return ds.by_ids(ids)
+
+
 def best_train_hint(db, client, ds: Dataset, actions: Sequence[tuple[int, str]],
                     rank_by: str = "reply") -> dict | None:
     """The hint with the highest mean stored reward on the training sessions.
@@ -178,7 +187,9 @@ def best_train_hint(db, client, ds: Dataset, actions: Sequence[tuple[int, str]],
 
     if len(actions) < 2:
         return None
-    train = ds.sessions("train")
+    train = _train_with_outcomes(db, ds, client.model)   # the others add nothing
+    if not train:
+        return None
     table = LLMRewards(client, train, actions, dataset=ds.name, db=db, rank_by=rank_by).table()
     best = None
     for a in range(1, len(actions)):
@@ -232,11 +243,11 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
     from re2llm_tui.llm.client import LLMClient
     from re2llm_tui.utilization.rewards import LLMRewards
 
-    from re2llm_tui.evaluation.sampling import select_sessions, selection_params
+    from re2llm_tui.evaluation.sampling import selection_params
 
     ds = Dataset.resolve(ds)
     check_permutations(permutations)
-    sessions = select_sessions(ds.sessions(split), limit=limit, sample=sample, seed=seed)
+    sessions = ds.select(split, limit=limit, sample=sample, seed=seed)
     selection = selection_params(sessions, limit=limit, sample=sample, seed=seed)
     if content_only:
         return _content_only(db, ds, split, sessions, selection, n_boot, seed, store)

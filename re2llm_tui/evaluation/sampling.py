@@ -3,31 +3,27 @@
 A sample keeps the split's order (so runs over the same sample share every cached call and
 reward outcome) and is recorded with the run as ``{"sample": n, "sample_seed": s}`` and the
 ids' hash, so a comparison knows exactly which sessions it read.
+
+A :class:`~re2llm_tui.data.release.Dataset` draws the same selection without reading the
+split (:meth:`~re2llm_tui.data.release.Dataset.select`): both use
+:func:`re2llm_tui.data.store.sample_indices`.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-import numpy as np
-
-from re2llm_tui.errors import UserError
+from re2llm_tui.data.store import check_selection, sample_indices
 
 
 def select_sessions(sessions: list, *, limit: int | None = None, sample: int | None = None,
                     seed: int = 0) -> list:
     """``sessions`` cut to the first ``limit``, or a seeded ``sample`` of them (in order)."""
-    if limit is not None and limit < 1:
-        raise UserError(f"--limit must be >= 1 (got {limit})")
-    if sample is not None and sample < 1:
-        raise UserError(f"--sample must be >= 1 (got {sample})")
-    if limit is not None and sample is not None:
-        raise UserError("give --limit or --sample, not both")
+    check_selection(limit, sample)
     if limit is not None:
         return list(sessions[:limit])
     if sample is not None and sample < len(sessions):
-        idx = np.sort(np.random.default_rng(seed).choice(len(sessions), sample, replace=False))
-        return [sessions[int(i)] for i in idx]
+        return [sessions[i] for i in sample_indices(len(sessions), sample, seed)]
     return list(sessions)
 
 

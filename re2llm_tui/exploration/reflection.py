@@ -166,7 +166,7 @@ async def explore(db, client, ds: Dataset, *, split: str = "train", sessions: in
     dataset = ds.name
     if sessions is not None and sessions < 1:
         raise UserError(f"--sessions must be >= 1 (got {sessions})")
-    todo = [ds.session(session_id)] if session_id else ds.sessions(split)
+    todo = [ds.session(session_id)] if session_id else ds.iter_sessions(split)  # read as used
     kb.ensure_seeded(db, ds)
     summary = ExploreSummary(dataset=dataset, model=client.model)
     done_before = explored_sessions(db, dataset, client.model, REFLECTION_VERSION)

@@ -123,8 +123,11 @@ class CallOutcomes:
         return self.ok <= 0 and self.failed > 0
 
     def line(self, what: str = "calls") -> str:
-        """``all 20 calls failed (most common: 404 model not found x20)``."""
+        """``all 20 calls failed (most common: 404 model not found x20)``; with a single
+        call: ``the only call failed (ReplyTooLarge ...)``."""
         label, n = self.errors.most_common(1)[0] if self.errors else ("unknown error", 0)
+        if self.failed == 1:
+            return f"the only {what.rstrip('s')} failed ({label})"
         return f"all {self.failed} {what} failed (most common: {label} x{n})"
 
 

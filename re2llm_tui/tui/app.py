@@ -894,7 +894,7 @@ def make_app(dataset: str, model: str | None = None, db: str | os.PathLike | Non
     multiprocessing.resource_tracker.ensure_running()
     ds = Dataset.resolve(dataset, data_dir)      # the edge; one-line error before the UI
     if split is None:
-        split = "test" if not ds.sessions("train") and ds.sessions("test") else "train"
+        split = "test" if not ds.count("train") and ds.count("test") else "train"
     path = workspace_path(db)
     open_workspace(path).conn.close()            # create / check the workspace up front
     config = AppConfig(ds=ds, model=resolve_model(model), db_path=path, split=split,

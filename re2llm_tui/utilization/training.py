@@ -154,9 +154,7 @@ def _set_up(spec: TrainSpec, db, client) -> _Setup:
     from re2llm_tui.utilization.session_encoder import encode_sessions
 
     ds = Dataset.resolve(spec.dataset, spec.data_dir)     # the job's edge: resolved once
-    sessions = ds.sessions("train")
-    if spec.limit:
-        sessions = sessions[:spec.limit]
+    sessions = ds.first("train", spec.limit) if spec.limit else ds.sessions("train")
     kb_version, actions = KnowledgeBase(db, ds).actions()
     cfg = PPOConfig.from_dict({**spec.ppo, "total_steps": spec.steps, "seed": spec.seed,
                                "log_every": spec.log_every}).validate()

@@ -1,4 +1,10 @@
-"""Sessions: the split's sessions with baseline outcome and reflection status; filters, search."""
+"""Sessions: the split's sessions with baseline outcome and reflection status; filters, search.
+
+A split is shown a page (:data:`PAGE` sessions) at a time, read from the dataset as it is
+shown (``]`` next page, ``[`` previous): the release's splits fit one page; an imported
+split of 500,000 sessions opens as fast.  The filters and the title search walk the split
+from the page's start (the misses are read by id: the workspace knows them).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,10 @@ from re2llm_tui.tui import views
 from re2llm_tui.tui.screens._base import WorkbenchScreen, cursor_row_key
 from re2llm_tui.tui.widgets.app_header import AppHeader
 from re2llm_tui.tui.widgets.footer import WorkbenchFooter
+
+
+#: sessions per page (the release's largest split, 500, is one page)
+PAGE = 500
 
 
 class SessionsScreen(WorkbenchScreen):
@@ -36,6 +46,10 @@ class SessionsScreen(WorkbenchScreen):
         self.unreflected_only = False
         self.query_text = ""
         self.rows: list[views.SessionRow] = []
+        self.start = 0                       # split position the page starts at
+        self._starts: list[int] = []         # the earlier pages' starts
+        self._next: int | None = None        # where the next page starts (None: no more)
+        self._split: str | None = None
 
     def compose(self) -> ComposeResult:
         yield AppHeader("Sessions")
@@ -60,28 +74,72 @@ class SessionsScreen(WorkbenchScreen):
 
     # ----------------------------------------------------------------- data
     def reload(self) -> None:
+        """Re-read the workspace's figures and the current page (the first page after the
+        split changed)."""
         app = self.app
-        sessions = app.sessions()
-        self._sessions = {s.id: s for s in sessions}
-        ranks, self._n_runs = runs.baseline_ranks(app.db, app.config.dataset, app.config.split)
-        self.rows = views.session_rows(sessions, ranks, reflections.reflection_counts(
-            app.db, app.config.dataset))
+        split = app.config.split
+        if split != self._split:
+            self._split, self.start, self._starts = split, 0, []
+        self._ranks, self._n_runs = runs.baseline_ranks(app.db, app.config.dataset, split)
+        self._reflections = reflections.reflection_counts(app.db, app.config.dataset)
+        self._total = app.config.ds.count(split)
+        self._misses = sorted(self._index(sid) for sid, r in self._ranks.items()
+                              if sid.startswith(f"{split}-") and self._index(sid) >= 0
+                              and (r is None or r > 10))
+        self._load_page()
+        self._fill()
+
+    @staticmethod
+    def _index(session_id: str) -> int:
+        num = session_id.rpartition("-")[2]
+        return int(num) if num.isdigit() else -1
+
+    def _fetch(self, pos: int, n: int) -> tuple[list, int | None]:
+        """Up to ``n`` sessions from split position ``pos`` on (misses only and the search
+        applied), and where to go on from."""
+        ds, split = self.app.config.ds, self.app.config.split
+        q = self.query_text.strip()
+        if self.miss_only:
+            later = [i for i in self._misses if i >= pos]
+            part = later[:n]
+            found = ds.by_ids(f"{split}-{i:04d}" for i in part)
+            if q:
+                fold = q.casefold()
+                found = [s for s in found
+                         if any(fold in t.casefold() for t in (*s.history, s.target))]
+            return found, (part[-1] + 1 if len(later) > n else None)
+        if q:
+            return ds.search(split, q, pos, n)
+        rows = ds.page(split, pos, n + 1)          # one more: is there a next page?
+        return rows[:n], (rows[n - 1].index + 1 if len(rows) > n else None)
+
+    def _load_page(self) -> None:
+        out, pos, nxt = [], self.start, None
+        while len(out) < PAGE:
+            batch, nxt = self._fetch(pos, PAGE)
+            for s in batch:
+                if self.unreflected_only and self._reflections.get(s.id, (0, 0))[0]:
+                    continue
+                out.append(s)
+                if len(out) == PAGE:
+                    nxt = s.index + 1 if (s is not batch[-1] or nxt is not None) else None
+                    break
+            if nxt is None or len(out) == PAGE:
+                break
+            pos = nxt
+        self._next = nxt
+        self._sessions = {s.id: s for s in out}
+        self.rows = views.session_rows(out, self._ranks, self._reflections)
+
+    def _restart(self) -> None:
+        """The filters changed: back to the first page."""
+        self.start, self._starts = 0, []
+        self._load_page()
         self._fill()
 
     def _visible(self) -> list[views.SessionRow]:
-        q = self.query_text.casefold().strip()
-        out = []
-        for row in self.rows:
-            if self.miss_only and row.baseline != "miss":
-                continue
-            if self.unreflected_only and row.n_reflections:
-                continue
-            if q:
-                s = self._sessions[row.id]
-                if not any(q in t.casefold() for t in (*s.history, s.target)):
-                    continue
-            out.append(row)
-        return out
+        """The rows shown: the current page, the filters applied."""
+        return list(self.rows)
 
     def _fill(self) -> None:
         table = self.query_one(DataTable)
@@ -110,13 +168,47 @@ class SessionsScreen(WorkbenchScreen):
         self.query_one("#filters", Static).update(safe(" · ".join(flags) or "all sessions",
                                                        oneline=True))
         n_runs = self._n_runs       # counted by reload: a filter change runs no query
-        n_miss = sum(r.baseline == "miss" for r in self.rows)
-        n_hit = sum(r.baseline == "hit" for r in self.rows)
+        split = self.app.config.split
+        mine = [r for sid, r in self._ranks.items() if sid.startswith(f"{split}-")]
+        n_miss = sum(r is None or r > 10 for r in mine)
+        n_hit = len(mine) - n_miss
         where = (f"baseline (newest no-hint ranking, {n_runs} run(s)): {n_hit} hits, "
                  f"{n_miss} misses" if n_runs else "no baseline yet: press r on a session, or "
                  "run `re2llm-tui recommend` / `score`")
+        paged = ""
+        if self._starts or self._next is not None:
+            paged = (f" (page {len(self._starts) + 1} from #{self.start}; "
+                     "] next page, [ previous)")
         self.query_one("#sessions-summary", Static).update(
-            safe(f"{len(visible)} of {len(self.rows)} sessions · {where}"))
+            safe(f"{len(visible)} of {self._total} sessions{paged} · {where}"))
+
+    # ----------------------------------------------------------------- pages
+    def on_key(self, event) -> None:
+        """``]`` / ``[``: the next / previous page (said in the summary line when a split
+        has more than one page, and in the command palette)."""
+        if event.key in ("right_square_bracket", "left_square_bracket") \
+                and not isinstance(self.focused, Input):
+            event.stop()
+            if event.key == "right_square_bracket":
+                self.action_next_page()
+            else:
+                self.action_previous_page()
+
+    def action_next_page(self) -> None:
+        if self._next is None:
+            self.app.notify("no more sessions", timeout=2)
+            return
+        self._starts.append(self.start)
+        self.start = self._next
+        self._load_page()
+        self._fill()
+
+    def action_previous_page(self) -> None:
+        if not self._starts:
+            return
+        self.start = self._starts.pop()
+        self._load_page()
+        self._fill()
 
     def selected_id(self) -> str | None:
         return cursor_row_key(self.query_one(DataTable))
@@ -137,11 +229,11 @@ class SessionsScreen(WorkbenchScreen):
 
     def action_toggle_miss(self) -> None:
         self.miss_only = not self.miss_only
-        self._fill()
+        self._restart()
 
     def action_toggle_unreflected(self) -> None:
         self.unreflected_only = not self.unreflected_only
-        self._fill()
+        self._restart()
 
     def action_search(self) -> None:
         self.query_one("#search", Input).focus()
@@ -150,12 +242,12 @@ class SessionsScreen(WorkbenchScreen):
         inp = self.query_one("#search", Input)
         inp.value = ""
         self.query_text = ""
-        self._fill()
+        self._restart()
         self.query_one(DataTable).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.query_text = event.value
-        self._fill()
+        self._restart()
         self.query_one(DataTable).focus()
 
     def action_recommend(self) -> None:
@@ -174,7 +266,10 @@ class SessionsScreen(WorkbenchScreen):
                 self.action_toggle_miss),
                ("Sessions: toggle not yet reflected", "hide reflected sessions",
                 self.action_toggle_unreflected),
-               ("Sessions: search titles", "focus the search box", self.action_search)]
+               ("Sessions: search titles", "focus the search box", self.action_search),
+               ("Sessions: next page", "the next sessions of a large split (])",
+                self.action_next_page),
+               ("Sessions: previous page", "([)", self.action_previous_page)]
         if sid:
             out += [(f"Open session {sid}", "history, candidates, rankings", self.action_open),
                     (f"Recommend {sid}", "run the LLM on this session (no hint)",
