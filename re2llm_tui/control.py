@@ -2,8 +2,7 @@
 
 Every long loop of the core consults one process-wide :class:`Control`:
 
-* the local engine between decode chunks and generated tokens
-  (:func:`re2llm_tui.llm.local.set_interrupt_check`),
+* the local engine between decode chunks and generated tokens (it calls :func:`check`),
 * the LLM client before it sends a request,
 * the reward table, the PPO trainer and the evaluation between steps.
 
@@ -223,16 +222,9 @@ def current() -> Control:
 
 
 def install(control: Control) -> Control:
-    """Make ``control`` this process's control and wire it into the local engine."""
+    """Make ``control`` this process's control (the local engine asks it: :func:`check`)."""
     global _current
     _current = control
-    try:
-        from re2llm_tui.llm import local
-    except ImportError:  # pragma: no cover - the package is always there
-        return control
-    setter = getattr(local, "set_interrupt_check", None)
-    if setter is not None:
-        setter(control.check)
     return control
 
 

@@ -103,7 +103,7 @@ def test_jsonl_sessions_csv_items_make_a_dataset(tmp_path):
     assert release.canonical_domain("Shelf") == "shelf"
     assert release.load_sessions("shelf", "test") == test
     # the item text of the session encoder: title plus attribute columns
-    from re2llm_tui.data.movie_attrs import item_text
+    from re2llm_tui.data.items import item_text
 
     title = test[0].history[0]
     k = title.rsplit(" ", 1)[1]
@@ -236,7 +236,7 @@ def test_hetrec_movies_dat_items(tmp_path):
     assert res.items_format == "hetrec"
     s = Dataset.resolve("shelf", tmp_path / "dd").sessions("test")[0]
     assert s.target == "Family Guy"                     # unquoted, as in the release
-    from re2llm_tui.data.movie_attrs import item_text
+    from re2llm_tui.data.items import item_text
 
     assert item_text("shelf", "Film 1", str(tmp_path / "dd")) == \
         "Film 1 (1951); genres: Comedy, Drama"

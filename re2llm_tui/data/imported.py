@@ -97,10 +97,10 @@ from re2llm_tui.data.release import (
     find_imported,
     imported_roots,
     is_release_name,
-    unescape,
 )
-from re2llm_tui.errors import DataError, UserError, read_input
-from re2llm_tui.safe_files import IMPORT_INPUT_LIMIT, MAX_JSON_DIGITS, MIB, open_input
+from re2llm_tui.errors import DataError, UserError
+from re2llm_tui.safe_files import IMPORT_INPUT_LIMIT, MAX_JSON_DIGITS, MIB, open_input, read_input
+from re2llm_tui.titles import title_key, unescape
 
 #: 1: ``sessions.jsonl`` + ``items.jsonl`` (still read); 2: ``dataset.sqlite``
 FORMAT_VERSION = 2
@@ -731,13 +731,6 @@ class ImportResult:
                 "shared_titles": self.shared_titles,
                 "candidates_sha256": self.candidates_sha256,
                 "sessions_sha256": self.sessions_sha256, "notes": self.notes}
-
-
-def title_key(title: str) -> str:
-    """The key under which two titles match the same reply line (the reply parser's)."""
-    from re2llm_tui.llm.parsing import normalize
-
-    return normalize(title)
 
 
 class _Drawer:

@@ -19,9 +19,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from re2llm_tui.data.release import SPLITS, find_data_dir, unescape
+from re2llm_tui.data.release import SPLITS, find_data_dir
 from re2llm_tui.data.safe_pickle import load_id_sessions_pickle
-from re2llm_tui.errors import DataError, read_input
+from re2llm_tui.errors import DataError
+from re2llm_tui.safe_files import read_input
+from re2llm_tui.titles import unescape
 
 
 @dataclass(frozen=True)
@@ -128,16 +130,9 @@ def load_catalog(root=None) -> MovieCatalog:
 
 
 def item_text(domain: str, title: str, root=None) -> str:
-    """Text of an item for embeddings: the title, plus attributes for movies (read from the
-    release folder ``root``, where the sessions came from); for an imported dataset, the
-    title plus the attribute columns of its items file
-    (:func:`re2llm_tui.data.imported.item_text`)."""
-    from re2llm_tui.data.release import is_release_name
-
-    if not is_release_name(domain):
-        from re2llm_tui.data.imported import item_text as imported_item_text
-
-        return imported_item_text(domain, title, root)
+    """Text of a release item for embeddings: the title, plus attributes for movies (read
+    from the release folder ``root``, where the sessions came from).  Any dataset's item:
+    :func:`re2llm_tui.data.items.item_text`."""
     if not domain.startswith("movie"):
         return title
     movie = load_catalog(root).resolve(title)

@@ -29,15 +29,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from re2llm_tui.errors import DataError, read_input
+from re2llm_tui.dataset_names import DOMAINS, PUBLIC, is_release_name  # noqa: F401
+from re2llm_tui.errors import DataError
+from re2llm_tui.safe_files import read_input
+from re2llm_tui.titles import unescape  # noqa: F401 - the release's titles, re-exported
 
 N_CANDIDATES = 50
 SPLITS = ("train", "test")
 
-#: public name -> release folder
-DOMAINS = {"games": "game", "game": "game", "movies": "movie", "movie": "movie"}
-#: release folder -> public name
-PUBLIC = {"game": "games", "movie": "movies"}
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]   # the checkout (re2llm_tui/data/release.py)
 
@@ -51,11 +50,6 @@ IMPORTED_MANIFEST = "manifest.json"
 #: imported datasets resolved in this process: name -> folder (so that a name handed below
 #: the edge -- a session's domain, a KB's dataset -- is known without its data folder)
 _RESOLVED_IMPORTS: dict[str, Path] = {}
-
-
-def is_release_name(name: str) -> bool:
-    """True for the release's names and aliases (games, game, movies, movie)."""
-    return (name or "").strip().lower() in DOMAINS
 
 
 def canonical_domain(name: str, data_dir: str | Path | None = None) -> str:
@@ -145,12 +139,6 @@ def find_data_dir(domain: str, data_dir: str | Path | None = None) -> Path:
 # --------------------------------------------------------------------------- titles
 
 _ENTITY_TAIL = re.compile(r"&#?[A-Za-z0-9]+$")
-
-
-def unescape(title: str) -> str:
-    """Decode HTML entities (twice, for ``&amp;amp;``) and collapse whitespace."""
-    t = html.unescape(html.unescape(title))
-    return " ".join(t.split())
 
 
 def split_pieces(text: str) -> list[str]:

@@ -13,7 +13,8 @@ import io
 import pickle
 from pathlib import Path
 
-from re2llm_tui.errors import DataError, read_input
+from re2llm_tui.errors import DataError
+from re2llm_tui.safe_files import read_input
 
 
 class _NoGlobalsUnpickler(pickle.Unpickler):

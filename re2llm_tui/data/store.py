@@ -291,7 +291,7 @@ def verify(folder: Path, manifest: dict, splits: Sequence[str]) -> None:
     known = [manifest.get("store", {}).get("stamp")]
     try:
         from re2llm_tui.safe_files import load_json
-        from re2llm_tui.errors import read_input
+        from re2llm_tui.safe_files import read_input
 
         known.append(load_json(read_input(folder / VERIFIED_FILE), folder / VERIFIED_FILE))
     except (DataError, OSError):

@@ -13,70 +13,25 @@ replies (the content ranker) has ``None`` there, shown as "—".
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from functools import lru_cache
-from typing import Iterable, Protocol, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
-METRICS = ("hr@1", "hr@5", "hr@10", "ndcg@5", "ndcg@10", "mrr@10")
-
-Rank = int | None
-
-#: reply-validity keys of a summary (``None`` where there are no replies)
-VALIDITY = ("replies", "valid_rate", "hallucinations_per_reply", "short_replies")
-#: a reply is "short" when it lists fewer than this many distinct valid candidates
-FULL_LIST = 10
-
-
-class ReplyCounts(Protocol):
-    """What :func:`summarize` reads of a reply (a :class:`~re2llm_tui.llm.parsing.ParsedRanking`
-    or :class:`Counts`)."""
-
-    listed: int      # listed items (matched or hallucinated)
-    valid: int       # listed items matching a candidate
-    distinct: int    # distinct candidates in the ranking
-
-
-@dataclass(frozen=True)
-class Counts:
-    """A reply's counts (:class:`ReplyCounts`) without the reply."""
-
-    listed: int
-    valid: int
-    distinct: int
-
-    @classmethod
-    def of(cls, reply: ReplyCounts) -> Counts:
-        return cls(int(reply.listed), int(reply.valid), int(reply.distinct))
-
-
-def rank_of(ranking: Sequence[int], target_index: int) -> Rank:
-    """1-based position of ``target_index`` in ``ranking``; ``None`` if absent."""
-    try:
-        return list(ranking).index(target_index) + 1
-    except ValueError:
-        return None
-
-
-def hr_at(rank: Rank, k: int) -> float:
-    return 1.0 if rank is not None and rank <= k else 0.0
-
-
-def ndcg_at(rank: Rank, k: int) -> float:
-    return 1.0 / math.log2(rank + 1) if rank is not None and rank <= k else 0.0
-
-
-def mrr_at(rank: Rank, k: int) -> float:
-    return 1.0 / rank if rank is not None and rank <= k else 0.0
-
-
-def session_metrics(rank: Rank) -> dict[str, float]:
-    return {
-        "hr@1": hr_at(rank, 1), "hr@5": hr_at(rank, 5), "hr@10": hr_at(rank, 10),
-        "ndcg@5": ndcg_at(rank, 5), "ndcg@10": ndcg_at(rank, 10), "mrr@10": mrr_at(rank, 10),
-    }
+from re2llm_tui.rank_metrics import (  # noqa: F401 - the rank metrics, re-exported
+    FULL_LIST,
+    METRICS,
+    VALIDITY,
+    Counts,
+    Rank,
+    ReplyCounts,
+    bootstrap_mean,
+    hr_at,
+    mrr_at,
+    ndcg_at,
+    rank_of,
+    session_metrics,
+)
+from re2llm_tui.rank_metrics import boot_indices as _boot_indices
 
 
 def _columns(ranks: Sequence[Rank]) -> dict[str, list[float]]:
@@ -86,15 +41,6 @@ def _columns(ranks: Sequence[Rank]) -> dict[str, list[float]]:
 
 def _mean(xs: Sequence[float]) -> float:
     return sum(xs) / len(xs) if xs else 0.0
-
-
-@lru_cache(maxsize=4)
-def _boot_indices(n: int, n_boot: int, seed: int):
-    """Bootstrap resamples of ``range(n)``; the same seed gives the same resamples (kept,
-    read-only, for the next call of the same size: a KB's hints share one table)."""
-    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-    idx.setflags(write=False)
-    return idx
 
 
 def validity(replies: Iterable[ReplyCounts | None] | None) -> dict:
@@ -152,24 +98,6 @@ def paired_difference(ranks_a: Sequence[Rank], ranks_b: Sequence[Rank], metric: 
     out = bootstrap_mean(d, n_boot=n_boot, seed=seed, alpha=alpha)
     return {"metric": metric, "n": n, "diff": sum(d) / n, "lo": out["lo"], "hi": out["hi"],
             "p": out["p"]}
-
-
-def bootstrap_mean(values: Sequence[float], n_boot: int = 1000, seed: int = 0,
-                   alpha: float = 0.05) -> dict:
-    """Mean of ``values`` with a seeded percentile-bootstrap (1-alpha) CI and the two-sided
-    bootstrap p-value of "mean = 0" (the share of resampled means on the other side of 0);
-    ``{"n", "mean", "lo", "hi", "p"}``, all 0 (p 1) for no values."""
-    d = np.asarray(values, dtype=np.float64)
-    n = int(d.size)
-    if not n:
-        return {"n": 0, "mean": 0.0, "lo": 0.0, "hi": 0.0, "p": 1.0}
-    boots = d[_boot_indices(n, n_boot, seed)].mean(axis=1)
-    below = float((boots <= 0).mean())
-    above = float((boots >= 0).mean())
-    return {"n": n, "mean": float(d.mean()),
-            "lo": float(np.quantile(boots, alpha / 2)),
-            "hi": float(np.quantile(boots, 1 - alpha / 2)),
-            "p": min(1.0, 2 * min(below, above))}
 
 
 def to_json(summary: dict) -> dict:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from re2llm_tui.data.release import Dataset, Session, unescape
-from re2llm_tui.errors import DataError, read_input
+from re2llm_tui.errors import DataError
 from re2llm_tui.evaluation.metrics import summarize
 from re2llm_tui.llm.parsing import (
     DEFAULT_RANK_BY,
@@ -34,6 +34,7 @@ from re2llm_tui.llm.parsing import (
     parse_ranking,
     target_rank,
 )
+from re2llm_tui.safe_files import read_input
 
 _LABEL = re.compile(r"^\s*Label\s*:\s?(?P<label>.*)$")
 _OUTPUT = re.compile(r"^\s*Output\s*:\s?(?P<rest>.*)$")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 
 from re2llm_tui.data.release import Session
-from re2llm_tui.evaluation.metrics import ndcg_at
+from re2llm_tui.rank_metrics import ndcg_at
 from re2llm_tui.llm.parsing import reply_ranking, target_rank
 from re2llm_tui.llm.thinking import answer_of
 from re2llm_tui.exploration.config import HintCheck, ReflectConfig

@@ -42,7 +42,7 @@ from typing import Callable
 
 from re2llm_tui.data.release import Dataset, Session
 from re2llm_tui.errors import UserError
-from re2llm_tui.evaluation.metrics import ndcg_at
+from re2llm_tui.rank_metrics import ndcg_at
 from re2llm_tui.exploration.checks import Failed, check_hint
 from re2llm_tui.exploration.config import (  # noqa: F401 - the public names of exploration
     EFFECT_MODES,

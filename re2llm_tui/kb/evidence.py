@@ -46,10 +46,10 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from re2llm_tui.errors import UserError
-from re2llm_tui.evaluation.metrics import bootstrap_mean
+from re2llm_tui.rank_metrics import bootstrap_mean
 from re2llm_tui.kb.hint_stats import AgentUse, latest_agent_use
 from re2llm_tui.store import outcomes as store
-from re2llm_tui.utilization.rewards import hint_key
+from re2llm_tui.kb.hint_stats import hint_key
 
 #: "enough sessions" for a badge that reads the CI or a correlation
 MIN_SESSIONS = 10

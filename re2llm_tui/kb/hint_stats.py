@@ -17,11 +17,16 @@ Core module: no UI imports (the TUI's knowledge-base screen shows these numbers)
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Iterable
 
-from re2llm_tui.utilization.rewards import hint_key
+
+def hint_key(text: str | None) -> str:
+    """Stable key of a hint text ('' for no hint): the reward table's ``hint_key``."""
+    text = (text or "").strip()
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16] if text else ""
 
 
 @dataclass(frozen=True)

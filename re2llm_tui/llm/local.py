@@ -20,8 +20,9 @@ not depend on how a prompt is split into *multi-token* batches, but a token deco
 one token alone, a reused prefix always leaves at least :data:`MIN_TAIL` tokens to decode,
 and only cells decoded in multi-token batches are ever reused (not generated tokens).
 
-Interrupts: :func:`set_interrupt_check` installs a callable the engine calls between decode
-chunks and between generated tokens; it may block (pause) or raise (stop).
+Interrupts: between decode chunks and between generated tokens the engine asks the gate --
+this process's :class:`~re2llm_tui.control.Control` (``control.check()``): it may block
+(pause) or raise (stop).  :func:`set_interrupt_check` puts another callable in its place.
 
 This is a 135M-parameter *demo* model: the CLI and TUI say so and explain how to plug in a
 real one (see :data:`re2llm_tui.llm.client.DEMO_NOTICE`).
@@ -38,6 +39,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from re2llm_tui import control
 from re2llm_tui.errors import UserError
 from re2llm_tui.llm.ranking import RankOutput  # re-exported: the engine returns it
 
@@ -68,7 +70,8 @@ _interrupt_check: Callable[[], None] | None = None
 
 
 def set_interrupt_check(fn: Callable[[], None] | None) -> None:
-    """Install the check called between decode chunks and generated tokens (None: none).
+    """Install the check called between decode chunks and generated tokens (None: the
+    process's control, :func:`re2llm_tui.control.check`).
 
     ``fn`` takes no argument; it may block (to pause the engine) or raise any exception (to
     stop the call in progress).  The engine stays usable afterwards: only tokens actually
@@ -81,10 +84,12 @@ def set_interrupt_check(fn: Callable[[], None] | None) -> None:
 
 
 def _checkpoint() -> None:
-    """Call the installed interrupt check, if any."""
+    """Call the installed interrupt check, else ask the process's control."""
     fn = _interrupt_check
     if fn is not None:
         fn()
+    else:
+        control.check()
 
 
 def chunk_bounds(n: int, step: int) -> list[tuple[int, int]]:

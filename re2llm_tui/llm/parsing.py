@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from re2llm_tui.data.release import unescape
+from re2llm_tui.titles import normalize, unescape  # noqa: F401 - re-exported
 from re2llm_tui.llm.thinking import answer_of
 
 _LIST_PREFIX = re.compile(
@@ -51,14 +51,8 @@ _TRAILERS = [
     re.compile(r"\s*[-–—:]\s*(?:because|this|it|a|an|the)\b.*$", re.I),  # - because ...
     re.compile(r"\s+\((?:[^()]{0,40})\)\s*$"),                    # (PS4) (Xbox 360)
 ]
-_WORD = re.compile(r"[a-z0-9]+")
 FUZZY_CUTOFF = 0.88
 MAX_ITEMS = 200
-
-
-def normalize(title: str) -> str:
-    """Lower-case, entity-decoded, punctuation-free, whitespace-collapsed title key."""
-    return " ".join(_WORD.findall(unescape(title).lower()))
 
 
 #: how a target's rank is counted (see the module docstring)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from re2llm_tui.data.release import canonical_domain
+from re2llm_tui.dataset_names import dataset_key
 from re2llm_tui.errors import UserError
 
 _NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
@@ -18,7 +18,7 @@ _NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 def reflections_of(db, dataset: str, session_id: str | None = None) -> list[dict]:
     """The reflections of a dataset (of one session if given), oldest first."""
     sql = "SELECT * FROM reflections WHERE dataset=?"
-    args = [canonical_domain(dataset)]
+    args = [dataset_key(dataset)]
     if session_id:
         sql += " AND session_id=?"
         args.append(session_id)
@@ -29,7 +29,7 @@ def reflection_counts(db, dataset: str) -> dict[str, tuple[int, int]]:
     """session id -> (how many reflections, how many hints they proposed in all)."""
     return {r["session_id"]: (r["n"], r["p"]) for r in db.query(
         "SELECT session_id, COUNT(*) AS n, COALESCE(SUM(n_proposed), 0) AS p "
-        "FROM reflections WHERE dataset=? GROUP BY session_id", [canonical_domain(dataset)])}
+        "FROM reflections WHERE dataset=? GROUP BY session_id", [dataset_key(dataset)])}
 
 
 def reflection_turns(db, reflection_id: int) -> list[dict]:
@@ -48,7 +48,7 @@ def explored_sessions(db, dataset: str, model: str, prompt_version: str) -> set[
     """Sessions finished (reflected or hit) with this model and prompt version."""
     return {r[0] for r in db.execute(
         "SELECT session_id FROM reflections WHERE dataset=? AND model=? AND prompt_version=? "
-        "AND status IN ('done','hit')", [canonical_domain(dataset), model, prompt_version])}
+        "AND status IN ('done','hit')", [dataset_key(dataset), model, prompt_version])}
 
 
 def reflection_record(db, reflection_id: int) -> dict:

@@ -53,39 +53,16 @@ def shard(pairs: list[tuple[int, int]], workers: int,
     return [sorted(p for j in part for p in by_session[sessions[j]]) for part in parts]
 
 
-def _worker_main(spec: WorkerSpec, q, stop, pause) -> None:
-    send_last(q, ("end", *run_child(stop, pause, lambda: _compute(spec, q))))
+def _worker_main(spec: WorkerSpec, work: Callable, q, stop, pause) -> None:
+    send_last(q, ("end", *run_child(stop, pause, lambda: work(spec, q))))
 
 
-def _compute(spec: WorkerSpec, q) -> None:
-    """A worker's sessions: every outcome committed, then sent to the parent."""
-    from re2llm_tui.llm.client import LLMClient
-    from re2llm_tui.utilization.rewards import LLMRewards
-
-    client = LLMClient(**spec.client_options, shared_budget=spec.budget)
-    src = LLMRewards(client, spec.sessions, spec.actions, dataset=spec.dataset,
-                     rank_by=spec.rank_by, context_tag=spec.context_tag)
-    record = src.record
-
-    def record_and_send(i: int, a: int, res) -> None:
-        record(i, a, res)
-        msg = ["res", spec.index[i], a, res.ok, res.cached, float(res.cost or 0.0)]
-        if res.ok:
-            msg += [src.target_rank(i, a), float(src.ndcg[i, a]), src.ranking(i, a)]
-        q.put(tuple(msg))
-
-    src.record = record_and_send
-    try:
-        src.compute(spec.pairs)
-    finally:
-        src.close()
-        client.close()
-
-
-def fill_with_workers(source, pairs: list[tuple[int, int]], workers: int,
+def fill_with_workers(source, pairs: list[tuple[int, int]], workers: int, work: Callable,
                       on_outcome: Callable[[int, int], None] | None = None) -> None:
     """Compute ``pairs`` of ``source`` (an :class:`~re2llm_tui.utilization.rewards.LLMRewards`) in
-    ``workers`` processes; see the module docstring.  Raises what a worker's stop was
+    ``workers`` processes, each running ``work(spec, q)`` on its :class:`WorkerSpec` (a
+    module-level function: :func:`~re2llm_tui.utilization.rewards.compute_shard`); see the
+    module docstring.  Raises what a worker's stop was
     (:class:`BudgetExceeded`, :class:`StopRequested`) or a one-line :class:`UserError`."""
     import multiprocessing
 
@@ -107,7 +84,7 @@ def fill_with_workers(source, pairs: list[tuple[int, int]], workers: int,
         spec = WorkerSpec(options, source.dataset, [source.sessions[g] for g in idx], idx,
                           list(source.actions), [(local[i], a) for i, a in part], budget,
                           rank_by=source.rank_by, context_tag=source.context_tag)
-        p = ctx.Process(target=_worker_main, args=(spec, q, stop, pause),
+        p = ctx.Process(target=_worker_main, args=(spec, work, q, stop, pause),
                         name="re2llm-reward-worker", daemon=True)
         p.start()
         procs.append(p)

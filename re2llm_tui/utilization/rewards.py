@@ -28,7 +28,6 @@ front.  A failed call (after the client's retries) is not stored: its step gets 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -39,13 +38,14 @@ import numpy as np
 
 from re2llm_tui.data.release import Session
 from re2llm_tui.errors import UserError
-from re2llm_tui.evaluation.metrics import Counts, ndcg_at
+from re2llm_tui.kb.hint_stats import hint_key  # noqa: F401 - the reward table's key
 from re2llm_tui.llm.parsing import (
     DEFAULT_RANK_BY,
     check_rank_by,
     reply_ranking,
     target_rank,
 )
+from re2llm_tui.rank_metrics import Counts, ndcg_at
 
 K = 10
 
@@ -139,12 +139,6 @@ class PrefilledTable:
 
 
 # --------------------------------------------------------------------------- LLM rewards
-
-
-def hint_key(text: str | None) -> str:
-    """Stable key of a hint text ('' for no hint)."""
-    text = (text or "").strip()
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16] if text else ""
 
 
 def reward_context(client, rank_by: str = DEFAULT_RANK_BY) -> str:
@@ -404,7 +398,7 @@ class LLMRewards:
             if workers > 1 and len({i for i, _ in todo}) > 1:
                 from re2llm_tui.utilization.reward_workers import fill_with_workers
 
-                fill_with_workers(self, todo, workers, on_outcome)
+                fill_with_workers(self, todo, workers, compute_shard, on_outcome)
             else:
                 self.compute(todo, on_outcome=on_outcome)
         finally:
@@ -512,3 +506,28 @@ class LLMRewards:
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             loop.close()
+
+
+def compute_shard(spec, q) -> None:
+    """A reward worker's sessions (a :class:`~re2llm_tui.utilization.reward_workers.WorkerSpec`):
+    every outcome committed, then sent to the parent on ``q``."""
+    from re2llm_tui.llm.client import LLMClient
+
+    client = LLMClient(**spec.client_options, shared_budget=spec.budget)
+    src = LLMRewards(client, spec.sessions, spec.actions, dataset=spec.dataset,
+                     rank_by=spec.rank_by, context_tag=spec.context_tag)
+    record = src.record
+
+    def record_and_send(i: int, a: int, res) -> None:
+        record(i, a, res)
+        msg = ["res", spec.index[i], a, res.ok, res.cached, float(res.cost or 0.0)]
+        if res.ok:
+            msg += [src.target_rank(i, a), float(src.ndcg[i, a]), src.ranking(i, a)]
+        q.put(tuple(msg))
+
+    src.record = record_and_send
+    try:
+        src.compute(spec.pairs)
+    finally:
+        src.close()
+        client.close()

@@ -2,7 +2,7 @@
 
 An item's text is its title (games) or its title plus year, genres, directors and country
 (movies), or, for a dataset imported with ``data import``, its title plus the attribute
-columns of the items file (:func:`re2llm_tui.data.movie_attrs.item_text` picks the source).  Items are embedded once with
+columns of the items file (:func:`re2llm_tui.data.items.item_text` picks the source).  Items are embedded once with
 all-MiniLM-L6-v2 (:mod:`re2llm_tui.embeddings`, cached in the workspace's ``embeddings``
 table), so re-encoding a split reads vectors from the workspace instead of running the model.
 
@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from re2llm_tui.data.movie_attrs import item_text  # the text embedded for one item
+from re2llm_tui.data.items import item_text  # the text embedded for one item
 from re2llm_tui.data.release import Session
 
 

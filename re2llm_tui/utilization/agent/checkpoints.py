@@ -14,7 +14,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,9 +21,6 @@ import torch
 from re2llm_tui.errors import UserError
 from re2llm_tui.utilization.agent.config import PPOConfig
 from re2llm_tui.utilization.agent.networks import make_actor
-
-if TYPE_CHECKING:
-    from re2llm_tui.utilization.agent.trainer import PPOTrainer
 
 CHECKPOINT_FORMAT = "re2llm-ppo-v1"
 
@@ -35,8 +31,9 @@ class KBVersionMismatch(UserError):
 
 # --------------------------------------------------------------------------- writing
 
-def trainer_state(trainer: PPOTrainer) -> dict:
-    """Everything a resumed run needs to continue the same curve."""
+def trainer_state(trainer) -> dict:
+    """Everything a resumed run needs to continue the same curve (``trainer``: a
+    :class:`~re2llm_tui.utilization.agent.trainer.PPOTrainer`, which imports this module)."""
     return {
         "format": CHECKPOINT_FORMAT,
         "config": asdict(trainer.cfg),
@@ -125,7 +122,7 @@ def resumed_config(ck: dict, config: PPOConfig | None) -> PPOConfig:
     return saved
 
 
-def restore_trainer_state(trainer: PPOTrainer, ck: dict, where: str = "checkpoint") -> None:
+def restore_trainer_state(trainer, ck: dict, where: str = "checkpoint") -> None:
     """Put a checkpoint's state into a trainer built on the same sessions and actions."""
     if trainer.fingerprint != ck["states_fingerprint"]:
         raise UserError(f"{where} was trained on other sessions/states "
