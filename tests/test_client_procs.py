@@ -19,7 +19,7 @@ from stub_server import StubServer, messages_hash
 from test_llm_recommend import _target_first
 from test_rewards import ACTIONS, effect_table, scripted_effects
 
-from re2llm_tui.client_procs import check_client_procs, shard_by_key
+from re2llm_tui.runtime.client_procs import check_client_procs, shard_by_key
 from re2llm_tui.data.release import load_sessions
 from re2llm_tui.errors import UserError
 from re2llm_tui.evaluation.recommend import recommend

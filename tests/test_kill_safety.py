@@ -17,7 +17,7 @@ from tui_snapshot_app import DATASET, TuiScript
 
 from re2llm_tui.data.release import load_sessions
 from re2llm_tui.evaluation.compare import EvalSpec
-from re2llm_tui.jobs import start_job
+from re2llm_tui.runtime.jobs import start_job
 from re2llm_tui.utilization.training import TrainSpec, start_training_process, train
 
 N = 5

@@ -139,7 +139,7 @@ def test_unknown_price_is_said_not_zero(run_cli, workspace, data_dir, offline):
 
 def test_local_model_costs_nothing_and_has_a_time_estimate(run_cli, workspace, data_dir,
                                                            offline, no_local_model):
-    from re2llm_tui.utilization.run_plan import MEASURED
+    from re2llm_tui.costs.run_plan import MEASURED
 
     code, out, err = run_cli("recommend", "--dry-run", "--dataset", "games", "--limit", "4",
                              "--db", workspace, "--data-dir", data_dir, "--json")
@@ -209,9 +209,9 @@ def test_dry_run_counts_the_real_prompts_and_subtracts_the_cache(run_cli, worksp
 def test_reward_table_keys_match_the_real_calls(workspace, data_dir):
     """The planned reward-table requests have the keys LLMRewards' calls are cached under:
     with the outcomes removed from the table, a dry run finds every call in the cache."""
-    from re2llm_tui import dry_run
+    from re2llm_tui.costs import dry_run
     from re2llm_tui.data.release import Dataset
-    from re2llm_tui.dry_run import dry_client
+    from re2llm_tui.costs.dry_run import dry_client
     from re2llm_tui.kb import KnowledgeBase
     from re2llm_tui.llm.client import LLMClient
     from re2llm_tui.store.workspace import open_workspace

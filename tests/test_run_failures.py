@@ -221,7 +221,7 @@ def test_the_apps_evaluation_job_ends_failed_with_the_line(workspace, data_dir):
     """The job the workbench starts (a spawned process): it ends `failed` with the one
     line, which the app shows as its notification."""
     from re2llm_tui.evaluation.compare import EvalSpec
-    from re2llm_tui.jobs import start_job
+    from re2llm_tui.runtime.jobs import start_job
 
     with StubServer(fail_all="length") as srv:
         spec = EvalSpec(dataset="games", model="hosted_vllm/stub-model",

@@ -6,7 +6,7 @@ import pytest
 
 from re2llm_tui.llm.client import LLMClient
 from re2llm_tui.store.workspace import open_workspace
-from re2llm_tui.utilization.run_plan import (
+from re2llm_tui.costs.run_plan import (
     MEASURED,
     fmt_duration,
     measured_speed,

@@ -1,6 +1,7 @@
 """The TUI's structure: screens read through the stores (no SQL, no ``importlib`` in
-``re2llm_tui/tui``), the help screen does not import the app, and Textual's private
-attributes are touched only in :mod:`re2llm_tui.tui.textual_compat`.
+``re2llm_tui/tui``) and Textual's private attributes are touched only in
+:mod:`re2llm_tui.tui.textual_compat`.  Who imports whom (the help screen imports nothing of
+the TUI): the import-linter contracts in ``pyproject.toml`` (tests/test_layers.py).
 """
 
 from __future__ import annotations
@@ -84,17 +85,6 @@ def test_no_importlib_in_the_tui():
             elif isinstance(node, ast.Name) and node.id in ("__import__", "importlib"):
                 found.append(_where(path, node))
     assert not found, found
-
-
-def test_help_screen_does_not_import_the_app_or_the_screens():
-    tree = ast.parse((TUI_DIR / "screens" / "help.py").read_text())
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            imported.add(node.module or "")
-        elif isinstance(node, ast.Import):
-            imported.update(a.name for a in node.names)
-    assert not {m for m in imported if m.startswith("re2llm_tui.tui")}, imported
 
 
 def _textual_private_names() -> set[str]:

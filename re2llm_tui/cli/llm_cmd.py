@@ -88,13 +88,13 @@ def register(app: typer.Typer) -> None:
         sessions = dset.select(split, limit=limit, sample=sample, seed=seed)
         decoding = decoding_options(reasoning_effort, reasoning, no_temperature)
         if dry_run:
-            from re2llm_tui.client_procs import check_client_procs
+            from re2llm_tui.runtime.client_procs import check_client_procs
 
             _dry_run(sessions, dset, db=db, model=model, api_base=api_base,
                      concurrency=concurrency, method=method, hint=hint, hint_id=hint_id,
                      as_json=as_json, workers=check_client_procs(client_procs), **decoding)
             return
-        from re2llm_tui.client_procs import check_client_procs
+        from re2llm_tui.runtime.client_procs import check_client_procs
         from re2llm_tui.llm.replies import use_max_reply_bytes
         from re2llm_tui.llm.transport import use_transport
 
@@ -114,7 +114,7 @@ def register(app: typer.Typer) -> None:
         err = console(stderr=True)
         if client.is_demo_model:
             err.print(f"[yellow]note:[/yellow] {escape(client.demo_notice)}")
-        from re2llm_tui.llm.savings import cache_saved, last_call_id
+        from re2llm_tui.costs.savings import cache_saved, last_call_id
 
         since = last_call_id(client.workspace())
         try:
@@ -170,8 +170,8 @@ def register(app: typer.Typer) -> None:
 def _dry_run(sessions, dset, *, db, model, api_base, concurrency, method, hint, hint_id,
              as_json: bool, workers: int = 1, **decoding) -> None:
     """``recommend --dry-run``: the estimate of the rankings the command would ask for."""
-    from re2llm_tui import dry_run
-    from re2llm_tui.dry_run import dry_client
+    from re2llm_tui.costs import dry_run
+    from re2llm_tui.costs.dry_run import dry_client
 
     client = dry_client(db, model=model, api_bases=api_base or (), concurrency=concurrency,
                         rank_method=method, **decoding)

@@ -102,7 +102,7 @@ def register(app: typer.Typer) -> None:
         path = workspace_path(db)
         decoding = decoding_options(reasoning_effort, reasoning, no_temperature)
         if dry_run:
-            from re2llm_tui import dry_run as dry
+            from re2llm_tui.costs import dry_run as dry
             from re2llm_tui.cli.train_cmd import print_dry_run
 
             def plan(client, db_):

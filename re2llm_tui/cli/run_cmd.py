@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
         check_decoding(db, model, reasoning_effort, reasoning, no_temperature)
         evals = {"limit": eval_limit} if eval_limit else {}
         if client_procs is not None:
-            from re2llm_tui.client_procs import check_client_procs
+            from re2llm_tui.runtime.client_procs import check_client_procs
 
             # training's reward table and the evaluation: N client processes (default 1:
             # the UI keeps a core)

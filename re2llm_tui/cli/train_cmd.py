@@ -41,7 +41,7 @@ def default_workers(workers: int | None, client, client_procs: int | None = None
     for the embedded model (measured: 2 processes on 2 cores), else 1."""
     import os
 
-    from re2llm_tui.client_procs import CLIENT_PROCS_ENV, check_client_procs
+    from re2llm_tui.runtime.client_procs import CLIENT_PROCS_ENV, check_client_procs
 
     if client_procs is not None or (workers is None and os.environ.get(CLIENT_PROCS_ENV)):
         if workers is not None:
@@ -50,7 +50,7 @@ def default_workers(workers: int | None, client, client_procs: int | None = None
             raise UserError("give --client-procs or --local-workers, not both")
         return check_client_procs(client_procs)
     if workers is not None:
-        from re2llm_tui.client_procs import check_procs
+        from re2llm_tui.runtime.client_procs import check_procs
 
         return check_procs(workers, "--local-workers")   # >= 1, at most one per core
     return 2 if client.is_local else 1
@@ -112,7 +112,7 @@ def register(app: typer.Typer) -> None:
                          rank_by=rank_by)
         decoding = decoding_options(reasoning_effort, reasoning, no_temperature)
         if dry_run:
-            from re2llm_tui import dry_run as dry
+            from re2llm_tui.costs import dry_run as dry
             from re2llm_tui.data.release import Dataset
 
             def plan(client, db):
@@ -135,7 +135,7 @@ def register(app: typer.Typer) -> None:
         err = console(stderr=True)
         if client.is_demo_model and not as_json:
             err.print(f"[yellow]note:[/yellow] {escape(client.demo_notice)}")
-        from re2llm_tui.llm.savings import cache_saved, last_call_id
+        from re2llm_tui.costs.savings import cache_saved, last_call_id
 
         since = last_call_id(client.workspace())
         try:
@@ -220,7 +220,7 @@ def register(app: typer.Typer) -> None:
             check_target(out, workspace_path(db), what="--out")
         decoding = decoding_options(reasoning_effort, reasoning, no_temperature)
         if dry_run and not content_only:
-            from re2llm_tui import dry_run as dry
+            from re2llm_tui.costs import dry_run as dry
 
             def plan(client, wdb):
                 return dry.evaluate(client, wdb, ds, split, limit=limit, sample=sample,
@@ -250,7 +250,7 @@ def register(app: typer.Typer) -> None:
         if client.is_demo_model and not as_json and not content_only:
             err.print(f"[yellow]note:[/yellow] {escape(client.demo_notice)}")
         wdb = open_workspace(db)
-        from re2llm_tui.llm.savings import cache_saved, last_call_id
+        from re2llm_tui.costs.savings import cache_saved, last_call_id
 
         since = last_call_id(wdb)
         try:
@@ -336,9 +336,9 @@ def _train_with_progress(spec, client, err, *, quiet: bool):
 def print_dry_run(plan, *, db, model, api_base, concurrency, as_json: bool,
                   **decoding) -> None:
     """``--dry-run`` of a command: ``plan(client, db)`` gives the
-    :class:`~re2llm_tui.llm.preflight.Estimate`, printed as a table (or JSON)."""
-    from re2llm_tui import dry_run
-    from re2llm_tui.dry_run import dry_client
+    :class:`~re2llm_tui.costs.preflight.Estimate`, printed as a table (or JSON)."""
+    from re2llm_tui.costs import dry_run
+    from re2llm_tui.costs.dry_run import dry_client
 
     client = dry_client(db, model=model, api_bases=api_base or (), concurrency=concurrency,
                         **decoding)
@@ -406,7 +406,7 @@ def _evaluate_with_progress(evaluate, db, client, err, *, quiet: bool, **kw):
 
 def table_info(p) -> str:
     """One line of reward-table progress: rows, rate, calls, cost."""
-    from re2llm_tui.utilization.run_plan import fmt_duration
+    from re2llm_tui.costs.run_plan import fmt_duration
 
     rate = f"{p.per_min:.1f}/min · ETA {fmt_duration(p.eta_s)}" if p.per_min else "—/min"
     return (f"rows {p.rows_done}/{p.rows_total} · {rate} · calls {p.calls} · "

@@ -1,6 +1,6 @@
 """``--dry-run``: the LLM calls ``recommend``, ``explore``, ``train`` and ``evaluate`` would
 make, built by the code those commands run, counted and priced by
-:func:`re2llm_tui.llm.preflight.estimate`.  Nothing is sent, no key is needed, the local
+:func:`re2llm_tui.costs.preflight.estimate`.  Nothing is sent, no key is needed, the local
 model is not loaded.
 
 * ``recommend``: one ranking per selected session (the release prompt, the hint appended).
@@ -22,8 +22,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from re2llm_tui.llm import preflight
-from re2llm_tui.llm.preflight import (
+from re2llm_tui.costs import preflight
+from re2llm_tui.costs.preflight import (
     Estimate,
     PlannedCall,
     cached_reply,

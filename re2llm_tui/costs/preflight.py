@@ -19,13 +19,13 @@ same prompts and the same cache keys as :class:`~re2llm_tui.llm.client.LLMClient
   network); 0 for the embedded local model; a model litellm has no price for is reported
   as "price unknown", never as $0.
 * **time**: the local model's seconds per call measured in this workspace's calls, else the
-  figures measured on this class of machine (:mod:`re2llm_tui.utilization.run_plan`); a
+  figures measured on this class of machine (:mod:`re2llm_tui.costs.run_plan`); a
   remote model: calls x median latency / concurrency (latency from this workspace's calls of
   the model, else an assumed 2 s).
 
 Nothing here sends a request, needs an API key or loads the local model: the model string
 is normalised the way :func:`~re2llm_tui.llm.models.check_model` does, minus the key and
-reachability checks (:func:`dry_model`; :func:`re2llm_tui.dry_run.dry_client` builds a
+reachability checks (:func:`dry_model`; :func:`re2llm_tui.costs.dry_run.dry_client` builds a
 client with it).
 """
 
@@ -111,7 +111,7 @@ class Estimate:
 
     def rows(self) -> list[tuple[str, str]]:
         """(label, value) lines of the estimate, plain text."""
-        from re2llm_tui.utilization.run_plan import fmt_duration
+        from re2llm_tui.costs.run_plan import fmt_duration
 
         bound = " (upper bound)" if self.upper_bound else ""
         out = [("model", self.model),
@@ -287,7 +287,7 @@ def estimate(command: str, client, db, planned: Sequence[PlannedCall], *, datase
              bound_basis: str = "", notes: Sequence[str] = ()) -> Estimate:
     """Count, price and time ``planned`` (see the module docstring).  Reads the workspace
     ``db`` only."""
-    from re2llm_tui.utilization.run_plan import REMOTE_CALL_S, measured_speed
+    from re2llm_tui.costs.run_plan import REMOTE_CALL_S, measured_speed
 
     model = client.model
     local = is_local_model(model)

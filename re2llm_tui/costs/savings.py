@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from re2llm_tui.store.calls import last_call_id  # noqa: F401 - re-exported
+
 
 @dataclass
 class Saved:
@@ -34,12 +36,6 @@ class Saved:
         if self.usage_estimated:
             d["usage_estimated"] = self.usage_estimated
         return d
-
-
-def last_call_id(db) -> int:
-    """The newest row id of the ``calls`` table (0 when empty)."""
-    row = db.execute("SELECT COALESCE(MAX(id), 0) FROM calls").fetchone()
-    return int(row[0] or 0)
 
 
 def cache_saved(db, *, since_id: int = 0, model: str | None = None,

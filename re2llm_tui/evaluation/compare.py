@@ -255,7 +255,7 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
     if client is None:
         client = LLMClient(_db_file(db), model=model)
     notes: list[str] = []
-    from re2llm_tui.llm.savings import last_call_id
+    from re2llm_tui.store.calls import last_call_id
 
     since = last_call_id(db)
     try:

@@ -98,7 +98,7 @@ async def recommend_async(sessions: Sequence[Session], client: LLMClient, *, dat
     """Rank every session with ``client`` and store the run (see module docstring).
 
     ``client_procs`` > 1: the sessions still to do are ranked by that many spawned client
-    processes (:mod:`re2llm_tui.client_procs`), sessions with identical requests in the same
+    processes (:mod:`re2llm_tui.runtime.client_procs`), sessions with identical requests in the same
     one; the run, its resume and its metrics are the same.
 
     Raises :class:`~re2llm_tui.llm.outcomes.NothingWorked` (the run marked ``failed``) when
@@ -164,7 +164,7 @@ async def _write_run(db, client: LLMClient, sessions: Sequence[Session], run_id:
 
     context = {"run_id": run_id, "hint_text": hint_text, "k": k, "rank_by": rank_by}
     if client_procs > 1 and len(todo) > 1:
-        from re2llm_tui.client_procs import request_key, run_in_procs, shard_by_key
+        from re2llm_tui.runtime.client_procs import request_key, run_in_procs, shard_by_key
 
         keys = [request_key(recommend_prompt(s.prompt, hint_text), s.candidates)
                 for s in todo]
@@ -211,7 +211,7 @@ async def rank_shard(client: LLMClient, sessions: Sequence[Session], context: di
     ``context["run_id"]`` as soon as it is known; ``send`` gets one dict per stored session
     (``cached``, ``ok``, ``cost``).  Raises the first :class:`RunStop` once every session
     already sent has finished (the rest are left for a rerun).  Also the work of one
-    ``--client-procs`` process (:func:`re2llm_tui.client_procs.run_in_procs`)."""
+    ``--client-procs`` process (:func:`re2llm_tui.runtime.client_procs.run_in_procs`)."""
     from re2llm_tui.llm.parsing import reply_ranking, target_rank
     from re2llm_tui.prompts import recommend_prompt
     from re2llm_tui.store import runs

@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from re2llm_tui.proc_pool import end_processes, raise_outcome, run_child, send_last, \
+from re2llm_tui.runtime.pool import end_processes, raise_outcome, run_child, send_last, \
     shared_budget
 
 CLIENT_PROCS_ENV = "RE2LLM_CLIENT_PROCS"

@@ -1,6 +1,6 @@
 """What the two pools of spawned LLM-client processes share.
 
-:func:`re2llm_tui.client_procs.run_in_procs` (``--client-procs``: any stage's independent
+:func:`re2llm_tui.runtime.client_procs.run_in_procs` (``--client-procs``: any stage's independent
 calls) and :func:`re2llm_tui.utilization.reward_workers.fill_with_workers` (reward tables)
 run the same way: one :class:`~re2llm_tui.llm.budget.SharedBudget` across the processes,
 a child that installs the stop/pause events as its control and reports how it ended as
@@ -38,7 +38,7 @@ def run_child(stop, pause, body: Callable[[], None]) -> tuple[str, str]:
     one line)``."""
     from re2llm_tui.control import Control, RunStop
     from re2llm_tui.errors import UserError
-    from re2llm_tui.jobs import child_setup
+    from re2llm_tui.runtime.jobs import child_setup
 
     child_setup(Control(stop=stop, pause=pause), nice=False)
     try:

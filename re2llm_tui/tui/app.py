@@ -422,7 +422,7 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
     @work(thread=True, exclusive=True, exit_on_error=False, group="plan",
           description="size a first run")
     def _plan_worker(self) -> None:
-        from re2llm_tui.utilization.run_plan import propose
+        from re2llm_tui.costs.run_plan import propose
 
         db = self.open_db()
         try:
@@ -446,7 +446,7 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
     def start_training(self, resume: bool = False, plan=None) -> None:
         """Start the agent's training in a spawned process (``resume``: continue the latest
         unfinished run of this dataset/model from its checkpoint; ``plan``: a
-        :class:`~re2llm_tui.utilization.run_plan.RunPlan` slice, evaluated when training ends)."""
+        :class:`~re2llm_tui.costs.run_plan.RunPlan` slice, evaluated when training ends)."""
         if self.trainer is not None and self.trainer.is_alive():
             if self.trainer.state in ("done", "stopped", "failed"):
                 # the previous run has finished and its process is exiting: start after it
@@ -611,8 +611,8 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
           description="cost preflight")
     def _preflight_worker(self, command: str, start: Callable[[], None],
                           train_limit: int | None = None) -> None:
-        from re2llm_tui import dry_run
-        from re2llm_tui.dry_run import dry_client
+        from re2llm_tui.costs import dry_run
+        from re2llm_tui.costs.dry_run import dry_client
 
         c = self.config
         db = self.open_db()
@@ -660,7 +660,7 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
         """Compare the policies in a spawned process (``plan``: its test slice, oracle row
         only when it fits the plan's budget)."""
         from re2llm_tui.evaluation.compare import EvalSpec
-        from re2llm_tui.jobs import start_job
+        from re2llm_tui.runtime.jobs import start_job
 
         if self.evaluator is not None and self.evaluator.is_alive():
             self.notify("an evaluation is already running (x stops it)", severity="warning")
@@ -683,7 +683,7 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
         self.evaluation_state = "starting"
         note = ""
         if plan is not None and not plan.oracle:
-            from re2llm_tui.utilization.run_plan import fmt_duration
+            from re2llm_tui.costs.run_plan import fmt_duration
 
             note = (f"oracle row left out: it needs {plan.oracle_missing} more outcomes "
                     f"(~{fmt_duration(plan.oracle_s)} on this model)")

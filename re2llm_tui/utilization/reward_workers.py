@@ -19,8 +19,8 @@ import queue as queue_mod
 from dataclasses import dataclass
 from typing import Callable
 
-from re2llm_tui.client_procs import shard_by_key
-from re2llm_tui.proc_pool import end_processes, raise_outcome, run_child, send_last, \
+from re2llm_tui.runtime.client_procs import shard_by_key
+from re2llm_tui.runtime.pool import end_processes, raise_outcome, run_child, send_last, \
     shared_budget
 
 

@@ -206,7 +206,7 @@ def _run_phases(spec: TrainSpec, db, run_id: int, trainer, ckpt, su: _Setup, emi
     import numpy as np
 
     from re2llm_tui.control import RunStop
-    from re2llm_tui.llm.savings import last_call_id
+    from re2llm_tui.store.calls import last_call_id
     from re2llm_tui.store import train_runs
 
     since = last_call_id(db)
@@ -350,7 +350,7 @@ def _summary(run_id, status, reason, trainer, source, resumed, kb_version, hint_
 # --------------------------------------------------------------------------- process
 
 def run_job(spec: TrainSpec, emit, control) -> dict:
-    """The training job's body in its spawned process (:mod:`re2llm_tui.jobs`)."""
+    """The training job's body in its spawned process (:mod:`re2llm_tui.runtime.jobs`)."""
     try:
         import torch
 
@@ -469,7 +469,7 @@ def start_training_process(dataset: str | None = None, *, spec: TrainSpec | None
     ``db_path``, ``steps``, ``seed``, ``prefill``, ``workers``, ``resume``, ...).  A Textual
     app must call ``multiprocessing.resource_tracker.ensure_running()`` before ``App.run()``.
     """
-    from re2llm_tui.jobs import start_job
+    from re2llm_tui.runtime.jobs import start_job
 
     if spec is None:
         if dataset is None:

@@ -1,6 +1,6 @@
 """Ask before a job pays for LLM calls: the cost preflight of a priced model's run.
 
-:class:`CostConfirmDialog` shows an :class:`~re2llm_tui.llm.preflight.Estimate` (calls still
+:class:`CostConfirmDialog` shows an :class:`~re2llm_tui.costs.preflight.Estimate` (calls still
 to pay after the cache, tokens, dollars, time -- the numbers ``--dry-run`` prints) and
 returns True (y, or the Start button: start) or False (n / Esc, or Enter on the Cancel button,
 which has the focus: nothing starts by accident).

@@ -1,6 +1,6 @@
 """Evaluation: run the comparison of policies; its progress, table and a bar chart of NDCG@10.
 
-The evaluation runs in its own process (:mod:`re2llm_tui.jobs`): while it computes the
+The evaluation runs in its own process (:mod:`re2llm_tui.runtime.jobs`): while it computes the
 outcomes its rows need, the status line shows outcomes known/total, the rate and the ETA,
 and the chart shows each hint's mean reward over the outcomes known so far; then the table
 and a chart of NDCG@10 per policy replace them.
@@ -20,7 +20,7 @@ from re2llm_tui.tui.screens._base import WorkbenchScreen
 from re2llm_tui.tui.widgets.app_header import AppHeader
 from re2llm_tui.tui.widgets.charts import BarChart
 from re2llm_tui.tui.widgets.footer import WorkbenchFooter
-from re2llm_tui.utilization.run_plan import fmt_duration
+from re2llm_tui.costs.run_plan import fmt_duration
 
 
 class EvaluationScreen(WorkbenchScreen):

@@ -23,7 +23,7 @@ from re2llm_tui.tui.screens._base import WorkbenchScreen
 from re2llm_tui.tui.widgets.app_header import AppHeader
 from re2llm_tui.tui.widgets.charts import BarChart, LineChart
 from re2llm_tui.tui.widgets.footer import WorkbenchFooter
-from re2llm_tui.utilization.run_plan import fmt_duration
+from re2llm_tui.costs.run_plan import fmt_duration
 
 REDRAW_S = 0.25  # <= 4 Hz
 CHARTS = ("chart-reward", "chart-entropy", "chart-losses", "chart-actions")

@@ -1,0 +1,78 @@
+"""The package's floors hold: import-linter's contracts in ``pyproject.toml`` are kept.
+
+The contracts name the floors top to bottom (``cli`` ... ``errors``), forbid import circles
+between the modules of a package (one named exception: the ``Dataset`` dispatch of
+``data/release.py``), and keep the LLM layer's facade and leaves.  import-linter reads every
+import statement, at module level and inside functions.  The second test plants imports in a
+copy of the package and sees the contracts break, so a kept contract means something.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LINT = Path(sys.executable).with_name("lint-imports")
+
+
+def _lint(root: Path) -> subprocess.CompletedProcess:
+    cmd = [str(LINT)] if LINT.exists() else [sys.executable, "-c",
+                                             "from importlinter.cli import lint_imports_command;"
+                                             "lint_imports_command()"]
+    return subprocess.run(cmd + ["--no-cache", "--config", str(root / "pyproject.toml")],
+                          cwd=root, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_the_contracts_are_kept():
+    out = _lint(ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Contracts: 6 kept, 0 broken." in out.stdout, out.stdout
+
+
+def _copy(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
+    shutil.copytree(ROOT / "re2llm_tui", root / "re2llm_tui",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def _plant(path: Path, text: str) -> None:
+    path.write_text(path.read_text() + "\n\n" + text)
+
+
+def test_an_upward_import_inside_a_function_breaks_the_floors(tmp_path):
+    root = _copy(tmp_path)
+    assert _lint(root).returncode == 0                 # the copy is as good as the tree
+    _plant(root / "re2llm_tui" / "store" / "runs.py",
+           "def _planted():\n    from re2llm_tui.cli import common  # noqa: F401\n")
+    out = _lint(root)
+    assert out.returncode != 0
+    assert "floors: imports go down BROKEN" in out.stdout, out.stdout
+    assert "re2llm_tui.store.runs -> re2llm_tui.cli.common" in out.stdout, out.stdout
+
+
+def test_a_circle_between_siblings_breaks_the_contract(tmp_path):
+    root = _copy(tmp_path)
+    # store.calls is imported by store... make one of them import back: a circle on one floor
+    _plant(root / "re2llm_tui" / "store" / "calls.py",
+           "def _planted():\n    from re2llm_tui.store import runs  # noqa: F401\n")
+    _plant(root / "re2llm_tui" / "store" / "runs.py",
+           "def _planted():\n    from re2llm_tui.store import calls  # noqa: F401\n")
+    out = _lint(root)
+    assert out.returncode != 0
+    assert "no import circle between siblings BROKEN" in out.stdout, out.stdout
+    assert "floors: imports go down KEPT" in out.stdout, out.stdout
+
+
+def test_a_new_root_module_must_be_given_a_floor(tmp_path):
+    root = _copy(tmp_path)
+    (root / "re2llm_tui" / "stray.py").write_text("X = 1\n")
+    out = _lint(root)
+    assert out.returncode != 0
+    assert "stray" in out.stdout + out.stderr
