@@ -16,7 +16,7 @@ from stub_server import StubServer
 from tui_snapshot_app import DATASET, TuiScript
 
 from re2llm_tui.data.release import load_sessions
-from re2llm_tui.evaluation.compare import EvalSpec
+from re2llm_tui.evaluation.compare import EvalSpec, run_job
 from re2llm_tui.runtime.jobs import start_job
 from re2llm_tui.utilization.training import TrainSpec, start_training_process, train
 
@@ -84,7 +84,7 @@ def test_sigkill_of_an_evaluation_keeps_its_outcomes(workspace, data_dir, server
     spec = EvalSpec(dataset=DATASET, model="openai/stub-model", db_path=str(workspace),
                     data_dir=str(data_dir), limit=N, n_boot=50,
                     llm_options={"api_bases": (server.base_url,), "concurrency": 1})
-    handle = start_job("re2llm_tui.evaluation.compare:run_job", spec, name="evaluate")
+    handle = start_job(run_job, spec, name="evaluate")
     seen = 0
 
     def progressed():

@@ -220,14 +220,14 @@ def test_evaluate_where_every_call_fails_500_raises_and_marks_failed(workspace, 
 def test_the_apps_evaluation_job_ends_failed_with_the_line(workspace, data_dir):
     """The job the workbench starts (a spawned process): it ends `failed` with the one
     line, which the app shows as its notification."""
-    from re2llm_tui.evaluation.compare import EvalSpec
+    from re2llm_tui.evaluation.compare import EvalSpec, run_job
     from re2llm_tui.runtime.jobs import start_job
 
     with StubServer(fail_all="length") as srv:
         spec = EvalSpec(dataset="games", model="hosted_vllm/stub-model",
                         db_path=str(workspace), data_dir=str(data_dir), limit=2, oracle=False,
                         n_boot=50, llm_options={"api_bases": (srv.base_url,)})
-        handle = start_job("re2llm_tui.evaluation.compare:run_job", spec, name="evaluate")
+        handle = start_job(run_job, spec, name="evaluate")
         handle.join(240)
     assert handle.state == "failed", (handle.state, handle.result)
     assert "calls failed (most common: cut off by the output limit" in handle.error

@@ -170,8 +170,7 @@ async def _write_run(db, client: LLMClient, sessions: Sequence[Session], run_id:
                 for s in todo]
         shards = [[todo[i] for i in part] for part in shard_by_key(keys, client_procs)]
         try:
-            await run_in_procs(client, shards, "re2llm_tui.evaluation.recommend:rank_shard",
-                               context, count)
+            await run_in_procs(client, shards, rank_shard, context, count)
         except RunStop as exc:
             stop_reason.append(str(exc))
     else:

@@ -19,23 +19,18 @@ one workspace (SQLite WAL; every finished call and outcome committed as it finis
 * Progress: each child sends one message per finished item; the caller's ``on_message``
   sums them (one progress bar).
 
-The per-item work is ``worker(client, items, send)``, an async function named
-``"module:function"`` (it is imported in the child), run on the child client's loop.
+The per-item work is ``worker(client, items, context, send)``, a module-level async function
+(the child imports its module when it unpickles it), run on the child client's loop.
 Reward tables use the same scheme in :mod:`re2llm_tui.utilization.reward_workers`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import importlib
-import queue as queue_mod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from re2llm_tui.runtime.pool import end_processes, raise_outcome, run_child, send_last, \
-    shared_budget
+from re2llm_tui.runtime.pool import Pool
 
 CLIENT_PROCS_ENV = "RE2LLM_CLIENT_PROCS"
 
@@ -116,143 +111,25 @@ def request_key(*parts: Any) -> str:
     return h.hexdigest()[:16]
 
 
-@dataclass
-class _ChildSpec:
-    index: int
-    worker: str                 # "module:function"
-    client_options: dict
-    budget: object              # SharedBudget
-    items: list
-    context: dict
+def _client_work(payload, options: dict, budget, send) -> None:
+    """In a pool process: a client of its own runs ``worker(client, items, context, send)``."""
+    from re2llm_tui.llm.client import LLMClient
+
+    worker, items, context = payload
+    client = LLMClient(**options, shared_budget=budget)
+    try:
+        client.run_sync(worker(client, items, context, send))
+    finally:
+        client.close()
 
 
-def _resolve(target: str) -> Callable:
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def _child_main(spec: _ChildSpec, q, stop, pause) -> None:
-    def body() -> None:
-        from re2llm_tui.llm.client import LLMClient
-
-        q.put(("ready", spec.index))    # its control and signal handlers are installed
-        client = LLMClient(**spec.client_options, shared_budget=spec.budget)
-        worker = _resolve(spec.worker)
-        try:
-            client.run_sync(worker(client, spec.items, spec.context,
-                                   lambda msg: q.put(("msg", spec.index, msg))))
-        finally:
-            client.close()
-
-    send_last(q, ("end", spec.index, *run_child(stop, pause, body)))
-
-
-def _end_starting(procs, q, ready: set, ended: set, handle) -> None:
-    """At a stop: a child still starting (importing: seconds on a busy machine; it has sent
-    nothing and holds no work) is terminated now instead of waited for; the others stop by
-    themselves within a second, keeping every finished call."""
-    while True:                              # what was said before the stop counts
-        try:
-            handle(q.get_nowait())
-        except (queue_mod.Empty, OSError, ValueError, EOFError):
-            break
-    for n, p in enumerate(procs):
-        if n not in ready and n not in ended:
-            p.terminate()
-            ended.add(n)                     # stopped by us: not "exited unexpectedly"
-
-
-async def run_in_procs(client, shards: Sequence[list], worker: str, context: dict,
+async def run_in_procs(client, shards: Sequence[list], worker: Callable, context: dict,
                        on_message: Callable[[Any], None]) -> None:
     """Run ``worker(client, items, context, send)`` in one spawned process per shard (see
     the module docstring); ``on_message`` gets what each ``send(msg)`` sent, in the
     caller's loop.  Raises what stopped a process (:class:`BudgetExceeded`,
     :class:`StopRequested`) or a one-line :class:`UserError` -- after every other process
     ended and every message was delivered."""
-    import multiprocessing
-
-    from re2llm_tui.control import current as current_control
-
-    client.check()
-    ctx = multiprocessing.get_context("spawn")
-    budget = shared_budget(client, ctx)
-    q = ctx.Queue()
-    stop, pause = ctx.Event(), ctx.Event()
-    options = client.options()
-    procs = []
-    for n, items in enumerate(s for s in shards if s):
-        spec = _ChildSpec(n, worker, options, budget, list(items), dict(context))
-        p = ctx.Process(target=_child_main, args=(spec, q, stop, pause),
-                        name="re2llm-client-proc", daemon=True)
-        p.start()
-        procs.append(p)
-    control = current_control()
-    ended: set[int] = set()
-    stop_reason = budget_reason = None
-    ready: set[int] = set()                 # children past their start-up (imports)
-    stopping = False
-    errors: list[str] = []
-
-    def handle(msg) -> None:
-        nonlocal stop_reason, budget_reason
-        if msg[0] == "msg":
-            on_message(msg[2])
-            return
-        if msg[0] == "ready":
-            ready.add(msg[1])
-            return
-        _, n, status, reason = msg
-        ended.add(n)
-        if status == "budget":
-            budget_reason = budget_reason or reason
-        elif status == "stopped":
-            stop_reason = stop_reason or reason
-        elif status == "error":
-            errors.append(reason)
-
-    try:
-        while len(ended) < len(procs):
-            if control.stopped:
-                stop_reason = stop_reason or control.reason
-                stop.set()
-                if not stopping:
-                    stopping = True
-                    _end_starting(procs, q, ready, ended, handle)
-            (pause.set if control.paused else pause.clear)()
-            try:
-                msg = q.get_nowait()
-            except queue_mod.Empty:
-                dead = [n for n, p in enumerate(procs) if n not in ended and not p.is_alive()]
-                if dead:
-                    await asyncio.sleep(0.2)      # its last messages may still be in the pipe
-                    while True:
-                        try:
-                            handle(q.get_nowait())
-                        except queue_mod.Empty:
-                            break
-                    for n in dead:
-                        if n not in ended:
-                            ended.add(n)
-                            code = procs[n].exitcode
-                            errors.append(
-                                "a client process exited unexpectedly"
-                                + (f" (signal {-code})" if code and code < 0 else
-                                   f" (exit code {code})" if code else "")
-                                + "; finished calls are stored: rerun to resume")
-                    continue
-                await asyncio.sleep(0.02)
-                continue
-            handle(msg)
-    finally:
-        if len(ended) < len(procs):
-            stop.set()
-        end_processes(procs)
-        while True:
-            try:
-                msg = q.get_nowait()
-            except (queue_mod.Empty, OSError, ValueError, EOFError):
-                break
-            if msg[0] == "msg":
-                on_message(msg[2])
-        client.calls_started = budget.calls.value
-    raise_outcome(errors, stop_reason, budget_reason)
+    payloads = [(worker, list(items), dict(context)) for items in shards if items]
+    await Pool(client, payloads, _client_work, on_message, what="a client process",
+               kept="calls", name="re2llm-client-proc").run()

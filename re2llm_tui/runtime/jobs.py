@@ -2,12 +2,13 @@
 
 ::
 
-    handle = start_job("re2llm_tui.utilization.training:run_job", spec, name="train")
+    handle = start_job(training.run_job, spec, name="train")
     handle.poll()            # events since the last poll: dicts with an "event" key
     handle.pause(); handle.resume(); handle.stop()
     handle.shutdown(timeout=2.0)   # stop, wait, then terminate / kill: never an orphan
 
-The target is ``fn(spec, emit, control)``: ``emit(kind, payload: dict)`` sends an event
+The target is a module-level function ``fn(spec, emit, control)`` (the child imports its
+module when it unpickles it): ``emit(kind, payload: dict)`` sends an event
 to the parent; ``control`` (:class:`re2llm_tui.control.Control`) is installed process-wide,
 so the local engine, the LLM client and every loop answer pause and stop within a second.
 Its return value (a dict) arrives as the ``finished`` event; a one-line error as ``error``.
@@ -21,7 +22,6 @@ watches its parent the same way, so the whole tree goes when the app goes.
 
 from __future__ import annotations
 
-import importlib
 import os
 import queue as queue_mod
 import time
@@ -33,11 +33,6 @@ CHILD_NICE = 10
 Emit = Callable[[str, dict], None]
 #: states of a job whose process should still be running
 _ACTIVE = ("starting", "running", "pausing", "paused", "stopping")
-
-
-def _resolve(target: str) -> Callable:
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def child_setup(control, *, nice: bool = True) -> None:
@@ -57,7 +52,7 @@ def child_setup(control, *, nice: bool = True) -> None:
     control_mod.watch_parent(control)
 
 
-def _child_main(target: str, spec: Any, q, stop, pause, nice: bool) -> None:
+def _child_main(target: Callable, spec: Any, q, stop, pause, nice: bool) -> None:
     from re2llm_tui.control import Control, RunStop
     from re2llm_tui.errors import UserError
 
@@ -71,7 +66,7 @@ def _child_main(target: str, spec: Any, q, stop, pause, nice: bool) -> None:
         q.put({"event": kind, **payload})
 
     try:
-        result = _resolve(target)(spec, emit, control)
+        result = target(spec, emit, control)
         q.put({"event": "finished", "result": result})
     except RunStop as exc:
         q.put({"event": "finished", "result": {"status": "stopped", "reason": str(exc)}})
@@ -199,8 +194,8 @@ class JobHandle:
             self.process.terminate()
 
 
-def start_job(target: str, spec: Any, *, name: str = "job", nice: bool = True) -> JobHandle:
-    """Start ``target`` (``"module:function"``) in a spawned process; see the module
+def start_job(target: Callable, spec: Any, *, name: str = "job", nice: bool = True) -> JobHandle:
+    """Start ``target`` (a module-level function) in a spawned process; see the module
     docstring.  A Textual app must call ``multiprocessing.resource_tracker.ensure_running()``
     before ``App.run()``."""
     import multiprocessing

@@ -659,7 +659,7 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
     def start_evaluation(self, plan=None) -> None:
         """Compare the policies in a spawned process (``plan``: its test slice, oracle row
         only when it fits the plan's budget)."""
-        from re2llm_tui.evaluation.compare import EvalSpec
+        from re2llm_tui.evaluation.compare import EvalSpec, run_job
         from re2llm_tui.runtime.jobs import start_job
 
         if self.evaluator is not None and self.evaluator.is_alive():
@@ -675,7 +675,7 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
                         data_dir=self.config.data_root,
                         workers=workers, llm_options=llm, **opts)
         try:
-            self.evaluator = start_job("re2llm_tui.evaluation.compare:run_job", spec, name="evaluate")
+            self.evaluator = start_job(run_job, spec, name="evaluate")
         except Exception as exc:
             self.notify(error_line(exc), title="evaluation", severity="error", timeout=12)
             return

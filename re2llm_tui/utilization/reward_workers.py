@@ -15,24 +15,20 @@ parent is gone stops by itself.
 
 from __future__ import annotations
 
-import queue as queue_mod
 from dataclasses import dataclass
 from typing import Callable
 
 from re2llm_tui.runtime.client_procs import shard_by_key
-from re2llm_tui.runtime.pool import end_processes, raise_outcome, run_child, send_last, \
-    shared_budget
+from re2llm_tui.runtime.pool import Pool
 
 
 @dataclass
 class WorkerSpec:
-    client_options: dict
     dataset: str
     sessions: list            # this worker's sessions
     index: list[int]          # their indices in the parent's table
     actions: list[tuple[int, str]]
     pairs: list[tuple[int, int]]   # (local session index, action), session-major
-    budget: object            # SharedBudget
     rank_by: str = "reply"    # the parent table's rank accounting ...
     context_tag: str = ""     # ... and context tag: a worker stores exactly what it would
 
@@ -53,106 +49,37 @@ def shard(pairs: list[tuple[int, int]], workers: int,
     return [sorted(p for j in part for p in by_session[sessions[j]]) for part in parts]
 
 
-def _worker_main(spec: WorkerSpec, work: Callable, q, stop, pause) -> None:
-    send_last(q, ("end", *run_child(stop, pause, lambda: work(spec, q))))
-
-
 def fill_with_workers(source, pairs: list[tuple[int, int]], workers: int, work: Callable,
                       on_outcome: Callable[[int, int], None] | None = None) -> None:
     """Compute ``pairs`` of ``source`` (an :class:`~re2llm_tui.utilization.rewards.LLMRewards`) in
-    ``workers`` processes, each running ``work(spec, q)`` on its :class:`WorkerSpec` (a
-    module-level function: :func:`~re2llm_tui.utilization.rewards.compute_shard`); see the
-    module docstring.  Raises what a worker's stop was
-    (:class:`BudgetExceeded`, :class:`StopRequested`) or a one-line :class:`UserError`."""
-    import multiprocessing
-
-    from re2llm_tui.control import StopRequested
-    from re2llm_tui.control import current as current_control
-
-    client = source.client
-    client.check()
-    ctx = multiprocessing.get_context("spawn")
-    budget = shared_budget(client, ctx)
-    q = ctx.Queue()
-    stop, pause = ctx.Event(), ctx.Event()
-    options = client.options()
-    procs = []
+    ``workers`` processes of one :class:`~re2llm_tui.runtime.pool.Pool`, each running
+    ``work(spec, client_options, budget, send)`` on its :class:`WorkerSpec` (a module-level
+    function: :func:`~re2llm_tui.utilization.rewards.compute_shard`); see the module
+    docstring.  Raises what a worker's stop was (:class:`BudgetExceeded`,
+    :class:`StopRequested`) or a one-line :class:`UserError`."""
+    specs = []
     same = {i: source.sessions[i].prompt for i, _ in pairs}
     for part in shard(pairs, workers, same):
         idx = sorted({i for i, _ in part})
         local = {g: n for n, g in enumerate(idx)}
-        spec = WorkerSpec(options, source.dataset, [source.sessions[g] for g in idx], idx,
-                          list(source.actions), [(local[i], a) for i, a in part], budget,
-                          rank_by=source.rank_by, context_tag=source.context_tag)
-        p = ctx.Process(target=_worker_main, args=(spec, work, q, stop, pause),
-                        name="re2llm-reward-worker", daemon=True)
-        p.start()
-        procs.append(p)
-    control = current_control()
-    ended, stop_reason, budget_reason, errors = 0, None, None, []
-    try:
-        while ended < len(procs):
-            if control.stopped:
-                stop_reason = control.reason
-                break
-            if control.paused:
-                pause.set()
-                try:
-                    control.check()          # waits (and says "paused") until resumed
-                except StopRequested as exc:
-                    stop_reason = str(exc)
-                    break
-                finally:
-                    pause.clear()
-            try:
-                msg = q.get(timeout=0.1)
-            except queue_mod.Empty:
-                if not any(p.is_alive() for p in procs) and q.empty():
-                    # a worker died without saying so (killed): count it as ended
-                    ended = len(procs)
-                    codes = [p.exitcode for p in procs if p.exitcode]
-                    sig = next((-c for c in codes if c < 0), None)
-                    errors.append("a reward worker process exited unexpectedly"
-                                  + (f" (signal {sig})" if sig else "")
-                                  + "; finished outcomes are stored: rerun to resume")
-                continue
-            if msg[0] == "res":
-                _, gi, a, ok, cached, cost = msg[:6]
-                if cached:
-                    source.hits += 1
-                else:
-                    source.calls += 1
-                    source.cost += cost
-                if not ok:
-                    source.failed += 1
-                    continue
-                trank, ndcg, ranking = msg[6:9]
-                source.apply(gi, a, trank, ndcg, ranking)
-                if on_outcome is not None:
-                    on_outcome(gi, a)
-            elif msg[0] == "end":
-                ended += 1
-                if msg[1] == "budget":
-                    budget_reason = budget_reason or msg[2]
-                elif msg[1] == "stopped":
-                    stop_reason = stop_reason or msg[2]
-                elif msg[1] == "error":
-                    errors.append(msg[2])
-    finally:
-        if stop_reason or errors or ended < len(procs):
-            stop.set()
-        end_processes(procs)
-        # outcomes that arrived while stopping are stored already; apply them too
-        _drain(q, source)
-        client.calls_started = budget.calls.value
-    raise_outcome(errors, stop_reason, budget_reason)
+        specs.append(WorkerSpec(source.dataset, [source.sessions[g] for g in idx], idx,
+                                list(source.actions), [(local[i], a) for i, a in part],
+                                rank_by=source.rank_by, context_tag=source.context_tag))
 
-
-def _drain(q, source) -> None:
-    while True:
-        try:
-            msg = q.get_nowait()
-        except (queue_mod.Empty, OSError, ValueError, EOFError):
+    def on_message(msg) -> None:
+        _, gi, a, ok, cached, cost = msg[:6]
+        if cached:
+            source.hits += 1
+        else:
+            source.calls += 1
+            source.cost += cost
+        if not ok:
+            source.failed += 1
             return
-        if msg[0] == "res" and msg[3]:
-            source.apply(msg[1], msg[2], *msg[6:9])
+        trank, ndcg, ranking = msg[6:9]
+        source.apply(gi, a, trank, ndcg, ranking)
+        if on_outcome is not None:
+            on_outcome(gi, a)
+
+    Pool(source.client, specs, work, on_message, what="a reward worker process",
+         kept="outcomes", name="re2llm-reward-worker").run_blocking()

@@ -508,12 +508,12 @@ class LLMRewards:
             loop.close()
 
 
-def compute_shard(spec, q) -> None:
-    """A reward worker's sessions (a :class:`~re2llm_tui.utilization.reward_workers.WorkerSpec`):
-    every outcome committed, then sent to the parent on ``q``."""
+def compute_shard(spec, options: dict, budget, send) -> None:
+    """A reward worker's sessions (a :class:`~re2llm_tui.utilization.reward_workers.WorkerSpec`)
+    in a pool process: every outcome committed, then sent to the parent."""
     from re2llm_tui.llm.client import LLMClient
 
-    client = LLMClient(**spec.client_options, shared_budget=spec.budget)
+    client = LLMClient(**options, shared_budget=budget)
     src = LLMRewards(client, spec.sessions, spec.actions, dataset=spec.dataset,
                      rank_by=spec.rank_by, context_tag=spec.context_tag)
     record = src.record
@@ -523,7 +523,7 @@ def compute_shard(spec, q) -> None:
         msg = ["res", spec.index[i], a, res.ok, res.cached, float(res.cost or 0.0)]
         if res.ok:
             msg += [src.target_rank(i, a), float(src.ndcg[i, a]), src.ranking(i, a)]
-        q.put(tuple(msg))
+        send(tuple(msg))
 
     src.record = record_and_send
     try:

@@ -483,4 +483,4 @@ def start_training_process(dataset: str | None = None, *, spec: TrainSpec | None
         if "data_dir" in kwargs and kwargs["data_dir"] is not None:
             kwargs["data_dir"] = str(kwargs["data_dir"])
         spec = TrainSpec(dataset=dataset, **kwargs)
-    return TrainingHandle(start_job("re2llm_tui.utilization.training:run_job", spec, name="train"))
+    return TrainingHandle(start_job(run_job, spec, name="train"))
