@@ -61,19 +61,25 @@ def dry_client(db_path=None, model: str | None = None, api_bases: Sequence[str] 
 
 # --------------------------------------------------------------------------- recommend
 
-def recommend_calls(client, sessions, hint: str | None = None, k: int = 10) -> list[PlannedCall]:
-    """The rankings :func:`~re2llm_tui.evaluation.recommend.recommend_async` asks for."""
+def recommend_calls(client, sessions, hint: str | None = None, k: int = 10,
+                    samples: int = 1) -> list[PlannedCall]:
+    """The rankings :func:`~re2llm_tui.evaluation.recommend.recommend_async` asks for
+    (``samples``: each session's request that many times, under its samples' keys)."""
+    from re2llm_tui.llm.decoding import sample_decoding
     from re2llm_tui.prompts import recommend_prompt
 
     hint_text = (hint or "").strip() or None
-    return [rank_call(client, recommend_prompt(s.prompt, hint_text), s.candidates, k=k)
-            for s in sessions]
+    return [rank_call(client, recommend_prompt(s.prompt, hint_text), s.candidates, k=k,
+                      **sample_decoding(j))
+            for s in sessions for j in range(samples)]
 
 
 def recommend(client, db, sessions, *, dataset: str, hint: str | None = None,
-              k: int = 10, workers: int = 1) -> Estimate:
-    return estimate("recommend", client, db, recommend_calls(client, sessions, hint, k),
-                    dataset=dataset, workers=workers)
+              k: int = 10, workers: int = 1, samples: int = 1) -> Estimate:
+    notes = [f"--samples {samples}: {len(sessions)} sessions x {samples} samples"] \
+        if samples > 1 else []
+    return estimate("recommend", client, db, recommend_calls(client, sessions, hint, k, samples),
+                    dataset=dataset, workers=workers, notes=notes)
 
 
 # --------------------------------------------------------------------------- reward table
