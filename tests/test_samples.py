@@ -14,6 +14,7 @@ import json
 import sqlite3
 import threading
 
+import numpy as np
 import pytest
 from wire_servers import WireServer
 
@@ -170,6 +171,18 @@ def test_sample_0_keeps_the_key_of_a_run_without_samples(workspace, data_dir, ru
         if req["decoding"].get("sample") == 1:
             dec = {k: v for k, v in req["decoding"].items() if k != "sample"}
             assert cache_key(MODEL, req["messages"], dec) in sample0
+    # runs compare pairs the sessions: the sampled run's by the mean of its samples, with
+    # its spread; `samples` in the config diff
+    code, out, err = run_cli("runs", "compare", res["run_id"], res2["run_id"], "--json",
+                             "--db", workspace)
+    assert code == 0, err
+    cmp = json.loads(out)
+    assert cmp["n_shared"] == 3
+    one, two = (r["metrics"] for r in cmp["runs"])
+    assert "samples" not in one and two["samples"] == 2
+    assert two["ndcg@10"] == pytest.approx(res2["metrics"]["ndcg@10"], abs=1e-6)
+    assert one["ndcg@10"] == pytest.approx(res["metrics"]["ndcg@10"], abs=1e-6)
+    assert "params.samples" in cmp["config_diff"]
 
 
 @pytest.mark.parametrize("bad", ["0", "51", "-2"])
@@ -193,3 +206,180 @@ def test_the_dry_run_counts_n_times_the_calls(workspace, data_dir, run_cli, movi
             counts[n] = json.loads(out)["calls"]
         assert not srv.requests
     assert counts == {1: 5, 4: 20}
+
+
+# --------------------------------------------------------------------------- evaluate, train
+
+SCRIPTED = "scripted/samples"
+
+
+def _varying_effects(sessions, ranks_of):
+    """A scripted reply function whose k-th asking (0-based) of a (session, hint) prompt
+    puts the target at ``ranks_of(session, hint)[k % 2]``; ``asked`` counts per prompt."""
+    from test_rewards import scripted_effects
+
+    asked: dict = {}
+    lock = threading.Lock()
+
+    def effect(s, hint):
+        with lock:
+            k = asked.get((s.id, hint), 0)
+            asked[(s.id, hint)] = k + 1
+        return ranks_of(s, hint)[k % 2]
+
+    reply = scripted_effects(sessions, effect)
+    reply.asked = asked
+    return reply
+
+
+@pytest.fixture
+def two_hint_kb(workspace):
+    from re2llm_tui.kb import store as kb
+    from re2llm_tui.store.workspace import open_workspace
+
+    db = open_workspace(workspace)
+    _, actions = kb.action_list(db, "games")
+    kb.reject(db, "games", [h for h, _ in actions if h not in (0, 1, 2)])
+    _, actions = kb.action_list(db, "games")
+    db.conn.close()
+    return actions
+
+
+def test_evaluate_samples_reports_the_mean_over_samples_and_the_spread(
+        workspace, data_dir, run_cli, two_hint_kb):
+    from re2llm_tui.data.release import load_sessions
+    from re2llm_tui.evaluation.metrics import ndcg_at
+    from re2llm_tui.llm.scripted import register_scripted
+
+    test = load_sessions("games", "test", data_dir)[:3]
+    h1, h2 = two_hint_kb[1][1], two_hint_kb[2][1]
+    # per (session, action): the two samples' ranks
+    table = {"": [(3, 1), (None, 4), (1, 1)], h1: [(1, 2), (None, None), (5, 2)],
+             h2: [(None, 7), (2, 2), (1, 3)]}
+    idx = {s.id: i for i, s in enumerate(test)}
+    reply = _varying_effects(test, lambda s, hint: table[hint][idx[s.id]])
+    register_scripted("scripted", reply)
+    args = ["evaluate", "-d", "games", "--split", "test", "-n", "3", "--model", SCRIPTED,
+            "--transport", "litellm", "--db", workspace, "--data-dir", data_dir, "--json", "--samples", "2"]
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    data = json.loads(out)
+    # 3 sessions x 3 actions (the oracle needs all) x 2 samples, each asked once per sample
+    assert data["llm_calls"] == 18
+    assert sorted(reply.asked.values()) == [2] * 9
+    no_hint = data["rows"]["no hint"]
+    assert no_hint["samples"] == 2
+    want = sum(ndcg_at(r, 10) for pair in table[""] for r in pair) / 6
+    assert no_hint["ndcg@10"] == pytest.approx(want, abs=1e-6)
+    # the spread is that of the per-sample values of the stored samples
+    runs = _rows(workspace, "SELECT id, params FROM runs WHERE name LIKE '%: no hint'")
+    items = _rows(workspace, "SELECT session_id, target_rank, samples FROM run_items "
+                             "WHERE run_id=?", [runs[0]["id"]])
+    per = {it["session_id"]: [p["target_rank"] for p in json.loads(it["samples"])]
+           for it in items}
+    for sid, ranks in per.items():
+        assert sorted(ranks, key=str) == sorted(table[""][idx[sid]], key=str)
+    sample_means = [sum(ndcg_at(per[s.id][k], 10) for s in test) / 3 for k in range(2)]
+    spread = no_hint["spread"]["ndcg@10"]
+    assert spread["min"] == pytest.approx(min(sample_means), abs=1e-6)
+    assert spread["max"] == pytest.approx(max(sample_means), abs=1e-6)
+    assert json.loads(runs[0]["params"])["samples"] == 2
+    # the oracle: per session the action with the best mean NDCG@10
+    oracle = data["rows"]["oracle (upper bound)"]
+    best = [max(sum(ndcg_at(r, 10) for r in table[h][i]) / 2 for h in ("", h1, h2))
+            for i in range(3)]
+    assert oracle["ndcg@10"] == pytest.approx(sum(best) / 3, abs=1e-6)
+    # the reward table holds the mean of the samples, under its own context
+    outcomes = _rows(workspace, "SELECT context, session_id, hint_key, ndcg, samples "
+                                "FROM reward_outcomes")
+    assert len(outcomes) == 9 and all(o["context"].endswith("|samples=2") for o in outcomes)
+    for o in outcomes:
+        ranks = [p["target_rank"] for p in json.loads(o["samples"])]
+        assert o["ndcg"] == pytest.approx(sum(ndcg_at(r, 10) for r in ranks) / 2)
+    # a greedy model's samples are said to be identical unless the server samples
+    assert any("decodes greedily" in n for n in data["notes"])
+    # the rerun: nothing sent; the human table shows the spread
+    code, out, err = run_cli(*args[:-3], "--samples", "2")          # without --json
+    assert code == 0, err
+    assert sorted(reply.asked.values()) == [2] * 9
+    assert "between-sample spread" in " ".join(out.split())
+    # --samples with --permutations: one line
+    code, out, err = run_cli(*args, "--permutations", "2")
+    assert code == 2 and err.strip().splitlines()[-1].startswith(
+        "re2llm-tui: error: --samples and --permutations")
+
+
+def test_train_samples_averages_n_samples_per_outcome(workspace, data_dir, run_cli,
+                                                       two_hint_kb):
+    from re2llm_tui.data.release import load_sessions
+    from re2llm_tui.evaluation.metrics import ndcg_at
+    from re2llm_tui.llm.scripted import register_scripted
+
+    train = load_sessions("games", "train", data_dir)[:4]
+    h2 = two_hint_kb[2][1]
+    reply = _varying_effects(train, lambda s, hint: (6, 2) if hint == "" else
+                             ((1, 3) if hint == h2 else (None, 9)))
+    register_scripted("scripted", reply)
+    base = ["train", "-d", "games", "--steps", "256", "-n", "4", "--model", SCRIPTED,
+            "--prefill", "--transport", "litellm", "--db", workspace, "--data-dir", data_dir,
+            "--json"]
+    code, out, err = run_cli(*base, "--samples", "2")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["llm_calls"] == 4 * 3 * 2 and summary["status"] == "done"
+    outcomes = _rows(workspace, "SELECT context, hint_key, ndcg, samples FROM reward_outcomes")
+    assert len(outcomes) == 12
+    mean = {"": (ndcg_at(6, 10) + ndcg_at(2, 10)) / 2}
+    for o in outcomes:
+        assert o["context"].endswith("|samples=2")
+        ranks = [p["target_rank"] for p in json.loads(o["samples"])]
+        assert o["ndcg"] == pytest.approx(sum(ndcg_at(r, 10) for r in ranks) / 2)
+        if o["hint_key"] == "":
+            assert o["ndcg"] == pytest.approx(mean[""])
+    config = json.loads(_rows(workspace, "SELECT config FROM train_runs")[0]["config"])
+    assert config["samples"] == 2
+    # the same command again: every outcome stored, nothing sent
+    code, out, err = run_cli(*base, "--samples", "2")
+    assert code == 0, err
+    assert json.loads(out)["llm_calls"] == 0
+    # without --samples: outcomes of one sample under the context without `samples`,
+    # sample 0's calls served from the cache (4 x 3 requests, the first asking of each)
+    code, out, err = run_cli(*base)
+    assert code == 0, err
+    assert json.loads(out)["llm_calls"] == 0
+    single = _rows(workspace, "SELECT context, samples FROM reward_outcomes "
+                              "WHERE context NOT LIKE '%samples=%'")
+    assert len(single) == 12 and all(o["samples"] is None for o in single)
+
+
+def test_reward_workers_average_the_samples_as_one_process_does(workspace, data_dir):
+    """--local-workers / --client-procs: the worker processes ask every sample, store the
+    mean with every sample's rank, and the parent's table and counts agree."""
+    from stub_server import StubServer
+    from test_rewards import ACTIONS, ndcg
+
+    from re2llm_tui.data.release import load_sessions
+    from re2llm_tui.llm.client import LLMClient
+    from re2llm_tui.utilization.rewards import LLMRewards
+
+    sessions = load_sessions("games", "train", data_dir)[:6]
+    effects = {"": (4, 2), ACTIONS[1][1]: (1, None), ACTIONS[2][1]: (None, 9),
+               ACTIONS[3][1]: (3, 3)}
+    reply = _varying_effects(sessions, lambda s, hint: effects[hint])
+    with StubServer(reply_fn=lambda messages: reply(messages)) as srv:
+        with LLMClient(workspace, model="openai/stub-model", api_bases=[srv.base_url],
+                       concurrency=2, retry_base=0.01) as client:
+            src = LLMRewards(client, sessions, ACTIONS, dataset="games", samples=2)
+            final = src.prefill(workers=2)
+            table = src.table()
+            src.close()
+            again = LLMRewards(client, sessions, ACTIONS, dataset="games", samples=2)
+            assert again.missing_pairs() == []
+            assert np.array_equal(again.table(), table)
+        assert srv.n_requests == 6 * 4 * 2
+    assert final.calls == 48 and final.failed == 0 and final.done == 24
+    mean = {h: sum(ndcg(r) for r in pair) / 2 for h, pair in effects.items()}
+    for i in range(6):
+        for a, (_, text) in enumerate(ACTIONS):
+            assert table[i, a] == pytest.approx(mean[text] - mean[""], abs=1e-6)
+            assert sorted(again.sample_ranks(i, a), key=str) == sorted(effects[text], key=str)

@@ -103,6 +103,11 @@ def _session_values(outcome) -> dict[str, float]:
     return {m: sum(p[m] for p in per) / len(per) for m in METRICS}
 
 
+def session_value(outcome, metric: str) -> float:
+    """One metric of one session's outcome (a rank, or its samples' ranks: their mean)."""
+    return _session_values(outcome)[metric]
+
+
 def _columns(ranks: Sequence[Outcome]) -> dict[str, list[float]]:
     per = [_session_values(r) for r in ranks]
     return {m: [p[m] for p in per] for m in METRICS}
