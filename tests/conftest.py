@@ -58,6 +58,13 @@ def run_cli(monkeypatch, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def no_effort_from_env(monkeypatch):
+    """``--reasoning-effort`` becomes ``$RE2LLM_REASONING_EFFORT`` for spawned processes; an
+    in-process CLI run must not leave it to the next test (empty: not set)."""
+    monkeypatch.setenv("RE2LLM_REASONING_EFFORT", "")
+
+
+@pytest.fixture(autouse=True)
 def fresh_control():
     """Each test starts with a fresh process-wide pause/stop gate (an app that quit in an
     earlier test leaves its gate stopped)."""

@@ -7,6 +7,10 @@ configurable latency, and can inject faults to exercise the client's retry logic
   (must not be retried), ``"404"``: the model does not exist (as vLLM says it),
 * ``"timeout"``: sleeps ``hang_s`` before answering (longer than the client's timeout),
 * ``"garbage"``: status 200 with a body that is not JSON.
+* ``"400"``: OpenAI's 400 ``invalid_request_error`` for an unsupported parameter (a request
+  the provider refuses as invalid: the run stops at once).
+* ``"length"``: status 200, ``finish_reason "length"`` and an empty answer (a reasoning
+  model spent its output limit thinking: a failed call, not retried).
 
 Hostile servers (attributes, or the same flags of ``main``), for every request while set:
 
@@ -49,7 +53,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
-FAULTS = ("429", "500", "401", "404", "timeout", "garbage", "empty")
+FAULTS = ("429", "500", "401", "404", "400", "timeout", "garbage", "empty", "length")
 #: the default of ``usage`` / ``content``: what a well-behaved server sends
 AUTO = object()
 #: ``usage = OMIT``: a reply without a ``"usage"`` key
@@ -75,6 +79,14 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 256
+
+    def handle_error(self, request, client_address):
+        """A client that hung up (a run stopped at the first refused request drops the
+        requests still in flight) is no error of the server: nothing printed."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
 
 class StubServer:
@@ -242,6 +254,12 @@ class StubServer:
                         "message": f"The model `{req.get('model')}` does not exist.",
                         "type": "NotFoundError", "code": 404}}).encode())
                     return
+                if fault == "400":
+                    self._send(400, json.dumps({"error": {
+                        "message": "Unsupported parameter: 'seed' is not supported with this "
+                                   "model.", "type": "invalid_request_error", "param": "seed",
+                        "code": "unsupported_parameter"}}).encode())
+                    return
                 if fault == "500":
                     self._send(500, b'{"error": {"message": "internal error", "type": "server"}}')
                     return
@@ -253,7 +271,7 @@ class StubServer:
                 if server.endless:
                     self._endless(req, key)
                     return
-                text = "" if fault == "empty" else server.reply_fn(messages)
+                text = "" if fault in ("empty", "length") else server.reply_fn(messages)
                 if server.reply_bytes is not None:
                     text = ("x" * 63 + " ") * (server.reply_bytes // 64) + \
                         "x" * (server.reply_bytes % 64)
@@ -262,7 +280,8 @@ class StubServer:
                 body = {
                     "id": f"chatcmpl-{key}", "object": "chat.completion",
                     "created": int(time.time()), "model": req.get("model", server.model_name),
-                    "choices": [{"index": 0, "finish_reason": "stop",
+                    "choices": [{"index": 0,
+                                 "finish_reason": "length" if fault == "length" else "stop",
                                  "message": {"role": "assistant",
                                              "content": text if server.content is AUTO
                                              else server.content}}],

@@ -1,7 +1,8 @@
 """A run in which nothing worked never ends `done` with exit 0 (issue 19, item 15).
 
-Against the loopback stub server failing every request (HTTP 500, or 404 "the model does
-not exist") or a listener that drops every connection (no request can be sent): recommend,
+Against the loopback stub server failing every request (HTTP 500, or a reply cut off by its
+output limit before any answer -- not retried; a 404 or 400 now stops the run at the first
+request, tests/test_reasoning_models.py) or a listener that drops every connection (no request can be sent): recommend,
 evaluate, train's reward table, explore and the app's evaluation job exit non-zero with one
 line naming the most common error, and their runs are marked `failed`.  Partial failure
 (some calls ok) stays `done` with its count of failed calls.
@@ -20,7 +21,8 @@ from stub_server import StubServer
 
 from re2llm_tui.llm.outcomes import CallOutcomes, NothingWorked, check_outcomes, short_error
 
-LINES = {"500": "500 internal error", "404": "404 The model `stub-model` does not exist."}
+LINES = {"500": "500 internal error",
+         "length": "cut off by the output limit before any answer (lower --reasoning-effort)"}
 
 
 def _rows(db, sql, args=()):
@@ -114,7 +116,7 @@ def test_the_helper_names_the_most_common_error():
 # --------------------------------------------------------------------------- recommend
 
 
-@pytest.mark.parametrize("mode", ["500", "404"])
+@pytest.mark.parametrize("mode", ["500", "length"])
 def test_recommend_where_every_call_fails_exits_1_and_the_run_is_failed(
         mode, workspace, data_dir, run_cli):
     with StubServer(fail_all=mode) as srv:
@@ -177,14 +179,14 @@ def test_an_unreachable_api_base_is_one_line_before_any_run(workspace, data_dir,
 # --------------------------------------------------------------------------- evaluate
 
 
-def test_evaluate_where_every_call_fails_404_exits_1(workspace, data_dir, run_cli):
-    with StubServer(fail_all="404") as srv:
+def test_evaluate_where_every_call_fails_cut_off_exits_1(workspace, data_dir, run_cli):
+    with StubServer(fail_all="length") as srv:
         code, out, err = run_cli("evaluate", "-n", "2", "--no-oracle",
                                  *_llm(srv.base_url, workspace, data_dir))
         sent = srv.n_requests
     assert code == 1, err
     line = _one_line(err)
-    assert f"all {sent} calls failed (most common: {LINES['404']} x{sent})" in line
+    assert f"all {sent} calls failed (most common: {LINES['length']} x{sent})" in line
     rows = _rows(workspace, "SELECT id, name, status, error FROM runs WHERE kind='evaluate'")
     llm_rows = [r for r in rows if "content ranker" not in r["name"]]
     assert llm_rows and all(r["status"] == "failed" and "all" in r["error"] for r in llm_rows)
@@ -221,28 +223,28 @@ def test_the_apps_evaluation_job_ends_failed_with_the_line(workspace, data_dir):
     from re2llm_tui.evaluation.compare import EvalSpec
     from re2llm_tui.jobs import start_job
 
-    with StubServer(fail_all="404") as srv:
+    with StubServer(fail_all="length") as srv:
         spec = EvalSpec(dataset="games", model="hosted_vllm/stub-model",
                         db_path=str(workspace), data_dir=str(data_dir), limit=2, oracle=False,
                         n_boot=50, llm_options={"api_bases": (srv.base_url,)})
         handle = start_job("re2llm_tui.evaluation.compare:run_job", spec, name="evaluate")
         handle.join(240)
     assert handle.state == "failed", (handle.state, handle.result)
-    assert "calls failed (most common: 404" in handle.error
+    assert "calls failed (most common: cut off by the output limit" in handle.error
 
 
 # --------------------------------------------------------------------------- train
 
 
-def test_train_where_every_call_fails_404_exits_1(workspace, data_dir, run_cli):
-    with StubServer(fail_all="404") as srv:
+def test_train_where_every_call_fails_cut_off_exits_1(workspace, data_dir, run_cli):
+    with StubServer(fail_all="length") as srv:
         code, out, err = run_cli("train", "-n", "2", "--steps", "64",
                                  *_llm(srv.base_url, workspace, data_dir))
         sent = srv.n_requests
     assert code == 1, err
     line = _one_line(err)
     run, = _rows(workspace, "SELECT id, status, pid, error FROM train_runs")
-    assert line == (f"re2llm-tui: error: all {sent} calls failed (most common: {LINES['404']} "
+    assert line == (f"re2llm-tui: error: all {sent} calls failed (most common: {LINES['length']} "
                     f"x{sent}); training run t{run['id']} marked failed")
     assert run["status"] == "failed" and run["pid"] is None and "calls failed" in run["error"]
 
@@ -266,12 +268,12 @@ def test_train_where_every_call_fails_500_fails(workspace, data_dir, prefill):
 
 
 def test_explore_where_every_call_fails_exits_1(workspace, data_dir, run_cli):
-    with StubServer(fail_all="404") as srv:
+    with StubServer(fail_all="length") as srv:
         code, out, err = run_cli("explore", "--sessions", "2", "--no-llm-redundancy",
                                  *_llm(srv.base_url, workspace, data_dir))
     assert code == 1, err
     line = _one_line(err)
     assert line == (f"re2llm-tui: error: all 2 reflections failed (most common: "
-                    f"{LINES['404']} x2); 2 reflections marked failed")
+                    f"{LINES['length']} x2); 2 reflections marked failed")
     assert [r["status"] for r in _rows(workspace, "SELECT status FROM reflections")] == \
         ["failed", "failed"]

@@ -36,7 +36,8 @@ RankByOption = typer.Option(
 
 ModelOption = typer.Option(
     None, "--model", "-m", envvar="RE2LLM_MODEL",
-    help="the LLM: a litellm model string (gpt-4o-mini, anthropic/..., ollama/..., "
+    help="the LLM: a litellm model string (gpt-5-mini, anthropic/claude-sonnet-4-5, "
+         "ollama_chat/qwen3, deepseek/deepseek-reasoner, "
          "hosted_vllm/NAME with --api-base); default: the embedded 135M demo model "
          "local/smollm2-135m")
 ApiBaseOption = typer.Option(
@@ -82,6 +83,22 @@ TransportOption = typer.Option(
          "--api-base, litellm otherwise), litellm, fast (default: $RE2LLM_TRANSPORT, else "
          "auto)")
 
+ReasoningEffortOption = typer.Option(
+    None, "--reasoning-effort",
+    help="none / minimal / low / medium / high: how hard a reasoning model thinks (gpt-5, "
+         "o-series, claude-sonnet-4-5 and gemini thinking budgets through litellm, "
+         "deepseek-reasoner, a declared --reasoning server); part of the cache key and the "
+         "run's config (default: the provider's)")
+ReasoningOption = typer.Option(
+    None, "--reasoning/--no-reasoning",
+    help="declare that --model thinks before it answers (a self-hosted Qwen3 / R1 behind "
+         "--api-base): its output limit leaves room for reasoning; remembered for the "
+         "model in the workspace")
+NoTemperatureOption = typer.Option(
+    None, "--no-temperature/--takes-temperature",
+    help="declare that --model refuses temperature 0 (it is never sent; replies are "
+         "sampled, not greedy); remembered for the model in the workspace")
+
 OptPath = Optional[Path]
 OptStr = Optional[str]
 
@@ -101,8 +118,25 @@ SampleOption = typer.Option(None, "--sample", min=1,
                             help="a seeded random subset of N sessions (--seed; in the split's "
                                  "order; stored with the run) instead of all or --limit")
 
+SamplesOption = typer.Option(
+    None, "--samples", help="ask each request N times (1-50; distinct cached keys) and report "
+    "metrics as the mean over samples with the between-sample spread: for a model whose "
+    "replies are sampled (a reasoning model)")
+
 DryRunOption = typer.Option(
     False, "--dry-run",
     help="print the calls still to pay after the cache, their estimated tokens, dollars "
          "(litellm's price table; 0 for the local model) and time, and exit: nothing is "
          "sent, no API key is needed")
+
+
+def decoding_options(reasoning_effort: str | None, reasoning: bool | None,
+                     no_temperature: bool | None) -> dict:
+    """``--reasoning-effort``, ``--reasoning``, ``--no-temperature`` as LLMClient keyword
+    arguments; the effort also becomes this process's ``$RE2LLM_REASONING_EFFORT`` for the
+    processes it spawns (declarations reach them through the workspace)."""
+    from re2llm_tui.llm.capabilities import use_effort
+
+    declared = {k: v for k, v in (("reasoning", reasoning), ("no_temperature", no_temperature))
+                if v is not None}
+    return {"reasoning_effort": use_effort(reasoning_effort), "declared": declared or None}

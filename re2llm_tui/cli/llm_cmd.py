@@ -25,10 +25,15 @@ from re2llm_tui.cli.common import (
     RankByOption,
     RetriesOption,
     SampleOption,
+    SamplesOption,
     SplitOption,
     TimeoutOption,
     TransportOption,
     console,
+    NoTemperatureOption,
+    ReasoningEffortOption,
+    ReasoningOption,
+    decoding_options,
 )
 from re2llm_tui.safe_text import escape
 
@@ -40,10 +45,14 @@ def register(app: typer.Typer) -> None:
         limit: Optional[int] = typer.Option(None, "--limit", "-n", help="first N sessions only"),
         sample: Optional[int] = SampleOption,
         seed: int = typer.Option(0, "--seed", help="seed of --sample"),
+        samples: Optional[int] = SamplesOption,
         hint_id: Optional[int] = typer.Option(
             None, "--hint-id", help="append this KB hint (0 = no hint) to every prompt"),
         hint: OptStr = typer.Option(None, "--hint", help="append this hint text to every prompt"),
         model: OptStr = ModelOption,
+        reasoning_effort: OptStr = ReasoningEffortOption,
+        reasoning: Optional[bool] = ReasoningOption,
+        no_temperature: Optional[bool] = NoTemperatureOption,
         api_base: Optional[List[str]] = ApiBaseOption,
         concurrency: Optional[int] = ConcurrencyOption,
         max_cost: Optional[float] = MaxCostOption,
@@ -73,18 +82,23 @@ def register(app: typer.Typer) -> None:
         from re2llm_tui.llm.client import LLMClient
         from re2llm_tui.llm.parsing import check_rank_by
 
+        from re2llm_tui.evaluation.recommend import check_samples
+
         rank_by = check_rank_by(rank_by)
+        samples = check_samples(samples)               # bounded: one line before any work
         dset = Dataset.resolve(dataset, data_dir)     # the edge: resolved once
         ds = dset.name
         if hint is not None and hint_id is not None:
             raise UserError("give --hint or --hint-id, not both")
         sessions = dset.select(split, limit=limit, sample=sample, seed=seed)
+        decoding = decoding_options(reasoning_effort, reasoning, no_temperature)
         if dry_run:
             from re2llm_tui.client_procs import check_client_procs
 
             _dry_run(sessions, dset, db=db, model=model, api_base=api_base,
                      concurrency=concurrency, method=method, hint=hint, hint_id=hint_id,
-                     as_json=as_json, workers=check_client_procs(client_procs))
+                     as_json=as_json, workers=check_client_procs(client_procs),
+                     samples=samples, **decoding)
             return
         from re2llm_tui.client_procs import check_client_procs
         from re2llm_tui.llm.replies import use_max_reply_bytes
@@ -95,7 +109,7 @@ def register(app: typer.Typer) -> None:
                            timeout=timeout, max_retries=retries, max_cost=max_cost,
                            max_calls=max_calls, rank_method=method,
                            transport=use_transport(transport),
-                           max_reply_bytes=use_max_reply_bytes(max_reply_bytes))
+                           max_reply_bytes=use_max_reply_bytes(max_reply_bytes), **decoding)
         hint_text = hint
         if hint_id is not None:
             from re2llm_tui.kb import KnowledgeBase
@@ -113,11 +127,16 @@ def register(app: typer.Typer) -> None:
             result = _run_with_progress(sessions, client, err, dataset=ds, split=split,
                                         hint=hint_text, hint_id=hint_id, name=name,
                                         resume=not no_resume, quiet=as_json, rank_by=rank_by,
-                                        client_procs=procs,
+                                        client_procs=procs, samples=samples,
                                         selection={"sample": sample, "sample_seed": seed}
                                         if sample is not None else None)
             saved = cache_saved(client.workspace(), since_id=since, model=client.model,
                                 run_id=result.run_id)
+            reasoning_tokens = int(client.run_totals(result.run_id)["reasoning_tokens"])
+            sampled_note = client.sampled_note()
+            from re2llm_tui.evaluation.recommend import samples_note
+
+            greedy_note = samples_note(client, samples)
         finally:
             client.close()
         if as_json:
@@ -126,6 +145,8 @@ def register(app: typer.Typer) -> None:
                    "cache_hits": result.cache_hits, "calls": result.calls,
                    "cost": round(result.cost, 6), "cache_saved": saved.as_dict(),
                    "model": client.model, "rank_by": rank_by,
+                   "reasoning_tokens": reasoning_tokens, "sampled": bool(sampled_note),
+                   "samples": samples,
                    "metrics": to_json(result.metrics) if result.metrics else None}
             print(json.dumps(out))
         else:
@@ -143,7 +164,12 @@ def register(app: typer.Typer) -> None:
             con.print(f"calls: {result.calls} sent, {result.cache_hits} from cache, "
                       f"{result.failed} failed (scored as misses); cost ${result.cost:.4f}; "
                       f"{saved.line()}"
+                      + (f"; {reasoning_tokens:,} reasoning tokens" if reasoning_tokens else "")
                       + ("; resumed an unfinished run" if result.resumed else ""))
+            if sampled_note:
+                con.print(f"note: {escape(sampled_note)}")
+            if greedy_note:
+                con.print(f"note: {escape(greedy_note)}")
         if result.status == "stopped":
             err.print(f"[yellow]stopped:[/yellow] {escape(result.stopped_reason, oneline=True)} "
                       f"({result.done}/{result.total} sessions done; run {result.run_id}; rerun the "
@@ -154,13 +180,13 @@ def register(app: typer.Typer) -> None:
 
 
 def _dry_run(sessions, dset, *, db, model, api_base, concurrency, method, hint, hint_id,
-             as_json: bool, workers: int = 1) -> None:
+             as_json: bool, workers: int = 1, samples: int = 1, **decoding) -> None:
     """``recommend --dry-run``: the estimate of the rankings the command would ask for."""
     from re2llm_tui import dry_run
     from re2llm_tui.dry_run import dry_client
 
     client = dry_client(db, model=model, api_bases=api_base or (), concurrency=concurrency,
-                        rank_method=method)
+                        rank_method=method, **decoding)
     try:
         hint_text = hint
         if hint_id is not None:
@@ -169,7 +195,7 @@ def _dry_run(sessions, dset, *, db, model, api_base, concurrency, method, hint, 
             hint_text = "" if hint_id == 0 else \
                 KnowledgeBase(client.workspace(), dset).get(hint_id).text
         est = dry_run.recommend(client, client.workspace(), sessions, dataset=dset.name,
-                                hint=hint_text, workers=workers)
+                                hint=hint_text, workers=workers, samples=samples)
     finally:
         client.close()
     if as_json:

@@ -20,6 +20,10 @@ from re2llm_tui.cli.common import (
     ModelOption,
     OptPath,
     OptStr,
+    NoTemperatureOption,
+    ReasoningEffortOption,
+    ReasoningOption,
+    decoding_options,
 )
 from re2llm_tui.safe_text import escape
 
@@ -36,6 +40,9 @@ def register(app: typer.Typer) -> None:
             help="reflect on this many missed sessions not reflected yet (default: all)"),
         session: OptStr = typer.Option(None, "--session", help="only this session, e.g. train-0042"),
         model: OptStr = ModelOption,
+        reasoning_effort: OptStr = ReasoningEffortOption,
+        reasoning: Optional[bool] = ReasoningOption,
+        no_temperature: Optional[bool] = NoTemperatureOption,
         api_base: Optional[List[str]] = ApiBaseOption,
         max_cost: Optional[float] = MaxCostOption,
         max_calls: Optional[int] = MaxCallsOption,
@@ -93,6 +100,7 @@ def register(app: typer.Typer) -> None:
         else:
             ds.count(split)
         path = workspace_path(db)
+        decoding = decoding_options(reasoning_effort, reasoning, no_temperature)
         if dry_run:
             from re2llm_tui import dry_run as dry
             from re2llm_tui.cli.train_cmd import print_dry_run
@@ -102,12 +110,12 @@ def register(app: typer.Typer) -> None:
                                    session_id=session, config=config)
 
             print_dry_run(plan, db=path, model=model, api_base=api_base, concurrency=None,
-                          as_json=as_json)
+                          as_json=as_json, **decoding)
             return
         wdb = open_workspace(path)
         KnowledgeBase(wdb, ds)                        # seeded once, before the progress bar
         client = LLMClient(path, model=model, api_bases=api_base or (), max_cost=max_cost,
-                           max_calls=max_calls)
+                           max_calls=max_calls, **decoding)
         client.check()
         err = console(stderr=True)
         if client.is_demo_model:

@@ -17,6 +17,9 @@ from re2llm_tui.cli.common import (
     OptPath,
     OptStr,
     TransportOption,
+    NoTemperatureOption,
+    ReasoningEffortOption,
+    ReasoningOption,
 )
 
 
@@ -26,6 +29,9 @@ def register(app: typer.Typer) -> None:
     @app.command("run")
     def run(dataset: str = DatasetOption,
             model: OptStr = ModelOption,
+            reasoning_effort: OptStr = ReasoningEffortOption,
+            reasoning: Optional[bool] = ReasoningOption,
+            no_temperature: Optional[bool] = NoTemperatureOption,
             db: OptPath = DbOption,
             data_dir: OptPath = DataDirOption,
             split: OptStr = typer.Option(None, "--split", "-s",
@@ -72,6 +78,7 @@ def register(app: typer.Typer) -> None:
         from re2llm_tui.llm.replies import use_max_reply_bytes
 
         use_max_reply_bytes(max_reply_bytes)   # read by the app's client and every job
+        check_decoding(db, model, reasoning_effort, reasoning, no_temperature)
         evals = {"limit": eval_limit} if eval_limit else {}
         if client_procs is not None:
             from re2llm_tui.client_procs import check_client_procs
@@ -89,3 +96,26 @@ def register(app: typer.Typer) -> None:
         code = run_app(tui)
         if code:
             raise SystemExit(code)   # the app crashed: a non-zero exit, never a silent 0
+
+
+def check_decoding(db, model: str, effort: str | None, reasoning: bool | None,
+                   no_temperature: bool | None) -> None:
+    """``--reasoning-effort`` / ``--reasoning`` / ``--no-temperature`` for the app: an effort
+    the model refuses is one line now; the effort becomes ``$RE2LLM_REASONING_EFFORT`` (read
+    by the app's client and every job it spawns) and declarations are remembered in the
+    workspace, where every client of the model reads them."""
+    from re2llm_tui.llm.capabilities import Declared, decoding_profile, use_effort
+    from re2llm_tui.llm.models import is_local_model
+
+    effort = use_effort(effort)
+    declared = {}
+    if not is_local_model(model):
+        from re2llm_tui.store.model_profiles import resolve_declared
+        from re2llm_tui.store.workspace import open_workspace
+
+        wdb = open_workspace(db)
+        try:
+            declared = resolve_declared(wdb, model, reasoning, no_temperature)
+        finally:
+            wdb.conn.close()
+    decoding_profile(model, effort, Declared.of(declared))

@@ -132,16 +132,23 @@ def _output_table(records: list[dict], width: int):
                ("n", "right", 5), ("NDCG@10 [95% CI]", "right", 1), ("HR@10", "right", 10),
                ("failed", "right", 7), ("cost $", "right", 8), ("date", "left", 9),
                ("status", "left", 4), ("name", "fold", 1)]
+    # a reasoning model's hidden tokens: a column only when some run has them
+    reasoning = any(r.get("reasoning_tokens") for r in records)
+    if reasoning:
+        columns.insert(11, ("reasoning tok", "right", 9))
     rows = []
     for r in records:
         m = r.get("metrics")
-        rows.append([r["ref"], r["kind"], f"{r['dataset']}/{r['split']}", r.get("model") or "—",
-                     r.get("prompt_version") or "—", r.get("kb_version") or "—",
-                     "—" if r.get("n") is None else str(r["n"]), _ci(m, "ndcg@10"),
-                     _fmt(m.get("hr@10") if m else None),
-                     str(r["failed"]) + (f" ({r['failed_calls']} calls)"
-                                         if r["failed_calls"] else ""),
-                     f"{r['cost']:.4f}", _date(r["created_at"]), _status(r), r["name"]])
+        row = [r["ref"], r["kind"], f"{r['dataset']}/{r['split']}", r.get("model") or "—",
+               r.get("prompt_version") or "—", r.get("kb_version") or "—",
+               "—" if r.get("n") is None else str(r["n"]), _ci(m, "ndcg@10"),
+               _fmt(m.get("hr@10") if m else None),
+               str(r["failed"]) + (f" ({r['failed_calls']} calls)"
+                                   if r["failed_calls"] else ""),
+               f"{r['cost']:.4f}", _date(r["created_at"]), _status(r), r["name"]]
+        if reasoning:
+            row.insert(11, f"{r.get('reasoning_tokens') or 0:,}")
+        rows.append(row)
     return _fitted_table("runs", columns, rows, width)
 
 
@@ -299,7 +306,14 @@ def show_cmd(run: str = typer.Argument(..., help="run id (t<id> for a training r
     con.print(escape(
         f"LLM calls: {rec['calls']} ({rec['cached_calls']} from the cache, "
         f"{rec['failed_calls']} failed); {rec['prompt_tokens']} prompt + "
-        f"{rec['completion_tokens']} completion tokens; cost ${rec['cost']:.4f}"))
+        f"{rec['completion_tokens']} completion tokens"
+        + (f" ({rec['reasoning_tokens']} of them reasoning)" if rec.get("reasoning_tokens")
+           else "")
+        + f"; cost ${rec['cost']:.4f}"))
+    if rec["params"].get("sampled"):
+        effort = rec["params"].get("reasoning_effort")
+        con.print(escape("replies are sampled, not greedy (no temperature 0 reached the model"
+                         + (f"; reasoning effort {effort}" if effort else "") + ")"))
     if rec["metrics"]:
         con.print(format_table({f"{rec['ref']} {rec['name']}": rec["metrics"]},
                                title=f"{rec['dataset']}/{rec['split']}"))

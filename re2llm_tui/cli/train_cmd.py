@@ -25,9 +25,14 @@ from re2llm_tui.cli.common import (
     OptStr,
     RankByOption,
     SampleOption,
+    SamplesOption,
     SplitOption,
     TransportOption,
     console,
+    NoTemperatureOption,
+    ReasoningEffortOption,
+    ReasoningOption,
+    decoding_options,
 )
 from re2llm_tui.safe_text import escape, text
 
@@ -59,6 +64,9 @@ def register(app: typer.Typer) -> None:
         steps: int = typer.Option(500_000, "--steps", help="PPO environment steps (sessions "
                                                            "given a hint)"),
         model: OptStr = ModelOption,
+        reasoning_effort: OptStr = ReasoningEffortOption,
+        reasoning: Optional[bool] = ReasoningOption,
+        no_temperature: Optional[bool] = NoTemperatureOption,
         prefill: bool = typer.Option(True, "--prefill/--no-prefill",
                                      help="phase 1 computes the whole reward table (sessions x "
                                           "actions) up front, a session at a time; "
@@ -68,6 +76,7 @@ def register(app: typer.Typer) -> None:
                                                    "shuffles and sampling"),
         limit: Optional[int] = typer.Option(None, "--limit", "-n",
                                             help="train on the first N training sessions only"),
+        samples: Optional[int] = SamplesOption,
         fresh: bool = typer.Option(False, "--fresh", help="start a new run even if an "
                                                           "unfinished one can be resumed"),
         max_cost: Optional[float] = MaxCostOption, max_calls: Optional[int] = MaxCallsOption,
@@ -92,7 +101,10 @@ def register(app: typer.Typer) -> None:
         from re2llm_tui.utilization.training import TrainSpec
 
         dataset = canonical_domain(dataset, data_dir)   # bad input: one line, first of all
+        from re2llm_tui.llm.decoding import check_samples
+
         rank_by = check_rank_by(rank_by)
+        samples = check_samples(samples)
         if steps < 1:
             raise UserError(f"--steps must be >= 1 (got {steps})")
         if limit is not None and limit < 1:
@@ -102,18 +114,19 @@ def register(app: typer.Typer) -> None:
                          data_dir=str(data_dir) if data_dir else None, max_cost=max_cost,
                          max_calls=max_calls, api_bases=tuple(api_base or ()),
                          concurrency=concurrency, limit=limit, resume=not fresh,
-                         rank_by=rank_by)
+                         rank_by=rank_by, samples=samples)
+        decoding = decoding_options(reasoning_effort, reasoning, no_temperature)
         if dry_run:
             from re2llm_tui import dry_run as dry
             from re2llm_tui.data.release import Dataset
 
             def plan(client, db):
                 return dry.train(client, db, Dataset.resolve(dataset, data_dir), limit=limit,
-                                 prefill=prefill, rank_by=rank_by,
+                                 prefill=prefill, rank_by=rank_by, samples=samples,
                                  workers=default_workers(workers, client))
 
             print_dry_run(plan, db=spec.db_path, model=model, api_base=api_base,
-                          concurrency=concurrency, as_json=as_json)
+                          concurrency=concurrency, as_json=as_json, **decoding)
             return
         from re2llm_tui.llm.replies import use_max_reply_bytes
         from re2llm_tui.llm.transport import use_transport
@@ -121,12 +134,16 @@ def register(app: typer.Typer) -> None:
         use_max_reply_bytes(max_reply_bytes)   # this process and the ones it spawns
         client = LLMClient(spec.db_path, model=model, api_bases=spec.api_bases,
                            concurrency=concurrency, max_cost=max_cost, max_calls=max_calls,
-                           transport=use_transport(transport))
+                           transport=use_transport(transport), **decoding)
         client.check()  # bad model / key / --api-base: one line, before any work
         spec.workers = default_workers(workers, client, client_procs)
         err = console(stderr=True)
         if client.is_demo_model and not as_json:
             err.print(f"[yellow]note:[/yellow] {escape(client.demo_notice)}")
+        from re2llm_tui.evaluation.recommend import samples_note
+
+        if samples_note(client, samples) and not as_json:
+            err.print(f"[yellow]note:[/yellow] {escape(samples_note(client, samples))}")
         from re2llm_tui.llm.savings import cache_saved, last_call_id
 
         since = last_call_id(client.workspace())
@@ -150,8 +167,12 @@ def register(app: typer.Typer) -> None:
         dataset: str = DatasetOption,
         split: str = SplitOption,
         model: OptStr = ModelOption,
+        reasoning_effort: OptStr = ReasoningEffortOption,
+        reasoning: Optional[bool] = ReasoningOption,
+        no_temperature: Optional[bool] = NoTemperatureOption,
         limit: Optional[int] = typer.Option(None, "--limit", "-n", help="first N sessions only"),
         sample: Optional[int] = SampleOption,
+        samples: Optional[int] = SamplesOption,
         permutations: int = typer.Option(
             0, "--permutations",
             help="also re-ask the no-hint and agent rows with P (at most 100) seeded "
@@ -185,13 +206,14 @@ def register(app: typer.Typer) -> None:
         from re2llm_tui.control import RunStop
         from re2llm_tui.data.release import SPLITS, Dataset
         from re2llm_tui.errors import UserError
-        from re2llm_tui.evaluation.compare import check_permutations, evaluate
+        from re2llm_tui.evaluation.compare import check_permutations, check_samples, evaluate
         from re2llm_tui.llm.client import LLMClient
         from re2llm_tui.llm.parsing import check_rank_by
         from re2llm_tui.store.workspace import open_workspace
 
         rank_by = check_rank_by(rank_by)
         check_permutations(permutations)     # bounded: one line before any work
+        samples = check_samples(samples, permutations)
         ds = Dataset.resolve(dataset, data_dir)       # the edge: resolved once
         if split not in SPLITS:
             raise UserError(f"unknown split {split!r}: choose train or test")
@@ -207,6 +229,7 @@ def register(app: typer.Typer) -> None:
             from re2llm_tui.store.workspace import workspace_path
 
             check_target(out, workspace_path(db), what="--out")
+        decoding = decoding_options(reasoning_effort, reasoning, no_temperature)
         if dry_run and not content_only:
             from re2llm_tui import dry_run as dry
 
@@ -214,10 +237,11 @@ def register(app: typer.Typer) -> None:
                 return dry.evaluate(client, wdb, ds, split, limit=limit, sample=sample,
                                     seed=seed, oracle=not no_oracle, train_run=train_run,
                                     permutations=permutations, rank_by=rank_by,
+                                    samples=samples,
                                     workers=default_workers(workers, client))
 
             print_dry_run(plan, db=db, model=model, api_base=api_base,
-                          concurrency=concurrency, as_json=as_json)
+                          concurrency=concurrency, as_json=as_json, **decoding)
             return
         if dry_run:        # --content-only asks no LLM
             msg = {"command": "evaluate", "dry_run": True, "calls": 0, "to_pay": 0, "cost": 0.0}
@@ -231,7 +255,7 @@ def register(app: typer.Typer) -> None:
         use_max_reply_bytes(max_reply_bytes)   # this process and the ones it spawns
         client = LLMClient(db, model=model, api_bases=api_base or (), concurrency=concurrency,
                            max_cost=max_cost, max_calls=max_calls,
-                           transport=use_transport(transport))
+                           transport=use_transport(transport), **decoding)
         if not content_only:
             client.check()
         err = console(stderr=True)
@@ -247,7 +271,7 @@ def register(app: typer.Typer) -> None:
                                              limit=limit, train_run=train_run,
                                              oracle=not no_oracle, seed=seed, rank_by=rank_by,
                                              sample=sample, permutations=permutations,
-                                             content_only=content_only,
+                                             content_only=content_only, samples=samples,
                                              workers=default_workers(workers, client,
                                                                      client_procs))
             saved = cache_saved(wdb, since_id=since, model=client.model)
@@ -321,13 +345,15 @@ def _train_with_progress(spec, client, err, *, quiet: bool):
         return train(spec, on_event=on_event, client=client)
 
 
-def print_dry_run(plan, *, db, model, api_base, concurrency, as_json: bool) -> None:
+def print_dry_run(plan, *, db, model, api_base, concurrency, as_json: bool,
+                  **decoding) -> None:
     """``--dry-run`` of a command: ``plan(client, db)`` gives the
     :class:`~re2llm_tui.llm.preflight.Estimate`, printed as a table (or JSON)."""
     from re2llm_tui import dry_run
     from re2llm_tui.dry_run import dry_client
 
-    client = dry_client(db, model=model, api_bases=api_base or (), concurrency=concurrency)
+    client = dry_client(db, model=model, api_bases=api_base or (), concurrency=concurrency,
+                        **decoding)
     try:
         est = plan(client, client.workspace())
     finally:

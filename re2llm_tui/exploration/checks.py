@@ -22,6 +22,7 @@ import re
 from re2llm_tui.data.release import Session
 from re2llm_tui.evaluation.metrics import ndcg_at
 from re2llm_tui.llm.parsing import reply_ranking, target_rank
+from re2llm_tui.llm.thinking import answer_of
 from re2llm_tui.exploration.config import HintCheck, ReflectConfig
 from re2llm_tui.exploration.leak import leak_of
 from re2llm_tui.kb import store as kb
@@ -38,7 +39,9 @@ def check_ok(res) -> None:
 
 
 def parse_yes_no(reply: str, n: int) -> tuple[bool | None, int | None]:
-    """(similar?, 1-based number) from a "Yes, 3" / "No" reply; (None, None) if unclear."""
+    """(similar?, 1-based number) from a "Yes, 3" / "No" reply; (None, None) if unclear.
+    A thinking block before the answer is skipped (its "yes" or "no" is not the answer)."""
+    reply = answer_of(reply)
     m = re.match(r"\W*(yes|no)\b", reply or "", re.I)
     if not m:
         return None, None
@@ -99,7 +102,7 @@ async def _effective(client, rec, session: Session, config: ReflectConfig, c: Hi
     hinted = recommend_prompt(session.prompt, c.text)
     res = await client.rank(hinted, session.candidates, k=config.rank_k)
     rec.message("effect", "user", hinted, proposal=c.idx)
-    rec.message("effect", "assistant", res.text or "", proposal=c.idx,
+    rec.message("effect", "assistant", answer_of(res.text), proposal=c.idx,
                 source="llm", call_id=res.call_id)
     check_ok(res)
     c.rank_without, c.ndcg_without = rank, round(ndcg_without, 6)
@@ -120,11 +123,12 @@ async def _llm_says_redundant(client, rec, config: ReflectConfig, c: HintCheck, 
     rec.message("redundancy", "user", prompt, proposal=c.idx)
     res = await client.complete([{"role": "user", "content": prompt}],
                                 purpose="reflect:redundancy", max_tokens=16)
-    rec.message("redundancy", "assistant", res.text or "", proposal=c.idx,
+    answer = answer_of(res.text)
+    rec.message("redundancy", "assistant", answer, proposal=c.idx,
                 source="llm", call_id=res.call_id)
     check_ok(res)
-    c.llm_reply = " ".join((res.text or "").split())[:200]
-    similar, number = parse_yes_no(res.text, len(shown))
+    c.llm_reply = " ".join(answer.split())[:200]
+    similar, number = parse_yes_no(answer, len(shown))
     if similar:
         c.llm_similar_id = shown[number - 1].id if number else shown[0].id
         return True

@@ -1,11 +1,12 @@
 """Turn 4's reply -> the proposed hints (numbered, bulleted or inline lists; labels, quotes
-and over-long or too-short items dropped)."""
+and over-long or too-short items dropped; a model's thinking split off first)."""
 
 from __future__ import annotations
 
 import re
 
 from re2llm_tui.kb import store as kb
+from re2llm_tui.llm.thinking import answer_of
 
 _ITEM_PREFIX = re.compile(
     r"^\s*(?:[-*+•·–—]\s*|\(?\d{1,2}\s*[.):\]]\s*|\[\d{1,2}\]\s*|#+\s*)+", re.U)
@@ -16,8 +17,12 @@ _QUOTES = "\"'“”‘’«»`"
 
 
 def parse_hints(reply: str, max_hints: int = 5) -> list[str]:
-    """Hints from the turn-4 reply: numbered/bulleted lines, labels and markdown removed."""
-    if not isinstance(reply, str) or not reply.strip():
+    """Hints from the turn-4 reply: numbered/bulleted lines, labels and markdown removed.
+    Only the answer is read: a thinking block (``<think>...</think>``) never becomes a hint."""
+    if not isinstance(reply, str):
+        return []
+    reply = answer_of(reply)
+    if not reply.strip():
         return []
     lines = [ln for ln in reply.replace("\r", "\n").split("\n") if ln.strip()]
     if len(lines) == 1:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from re2llm_tui.data.release import unescape
+from re2llm_tui.llm.thinking import answer_of
 
 STOPWORDS = frozenset("""
 a about above after again against all also am an and any are as at be because been before
@@ -105,7 +106,9 @@ def leak_of(hint: str, target: str, common: frozenset[str] = frozenset()) -> str
     consecutive content words of the title (``final fantasy``, ``elder scrolls``), or (3) one
     distinctive title word (:func:`distinctive_tokens`: ``bioshock``, ``madden``, ``addams``).
     A title made only of stop words (``Up``, ``It``) leaks only verbatim with its capitals.
+    The hint is read without a thinking block (only its answer can become a hint).
     """
+    hint = answer_of(hint)
     htoks = _tokens(hint)
     core = title_core(target)
     ctoks = _tokens(core)

@@ -101,7 +101,8 @@ async def reflect_session(db, client, session: Session, config: ReflectConfig | 
     kb.ensure_seeded(db, session.dataset)
     rec = ReflectionWriter(db, dataset=session.domain, session_id=session.id,
                            model=client.model, prompt_version=REFLECTION_VERSION,
-                           params=asdict(config))
+                           params={**asdict(config),
+                                   **getattr(client, "decoding_record", dict)()})
     out = SessionOutcome(session.id, "running", rec.id)
     checks: list[HintCheck] = out.checks
     try:

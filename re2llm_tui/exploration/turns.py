@@ -6,13 +6,18 @@
 3. "the correct answer is <target>: analyse from several aspects why it was missed";
 4. "give short imperative hints for trying again, without revealing the target".
 
-Every message is recorded with the reflection as it happens.
+Every message is recorded with the reflection as it happens.  Only a reply's answer is
+recorded and sent back in the conversation: a reasoning model's thinking
+(:mod:`re2llm_tui.llm.thinking`) stays with its call (``calls.reasoning``), so no reflection
+row holds thinking text and the next turn does not see it (providers drop earlier turns'
+thinking from the context too).
 """
 
 from __future__ import annotations
 
 from re2llm_tui.data.release import Session
 from re2llm_tui.llm.parsing import reply_ranking, target_rank
+from re2llm_tui.llm.thinking import answer_of
 from re2llm_tui.exploration.checks import check_ok
 from re2llm_tui.exploration.config import ReflectConfig
 from re2llm_tui.prompts import (
@@ -37,9 +42,10 @@ async def recommend_turn(db, client, rec, session: Session,
         res = await client.rank(session.prompt, session.candidates, k=config.rank_k)
         check_ok(res)
         ranking = list(res.ranking)
-        reply = res.text or "\n".join(f"{i}. {session.candidates[c]}"
-                                      for i, c in enumerate(ranking, 1))
+        reply = answer_of(res.text) or "\n".join(f"{i}. {session.candidates[c]}"
+                                                for i, c in enumerate(ranking, 1))
         source, call_id, method = "llm", res.call_id, client.rank_method
+    reply = answer_of(reply)
     # the same rank accounting as score, recommend, rewards and evaluate (reply positions)
     rank = target_rank(reply_ranking(reply, ranking, session.candidates, rank_method=method,
                                      k=config.rank_k), session.target_index)
@@ -65,6 +71,7 @@ async def reflection_turns(client, rec, session: Session, reply: str, config: Re
         rec.message(kind, "user", prompt, turn=turn)
         res = await client.complete(messages, purpose=f"reflect:{kind}", **decoding)
         check_ok(res)
-        messages.append({"role": "assistant", "content": res.text})
-        rec.message(kind, "assistant", res.text, turn=turn, source="llm", call_id=res.call_id)
+        answer = answer_of(res.text)
+        messages.append({"role": "assistant", "content": answer})
+        rec.message(kind, "assistant", answer, turn=turn, source="llm", call_id=res.call_id)
     return messages[-1]["content"]

@@ -6,6 +6,8 @@
 * Every finished call is committed at once (a killed run keeps it); a hit is served without
   a request and logged as a row with ``cached=1`` pointing at the original (``cache_of``).
   Failed calls are logged with ``status='failed'`` and are never served as hits.
+* ``response`` holds the answer only; a reasoning model's thinking is in ``reasoning`` and
+  its count in ``reasoning_tokens`` (a hit returns both).
 * SQLite connections are per thread: :class:`CallLog` opens one workspace connection for
   each thread that uses it.
 """
@@ -27,7 +29,8 @@ from re2llm_tui.llm.results import LLMResult, RankResult
 CACHE_KEY_VERSION = "calls-v1"
 
 _HIT_COLUMNS = ("id", "response", "ranking", "hallucinations", "prompt_tokens",
-                "completion_tokens", "cost", "latency_s", "api_base")
+                "completion_tokens", "cost", "latency_s", "api_base", "reasoning",
+                "reasoning_tokens")
 
 
 def canonical_json(obj: Any) -> str:
@@ -71,8 +74,7 @@ class CallLog:
     def lookup(self, key: str) -> dict | None:
         """The first successful, non-hit row for ``key`` (columns of ``_HIT_COLUMNS``)."""
         row = self.db().execute(
-            "SELECT id, response, ranking, hallucinations, prompt_tokens, completion_tokens, "
-            "cost, latency_s, api_base FROM calls WHERE key=? AND status='ok' AND cached=0 "
+            f"SELECT {', '.join(_HIT_COLUMNS)} FROM calls WHERE key=? AND status='ok' AND cached=0 "
             "ORDER BY id LIMIT 1", [key]).fetchone()
         return None if row is None else dict(zip(_HIT_COLUMNS, row))
 
@@ -95,7 +97,8 @@ class CallLog:
                 "INSERT INTO calls (key, model, purpose, run_id, request, response, ranking, "
                 "hallucinations, status, error, cached, cache_of, prompt_tokens, "
                 "completion_tokens, cost, latency_s, attempts, api_base, cached_tokens, "
-                "usage_estimated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "usage_estimated, reasoning, reasoning_tokens) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [key, model, purpose, run_id,
                  None if hit else canonical_json(request),
                  None if hit else res.text,
@@ -108,7 +111,9 @@ class CallLog:
                  0.0 if hit else res.cost,
                  0.0 if hit else res.latency_s, res.attempts,
                  safe_base(res.api_base), 0 if hit else res.cached_tokens,
-                 0 if hit else int(bool(res.usage_estimated))])
+                 0 if hit else int(bool(res.usage_estimated)),
+                 None if hit or not res.reasoning else res.reasoning,
+                 0 if hit else int(res.reasoning_tokens or 0)])
             if release:
                 db.execute("DELETE FROM inflight WHERE key=? AND pid=?", [key, os.getpid()])
                 db.conn.execute("COMMIT")
@@ -132,10 +137,11 @@ class CallLog:
             "SELECT COUNT(*), COALESCE(SUM(cached),0), "
             "COALESCE(SUM(status='failed'),0), COALESCE(SUM(cost),0), "
             "COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), "
-            "COALESCE(SUM(latency_s),0) FROM calls WHERE run_id=?", [run_id]).fetchone()
+            "COALESCE(SUM(latency_s),0), COALESCE(SUM(reasoning_tokens),0) "
+            "FROM calls WHERE run_id=?", [run_id]).fetchone()
         return {"calls": row[0] - row[1], "cache_hits": row[1], "failed": row[2],
                 "cost": row[3], "prompt_tokens": row[4], "completion_tokens": row[5],
-                "latency_s": row[6]}
+                "latency_s": row[6], "reasoning_tokens": row[7]}
 
     def close(self) -> None:
         """Close every thread's connection; a later call opens new ones."""
@@ -154,7 +160,9 @@ def result_from_hit(hit: dict, cls: type[LLMResult], model: str) -> LLMResult:
     res = cls(text=hit["response"] or "", cached=True, cost=0.0,
               prompt_tokens=hit["prompt_tokens"] or 0,
               completion_tokens=hit["completion_tokens"] or 0,
-              latency_s=0.0, model=model, api_base=hit["api_base"], attempts=0)
+              latency_s=0.0, model=model, api_base=hit["api_base"], attempts=0,
+              reasoning=hit.get("reasoning") or "",
+              reasoning_tokens=hit.get("reasoning_tokens") or 0)
     if cls is RankResult:
         res.ranking = json.loads(hit["ranking"]) if hit["ranking"] else []
         res.hallucinations = json.loads(hit["hallucinations"]) if hit["hallucinations"] else []

@@ -4,7 +4,10 @@ Every LLM call goes through :class:`LLMClient`.  Public API (stable; other modul
 
     client = LLMClient(db_path, model=None, api_bases=(), concurrency=None, timeout=60.0,
                        max_retries=4, max_cost=None, max_calls=None, temperature=0.0, seed=0,
-                       transport=None)   # auto | litellm | fast ($RE2LLM_TRANSPORT)
+                       transport=None,   # auto | litellm | fast ($RE2LLM_TRANSPORT)
+                       reasoning_effort=None,   # none|minimal|low|medium|high ($RE2LLM_REASONING_EFFORT)
+                       declared=None)    # {"reasoning": bool, "no_temperature": bool} declared
+                                         # now, over (and remembered in) the workspace's
     client.check()                       # one-line UserError for a bad model/key/--api-base
     res  = await client.complete(messages, purpose="chat", run_id=None, **decoding)  # LLMResult
     rres = await client.rank(prompt, candidates, k=10, run_id=None)                  # RankResult
@@ -12,6 +15,9 @@ Every LLM call goes through :class:`LLMClient`.  Public API (stable; other modul
     client.run_sync(coro)                # any coroutine using the client, from sync code
     client.stats                         # Stats: calls, cache_hits, failed, cost, tokens, ...
     client.is_demo_model                 # True for the embedded 135M demo model
+    client.profile                       # the model's Decoding (llm/capabilities.py)
+    client.sampled                       # replies are samples, not greedy decodes
+    client.decoding_record()             # what a run's params record about decoding
     client.close()
 
 The client composes pieces with one job each:
@@ -40,6 +46,14 @@ The client composes pieces with one job each:
   ``auto`` for ``hosted_vllm/``/``openai/`` with ``--api-base``) a lean HTTP path to
   OpenAI-compatible servers with the same replies, usage, cost, errors and retries.
 * :mod:`~re2llm_tui.llm.sync`: the private event-loop thread behind the ``*_sync`` methods.
+* :mod:`~re2llm_tui.llm.capabilities` / :mod:`~re2llm_tui.llm.decoding`: what the model
+  accepts, decided in :meth:`LLMClient.check` (its :class:`Decoding` profile): no
+  temperature to a model that refuses it (its replies are *sampled*), the output limit under
+  the model's parameter with room for reasoning, ``reasoning_effort`` where given.  A
+  model that decodes greedily as before sends exactly what it always sent.
+* :mod:`~re2llm_tui.llm.thinking`: a reply's thinking (``<think>`` blocks,
+  ``reasoning_content``, thinking blocks) is kept apart from its answer: ``text`` is the
+  answer, ``reasoning`` the thinking (stored in ``calls.reasoning``).
 
 ``rank``: for the local model the ranking is chosen by the model itself among the
 candidates (:mod:`re2llm_tui.llm.ranking`, 10 distinct real candidates); for any other
@@ -69,7 +83,7 @@ from re2llm_tui.llm.cache import (
     result_from_hit,
 )
 from re2llm_tui.llm.concurrency import InFlight, LoopSemaphores
-from re2llm_tui.llm.decoding import RANK_MAX_TOKENS, merge_decoding
+from re2llm_tui.llm.decoding import RANK_MAX_TOKENS, merge_decoding, plain
 from re2llm_tui.llm.errors import (
     AuthFailed,
     BudgetExceeded,
@@ -118,7 +132,10 @@ class LLMClient:
                  temperature: float = 0.0, seed: int = 0, *, retry_base: float = 0.5,
                  retry_cap: float = 20.0, rank_method: str | None = None,
                  use_cache: bool = True, shared_budget: SharedBudget | None = None,
-                 transport: str | None = None, max_reply_bytes: int | None = None) -> None:
+                 transport: str | None = None, max_reply_bytes: int | None = None,
+                 reasoning_effort: str | None = None, declared: dict | None = None) -> None:
+        from re2llm_tui.llm.capabilities import check_effort, effort_from_env
+
         self.db_path = db_path
         self.model = resolve_model(model)
         self.api_bases = tuple(b.strip() for b in (api_bases or ()) if b and b.strip())
@@ -150,6 +167,13 @@ class LLMClient:
         self._lock = threading.Lock()   # guards stats
         self._checked = False
         self._auth_failed: str | None = None
+        # --reasoning-effort (None: $RE2LLM_REASONING_EFFORT, set by a command for the
+        # processes it spawns); declarations: given, else the workspace's for the model
+        self.reasoning_effort = check_effort(reasoning_effort) if reasoning_effort \
+            is not None else effort_from_env()
+        self._declare_now = {k: v for k, v in (declared or {}).items() if v is not None}
+        self._declared: dict | None = None
+        self._profile = None
 
     def options(self) -> dict:
         """The constructor arguments that rebuild an equivalent client in another process
@@ -162,7 +186,8 @@ class LLMClient:
                 "seed": self.seed, "retry_base": self.retry_base, "retry_cap": self.retry_cap,
                 "rank_method": self._rank_method, "use_cache": self.use_cache,
                 "transport": self._transport.choice,
-                "max_reply_bytes": self._transport.max_reply_bytes}
+                "max_reply_bytes": self._transport.max_reply_bytes,
+                "reasoning_effort": self.reasoning_effort, "declared": self.declared}
 
     # ----------------------------------------------------------------- properties
     @property
@@ -222,6 +247,64 @@ class LLMClient:
         return self._transport.kind(self.model)
 
     @property
+    def declared(self) -> dict:
+        """What the user declared about the model (``--reasoning``, ``--no-temperature``):
+        the flags given to this client over those remembered in the workspace for the
+        model, remembered in their turn (:mod:`re2llm_tui.store.model_profiles`)."""
+        if self._declared is None:
+            declared = dict(self._declare_now)
+            if self.db_path is not None and not self.is_local:
+                from re2llm_tui.store.model_profiles import resolve_declared
+
+                declared = resolve_declared(self.workspace(), self.model,
+                                            self._declare_now.get("reasoning"),
+                                            self._declare_now.get("no_temperature"))
+            self._declared = declared
+        return dict(self._declared)
+
+    @property
+    def profile(self):
+        """The model's :class:`~re2llm_tui.llm.capabilities.Decoding` under the effort and
+        the declarations (decided once; a one-line UserError for an effort it refuses)."""
+        if self._profile is None:
+            from re2llm_tui.llm.capabilities import Declared, decoding_profile
+
+            self._profile = decoding_profile(self.model, self.reasoning_effort,
+                                             Declared.of(self.declared),
+                                             want_temperature=self.temperature)
+        return self._profile
+
+    @property
+    def sampled(self) -> bool:
+        """Each reply is one sample (no temperature 0 reaches the model), not a greedy
+        decode."""
+        return self.profile.sampled
+
+    def decoding_record(self) -> dict:
+        """What a run's ``params`` record about decoding: nothing for a model that decodes
+        greedily as before (so its runs' params, and their resumption, are unchanged); else
+        flat keys ``runs compare`` diffs: ``sampled``, ``temperature`` (sent; None: none),
+        ``reasoning_effort``, ``is_reasoning``, ``limit_param``, ``output_limit`` (of a
+        ranking reply)."""
+        p = self.profile
+        if plain(p):
+            return {}
+        return {"sampled": p.sampled, "temperature": p.temperature,
+                "reasoning_effort": p.effort, "is_reasoning": p.is_reasoning,
+                "limit_param": p.limit_param, "output_limit": p.output_limit(RANK_MAX_TOKENS)
+                if p.is_reasoning else RANK_MAX_TOKENS}
+
+    def sampled_note(self) -> str:
+        """One sentence for a run's summary: its replies are sampled, and why ('' when the
+        model decodes greedily)."""
+        p = self.profile
+        if not p.sampled:
+            return ""
+        why = p.note or "the model takes no temperature 0"
+        effort = f", reasoning effort {p.effort}" if p.effort else ""
+        return f"replies are sampled, not greedy ({why}{effort})"
+
+    @property
     def rank_method(self) -> str:
         """How :meth:`rank` turns a prompt into a ranking for this model."""
         return self._rank_method or default_rank_method(self.model)
@@ -233,6 +316,8 @@ class LLMClient:
             return
         self.model = check_model(self.model, self.api_bases, self._rank_method)
         self._transport.kind(self.model)      # --transport fast where it cannot serve
+        self._profile = self._declared = None  # the model string may have been normalised
+        self.profile                          # an effort the model refuses: one line, now
         self._checked = True
 
     # ----------------------------------------------------------------- workspace
@@ -249,7 +334,7 @@ class LLMClient:
                        run_id: int | None = None, **decoding) -> LLMResult:
         """One chat completion (cached).  Raises :class:`BudgetExceeded` only."""
         messages = [dict(m) for m in messages]
-        dec = merge_decoding(self.temperature, self.seed, decoding)
+        dec = merge_decoding(self.temperature, self.seed, decoding, self.profile)
         key = cache_key(self.model, messages, dec)
         request = {"messages": messages, "decoding": dec}
         return await self._cached_call(
@@ -275,7 +360,7 @@ class LLMClient:
             return out
         from re2llm_tui.llm.ranking import METHODS
 
-        dec = merge_decoding(self.temperature, self.seed, decoding)
+        dec = merge_decoding(self.temperature, self.seed, decoding, self.profile)
         extra = {"candidates": candidates, "k": k, "method": method,
                  "method_version": METHODS[method].version}
         key = cache_key(self.model, messages, dec, extra)

@@ -3,6 +3,12 @@
 * :class:`BudgetExceeded`: ``--max-calls``/``--max-cost`` reached (the run stops, resumable).
 * :class:`AuthFailed`: the provider refused the credentials (the run stops with one line).
 * :class:`EmptyReply`: a reply without text (retried, never cached as a success).
+* :class:`OutputLimitReached`: the output limit was spent (on reasoning) before any answer:
+  a failed call, not retried, whose reason names the flag to change.
+* :class:`InvalidRequest`: the provider refused the request itself (an unsupported
+  parameter, a 400 ``invalid_request_error``, a 404 unknown model, a context-length error):
+  every further call would be refused too, so the run stops at the first one, like a
+  refused key (:func:`is_invalid_request`, :func:`invalid_request_line`).
 * a reply past ``--max-reply-bytes`` or whose content is not text
   (:mod:`~re2llm_tui.llm.replies`): a failed call, not retried.
 * :func:`is_retryable` / :func:`is_auth_error`: classify a provider's exception by its class
@@ -32,6 +38,16 @@ class EmptyReply(Exception):
     """The provider answered without any text (retried; never cached as a success)."""
 
 
+class OutputLimitReached(Exception):
+    """The reply was cut off by its output limit before any answer (a reasoning model spent
+    it thinking): a failed call, not retried (the same request would be cut off again)."""
+
+
+class InvalidRequest(UserError):
+    """The provider refused the request as invalid: the run stops with this one line
+    (exit 2), naming the cause and the flag to change."""
+
+
 #: litellm exception class names that are worth retrying
 _RETRYABLE = {
     "RateLimitError", "Timeout", "APIConnectionError", "InternalServerError",
@@ -41,7 +57,10 @@ _RETRYABLE = {
 _AUTH = {"AuthenticationError", "PermissionDeniedError"}
 _FATAL = {"AuthenticationError", "PermissionDeniedError", "NotFoundError", "BadRequestError",
           "ContextWindowExceededError", "ContentPolicyViolationError", "UnsupportedParamsError",
-          "BudgetExceededError", "ReplyTooLarge", "UnusableReply"}
+          "BudgetExceededError", "ReplyTooLarge", "UnusableReply", "OutputLimitReached"}
+#: litellm / fast-path exception names of a request the provider refuses as invalid
+_INVALID = {"BadRequestError", "NotFoundError", "ContextWindowExceededError",
+            "UnsupportedParamsError", "UnprocessableEntityError"}
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -64,6 +83,44 @@ def is_auth_error(exc: BaseException) -> bool:
     """A refused credential: litellm's AuthenticationError/PermissionDeniedError, or 401/403."""
     names = {c.__name__ for c in type(exc).__mro__}
     return bool(names & _AUTH) or getattr(exc, "status_code", None) in (401, 403)
+
+
+def is_invalid_request(exc: BaseException) -> bool:
+    """A request the provider refuses as invalid (400 / 404 / 422, an unsupported parameter,
+    a context-length error) -- not a content-policy refusal, which concerns one prompt."""
+    names = {c.__name__ for c in type(exc).__mro__}
+    if "ContentPolicyViolationError" in names:
+        return False
+    return bool(names & _INVALID) or getattr(exc, "status_code", None) in (400, 404, 422)
+
+
+def invalid_request_line(exc: BaseException, model: str) -> str:
+    """The one line that stops a run on an invalid request: the provider's reason, and what
+    to change."""
+    from re2llm_tui.llm.outcomes import short_error
+
+    reason = short_error(error_line(exc))
+    low = " ".join(str(exc).split()).lower()
+    names = {c.__name__ for c in type(exc).__mro__}
+    if "temperature" in low:
+        fix = ("the model takes no temperature 0: declare it with --no-temperature "
+               "(remembered for this model in the workspace)")
+    elif "max_tokens" in low and "max_completion_tokens" in low:
+        fix = ("the model wants max_completion_tokens: declare it a reasoning model with "
+               "--reasoning")
+    elif "reasoning_effort" in low or "thinking" in low:
+        fix = "change or drop --reasoning-effort"
+    elif "ContextWindowExceededError" in names or "context" in low and (
+            "length" in low or "window" in low):
+        fix = ("the prompt is longer than the model's context: use a model with a larger "
+               "context or shorter sessions")
+    elif "NotFoundError" in names or getattr(exc, "status_code", None) == 404:
+        fix = "check --model (and --api-base): the server does not serve it"
+    else:
+        fix = "check --model, --api-base and the decoding flags (--reasoning-effort, " \
+              "--reasoning, --no-temperature)"
+    return (f"{model}: the provider refused the request as invalid ({reason}); {fix}; "
+            "finished work is saved")
 
 
 def error_line(exc: BaseException) -> str:

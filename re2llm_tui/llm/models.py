@@ -29,10 +29,11 @@ DEMO_NOTICE = (
     "Using the embedded demo model SmolLM2-135M (135M parameters, CPU, in-process): a weak "
     "recommender (HR@10 0.24 games / 0.22 movies on 100 test sessions; random 0.20). Plug in "
     "a real model with --model "
-    "(or RE2LLM_MODEL), e.g. --model gpt-4o-mini with OPENAI_API_KEY set, --model "
-    "anthropic/claude-3-5-haiku-latest with ANTHROPIC_API_KEY, --model ollama/llama3.1, or "
+    "(or RE2LLM_MODEL), e.g. --model gpt-5-mini with OPENAI_API_KEY set, --model "
+    "anthropic/claude-sonnet-4-5 with ANTHROPIC_API_KEY (--reasoning-effort low for "
+    "extended thinking), --model ollama_chat/qwen3, or "
     "--model hosted_vllm/<name> --api-base http://host:8000/v1 (repeat --api-base to spread "
-    "calls over several servers)."
+    "calls over several servers; --reasoning for a thinking model such as Qwen3 or R1)."
 )
 
 

@@ -63,6 +63,8 @@ def short_error(error: str | None) -> str:
     name, _, rest = text.partition(": ")
     if not rest or " " in name:
         name, rest = "", text
+    if name == "OutputLimitReached":
+        return "cut off by the output limit before any answer (lower --reasoning-effort)"
     status = _STATUS_OF.get(name.rsplit(".", 1)[-1], "")
     m = _HTTP.search(text)
     if m:

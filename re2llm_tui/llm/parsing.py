@@ -1,7 +1,8 @@
 """Parse an LLM reply into a ranked list of candidates.
 
 Accepts numbered or bulleted lines, markdown bold, quotes, trailing years or platforms,
-entity-encoded or not.  Each item is matched to the 50 candidates exactly after
+entity-encoded or not.  A reasoning model's thinking block is split off first
+(:func:`~re2llm_tui.llm.thinking.answer_of`).  Each item is matched to the 50 candidates exactly after
 normalisation, then by a conservative fuzzy match; duplicates are dropped from the
 *ranking*, and items that match nothing are kept as *hallucinations* for reporting.  Never
 raises on any string.
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from re2llm_tui.data.release import unescape
+from re2llm_tui.llm.thinking import answer_of
 
 _LIST_PREFIX = re.compile(
     r"""^\s*(?:
@@ -183,9 +185,14 @@ class CandidateMatcher:
 
 
 def parse_ranking(reply: str, candidates: Sequence[str], k: int = 10) -> ParsedRanking:
-    """Ranked distinct candidate indices (at most ``k``) from a free-text reply."""
+    """Ranked distinct candidate indices (at most ``k``) from a free-text reply.
+
+    Only the answer is read: a model's thinking (``<think>...</think>``, see
+    :mod:`re2llm_tui.llm.thinking`) is split off first, so numbered titles inside it are
+    never ranked; a reply already split comes through unchanged."""
     result = ParsedRanking()
     try:
+        reply = answer_of(reply)
         matcher = CandidateMatcher(candidates)
         seen: set[int] = set()
         for item in split_items(reply):

@@ -37,7 +37,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from re2llm_tui.llm.cache import cache_key
-from re2llm_tui.llm.decoding import RANK_MAX_TOKENS, merge_decoding
+from re2llm_tui.llm.decoding import RANK_MAX_TOKENS, merge_decoding, output_limit_of
 from re2llm_tui.llm.litellm_import import import_litellm
 from re2llm_tui.llm.models import is_local_model
 
@@ -165,12 +165,12 @@ def rank_call(client, prompt: str, candidates: Sequence[str], *, k: int = 10,
     method = client.rank_method
     if method == "generate":
         decoding.setdefault("max_tokens", RANK_MAX_TOKENS)
-        dec = merge_decoding(client.temperature, client.seed, decoding)
+        dec = merge_decoding(client.temperature, client.seed, decoding, client.profile)
         return PlannedCall("rank", messages, cache_key(client.model, messages, dec),
-                           dec.get("max_tokens"), group=group, listing=tuple(candidates), k=k)
+                           output_limit_of(dec), group=group, listing=tuple(candidates), k=k)
     from re2llm_tui.llm.ranking import METHODS
 
-    dec = merge_decoding(client.temperature, client.seed, decoding)
+    dec = merge_decoding(client.temperature, client.seed, decoding, client.profile)
     extra = {"candidates": list(candidates), "k": k, "method": method,
              "method_version": METHODS[method].version}
     return PlannedCall("rank", messages, cache_key(client.model, messages, dec, extra),
@@ -183,9 +183,9 @@ def complete_call(client, messages: Sequence[dict], *, purpose: str = "chat",
     """The request :meth:`LLMClient.complete` sends (``known=False``: its messages are a
     stand-in, so it has no cache key)."""
     messages = [dict(m) for m in messages]
-    dec = merge_decoding(client.temperature, client.seed, decoding)
+    dec = merge_decoding(client.temperature, client.seed, decoding, client.profile)
     key = cache_key(client.model, messages, dec) if known else None
-    return PlannedCall(purpose, messages, key, dec.get("max_tokens"),
+    return PlannedCall(purpose, messages, key, output_limit_of(dec),
                        extra_prompt_tokens=extra_prompt_tokens, group=group)
 
 
@@ -220,12 +220,15 @@ def cached_reply(db, key: str | None) -> dict | None:
     return {"response": row[0] or "", "ranking": ranking}
 
 
-def typical_completion(db, model: str, purpose: str, max_tokens: int | None) -> tuple[int, str]:
+def typical_completion(db, model: str, purpose: str, max_tokens: int | None,
+                       effort: str | None = None) -> tuple[int, str]:
     """(completion tokens per call, how it was found: ``"measured N"`` or ``"max_tokens"``)
-    for ``model``'s ``purpose`` calls."""
+    for ``model``'s ``purpose`` calls at reasoning ``effort`` (``None``: none sent)."""
     rows = [r[0] for r in db.execute(
         "SELECT completion_tokens FROM calls WHERE model=? AND purpose=? AND cached=0 AND "
-        "status='ok' AND completion_tokens > 0 ORDER BY id DESC LIMIT 200", [model, purpose])]
+        "status='ok' AND completion_tokens > 0 AND "
+        "json_extract(request, '$.decoding.reasoning_effort') IS ? "
+        "ORDER BY id DESC LIMIT 200", [model, purpose, effort])]
     if len(rows) >= MIN_MEASURED:
         return round(statistics.median(rows)), f"measured {len(rows)}"
     return int(max_tokens or RANK_MAX_TOKENS), "max_tokens"
@@ -288,6 +291,10 @@ def estimate(command: str, client, db, planned: Sequence[PlannedCall], *, datase
 
     model = client.model
     local = is_local_model(model)
+    profile = getattr(client, "profile", None)
+    reasoning = bool(profile is not None and profile.is_reasoning)
+    effort = profile.effort if profile is not None else None
+    notes = list(notes)
     in_cache = cached_keys(db, (c.key for c in planned))
     seen: set[str] = set()
     to_pay: list[PlannedCall] = []
@@ -307,7 +314,8 @@ def estimate(command: str, client, db, planned: Sequence[PlannedCall], *, datase
     for c in to_pay:
         k = (c.purpose, c.max_tokens)
         if k not in per_purpose:
-            per_purpose[k], how = typical_completion(db, model, c.purpose, c.max_tokens)
+            per_purpose[k], how = typical_completion(db, model, c.purpose, c.max_tokens,
+                                                     effort)
             found.setdefault(c.purpose, (per_purpose[k], how))
         completion_tokens += per_purpose[k]
 
@@ -321,11 +329,31 @@ def estimate(command: str, client, db, planned: Sequence[PlannedCall], *, datase
     expected_completion = expected_cost = None
     if bounded:
         per_line = listing_tokens(model, bounded)
+        # a reasoning model also bills its hidden reasoning: the stated per-effort assumption
+        room = profile.reasoning_allowance if reasoning else 0
+
+        def listed(c: PlannedCall) -> int:
+            est = round(min(c.k, len(c.listing)) * per_line) + room
+            return min(est, c.max_tokens) if c.max_tokens else est
+
         expected_completion = int(completion_tokens - sum(per_purpose[(c.purpose, c.max_tokens)]
                                                           for c in bounded)
-                                  + sum(round(min(c.k, len(c.listing)) * per_line)
-                                        for c in bounded))
+                                  + sum(listed(c) for c in bounded))
         expected_cost = price(model, prompt_tokens, expected_completion)[0]
+        if reasoning:
+            source = (f"litellm's thinking budget for effort {effort}"
+                      if profile.thinking_budget is not None else
+                      f"an assumption for effort {effort or 'not set (medium)'}, "
+                      "capabilities.REASONING_ALLOWANCE")
+            notes.append(f"{model} is a reasoning model: its hidden reasoning is billed as "
+                         f"output; the expected figure assumes {room} reasoning tokens per "
+                         f"ranking ({source}; no replies of this model at this effort "
+                         "measured here)")
+    if reasoning and to_pay:
+        limits = sorted({c.max_tokens for c in to_pay if c.max_tokens})
+        if limits:
+            notes.append(f"the upper bound is the output limit sent ({profile.limit_param} "
+                         f"{', '.join(str(x) for x in limits)}, reasoning included)")
 
     speed = measured_speed(db, model, dataset, is_local=local, concurrency=client.concurrency)
     if local:
@@ -351,5 +379,5 @@ def estimate(command: str, client, db, planned: Sequence[PlannedCall], *, datase
                     completion_tokens=int(completion_tokens), cost=cost, seconds=seconds,
                     completion_basis=_completion_basis(found), price_basis=price_basis,
                     time_basis=time_basis, upper_bound=upper_bound, bound_basis=bound_basis,
-                    stored=stored, notes=list(notes),
+                    stored=stored, notes=notes,
                     expected_completion_tokens=expected_completion, expected_cost=expected_cost)

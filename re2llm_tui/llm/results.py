@@ -26,6 +26,11 @@ class LLMResult:
     #: the server's usage was missing or implausible: tokens and cost were counted from the
     #: request and its output limit (:mod:`~re2llm_tui.llm.replies`)
     usage_estimated: bool = False
+    #: the model's thinking, kept apart from ``text`` (the answer; :mod:`~re2llm_tui.llm.thinking`)
+    reasoning: str = ""
+    #: reasoning tokens the provider reported (part of ``completion_tokens``)
+    reasoning_tokens: int = 0
+    finish_reason: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -53,6 +58,7 @@ class Stats:
     completion_tokens: int = 0
     latency_s: float = 0.0  # summed over sent requests
     usage_estimated: int = 0  # calls whose usage was counted from the request
+    reasoning_tokens: int = 0  # of completion_tokens, spent thinking (as reported)
 
     @property
     def tokens(self) -> int:
@@ -68,6 +74,7 @@ class Stats:
         self.completion_tokens += res.completion_tokens
         self.latency_s += res.latency_s
         self.usage_estimated += 1 if res.usage_estimated else 0
+        self.reasoning_tokens += res.reasoning_tokens
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -5,7 +5,8 @@ waiting for hours (999999 s was seen).
 
 Retryable failures (:func:`~re2llm_tui.llm.errors.is_retryable`) are retried
 ``max_retries`` times; a refused credential raises :class:`~re2llm_tui.llm.errors.AuthFailed`
-at once; any other failure ends the loop, and the caller records the call as failed.
+at once, and so does a request the provider refuses as invalid
+(:class:`~re2llm_tui.llm.errors.InvalidRequest`); any other failure ends the loop, and the caller records the call as failed.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from typing import Any
 from re2llm_tui.control import RunStop, StopRequested
 from re2llm_tui.llm.errors import (
     AuthFailed,
+    InvalidRequest,
     error_line,
+    invalid_request_line,
     is_auth_error,
+    is_invalid_request,
     is_retryable,
     retry_after,
 )
@@ -86,6 +90,9 @@ async def send_with_retries(send: Callable[[], Awaitable[Any]], policy: RetryPol
                     f"{model}: the provider refused the credentials ({error_line(exc)}); "
                     "check the API key in the environment (or the --api-base URL) and rerun: "
                     "finished work is saved") from None
+            if is_invalid_request(exc):
+                # every further request would be refused too: the run stops here
+                raise InvalidRequest(invalid_request_line(exc, model)) from None
             if attempts > policy.max_retries or not is_retryable(exc):
                 return Outcome(error=exc, attempts=attempts)
             wait = policy.delay(attempts, exc)

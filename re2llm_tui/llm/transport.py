@@ -36,7 +36,8 @@ import os
 from collections.abc import Sequence
 
 from re2llm_tui.errors import UserError
-from re2llm_tui.llm.errors import EmptyReply
+from re2llm_tui.llm.decoding import output_limit_of, sendable
+from re2llm_tui.llm.errors import EmptyReply, OutputLimitReached
 from re2llm_tui.llm.litellm_import import import_litellm
 from re2llm_tui.llm.models import is_local_model, safe_base
 from re2llm_tui.llm.replies import (
@@ -54,6 +55,7 @@ from re2llm_tui.llm.replies import (
     usage_of,
 )
 from re2llm_tui.llm.results import LLMResult, RankResult
+from re2llm_tui.llm.thinking import Reply, reasoning_tokens_of, split_message
 
 TRANSPORT_ENV = "RE2LLM_TRANSPORT"
 TRANSPORTS = ("auto", "litellm", "fast")
@@ -150,6 +152,7 @@ class Transport:
 
     async def chat(self, model: str, messages, dec: dict) -> LLMResult:
         """One chat completion with the decoding parameters ``dec``."""
+        dec = sendable(dec)
         if self.choice != "litellm" and self.kind(model) == "fast":
             if self._fast is None:
                 self._fast = FastHTTP(self.api_bases, self.timeout, self.api_key(), self._pool,
@@ -198,7 +201,8 @@ class Transport:
                 self._spread.busy[i] -= 1
         if guard is not None and guard.error is not None:
             raise guard.error
-        res = result_from(resp, litellm, model, bases, costs=self._costs)
+        res = result_from(resp, litellm, model, bases, costs=self._costs,
+                          limit=output_limit_of(dec))
         if guard is not None and guard.usage_invalid:
             res.usage_estimated = True
         return res
@@ -223,7 +227,7 @@ class Transport:
         resp = await litellm.acompletion(
             model=model, messages=[{"role": "user", "content": prompt}],
             rank_candidates=list(candidates), rank_k=k, rank_method=method, num_retries=0,
-            **dec)
+            **sendable(dec))
         base = result_from(resp, litellm, model, self.api_bases)
         ranking = (getattr(resp, "_hidden_params", {}) or {}).get("re2llm_ranking")
         if ranking is None:
@@ -459,21 +463,28 @@ class FastHTTP:
                       resp.status, resp)
         try:
             data = json.loads(raw)
-            content = data["choices"][0]["message"].get("content")
+            choice = data["choices"][0]
+            message = choice["message"]
+            content = message.get("content")
+            finish = choice.get("finish_reason")
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             raise APIResponseValidationError(
                 f"{safe_base(base)} answered with a body that is not a chat completion") \
                 from None
         text = reply_text(content)           # UnusableReply: an object, a number, ...
-        if text is None or not text.strip():
-            raise EmptyReply("the reply has no text")
+        reply = split_message({**message, "content": text})
+        rt = reasoning_tokens_of(data.get("usage"))
+        check_answer(reply, finish, rt, output_limit_of(dec))
         usage = usage_of(data.get("usage"))
         if usage is None:                    # missing or implausible: Transport estimates
-            return LLMResult(text=text, model=model, api_base=base, usage_estimated=True)
+            return LLMResult(text=reply.answer, model=model, api_base=base,
+                             usage_estimated=True, reasoning=reply.reasoning,
+                             finish_reason=finish)
         pt, ct, cached = usage
-        return LLMResult(text=text, cost=self.costs.cost(model, pt, ct, cached),
+        return LLMResult(text=reply.answer, cost=self.costs.cost(model, pt, ct, cached),
                          prompt_tokens=pt, completion_tokens=ct, model=model, api_base=base,
-                         cached_tokens=cached)
+                         cached_tokens=cached, reasoning=reply.reasoning,
+                         reasoning_tokens=min(rt, ct), finish_reason=finish)
 
     async def aclose(self) -> None:
         """Close the session of the running loop (its pooled connections)."""
@@ -500,25 +511,52 @@ class FastHTTP:
                 self._quiet_close(session, gen)
 
 
+def check_answer(reply: Reply, finish: str | None, reasoning_tokens: int,
+                 limit: int | None) -> None:
+    """A reply with no answer: :class:`OutputLimitReached` when the output limit cut it off
+    (``finish_reason`` "length", or thinking left unclosed), else :class:`EmptyReply`."""
+    if reply.answer and reply.answer.strip():
+        return
+    if finish == "length" or reply.cut_off:
+        spent = f", {reasoning_tokens} of them reasoning" if reasoning_tokens else \
+            (" spent thinking" if reply.reasoning else "")
+        size = f"{limit} tokens" if limit else "its tokens"
+        raise OutputLimitReached(
+            f"the reply was cut off by the output limit ({size}{spent}) before any answer: "
+            "lower --reasoning-effort (the limit is the answer's room plus the effort's "
+            "reasoning allowance) or use a model that thinks less")
+    raise EmptyReply("the reply has no text")
+
+
 def result_from(resp, litellm, model: str, api_bases: Sequence[str] = (),
-                costs: CostRates | None = None) -> LLMResult:
+                costs: CostRates | None = None, limit: int | None = None) -> LLMResult:
     """A litellm response as an :class:`LLMResult`: text, usage, cost (0 for the local
     model), the server that answered.  Raises :class:`EmptyReply` for a reply without text.
     Usage that is missing or implausible (:func:`~re2llm_tui.llm.replies.usage_of`) marks
     the result ``usage_estimated`` (the transport counts it from the request); a cost that
     is NaN, infinite or negative is counted from the tokens and litellm's rates instead."""
     try:
-        content = resp.choices[0].message.content
+        message = resp.choices[0].message
+        content = message.content
     except (AttributeError, IndexError, TypeError):
-        content = None
+        message = content = None
+    try:
+        finish = resp.choices[0].finish_reason
+    except (AttributeError, IndexError, TypeError):
+        finish = None
     text = reply_text(content)
-    if text is None or not text.strip():
-        raise EmptyReply("the reply has no text")
+    from re2llm_tui.llm.thinking import reasoning_of, split_reply
+
+    reply = split_reply(text, reasoning_of(message))
+    rt = reasoning_tokens_of(getattr(resp, "usage", None))
+    check_answer(reply, finish, rt, limit)
+    text = reply.answer
     hidden = getattr(resp, "_hidden_params", {}) or {}
     api_base = safe_base(hidden.get("api_base") or (api_bases[0] if api_bases else None))
     usage = usage_of(getattr(resp, "usage", None))
     if usage is None:
-        return LLMResult(text=text, model=model, api_base=api_base, usage_estimated=True)
+        return LLMResult(text=text, model=model, api_base=api_base, usage_estimated=True,
+                         reasoning=reply.reasoning, finish_reason=finish)
     pt, ct, cached_tokens = usage
     cost = 0.0
     if not is_local_model(model):
@@ -534,4 +572,5 @@ def result_from(resp, litellm, model: str, api_bases: Sequence[str] = (),
             cost = (costs or CostRates()).cost(model, pt, ct, cached_tokens)
     return LLMResult(text=text, cost=float(cost or 0.0), prompt_tokens=pt,
                      completion_tokens=ct, model=model, api_base=api_base,
-                     cached_tokens=cached_tokens)
+                     cached_tokens=cached_tokens, reasoning=reply.reasoning,
+                     reasoning_tokens=min(rt, ct), finish_reason=finish)

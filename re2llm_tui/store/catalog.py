@@ -34,6 +34,7 @@ A record (``dict``; every value JSON-serialisable):
 ``metrics`` (:func:`re2llm_tui.evaluation.metrics.summarize` output or ``None``),
 ``failed`` (sessions whose call failed), ``calls`` / ``cached_calls`` / ``failed_calls``
 (from the ``calls`` log), ``cost`` (USD), ``prompt_tokens``, ``completion_tokens``,
+``reasoning_tokens`` (of the completion tokens, a reasoning model's hidden thinking),
 ``created_at``, ``finished_at``, ``status``, ``pid`` (the process writing it),
 ``alive`` (that process is running), ``error`` (what ended a failed run); training runs
 add ``seed``, ``step``,
@@ -92,7 +93,8 @@ def _json(value, default):
 def _call_stats(db, run_ids: list[int] | None = None) -> dict[int, dict]:
     sql = ("SELECT run_id, COUNT(*) AS calls, SUM(cached) AS cached_calls, "
            "SUM(status='failed') AS failed_calls, SUM(cost) AS cost, "
-           "SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens "
+           "SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens, "
+           "SUM(reasoning_tokens) AS reasoning_tokens "
            "FROM calls WHERE run_id IS NOT NULL")
     args: list = []
     if run_ids is not None:
@@ -140,6 +142,8 @@ def _output_record(row: dict, items: dict | None, calls: dict | None) -> dict:
         "cost": call_cost if calls.get("calls") else float(row.get("cost") or 0.0),
         "prompt_tokens": int(calls.get("prompt_tokens") or 0),
         "completion_tokens": int(calls.get("completion_tokens") or 0),
+        # of the completion tokens, spent on hidden reasoning (a reasoning model)
+        "reasoning_tokens": int(calls.get("reasoning_tokens") or 0),
         "created_at": row.get("created_at"), "finished_at": row.get("finished_at"),
         "status": row["status"], "pid": row.get("pid"), "alive": writer_alive(row),
         "error": row.get("error"),
@@ -192,6 +196,7 @@ def _train_record(row: dict, rewards: dict | None) -> dict:
         "failed_calls": int(summary.get("failed") or 0),
         "cost": float(summary.get("cost") or 0.0),
         "prompt_tokens": 0, "completion_tokens": 0,
+        "reasoning_tokens": int(summary.get("reasoning_tokens") or 0),
         "created_at": row.get("created_at"), "finished_at": row.get("finished_at"),
         "status": row["status"],
         "seed": row["seed"], "step": row["step"], "total_steps": row["total_steps"],
@@ -258,12 +263,15 @@ def get_record(db, ref) -> dict:
                           _call_stats(db, [run_id]).get(run_id))
 
 
-def run_outcomes(db, run_id: int) -> dict[str, int | None]:
+def run_outcomes(db, run_id: int) -> dict[str, int | None | list]:
     """session id -> target rank (1-based or ``None``: not ranked) of an output run's scored
-    sessions: those whose call succeeded and whose label matched."""
-    return {sid: rank for sid, rank in db.execute(
-        "SELECT session_id, target_rank FROM run_items WHERE run_id=? AND error IS NULL "
-        "AND label_ok=1 ORDER BY session_id", [run_id])}
+    sessions: those whose call succeeded and whose label matched.  A run of ``--samples N``
+    gives each session the list of its samples' ranks (what
+    :func:`~re2llm_tui.evaluation.metrics.summarize` averages)."""
+    return {sid: [p.get("target_rank") for p in json.loads(samples)] if samples else rank
+            for sid, rank, samples in db.execute(
+                "SELECT session_id, target_rank, samples FROM run_items WHERE run_id=? "
+                "AND error IS NULL AND label_ok=1 ORDER BY session_id", [run_id])}
 
 
 def session_counts(db, run_id: int) -> dict:

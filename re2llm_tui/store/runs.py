@@ -177,11 +177,11 @@ def session_outcomes(db, dataset: str, session_id: str,
                      kinds: tuple[str, ...] = RANKING_KINDS) -> list[dict]:
     """Every stored outcome of one session in runs of ``kinds``, oldest run first: the run's
     ``id, name, kind, hint_id, hint_text, params`` with the item's ``ranking,
-    hallucinations, target_rank, reply, error`` (``params``, ``ranking`` and
+    hallucinations, target_rank, reply, error, call_id`` (``params``, ``ranking`` and
     ``hallucinations`` decoded from JSON)."""
     rows = list(db.query(
         "SELECT r.id, r.name, r.kind, r.hint_id, r.hint_text, r.params, i.ranking, "
-        "i.hallucinations, i.target_rank, i.reply, i.error FROM run_items i "
+        "i.hallucinations, i.target_rank, i.reply, i.error, i.call_id FROM run_items i "
         "JOIN runs r ON r.id = i.run_id WHERE r.dataset=? AND i.session_id=? "
         f"AND r.kind IN ({', '.join('?' for _ in kinds)}) ORDER BY r.id",
         [dataset, session_id, *kinds]))
@@ -190,6 +190,20 @@ def session_outcomes(db, dataset: str, session_id: str,
         r["ranking"] = json.loads(r["ranking"] or "[]")
         r["hallucinations"] = json.loads(r["hallucinations"] or "[]")
     return rows
+
+
+def call_reasoning(db, call_id: int | None) -> str:
+    """The thinking a reasoning model returned with call ``call_id`` (a cache hit: the
+    original call's), ``""`` when none was stored (not a reasoning model, or no call)."""
+    if call_id is None:
+        return ""
+    row = db.execute("SELECT reasoning, cache_of FROM calls WHERE id=?", [call_id]).fetchone()
+    if row is None:
+        return ""
+    if not row[0] and row[1] is not None:
+        row = db.execute("SELECT reasoning, cache_of FROM calls WHERE id=?",
+                         [row[1]]).fetchone() or (None, None)
+    return row[0] or ""
 
 
 def stored_baseline(db, session, model: str, *, run_id: int | None = None) -> dict | None:

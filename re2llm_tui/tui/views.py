@@ -44,6 +44,8 @@ class StoredRanking:
     target_rank: int | None
     reply: str | None
     error: str | None
+    #: the call behind the ranking (its thinking: ``calls.reasoning``)
+    call_id: int | None = None
 
     @property
     def ndcg10(self) -> float:
@@ -82,7 +84,7 @@ def stored_rankings(outcomes: Iterable[Mapping]) -> list[StoredRanking]:
         run_id=r["id"], label=run_label(r), kind=r["kind"], hint_id=r["hint_id"],
         hint_text=r["hint_text"], ranking=list(r["ranking"]),
         hallucinations=list(r["hallucinations"]), target_rank=r["target_rank"],
-        reply=r["reply"], error=r["error"]) for r in outcomes]
+        reply=r["reply"], error=r["error"], call_id=r.get("call_id")) for r in outcomes]
 
 
 def split_baseline_hinted(rankings: list[StoredRanking]) -> tuple[StoredRanking | None,

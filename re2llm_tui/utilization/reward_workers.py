@@ -35,6 +35,7 @@ class WorkerSpec:
     budget: object            # SharedBudget
     rank_by: str = "reply"    # the parent table's rank accounting ...
     context_tag: str = ""     # ... and context tag: a worker stores exactly what it would
+    samples: int = 1          # ... and samples per outcome
 
 
 def shard(pairs: list[tuple[int, int]], workers: int,
@@ -64,14 +65,22 @@ def _compute(spec: WorkerSpec, q) -> None:
 
     client = LLMClient(**spec.client_options, shared_budget=spec.budget)
     src = LLMRewards(client, spec.sessions, spec.actions, dataset=spec.dataset,
-                     rank_by=spec.rank_by, context_tag=spec.context_tag)
+                     rank_by=spec.rank_by, context_tag=spec.context_tag,
+                     samples=spec.samples)
     record = src.record
 
     def record_and_send(i: int, a: int, res) -> None:
         record(i, a, res)
-        msg = ["res", spec.index[i], a, res.ok, res.cached, float(res.cost or 0.0)]
-        if res.ok:
-            msg += [src.target_rank(i, a), float(src.ndcg[i, a]), src.ranking(i, a)]
+        results = res if isinstance(res, list) else [res]
+        ok = all(r.ok for r in results)
+        # ("res", index, action, ok, hits, sent, failed, cost[, rank, ndcg, ranking, samples])
+        msg = ["res", spec.index[i], a, ok, sum(1 for r in results if r.cached),
+               sum(1 for r in results if not r.cached),
+               sum(1 for r in results if not r.ok),
+               sum(float(r.cost or 0.0) for r in results if not r.cached)]
+        if ok:
+            msg += [src.target_rank(i, a), float(src.ndcg[i, a]), src.ranking(i, a),
+                    src._samples.get((i, a))]
         q.put(tuple(msg))
 
     src.record = record_and_send
@@ -106,7 +115,8 @@ def fill_with_workers(source, pairs: list[tuple[int, int]], workers: int,
         local = {g: n for n, g in enumerate(idx)}
         spec = WorkerSpec(options, source.dataset, [source.sessions[g] for g in idx], idx,
                           list(source.actions), [(local[i], a) for i, a in part], budget,
-                          rank_by=source.rank_by, context_tag=source.context_tag)
+                          rank_by=source.rank_by, context_tag=source.context_tag,
+                          samples=source.samples)
         p = ctx.Process(target=_worker_main, args=(spec, q, stop, pause),
                         name="re2llm-reward-worker", daemon=True)
         p.start()
@@ -140,17 +150,14 @@ def fill_with_workers(source, pairs: list[tuple[int, int]], workers: int,
                                   + "; finished outcomes are stored: rerun to resume")
                 continue
             if msg[0] == "res":
-                _, gi, a, ok, cached, cost = msg[:6]
-                if cached:
-                    source.hits += 1
-                else:
-                    source.calls += 1
-                    source.cost += cost
+                _, gi, a, ok, hits, sent, failed, cost = msg[:8]
+                source.hits += hits
+                source.calls += sent
+                source.cost += cost
+                source.failed += failed
                 if not ok:
-                    source.failed += 1
                     continue
-                trank, ndcg, ranking = msg[6:9]
-                source.apply(gi, a, trank, ndcg, ranking)
+                source.apply(gi, a, *msg[8:12])
                 if on_outcome is not None:
                     on_outcome(gi, a)
             elif msg[0] == "end":
@@ -178,4 +185,4 @@ def _drain(q, source) -> None:
         except (queue_mod.Empty, OSError, ValueError, EOFError):
             return
         if msg[0] == "res" and msg[3]:
-            source.apply(msg[1], msg[2], *msg[6:9])
+            source.apply(msg[1], msg[2], *msg[8:12])

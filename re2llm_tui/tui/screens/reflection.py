@@ -25,12 +25,15 @@ class ReflectionScreen(WorkbenchScreen):
     DATA_SOURCES = (changes.REFLECTIONS, changes.KB)
     AUTO_FOCUS = "#refl-hints"
     BINDINGS = [Binding("escape,backspace", "back", "Back"),
-                Binding("f", "reflect", "Reflect again")]
+                Binding("f", "reflect", "Reflect again"),
+                Binding("t", "toggle_reasoning", "Think")]
 
     def __init__(self, session_id: str) -> None:
         super().__init__()
         self.session_id = session_id
         self.reflection_id: int | None = None
+        #: t: show each assistant turn's thinking (a reasoning model's, from its call)
+        self.show_reasoning = False
 
     def compose(self) -> ComposeResult:
         yield AppHeader(f"Reflection · {self.session_id}")
@@ -94,6 +97,12 @@ class ReflectionScreen(WorkbenchScreen):
                 last = head
             t.append(f"{turn['role']}: ", style="bold" if turn["role"] == "assistant" else "dim")
             t.append(turn["content"].strip() + "\n")
+            if self.show_reasoning and turn["role"] == "assistant":
+                from re2llm_tui.store.runs import call_reasoning
+
+                thinking = call_reasoning(db, turn.get("call_id")).strip()
+                t.append("  thinking: ", style="bold dim")
+                t.append((thinking or "(none stored)") + "\n", style="dim italic")
         if not t.plain.strip():
             t.append("(no turns stored)", style="dim")
         transcript.update(t)
@@ -138,6 +147,10 @@ class ReflectionScreen(WorkbenchScreen):
         if h.get("hint_id") is not None:
             t.append(f"stored as candidate hint #{h['hint_id']}", style="green")
         out.update(t)
+
+    def action_toggle_reasoning(self) -> None:
+        self.show_reasoning = not self.show_reasoning
+        self._show()
 
     def action_back(self) -> None:
         self.app.pop_screen()

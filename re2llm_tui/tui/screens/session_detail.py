@@ -27,6 +27,7 @@ class SessionDetailScreen(WorkbenchScreen):
         Binding("h", "recommend_hint", "With hint"),
         Binding("f", "reflect", "Reflect"),
         Binding("v", "view_reflection", "Reflections"),
+        Binding("t", "toggle_reasoning", "Think"),
     ]
 
     def __init__(self, session_id: str, reward_hint: dict | None = None) -> None:
@@ -37,6 +38,8 @@ class SessionDetailScreen(WorkbenchScreen):
         self.reward_hint = reward_hint
         self._others: list[views.StoredRanking] = []
         self._chosen_b: int | None = -2 if reward_hint else None
+        #: t: show the reasoning model's thinking behind rankings A and B
+        self.show_reasoning = False
 
     def compose(self) -> ComposeResult:
         yield AppHeader(f"Session {self.session_id}")
@@ -53,6 +56,8 @@ class SessionDetailScreen(WorkbenchScreen):
                         yield RankingView(id="ranking-a")
                     with VerticalScroll(classes="ranking-col"):
                         yield RankingView(id="ranking-b")
+                with VerticalScroll(id="thinking-col"):
+                    yield Static("", id="thinking")
         yield WorkbenchFooter()
 
     def on_mount(self) -> None:
@@ -108,6 +113,23 @@ class SessionDetailScreen(WorkbenchScreen):
             b.show_empty("B · with hint / agent",
                          "no hinted ranking yet: press h to recommend with a hint")
         self.query_one("#candidates", CandidatesView).show(s.candidates, s.target_index, marks)
+        self._show_reasoning(self._base, chosen)
+
+    def _show_reasoning(self, a, b) -> None:
+        """The thinking behind rankings A and B (t toggles it), escaped, muted."""
+        from rich.text import Text
+
+        col = self.query_one("#thinking-col")
+        col.display = self.show_reasoning
+        if not self.show_reasoning:
+            return
+        t = Text()
+        for name, r in (("A", a), ("B", b)):
+            thinking = runs.call_reasoning(self.app.db, r.call_id) if r is not None else ""
+            t.append(f"{name} · thinking: ", style="bold")
+            t.append((thinking.strip() or "(none stored: not a reasoning model, or no call)")
+                     + "\n", style="dim" if thinking else "italic dim")
+        self.query_one("#thinking", Static).update(t)
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "run-b" and event.value is not Select.BLANK:
@@ -134,6 +156,10 @@ class SessionDetailScreen(WorkbenchScreen):
 
     def action_reflect(self) -> None:
         self.app.reflect(self.session_id)
+
+    def action_toggle_reasoning(self) -> None:
+        self.show_reasoning = not self.show_reasoning
+        self._show()
 
     def action_view_reflection(self) -> None:
         from re2llm_tui.tui.screens.reflection import ReflectionScreen
