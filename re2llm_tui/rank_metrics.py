@@ -20,6 +20,8 @@ import numpy as np
 METRICS = ("hr@1", "hr@5", "hr@10", "ndcg@5", "ndcg@10", "mrr@10")
 
 Rank = int | None
+#: a session's outcome: one rank, or the ranks of its samples (``--samples N``)
+Outcome = Rank | Sequence[Rank]
 
 #: reply-validity keys of a summary (``None`` where there are no replies)
 VALIDITY = ("replies", "valid_rate", "hallucinations_per_reply", "short_replies")

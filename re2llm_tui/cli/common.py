@@ -118,6 +118,11 @@ SampleOption = typer.Option(None, "--sample", min=1,
                             help="a seeded random subset of N sessions (--seed; in the split's "
                                  "order; stored with the run) instead of all or --limit")
 
+SamplesOption = typer.Option(
+    None, "--samples", help="ask each request N times (1-50; distinct cached keys) and report "
+    "metrics as the mean over samples with the between-sample spread: for a model whose "
+    "replies are sampled (a reasoning model)")
+
 DryRunOption = typer.Option(
     False, "--dry-run",
     help="print the calls still to pay after the cache, their estimated tokens, dollars "

@@ -25,6 +25,7 @@ from re2llm_tui.cli.common import (
     RankByOption,
     RetriesOption,
     SampleOption,
+    SamplesOption,
     SplitOption,
     TimeoutOption,
     TransportOption,
@@ -44,6 +45,7 @@ def register(app: typer.Typer) -> None:
         limit: Optional[int] = typer.Option(None, "--limit", "-n", help="first N sessions only"),
         sample: Optional[int] = SampleOption,
         seed: int = typer.Option(0, "--seed", help="seed of --sample"),
+        samples: Optional[int] = SamplesOption,
         hint_id: Optional[int] = typer.Option(
             None, "--hint-id", help="append this KB hint (0 = no hint) to every prompt"),
         hint: OptStr = typer.Option(None, "--hint", help="append this hint text to every prompt"),
@@ -80,7 +82,10 @@ def register(app: typer.Typer) -> None:
         from re2llm_tui.llm.client import LLMClient
         from re2llm_tui.llm.parsing import check_rank_by
 
+        from re2llm_tui.evaluation.recommend import check_samples
+
         rank_by = check_rank_by(rank_by)
+        samples = check_samples(samples)               # bounded: one line before any work
         dset = Dataset.resolve(dataset, data_dir)     # the edge: resolved once
         ds = dset.name
         if hint is not None and hint_id is not None:
@@ -92,7 +97,8 @@ def register(app: typer.Typer) -> None:
 
             _dry_run(sessions, dset, db=db, model=model, api_base=api_base,
                      concurrency=concurrency, method=method, hint=hint, hint_id=hint_id,
-                     as_json=as_json, workers=check_client_procs(client_procs), **decoding)
+                     as_json=as_json, workers=check_client_procs(client_procs),
+                     samples=samples, **decoding)
             return
         from re2llm_tui.runtime.client_procs import check_client_procs
         from re2llm_tui.llm.replies import use_max_reply_bytes
@@ -121,13 +127,16 @@ def register(app: typer.Typer) -> None:
             result = _run_with_progress(sessions, client, err, dataset=ds, split=split,
                                         hint=hint_text, hint_id=hint_id, name=name,
                                         resume=not no_resume, quiet=as_json, rank_by=rank_by,
-                                        client_procs=procs,
+                                        client_procs=procs, samples=samples,
                                         selection={"sample": sample, "sample_seed": seed}
                                         if sample is not None else None)
             saved = cache_saved(client.workspace(), since_id=since, model=client.model,
                                 run_id=result.run_id)
             reasoning_tokens = int(client.run_totals(result.run_id)["reasoning_tokens"])
             sampled_note = client.sampled_note()
+            from re2llm_tui.evaluation.recommend import samples_note
+
+            greedy_note = samples_note(client, samples)
         finally:
             client.close()
         if as_json:
@@ -137,6 +146,7 @@ def register(app: typer.Typer) -> None:
                    "cost": round(result.cost, 6), "cache_saved": saved.as_dict(),
                    "model": client.model, "rank_by": rank_by,
                    "reasoning_tokens": reasoning_tokens, "sampled": bool(sampled_note),
+                   "samples": samples,
                    "metrics": to_json(result.metrics) if result.metrics else None}
             print(json.dumps(out))
         else:
@@ -158,6 +168,8 @@ def register(app: typer.Typer) -> None:
                       + ("; resumed an unfinished run" if result.resumed else ""))
             if sampled_note:
                 con.print(f"note: {escape(sampled_note)}")
+            if greedy_note:
+                con.print(f"note: {escape(greedy_note)}")
         if result.status == "stopped":
             err.print(f"[yellow]stopped:[/yellow] {escape(result.stopped_reason, oneline=True)} "
                       f"({result.done}/{result.total} sessions done; run {result.run_id}; rerun the "
@@ -168,7 +180,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _dry_run(sessions, dset, *, db, model, api_base, concurrency, method, hint, hint_id,
-             as_json: bool, workers: int = 1, **decoding) -> None:
+             as_json: bool, workers: int = 1, samples: int = 1, **decoding) -> None:
     """``recommend --dry-run``: the estimate of the rankings the command would ask for."""
     from re2llm_tui.costs import dry_run
     from re2llm_tui.costs.dry_run import dry_client
@@ -183,7 +195,7 @@ def _dry_run(sessions, dset, *, db, model, api_base, concurrency, method, hint, 
             hint_text = "" if hint_id == 0 else \
                 KnowledgeBase(client.workspace(), dset).get(hint_id).text
         est = dry_run.recommend(client, client.workspace(), sessions, dataset=dset.name,
-                                hint=hint_text, workers=workers)
+                                hint=hint_text, workers=workers, samples=samples)
     finally:
         client.close()
     if as_json:

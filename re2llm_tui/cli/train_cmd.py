@@ -25,6 +25,7 @@ from re2llm_tui.cli.common import (
     OptStr,
     RankByOption,
     SampleOption,
+    SamplesOption,
     SplitOption,
     TransportOption,
     console,
@@ -75,6 +76,7 @@ def register(app: typer.Typer) -> None:
                                                    "shuffles and sampling"),
         limit: Optional[int] = typer.Option(None, "--limit", "-n",
                                             help="train on the first N training sessions only"),
+        samples: Optional[int] = SamplesOption,
         fresh: bool = typer.Option(False, "--fresh", help="start a new run even if an "
                                                           "unfinished one can be resumed"),
         max_cost: Optional[float] = MaxCostOption, max_calls: Optional[int] = MaxCallsOption,
@@ -99,7 +101,10 @@ def register(app: typer.Typer) -> None:
         from re2llm_tui.utilization.training import TrainSpec
 
         dataset = canonical_domain(dataset, data_dir)   # bad input: one line, first of all
+        from re2llm_tui.llm.decoding import check_samples
+
         rank_by = check_rank_by(rank_by)
+        samples = check_samples(samples)
         if steps < 1:
             raise UserError(f"--steps must be >= 1 (got {steps})")
         if limit is not None and limit < 1:
@@ -109,7 +114,7 @@ def register(app: typer.Typer) -> None:
                          data_dir=str(data_dir) if data_dir else None, max_cost=max_cost,
                          max_calls=max_calls, api_bases=tuple(api_base or ()),
                          concurrency=concurrency, limit=limit, resume=not fresh,
-                         rank_by=rank_by)
+                         rank_by=rank_by, samples=samples)
         decoding = decoding_options(reasoning_effort, reasoning, no_temperature)
         if dry_run:
             from re2llm_tui.costs import dry_run as dry
@@ -117,7 +122,7 @@ def register(app: typer.Typer) -> None:
 
             def plan(client, db):
                 return dry.train(client, db, Dataset.resolve(dataset, data_dir), limit=limit,
-                                 prefill=prefill, rank_by=rank_by,
+                                 prefill=prefill, rank_by=rank_by, samples=samples,
                                  workers=default_workers(workers, client))
 
             print_dry_run(plan, db=spec.db_path, model=model, api_base=api_base,
@@ -135,6 +140,10 @@ def register(app: typer.Typer) -> None:
         err = console(stderr=True)
         if client.is_demo_model and not as_json:
             err.print(f"[yellow]note:[/yellow] {escape(client.demo_notice)}")
+        from re2llm_tui.evaluation.recommend import samples_note
+
+        if samples_note(client, samples) and not as_json:
+            err.print(f"[yellow]note:[/yellow] {escape(samples_note(client, samples))}")
         from re2llm_tui.costs.savings import cache_saved, last_call_id
 
         since = last_call_id(client.workspace())
@@ -163,6 +172,7 @@ def register(app: typer.Typer) -> None:
         no_temperature: Optional[bool] = NoTemperatureOption,
         limit: Optional[int] = typer.Option(None, "--limit", "-n", help="first N sessions only"),
         sample: Optional[int] = SampleOption,
+        samples: Optional[int] = SamplesOption,
         permutations: int = typer.Option(
             0, "--permutations",
             help="also re-ask the no-hint and agent rows with P (at most 100) seeded "
@@ -196,13 +206,14 @@ def register(app: typer.Typer) -> None:
         from re2llm_tui.control import RunStop
         from re2llm_tui.data.release import SPLITS, Dataset
         from re2llm_tui.errors import UserError
-        from re2llm_tui.evaluation.compare import check_permutations, evaluate
+        from re2llm_tui.evaluation.compare import check_permutations, check_samples, evaluate
         from re2llm_tui.llm.client import LLMClient
         from re2llm_tui.llm.parsing import check_rank_by
         from re2llm_tui.store.workspace import open_workspace
 
         rank_by = check_rank_by(rank_by)
         check_permutations(permutations)     # bounded: one line before any work
+        samples = check_samples(samples, permutations)
         ds = Dataset.resolve(dataset, data_dir)       # the edge: resolved once
         if split not in SPLITS:
             raise UserError(f"unknown split {split!r}: choose train or test")
@@ -226,6 +237,7 @@ def register(app: typer.Typer) -> None:
                 return dry.evaluate(client, wdb, ds, split, limit=limit, sample=sample,
                                     seed=seed, oracle=not no_oracle, train_run=train_run,
                                     permutations=permutations, rank_by=rank_by,
+                                    samples=samples,
                                     workers=default_workers(workers, client))
 
             print_dry_run(plan, db=db, model=model, api_base=api_base,
@@ -259,7 +271,7 @@ def register(app: typer.Typer) -> None:
                                              limit=limit, train_run=train_run,
                                              oracle=not no_oracle, seed=seed, rank_by=rank_by,
                                              sample=sample, permutations=permutations,
-                                             content_only=content_only,
+                                             content_only=content_only, samples=samples,
                                              workers=default_workers(workers, client,
                                                                      client_procs))
             saved = cache_saved(wdb, since_id=since, model=client.model)

@@ -61,19 +61,25 @@ def dry_client(db_path=None, model: str | None = None, api_bases: Sequence[str] 
 
 # --------------------------------------------------------------------------- recommend
 
-def recommend_calls(client, sessions, hint: str | None = None, k: int = 10) -> list[PlannedCall]:
-    """The rankings :func:`~re2llm_tui.evaluation.recommend.recommend_async` asks for."""
+def recommend_calls(client, sessions, hint: str | None = None, k: int = 10,
+                    samples: int = 1) -> list[PlannedCall]:
+    """The rankings :func:`~re2llm_tui.evaluation.recommend.recommend_async` asks for
+    (``samples``: each session's request that many times, under its samples' keys)."""
+    from re2llm_tui.llm.decoding import sample_decoding
     from re2llm_tui.prompts import recommend_prompt
 
     hint_text = (hint or "").strip() or None
-    return [rank_call(client, recommend_prompt(s.prompt, hint_text), s.candidates, k=k)
-            for s in sessions]
+    return [rank_call(client, recommend_prompt(s.prompt, hint_text), s.candidates, k=k,
+                      **sample_decoding(j))
+            for s in sessions for j in range(samples)]
 
 
 def recommend(client, db, sessions, *, dataset: str, hint: str | None = None,
-              k: int = 10, workers: int = 1) -> Estimate:
-    return estimate("recommend", client, db, recommend_calls(client, sessions, hint, k),
-                    dataset=dataset, workers=workers)
+              k: int = 10, workers: int = 1, samples: int = 1) -> Estimate:
+    notes = [f"--samples {samples}: {len(sessions)} sessions x {samples} samples"] \
+        if samples > 1 else []
+    return estimate("recommend", client, db, recommend_calls(client, sessions, hint, k, samples),
+                    dataset=dataset, workers=workers, notes=notes)
 
 
 # --------------------------------------------------------------------------- reward table
@@ -81,14 +87,17 @@ def recommend(client, db, sessions, *, dataset: str, hint: str | None = None,
 def reward_calls(client, source, wanted: np.ndarray | None = None) -> list[PlannedCall]:
     """The rankings :meth:`LLMRewards.compute` asks for: the source's missing outcomes, a
     session at a time (``source``: a :class:`~re2llm_tui.utilization.rewards.LLMRewards`)."""
+    from re2llm_tui.llm.decoding import sample_decoding
     from re2llm_tui.prompts import recommend_prompt
     from re2llm_tui.utilization.rewards import K, session_major
 
     out = []
     for i, a in session_major(source.missing_pairs(wanted)):
         s = source.sessions[i]
-        out.append(rank_call(client, recommend_prompt(s.prompt, source.actions[a][1] or None),
-                             s.candidates, k=K, group=s.id))
+        for j in range(getattr(source, "samples", 1)):    # --samples N: N requests each
+            out.append(rank_call(client, recommend_prompt(s.prompt,
+                                                          source.actions[a][1] or None),
+                                 s.candidates, k=K, group=s.id, **sample_decoding(j)))
     return out
 
 
@@ -98,7 +107,7 @@ def _stored(source, wanted: np.ndarray | None) -> int:
 
 
 def train(client, db, ds, *, limit: int | None = None, prefill: bool = True,
-          rank_by: str = "reply", workers: int = 1) -> Estimate:
+          rank_by: str = "reply", workers: int = 1, samples: int = 1) -> Estimate:
     """Phase 1 of :func:`~re2llm_tui.utilization.training.train` (its sessions and actions
     as ``_set_up`` builds them)."""
     from re2llm_tui.kb import KnowledgeBase
@@ -106,9 +115,11 @@ def train(client, db, ds, *, limit: int | None = None, prefill: bool = True,
 
     sessions = ds.first("train", limit) if limit else ds.sessions("train")
     _, actions = KnowledgeBase(db, ds).actions()
-    source = LLMRewards(client, sessions, actions, dataset=ds.name, db=db, rank_by=rank_by)
+    source = LLMRewards(client, sessions, actions, dataset=ds.name, db=db, rank_by=rank_by,
+                        samples=samples)
     planned = reward_calls(client, source)
-    notes = [f"reward table: {len(sessions)} sessions x {len(actions)} actions"]
+    notes = [f"reward table: {len(sessions)} sessions x {len(actions)} actions"
+             + (f" x {samples} samples" if samples > 1 else "")]
     return estimate("train", client, db, planned, dataset=ds.name, workers=workers,
                     stored=_stored(source, None), upper_bound=not prefill,
                     bound_basis="--no-prefill: PPO pays only for the pairs it visits; at most "
@@ -119,7 +130,7 @@ def train(client, db, ds, *, limit: int | None = None, prefill: bool = True,
 def evaluate(client, db, ds, split: str = "test", *, limit: int | None = None,
              sample: int | None = None, seed: int = 0, oracle: bool = True,
              train_run: int | None = None, permutations: int = 0, rank_by: str = "reply",
-             workers: int = 1) -> Estimate:
+             workers: int = 1, samples: int = 1) -> Estimate:
     """The outcomes :func:`~re2llm_tui.evaluation.compare.evaluate` computes."""
     from re2llm_tui.evaluation import compare
     from re2llm_tui.kb import KnowledgeBase
@@ -137,9 +148,10 @@ def evaluate(client, db, ds, split: str = "test", *, limit: int | None = None,
     rng = np.random.default_rng(seed)
     random_actions = (rng.integers(1, n_actions, size=n) if n_actions > 1
                       else np.zeros(n, dtype=np.int64))
-    best = compare.best_train_hint(db, client, ds, actions, rank_by)
+    best = compare.best_train_hint(db, client, ds, actions, rank_by, samples)
     needed = compare._needed(n, n_actions, random_actions, agent, best, oracle)
-    source = LLMRewards(client, sessions, actions, dataset=ds.name, db=db, rank_by=rank_by)
+    source = LLMRewards(client, sessions, actions, dataset=ds.name, db=db, rank_by=rank_by,
+                        samples=samples)
     planned = reward_calls(client, source, needed)
     stored = _stored(source, needed)
     if permutations:
@@ -159,6 +171,7 @@ def evaluate(client, db, ds, split: str = "test", *, limit: int | None = None,
                      + (" and agent rows" if agent is not None else " row")
                      + " asked again on each shuffle")
     notes = [f"{n} sessions x {n_actions} actions"
+             + (f" x {samples} samples" if samples > 1 else "")
              + ("" if oracle else " (no oracle: only the rows' actions)")] + notes
     return estimate("evaluate", client, db, planned, dataset=ds.name, workers=workers,
                     stored=stored, notes=notes)

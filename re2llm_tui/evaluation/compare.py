@@ -18,6 +18,12 @@ Every LLM row is read from the reward table of the evaluated sessions
 nothing.  Metrics: HR@{1,5,10}, NDCG@{5,10} (and MRR@10) with 95% bootstrap CIs, and the
 paired bootstrap difference in NDCG@10 to ``no hint``.  Each row is stored as a run
 (``kind='evaluate'``) with one item per session.
+
+``samples`` (``--samples N``): every outcome is the mean of N samples of its request (the
+reward table's ``|samples=N`` outcomes); each LLM row's metrics are the mean over samples
+with the between-sample spread, its run items keep every sample's rank in ``samples``
+(sample 0 in ``target_rank``), the oracle picks the best mean NDCG@10, and the paired
+difference compares the sessions' means.
 """
 
 from __future__ import annotations
@@ -177,7 +183,7 @@ def _train_with_outcomes(db, ds: Dataset, model: str) -> list:
 
 
 def best_train_hint(db, client, ds: Dataset, actions: Sequence[tuple[int, str]],
-                    rank_by: str = "reply") -> dict | None:
+                    rank_by: str = "reply", samples: int = 1) -> dict | None:
     """The hint with the highest mean stored reward on the training sessions.
 
     Only outcomes already in the reward table count (nothing is computed); an action is
@@ -190,7 +196,8 @@ def best_train_hint(db, client, ds: Dataset, actions: Sequence[tuple[int, str]],
     train = _train_with_outcomes(db, ds, client.model)   # the others add nothing
     if not train:
         return None
-    table = LLMRewards(client, train, actions, dataset=ds.name, db=db, rank_by=rank_by).table()
+    table = LLMRewards(client, train, actions, dataset=ds.name, db=db, rank_by=rank_by,
+                       samples=samples).table()
     best = None
     for a in range(1, len(actions)):
         col = table[:, a]
@@ -211,6 +218,18 @@ def best_train_hint(db, client, ds: Dataset, actions: Sequence[tuple[int, str]],
 MAX_PERMUTATIONS = 100
 
 
+def check_samples(samples: int | None, permutations: int = 0) -> int:
+    """``--samples`` of an evaluation: 1 to 50 (:func:`re2llm_tui.llm.decoding.check_samples`),
+    and not with ``--permutations`` (whose shuffles ask one sample each): one line."""
+    from re2llm_tui.llm.decoding import check_samples as bounded
+
+    samples = bounded(samples)
+    if samples > 1 and permutations:
+        raise UserError("--samples and --permutations cannot be combined (the candidate "
+                        "shuffles ask one sample each): run them apart")
+    return samples
+
+
 def check_permutations(permutations: int) -> int:
     """``--permutations``: 0 to :data:`MAX_PERMUTATIONS` (one-line UserError)."""
     if permutations < 0:
@@ -226,7 +245,8 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
              oracle: bool = True, seed: int = 0, n_boot: int = 1000, store: bool = True,
              workers: int = 1, progress: Callable | None = None,
              rank_by: str = "reply", sample: int | None = None,
-             permutations: int = 0, content_only: bool = False) -> EvalResult:
+             permutations: int = 0, content_only: bool = False,
+             samples: int = 1) -> EvalResult:
     """Compare the policies on the sessions of ``split`` (see the module docstring).
 
     ``client``: an :class:`~re2llm_tui.llm.client.LLMClient` (default: one for ``model`` on
@@ -247,6 +267,7 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
 
     ds = Dataset.resolve(ds)
     check_permutations(permutations)
+    samples = check_samples(samples, permutations)
     sessions = ds.select(split, limit=limit, sample=sample, seed=seed)
     selection = selection_params(sessions, limit=limit, sample=sample, seed=seed)
     if content_only:
@@ -267,11 +288,12 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
         rng = np.random.default_rng(seed)
         random_actions = (rng.integers(1, n_actions, size=n) if n_actions > 1
                           else np.zeros(n, dtype=np.int64))
-        best = best_train_hint(db, client, ds, actions, rank_by)
+        best = best_train_hint(db, client, ds, actions, rank_by, samples)
         _note_best(best, n_actions, notes)
 
         # every outcome a row needs, computed a session at a time
-        source = LLMRewards(client, sessions, actions, dataset=ds.name, db=db, rank_by=rank_by)
+        source = LLMRewards(client, sessions, actions, dataset=ds.name, db=db, rank_by=rank_by,
+                            samples=samples)
         needed = _needed(n, n_actions, random_actions, agent, best, oracle)
         if not oracle:
             notes.append("oracle: skipped (oracle=False)")
@@ -280,6 +302,13 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
         finally:
             source.close()
         failed_line = _nothing_worked(db, client, source, needed, since)
+        if samples > 1:
+            from re2llm_tui.evaluation.recommend import samples_note
+
+            notes.append(f"--samples {samples}: each outcome is the mean of {samples} samples; "
+                         "the spread between samples is beside the CIs")
+            if samples_note(client, samples):
+                notes.append(samples_note(client, samples))
         missing = needed & ~np.isfinite(source.ndcg)
         if missing.any() and failed_line is None:
             notes.append(f"{int(missing.sum())} outcome(s) failed after retries: scored as misses")
@@ -305,7 +334,7 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
             marked = ""
             if store:
                 _store_rows(db, result, client, sessions, actions, choices, rankings, source,
-                            seed, rank_by, failed=failed_line)
+                            seed, rank_by, failed=failed_line, samples=samples)
                 ids = [str(rid) for name, rid in result.run_ids.items() if name != CONTENT]
                 marked = f"; evaluation run{'s' if len(ids) > 1 else ''} " \
                          f"{', '.join(ids)} marked failed"
@@ -315,7 +344,7 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
                                        permutations, seed, workers, rank_by, progress)
         if store:
             _store_rows(db, result, client, sessions, actions, choices, rankings, source, seed,
-                        rank_by)
+                        rank_by, samples=samples)
             if result.order is not None:
                 _store_order_runs(db, result, client, sessions, n_boot, seed, rank_by)
         return result
@@ -392,6 +421,15 @@ def _known_rank(source, i: int, a: int):
     return source.target_rank(i, a) if np.isfinite(source.ndcg[i, a]) else None
 
 
+def _known_outcome(source, i: int, a: int):
+    """The outcome a row scores: the target rank (None: a miss or a failed call), or with
+    samples the list of the samples' ranks (a failed outcome: every sample a miss)."""
+    if getattr(source, "samples", 1) > 1:
+        return source.outcome(i, a) if np.isfinite(source.ndcg[i, a]) \
+            else [None] * source.samples
+    return _known_rank(source, i, a)
+
+
 def _choices(source, n: int, n_actions: int, agent, random_actions, best,
              oracle: bool) -> dict[str, np.ndarray]:
     """Each LLM row's action per session."""
@@ -402,8 +440,12 @@ def _choices(source, n: int, n_actions: int, agent, random_actions, best,
     if best is not None:
         choices[BEST] = np.full(n, best["action"], dtype=np.int64)
     if oracle:
-        # the best rank in hindsight; ties: the lowest action index (no hint first)
+        # the best rank in hindsight (with samples: the best mean NDCG@10); ties: the
+        # lowest action index (no hint first)
         def key(i, a):
+            if getattr(source, "samples", 1) > 1:
+                v = source.ndcg[i, a]
+                return (-v if np.isfinite(v) else 1.0, a)
             r = _known_rank(source, i, a)
             return (r if r is not None else 10 ** 9, a)
         choices[ORACLE] = np.array([min(range(n_actions), key=lambda a: key(i, a))
@@ -413,7 +455,7 @@ def _choices(source, n: int, n_actions: int, agent, random_actions, best,
 
 def _outcomes(source, choices) -> tuple[dict[str, list], dict[str, list]]:
     """Per row: the target's rank and the ranking in each session (a failed call: a miss)."""
-    ranks = {name: [_known_rank(source, i, int(a)) for i, a in enumerate(acts)]
+    ranks = {name: [_known_outcome(source, i, int(a)) for i, a in enumerate(acts)]
              for name, acts in choices.items()}
     rankings = {name: [source.ranking(i, int(a)) if np.isfinite(source.ndcg[i, int(a)])
                        else [] for i, a in enumerate(acts)]
@@ -492,14 +534,16 @@ def _content_row(sessions, db) -> tuple[list, list]:
 
 
 def _store_rows(db, result: EvalResult, client, sessions, actions, choices, rankings, source,
-                seed: int, rank_by: str = "reply", failed: str | None = None) -> None:
+                seed: int, rank_by: str = "reply", failed: str | None = None,
+                samples: int = 1) -> None:
     """Each row as a run (``kind='evaluate'``) with one item per session; ``failed``: every
-    LLM call failed, the LLM rows end ``failed`` with this line."""
+    LLM call failed, the LLM rows end ``failed`` with this line.  With ``samples`` > 1 an
+    item's ``target_rank`` is sample 0's and ``samples`` holds every sample's rank."""
     from re2llm_tui.prompts import prompt_version
     from re2llm_tui.store import runs
     from re2llm_tui.utilization.rewards import reward_context
 
-    context = reward_context(client, rank_by)
+    context = reward_context(client, rank_by, samples)
     hint_ids = result.hint_ids
     for name in result.ranks:
         acts = choices.get(name)
@@ -508,6 +552,7 @@ def _store_rows(db, result: EvalResult, client, sessions, actions, choices, rank
                   "seed": seed,
                   "train_run": result.train_run_id, "context": context,
                   "n_sessions": result.n, "rank_by": rank_by,
+                  **({"samples": samples} if samples > 1 and name != CONTENT else {}),
                   **({} if name == CONTENT else getattr(client, "decoding_record", dict)())}
         rid = runs.create_run(
             db, name=f"evaluate {result.dataset}/{result.split}: {name}", kind="evaluate",
@@ -522,7 +567,11 @@ def _store_rows(db, result: EvalResult, client, sessions, actions, choices, rank
         n_failed = 0
         with runs.ending(db, rid):
             for i, s in enumerate(sessions):
-                cols = {"ranking": rankings[name][i], "target_rank": result.ranks[name][i]}
+                outcome = result.ranks[name][i]
+                cols = {"ranking": rankings[name][i], "target_rank": outcome}
+                if isinstance(outcome, list):
+                    cols["target_rank"] = outcome[0] if outcome else None
+                    cols["samples"] = [{"target_rank": r} for r in outcome]
                 if acts is not None:
                     ok = bool(np.isfinite(source.ndcg[i, int(acts[i])]))
                     cols["error"] = None if ok else "LLM call failed"
@@ -555,6 +604,7 @@ class EvalSpec:
     rank_by: str = "reply"
     sample: int | None = None
     permutations: int = 0
+    samples: int = 1
 
 
 def run_job(spec: EvalSpec, emit, control) -> dict:
@@ -571,7 +621,7 @@ def run_job(spec: EvalSpec, emit, control) -> dict:
                        client=client, limit=spec.limit, oracle=spec.oracle,
                        seed=spec.seed, n_boot=spec.n_boot, workers=spec.workers,
                        train_run=spec.train_run, rank_by=spec.rank_by, sample=spec.sample,
-                       permutations=spec.permutations,
+                       permutations=spec.permutations, samples=spec.samples,
                        progress=lambda p: emit("table", p.as_dict()))
     finally:
         client.close()

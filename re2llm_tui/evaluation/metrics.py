@@ -9,6 +9,13 @@ Beside the metrics, :func:`summarize` reports how usable the replies were (:data
 the valid-output rate (share of listed items that match a candidate), hallucinations per
 reply, and how many replies list fewer than 10 distinct valid candidates.  A row without
 replies (the content ranker) has ``None`` there, shown as "—".
+
+Sampled models (``--samples N``): a session's outcome is then the list of its N samples'
+ranks.  Each metric is the mean over samples (per session, the mean of its samples; the
+bootstrap CI resamples sessions of those means), and the summary carries the between-sample
+spread: ``samples`` (N) and ``spread`` (per metric: the standard deviation of the N
+per-sample values of the metric over all sessions, and their min and max), so that a hint's
+effect can be told from sampling noise.  A summary of single outcomes has neither key.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from re2llm_tui.rank_metrics import (  # noqa: F401 - the rank metrics, re-expor
     METRICS,
     VALIDITY,
     Counts,
+    Outcome,
     Rank,
     ReplyCounts,
     bootstrap_mean,
@@ -34,9 +42,53 @@ from re2llm_tui.rank_metrics import (  # noqa: F401 - the rank metrics, re-expor
 from re2llm_tui.rank_metrics import boot_indices as _boot_indices
 
 
-def _columns(ranks: Sequence[Rank]) -> dict[str, list[float]]:
-    per = [session_metrics(r) for r in ranks]
+def is_sampled(outcome) -> bool:
+    """A session's outcome given as the ranks of its samples (a list or tuple)."""
+    return isinstance(outcome, (list, tuple))
+
+
+def _session_values(outcome) -> dict[str, float]:
+    """The metrics of one session: of its rank, or the mean over its samples' ranks."""
+    if not is_sampled(outcome):
+        return session_metrics(outcome)
+    per = [session_metrics(r) for r in outcome]
+    if not per:
+        return session_metrics(None)
+    return {m: sum(p[m] for p in per) / len(per) for m in METRICS}
+
+
+def session_value(outcome, metric: str) -> float:
+    """One metric of one session's outcome (a rank, or its samples' ranks: their mean)."""
+    return _session_values(outcome)[metric]
+
+
+def _columns(ranks: Sequence[Outcome]) -> dict[str, list[float]]:
+    per = [_session_values(r) for r in ranks]
     return {m: [p[m] for p in per] for m in METRICS}
+
+
+def n_samples(ranks: Sequence[Outcome]) -> int:
+    """Samples per session (1 for single outcomes; sampled outcomes of unequal length
+    count the longest, a missing sample being a miss)."""
+    return max((len(r) for r in ranks if is_sampled(r)), default=1)
+
+
+def sample_spread(ranks: Sequence[Outcome]) -> dict[str, dict[str, float]]:
+    """Per metric, the between-sample spread: the metric over all sessions computed for
+    each sample index on its own, then the standard deviation (``sd``, n-1 denominator)
+    of those N values, their ``min`` and ``max``.  A session with fewer samples counts a
+    missing one as a miss."""
+    n = n_samples(ranks)
+    per_sample = []
+    for j in range(n):
+        col = [(r[j] if j < len(r) else None) if is_sampled(r) else r for r in ranks]
+        per_sample.append({m: _mean(v) for m, v in _columns(col).items()})
+    out = {}
+    for m in METRICS:
+        vals = np.asarray([p[m] for p in per_sample], dtype=np.float64)
+        out[m] = {"sd": float(vals.std(ddof=1)) if n > 1 else 0.0,
+                  "min": float(vals.min()) if n else 0.0, "max": float(vals.max()) if n else 0.0}
+    return out
 
 
 def _mean(xs: Sequence[float]) -> float:
@@ -57,10 +109,14 @@ def validity(replies: Iterable[ReplyCounts | None] | None) -> dict:
             "short_replies": sum(1 for r in got if int(r.distinct) < FULL_LIST)}
 
 
-def summarize(ranks: Iterable[Rank], n_boot: int = 1000, seed: int = 0,
+def summarize(ranks: Iterable[Outcome], n_boot: int = 1000, seed: int = 0,
               alpha: float = 0.05, replies: Iterable[ReplyCounts | None] | None = None) -> dict:
     """Mean of every metric with a percentile-bootstrap (1-alpha) CI over sessions, and the
-    replies' validity (:func:`validity`; ``replies=None``: a row without replies)."""
+    replies' validity (:func:`validity`; ``replies=None``: a row without replies).
+
+    ``ranks`` of sampled outcomes (each a list of its samples' ranks, ``--samples N``):
+    the means are over samples, and ``samples`` and ``spread`` (:func:`sample_spread`)
+    are added; ``replies`` are then every sample's."""
     ranks = list(ranks)
     cols = _columns(ranks)
     out: dict = {"n": len(ranks)}
@@ -76,12 +132,17 @@ def summarize(ranks: Iterable[Rank], n_boot: int = 1000, seed: int = 0,
         ci = {m: [0.0, 0.0] for m in METRICS}
     out["ci"] = ci
     out.update(validity(replies))
+    if any(is_sampled(r) for r in ranks):
+        out["samples"] = n_samples(ranks)
+        out["spread"] = sample_spread(ranks)
     return out
 
 
-def paired_difference(ranks_a: Sequence[Rank], ranks_b: Sequence[Rank], metric: str = "ndcg@10",
-                      n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
-    """Mean of (a - b) over the same sessions, with a paired bootstrap CI and a p-value.
+def paired_difference(ranks_a: Sequence[Outcome], ranks_b: Sequence[Outcome],
+                      metric: str = "ndcg@10", n_boot: int = 1000, seed: int = 0,
+                      alpha: float = 0.05) -> dict:
+    """Mean of (a - b) over the same sessions, with a paired bootstrap CI and a p-value
+    (sampled outcomes: each session's mean over its samples).
 
     ``p`` is the two-sided bootstrap share of resampled differences on the other side of 0.
     """
@@ -103,14 +164,22 @@ def paired_difference(ranks_a: Sequence[Rank], ranks_b: Sequence[Rank], metric: 
 def to_json(summary: dict) -> dict:
     """The ``--json`` shape: ``{"n", "hr@1", ..., "mrr@10", "ci": {...}, "replies",
     "valid_rate", "hallucinations_per_reply", "short_replies"}`` rounded to 6 places (the
-    validity keys ``null`` for a row without replies, or a summary stored before them)."""
+    validity keys ``null`` for a row without replies, or a summary stored before them);
+    a summary of sampled outcomes adds ``samples`` and ``spread`` (``{metric: {"sd",
+    "min", "max"}}``)."""
     out = {"n": summary["n"]}
     out.update({m: round(summary[m], 6) for m in METRICS})
     out["ci"] = {m: [round(v, 6) for v in summary["ci"][m]] for m in METRICS}
     for key in VALIDITY:
         v = summary.get(key)
         out[key] = round(v, 6) if isinstance(v, float) else v
+    if summary.get("spread"):
+        out["samples"] = summary.get("samples")
+        out["spread"] = {m: {k: round(v, 6) for k, v in summary["spread"][m].items()}
+                         for m in METRICS}
     return out
+
+
 
 
 def validity_cells(summary: dict) -> list[str]:
@@ -218,8 +287,12 @@ class MetricTable:
         for name, s in self.rows.items():
             cells = self._cells(name, s, form)
             table.add_row(text(name, oneline=True), *cells[1:])
+        tables = [table]
+        spread = self.spread_table()
+        if spread is not None:
+            tables.append(spread)
         if not self.validity:
-            return Group(table)
+            return Group(*tables)
         replies = Table(caption="valid: share of listed items that match a candidate; "
                                 "<10 valid: replies listing fewer than 10 valid items")
         replies.add_column("run / policy", style="bold", overflow="fold")
@@ -228,7 +301,31 @@ class MetricTable:
         for name, s in self.rows.items():
             replies.add_row(text(name, oneline=True), str(s.get("replies") or "—"),
                             *validity_cells(s))
-        return Group(table, replies)
+        return Group(*tables, replies)
+
+    def spread_table(self):
+        """The between-sample spread of the rows of sampled outcomes (``--samples N``), under
+        the metrics: per metric the standard deviation of its N per-sample values; None
+        when no row has samples."""
+        from rich.table import Table
+
+        from re2llm_tui.safe_text import text
+
+        rows = {name: s for name, s in self.rows.items() if s.get("spread")}
+        if not rows:
+            return None
+        table = Table(title="between-sample spread: sd of each metric over the samples",
+                      caption="each metric computed per sample, then the standard deviation "
+                              "of those N values: beside the CIs above, it tells a hint's "
+                              "effect from sampling noise (min and max: --json)")
+        table.add_column("run / policy", style="bold", overflow="fold")
+        table.add_column("samples", justify="right")
+        for m in METRICS:
+            table.add_column(m.upper(), justify="right")
+        for name, s in rows.items():
+            table.add_row(text(name, oneline=True), str(s.get("samples")),
+                          *(f"{s['spread'][m]['sd']:.3f}" for m in METRICS))
+        return table
 
     def __rich_console__(self, console, options):
         yield self.renderable(self.form_for(options.max_width))

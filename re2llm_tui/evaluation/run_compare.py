@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 from re2llm_tui.errors import UserError
 from re2llm_tui.evaluation.metrics import METRICS, VALIDITY, paired_difference, \
-    session_metrics, summarize
+    session_value, summarize
 
 #: the columns of a run's configuration that a config diff compares (then every param)
 CONFIG_FIELDS = ("kind", "dataset", "split", "model", "prompt_version", "kb_version",
@@ -125,7 +125,7 @@ class Comparison:
         for i, sid in enumerate(self.sessions):
             ranks = {ref: self.ranks[ref][i] for ref in self.refs}
             out.append({"session_id": sid, "ranks": ranks,
-                        "values": {ref: session_metrics(r)[self.metric]
+                        "values": {ref: session_value(r, self.metric)
                                    for ref, r in ranks.items()}})
         return out
 
@@ -140,7 +140,7 @@ class Comparison:
         out = []
         for i, sid in enumerate(self.sessions):
             rb, rw = self.ranks[better][i], self.ranks[worse][i]
-            gain = session_metrics(rb)[metric] - session_metrics(rw)[metric]
+            gain = session_value(rb, metric) - session_value(rw, metric)
             if gain > 0:
                 out.append({"session_id": sid, "rank_better": rb, "rank_worse": rw,
                             "gain": gain})

@@ -13,6 +13,8 @@ effort) gets exactly the dict it always got, so its cache keys and requests are 
 
 from __future__ import annotations
 
+from re2llm_tui.errors import UserError
+
 #: max_tokens of a free-generation ranking reply (10 titles fit with room to spare)
 RANK_MAX_TOKENS = 512
 
@@ -21,6 +23,26 @@ RANK_MAX_TOKENS = 512
 KEY_ONLY = ("sample",)
 
 _LIMITS = ("max_tokens", "max_completion_tokens")
+
+#: the most samples ``--samples`` asks for per request
+MAX_SAMPLES = 50
+
+
+def check_samples(samples: int | None) -> int:
+    """``--samples``: 1 to :data:`MAX_SAMPLES` (one-line UserError); None: 1."""
+    if samples is None:
+        return 1
+    if samples < 1 or samples > MAX_SAMPLES:
+        raise UserError(f"--samples must be between 1 and {MAX_SAMPLES} (got {samples}; each "
+                        "sample asks every request once more)")
+    return int(samples)
+
+
+def sample_decoding(j: int) -> dict:
+    """The decoding a request's ``j``-th sample adds: nothing for sample 0 (today's cache
+    key), the key-only ``sample=j`` after it (:data:`~re2llm_tui.llm.decoding.KEY_ONLY`:
+    part of the cache key, never sent)."""
+    return {"sample": j} if j else {}
 
 
 def plain(profile) -> bool:

@@ -263,12 +263,15 @@ def get_record(db, ref) -> dict:
                           _call_stats(db, [run_id]).get(run_id))
 
 
-def run_outcomes(db, run_id: int) -> dict[str, int | None]:
+def run_outcomes(db, run_id: int) -> dict[str, int | None | list]:
     """session id -> target rank (1-based or ``None``: not ranked) of an output run's scored
-    sessions: those whose call succeeded and whose label matched."""
-    return {sid: rank for sid, rank in db.execute(
-        "SELECT session_id, target_rank FROM run_items WHERE run_id=? AND error IS NULL "
-        "AND label_ok=1 ORDER BY session_id", [run_id])}
+    sessions: those whose call succeeded and whose label matched.  A run of ``--samples N``
+    gives each session the list of its samples' ranks (what
+    :func:`~re2llm_tui.evaluation.metrics.summarize` averages)."""
+    return {sid: [p.get("target_rank") for p in json.loads(samples)] if samples else rank
+            for sid, rank, samples in db.execute(
+                "SELECT session_id, target_rank, samples FROM run_items WHERE run_id=? "
+                "AND error IS NULL AND label_ok=1 ORDER BY session_id", [run_id])}
 
 
 def session_counts(db, run_id: int) -> dict:

@@ -26,15 +26,16 @@ def get(db, run_id: int) -> dict | None:
 
 
 def find_resumable(db, dataset: str, model: str, seed: int, n_sessions: int,
-                   rank_by: str = "reply") -> dict | None:
+                   rank_by: str = "reply", samples: int = 1) -> dict | None:
     """The latest unfinished run of these settings that has a checkpoint (its rewards
     counted with the same rank accounting: runs from before it was recorded count as
-    ``reply``)."""
+    ``reply``; and averaged over as many samples: 1 when the config does not say)."""
     rows = [r for r in db.query(
         "SELECT * FROM train_runs WHERE dataset=? AND model=? AND seed=? AND n_sessions=? "
         "AND status != 'done' AND checkpoint IS NOT NULL ORDER BY id DESC",
         [dataset, model, seed, n_sessions])
-        if (json.loads(r["config"] or "{}").get("rank_by") or "reply") == rank_by]
+        if (json.loads(r["config"] or "{}").get("rank_by") or "reply") == rank_by
+        and int(json.loads(r["config"] or "{}").get("samples") or 1) == samples]
     if not rows:
         return None
     run = rows[0]

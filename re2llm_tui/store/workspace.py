@@ -28,7 +28,10 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE runs ADD COLUMN error TEXT",
         "ALTER TABLE calls ADD COLUMN usage_estimated INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE calls ADD COLUMN reasoning TEXT",
-        "ALTER TABLE calls ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0"],
+        "ALTER TABLE calls ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0",
+        # --samples N: every sample's outcome of a run item / reward outcome (JSON)
+        "ALTER TABLE run_items ADD COLUMN samples TEXT",
+        "ALTER TABLE reward_outcomes ADD COLUMN samples TEXT"],
 }
 BUSY_TIMEOUT_MS = 10_000
 
@@ -72,6 +75,8 @@ CREATE TABLE IF NOT EXISTS run_items (
     label_ok INTEGER NOT NULL DEFAULT 1,
     error TEXT,
     call_id INTEGER,
+    samples TEXT,                   -- --samples N > 1: JSON, every sample's outcome (v3);
+                                    -- the columns above hold sample 0
     PRIMARY KEY (run_id, session_id)
 );
 
@@ -258,6 +263,8 @@ CREATE TABLE IF NOT EXISTS reward_outcomes (
     ndcg REAL NOT NULL,             -- NDCG@10
     ranking TEXT,                   -- JSON candidate indices, best first
     call_id INTEGER,                -- calls.id that produced it
+    samples TEXT,                   -- --samples N > 1: JSON [{target_rank, call_id,
+                                    -- ranking}] per sample; ndcg is their mean (v3)
     created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
     PRIMARY KEY (dataset, model, context, session_id, hint_key)
 );

@@ -31,6 +31,7 @@ class WorkerSpec:
     pairs: list[tuple[int, int]]   # (local session index, action), session-major
     rank_by: str = "reply"    # the parent table's rank accounting ...
     context_tag: str = ""     # ... and context tag: a worker stores exactly what it would
+    samples: int = 1          # ... and samples per outcome
 
 
 def shard(pairs: list[tuple[int, int]], workers: int,
@@ -64,20 +65,19 @@ def fill_with_workers(source, pairs: list[tuple[int, int]], workers: int, work: 
         local = {g: n for n, g in enumerate(idx)}
         specs.append(WorkerSpec(source.dataset, [source.sessions[g] for g in idx], idx,
                                 list(source.actions), [(local[i], a) for i, a in part],
-                                rank_by=source.rank_by, context_tag=source.context_tag))
+                                rank_by=source.rank_by, context_tag=source.context_tag,
+                                samples=source.samples))
 
     def on_message(msg) -> None:
-        _, gi, a, ok, cached, cost = msg[:6]
-        if cached:
-            source.hits += 1
-        else:
-            source.calls += 1
-            source.cost += cost
+        _, gi, a, ok, hits, sent, failed, cost = msg[:8]
+        source.hits += hits
+        source.calls += sent
+        source.cost += cost
+        source.failed += failed
         if not ok:
-            source.failed += 1
             return
-        trank, ndcg, ranking = msg[6:9]
-        source.apply(gi, a, trank, ndcg, ranking)
+        trank, ndcg, ranking, samples = msg[8:12]
+        source.apply(gi, a, trank, ndcg, ranking, samples)
         if on_outcome is not None:
             on_outcome(gi, a)
 

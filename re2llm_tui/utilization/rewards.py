@@ -23,6 +23,14 @@ bounds concurrency and enforces ``--max-cost`` / ``--max-calls``;
 finish are stored).  :meth:`LLMRewards.prefill` computes the whole table up
 front.  A failed call (after the client's retries) is not stored: its step gets reward 0
 (the neutral value) and ``stats()["failed"]`` counts it; the pair is retried on its next visit.
+
+``samples`` (``--samples N``, for a model whose replies are samples): each outcome asks its
+request N times (sample ``j`` > 0 under its own cache key,
+:func:`~re2llm_tui.llm.decoding.sample_decoding`), and stores the mean NDCG@10 of the N
+samples, with every sample's rank, ranking and call in ``reward_outcomes.samples``
+(``target_rank`` / ``ranking`` / ``call_id`` are sample 0's).  The context then names the
+samples (``|samples=N``), so outcomes of one sample (the context without it, as before)
+and of other N are never mixed; an outcome is stored only when all its samples worked.
 """
 
 from __future__ import annotations
@@ -141,10 +149,11 @@ class PrefilledTable:
 # --------------------------------------------------------------------------- LLM rewards
 
 
-def reward_context(client, rank_by: str = DEFAULT_RANK_BY) -> str:
+def reward_context(client, rank_by: str = DEFAULT_RANK_BY, samples: int = 1) -> str:
     """What besides model, session and hint text determines an outcome (the rank accounting
     included: outcomes stored before it was named here were counted by candidates, under a
-    context without ``rank-by``, and are never read)."""
+    context without ``rank-by``, and are never read; ``|samples=N`` only when N > 1, so
+    outcomes of one sample keep their context)."""
     from re2llm_tui.prompts import HINT_VERSION, RECOMMEND_VERSION
 
     context = (f"{RECOMMEND_VERSION}+{HINT_VERSION}|rank={client.rank_method}|k={K}"
@@ -155,6 +164,8 @@ def reward_context(client, rank_by: str = DEFAULT_RANK_BY) -> str:
         context += (f"|sampled={int(bool(record['sampled']))}"
                     f"|effort={record['reasoning_effort'] or '-'}"
                     f"|limit={record['limit_param']}:{record['output_limit']}")
+    if samples > 1:
+        context += f"|samples={int(samples)}"
     return context
 
 
@@ -198,7 +209,9 @@ class LLMRewards:
 
     def __init__(self, client, sessions: Sequence[Session], actions: Sequence[tuple[int, str]], *,
                  dataset: str, db=None, rank_by: str = DEFAULT_RANK_BY,
-                 context_tag: str = "") -> None:
+                 context_tag: str = "", samples: int = 1) -> None:
+        from re2llm_tui.llm.decoding import check_samples
+
         if not sessions:
             raise UserError("no sessions to compute rewards for")
         if not actions or (actions[0][1] or "").strip():
@@ -210,9 +223,10 @@ class LLMRewards:
         self.dataset = dataset
         self.model = client.model
         self.rank_by = check_rank_by(rank_by)
+        self.samples = check_samples(samples)
         # ``context_tag`` keeps variants apart (e.g. a candidate-order shuffle's outcomes)
         self.context_tag = context_tag
-        self.context = reward_context(client, self.rank_by) + (
+        self.context = reward_context(client, self.rank_by, self.samples) + (
             f"|{context_tag}" if context_tag else "")
         self.keys = [hint_key(t) for _, t in self.actions]
         self.n_sessions, self.n_actions = len(self.sessions), len(self.actions)
@@ -220,6 +234,8 @@ class LLMRewards:
         self.ndcg = np.full((self.n_sessions, self.n_actions), np.nan, dtype=np.float64)
         self.rank = np.full((self.n_sessions, self.n_actions), -1, dtype=np.int64)  # 0 = absent
         self._rankings: dict[tuple[int, int], list[int]] = {}
+        # samples > 1: every sample's {"target_rank", "ranking", "call_id"} per outcome
+        self._samples: dict[tuple[int, int], list[dict]] = {}
         self._replies: dict[tuple[int, str], Counts] = {}   # (session, hint key) -> counts
         self.calls = self.hits = self.failed = 0
         self.cost = 0.0
@@ -236,8 +252,9 @@ class LLMRewards:
             cols_of.setdefault(key, []).append(a)
         keys = list(cols_of)
         marks = ", ".join("?" for _ in keys)
-        for sid, key, trank, ndcg, ranking in self.db.execute(
-                "SELECT session_id, hint_key, target_rank, ndcg, ranking FROM reward_outcomes "
+        for sid, key, trank, ndcg, ranking, samples in self.db.execute(
+                "SELECT session_id, hint_key, target_rank, ndcg, ranking, samples "
+                "FROM reward_outcomes "
                 f"WHERE dataset=? AND model=? AND context=? AND hint_key IN ({marks})",
                 [self.dataset, self.model, self.context, *keys]):
             i = row_of.get(sid)
@@ -248,6 +265,8 @@ class LLMRewards:
                 self.rank[i, a] = trank or 0
                 if ranking:
                     self._rankings[(i, a)] = json.loads(ranking)
+                if samples:
+                    self._samples[(i, a)] = json.loads(samples)
 
     def known(self) -> int:
         """How many (session, action) outcomes are stored."""
@@ -309,6 +328,19 @@ class LLMRewards:
     def ranking(self, i: int, a: int) -> list[int]:
         return list(self._rankings.get((i, a), []))
 
+    def sample_ranks(self, i: int, a: int) -> list[int | None]:
+        """Every sample's target rank (None: absent) of a known outcome; ``[rank]`` for
+        one sample."""
+        per = self._samples.get((i, a))
+        if per is None:
+            return [self.target_rank(i, a)]
+        return [p.get("target_rank") for p in per]
+
+    def outcome(self, i: int, a: int):
+        """A known outcome as :func:`~re2llm_tui.evaluation.metrics.summarize` reads it: the
+        target rank, or with ``samples`` > 1 the list of the samples' ranks."""
+        return self.sample_ranks(i, a) if self.samples > 1 else self.target_rank(i, a)
+
     def reply_counts(self, i: int, a: int) -> Counts | None:
         """The reply's counts behind a known outcome (listed, valid, distinct items: what
         :func:`~re2llm_tui.evaluation.metrics.summarize` reads); None when the outcome is
@@ -316,6 +348,8 @@ class LLMRewards:
         if not np.isfinite(self.ndcg[i, a]):
             return None
         key = (i, self.keys[a])
+        if self.samples > 1 and (i, a) in self._samples:
+            return self._sample_counts(i, a)[0]
         if key not in self._replies:
             method = self.client.rank_method
             text = ""                   # the local engine's reply is its ranking
@@ -332,8 +366,35 @@ class LLMRewards:
                 text, self.ranking(i, a), self.sessions[i].candidates, rank_method=method, k=K))
         return self._replies[key]
 
+    def _sample_counts(self, i: int, a: int) -> list[Counts | None]:
+        """Every sample's reply counts of a known outcome (``samples`` > 1), read from its
+        call (None where the reply is no longer in the workspace)."""
+        out = []
+        method = self.client.rank_method
+        for j, p in enumerate(self._samples[(i, a)]):
+            key = (i, self.keys[a], j)
+            if key not in self._replies:
+                text = ""
+                if method == "generate":
+                    row = self.db.execute("SELECT response FROM calls WHERE id=?",
+                                          [p.get("call_id")]).fetchone()
+                    if row is None or row[0] is None:
+                        out.append(None)
+                        continue
+                    text = row[0]
+                self._replies[key] = Counts.of(reply_ranking(
+                    text, p.get("ranking") or [], self.sessions[i].candidates,
+                    rank_method=method, k=K))
+            out.append(self._replies[key])
+        return out
+
     def replies_of(self, actions) -> list[Counts | None]:
-        """:meth:`reply_counts` of session ``i`` under ``actions[i]``, for every session."""
+        """:meth:`reply_counts` of session ``i`` under ``actions[i]``, for every session
+        (``samples`` > 1: every sample's reply)."""
+        if self.samples > 1:
+            return [c for i, a in enumerate(actions) for c in
+                    (self._sample_counts(i, int(a)) if (i, int(a)) in self._samples
+                     else [self.reply_counts(i, int(a))])]
         return [self.reply_counts(i, int(a)) for i, a in enumerate(actions)]
 
     # ----------------------------------------------------------------- RewardSource
@@ -426,11 +487,21 @@ class LLMRewards:
         from re2llm_tui.control import RunStop
         from re2llm_tui.prompts import recommend_prompt
 
+        from re2llm_tui.llm.decoding import sample_decoding
+
         async def one(i: int, a: int):
             s = self.sessions[i]
             prompt = recommend_prompt(s.prompt, self.actions[a][1] or None)
-            res = await self.client.rank(prompt, s.candidates, k=K)
-            return i, a, res
+            if self.samples == 1:
+                return i, a, await self.client.rank(prompt, s.candidates, k=K)
+            got = await asyncio.gather(*(self.client.rank(prompt, s.candidates, k=K,
+                                                          **sample_decoding(j))
+                                         for j in range(self.samples)),
+                                       return_exceptions=True)
+            for r in got:
+                if isinstance(r, BaseException):
+                    raise r
+            return i, a, list(got)
 
         stop: BaseException | None = None
         # created in session-major order: the client's semaphore admits them in this order
@@ -443,7 +514,7 @@ class LLMRewards:
                     stop = stop or exc
                     continue
                 self.record(i, a, res)
-                if on_outcome is not None and res.ok:
+                if on_outcome is not None and np.isfinite(self.ndcg[i, a]):
                     on_outcome(i, a)
         finally:
             for t in tasks:
@@ -454,43 +525,58 @@ class LLMRewards:
             raise stop
 
     def record(self, i: int, a: int, res) -> None:
-        """Count one ranking result; store its outcome (committed at once) when it is ok."""
-        if res.cached:
-            self.hits += 1
-        else:
-            self.calls += 1
-            self.cost += float(res.cost or 0.0)
-        if not res.ok:
-            self.failed += 1
+        """Count one ranking result (``samples`` > 1: the list of its samples' results);
+        store its outcome (committed at once) when it is ok (every sample)."""
+        results = res if isinstance(res, list) else [res]
+        for r in results:
+            if r.cached:
+                self.hits += 1
+            else:
+                self.calls += 1
+                self.cost += float(r.cost or 0.0)
+            if not r.ok:
+                self.failed += 1
+        if not all(r.ok for r in results):
             return
         s = self.sessions[i]
-        parsed = reply_ranking(res.text, res.ranking, s.candidates,
-                               rank_method=self.client.rank_method, k=K)
-        trank = target_rank(parsed, s.target_index, self.rank_by)
-        ranking = [int(x) for x in parsed.ranking][:K]
-        self._replies[(i, self.keys[a])] = Counts.of(parsed)
-        self._store(i, a, trank, ndcg_at(trank, K), ranking, res.call_id)
+        per = []
+        for j, r in enumerate(results):
+            parsed = reply_ranking(r.text, r.ranking, s.candidates,
+                                   rank_method=self.client.rank_method, k=K)
+            trank = target_rank(parsed, s.target_index, self.rank_by)
+            ranking = [int(x) for x in parsed.ranking][:K]
+            self._replies[(i, self.keys[a], j) if self.samples > 1
+                          else (i, self.keys[a])] = Counts.of(parsed)
+            per.append({"target_rank": trank, "ranking": ranking, "call_id": r.call_id})
+        ndcg = sum(ndcg_at(p["target_rank"], K) for p in per) / len(per)
+        self._store(i, a, per[0]["target_rank"], ndcg, per[0]["ranking"], per[0]["call_id"],
+                    per if self.samples > 1 else None)
 
-    def apply(self, i: int, a: int, trank: int | None, ndcg: float, ranking: list[int]) -> None:
+    def apply(self, i: int, a: int, trank: int | None, ndcg: float, ranking: list[int],
+              samples: list[dict] | None = None) -> None:
         """Put a known outcome into the in-memory table (every action with the same text)."""
         for col, key in enumerate(self.keys):
             if key == self.keys[a]:
                 self.ndcg[i, col] = ndcg
                 self.rank[i, col] = trank or 0
                 self._rankings[(i, col)] = list(ranking)
+                if samples is not None:
+                    self._samples[(i, col)] = list(samples)
 
-    def _store(self, i: int, a: int, trank, ndcg: float, ranking: list[int], call_id) -> None:
+    def _store(self, i: int, a: int, trank, ndcg: float, ranking: list[int], call_id,
+               samples: list[dict] | None = None) -> None:
         from re2llm_tui.store.workspace import transaction
 
         s = self.sessions[i]
         with transaction(self.db):
             self.db.execute(
                 "INSERT OR REPLACE INTO reward_outcomes (dataset, model, context, session_id, "
-                "hint_key, hint_id, target_rank, ndcg, ranking, call_id) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "hint_key, hint_id, target_rank, ndcg, ranking, call_id, samples) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 [self.dataset, self.model, self.context, s.id, self.keys[a], self.actions[a][0],
-                 trank, ndcg, json.dumps(ranking), call_id])
-        self.apply(i, a, trank, ndcg, ranking)
+                 trank, ndcg, json.dumps(ranking), call_id,
+                 json.dumps(samples) if samples is not None else None])
+        self.apply(i, a, trank, ndcg, ranking, samples)
 
     def close(self) -> None:
         """Close the private event loop (cancelling what litellm left running on it)."""
@@ -515,14 +601,22 @@ def compute_shard(spec, options: dict, budget, send) -> None:
 
     client = LLMClient(**options, shared_budget=budget)
     src = LLMRewards(client, spec.sessions, spec.actions, dataset=spec.dataset,
-                     rank_by=spec.rank_by, context_tag=spec.context_tag)
+                     rank_by=spec.rank_by, context_tag=spec.context_tag,
+                     samples=spec.samples)
     record = src.record
 
     def record_and_send(i: int, a: int, res) -> None:
         record(i, a, res)
-        msg = ["res", spec.index[i], a, res.ok, res.cached, float(res.cost or 0.0)]
-        if res.ok:
-            msg += [src.target_rank(i, a), float(src.ndcg[i, a]), src.ranking(i, a)]
+        results = res if isinstance(res, list) else [res]
+        ok = all(r.ok for r in results)
+        # ("res", index, action, ok, hits, sent, failed, cost[, rank, ndcg, ranking, samples])
+        msg = ["res", spec.index[i], a, ok, sum(1 for r in results if r.cached),
+               sum(1 for r in results if not r.cached),
+               sum(1 for r in results if not r.ok),
+               sum(float(r.cost or 0.0) for r in results if not r.cached)]
+        if ok:
+            msg += [src.target_rank(i, a), float(src.ndcg[i, a]), src.ranking(i, a),
+                    src._samples.get((i, a))]
         send(tuple(msg))
 
     src.record = record_and_send

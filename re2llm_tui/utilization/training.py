@@ -67,6 +67,9 @@ class TrainSpec:
     """PPOConfig overrides (e.g. {"clip_coef": 0.1}); unknown keys are ignored"""
     rank_by: str = "reply"
     """how the target's rank is counted in the reward (llm.parsing.target_rank)"""
+    samples: int = 1
+    """--samples N: each reward-table outcome is the mean NDCG@10 of N samples (a model
+    whose replies are sampled); recorded in the run's config when N > 1"""
 
 
 @dataclass
@@ -144,6 +147,9 @@ def _validate(spec: TrainSpec) -> None:
         raise UserError(f"--limit must be >= 1 (got {spec.limit})")
     if spec.workers < 1:
         raise UserError(f"--local-workers must be >= 1 (got {spec.workers})")
+    from re2llm_tui.llm.decoding import check_samples
+
+    check_samples(spec.samples)
 
 
 def _set_up(spec: TrainSpec, db, client) -> _Setup:
@@ -160,7 +166,7 @@ def _set_up(spec: TrainSpec, db, client) -> _Setup:
                                "log_every": spec.log_every}).validate()
     return _Setup(ds.name, sessions, kb_version, actions, encode_sessions(sessions, db=db),
                   LLMRewards(client, sessions, actions, dataset=ds.name, db=db,
-                             rank_by=spec.rank_by), cfg)
+                             rank_by=spec.rank_by, samples=spec.samples), cfg)
 
 
 def _open_run(spec: TrainSpec, db, model: str, su: _Setup):
@@ -172,7 +178,8 @@ def _open_run(spec: TrainSpec, db, model: str, su: _Setup):
     from re2llm_tui.utilization.agent import KBVersionMismatch, PPOTrainer
 
     resumable = train_runs.find_resumable(db, su.dataset, model, spec.seed,
-                                          len(su.sessions), spec.rank_by) \
+                                          len(su.sessions), spec.rank_by,
+                                          spec.samples) \
         if spec.resume else None
     if resumable is not None:
         try:
@@ -187,7 +194,9 @@ def _open_run(spec: TrainSpec, db, model: str, su: _Setup):
     run_id = train_runs.create(db, dataset=su.dataset, model=model, kb_version=su.kb_version,
                                hint_ids=su.hint_ids, seed=spec.seed,
                                total_steps=su.cfg.total_steps,
-                               config={**asdict(su.cfg), "rank_by": spec.rank_by},
+                               config={**asdict(su.cfg), "rank_by": spec.rank_by,
+                                       **({"samples": spec.samples}
+                                          if spec.samples > 1 else {})},
                                n_sessions=len(su.sessions))
     ckpt = checkpoint_dir(spec.db_path) / f"train-{run_id:04d}.pt"
     trainer = PPOTrainer(su.states, su.source, su.cfg, kb_version=su.kb_version,

@@ -33,7 +33,7 @@ class TrainingScreen(WorkbenchScreen):
     BINDINGS = [
         Binding("s", "start", "Start new"),
         Binding("p", "pause", "Pause"),
-        Binding("c", "resume", "Continue/resume"),
+        Binding("c", "resume", "Resume"),
         Binding("x", "stop", "Stop"),
         Binding("m", "smoothing", "Smoothing"),
         Binding("t", "reward_table", "Rewards"),
