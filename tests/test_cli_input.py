@@ -83,7 +83,7 @@ def test_ctrl_c_is_one_line_exit_130(run_cli, data_dir, workspace, monkeypatch):
     def interrupted(*a, **kw):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(kb, "list_hints", interrupted)
+    monkeypatch.setattr(kb.KnowledgeBase, "hints", interrupted)
     code, out, err = run_cli("kb", "list", "--db", workspace)
     assert code == 130 and err.count("\n") == 1 and "interrupted" in err
 
@@ -103,7 +103,7 @@ def test_aborted_prompt_is_one_line(run_cli, data_dir, workspace, monkeypatch, c
         except EOFError:
             raise
 
-    monkeypatch.setattr(kb, "list_hints", prompt)
+    monkeypatch.setattr(kb.KnowledgeBase, "hints", prompt)
     code, out, err = run_cli("kb", "list", "--db", workspace)
     assert code == code_expected and err.count("\n") == 1 and word in err, err
 
@@ -197,10 +197,10 @@ def _store_raw(workspace, data_dir, texts):
     """Hints as an older version (or another tool) may have stored them: control characters
     included, bypassing today's normalisation."""
     db = open_workspace(workspace)
-    kb.ensure_seeded(db, Dataset.resolve("games", data_dir))
+    kb.KnowledgeBase(db, Dataset.resolve("games", data_dir))  # seeds the KB
     ids = []
     for t in texts:
-        h = kb.add_hint(db, "games", "placeholder " + str(len(ids)), status="accepted")
+        h = kb.KnowledgeBase(db, "games").add("placeholder " + str(len(ids)), status="accepted")
         db.execute("UPDATE hints SET text=?, note=? WHERE dataset='games' AND id=?",
                    [t, t, h.id])
         ids.append(h.id)
@@ -303,7 +303,7 @@ def test_sqlite_error_escaping_a_command_is_one_workspace_line(run_cli, data_dir
     def fails(*a, **kw):
         raise exc
 
-    monkeypatch.setattr(kb, "list_hints", fails)
+    monkeypatch.setattr(kb.KnowledgeBase, "hints", fails)
     code, out, err = run_cli("kb", "list", "--db", workspace)
     assert code == 2
     assert err == f"re2llm-tui: error: workspace: {exc}\n"

@@ -326,10 +326,10 @@ def test_kb_of_an_imported_dataset_starts_empty(tmp_path):
     assert handle.hints() == [] and handle.actions()[1] == [(0, "")]
     assert ds.release_hints() == [""]
     hint = handle.add("Prefer books by an author the reader already read.")
-    assert hint.id == 1 and [h.id for h in kb.list_hints(db, "shelf")] == [1]
-    assert kb.history(db, "shelf")[0]["action"] == "add"
+    assert hint.id == 1 and [h.id for h in kb.KnowledgeBase(db, "shelf").hints()] == [1]
+    assert kb.KnowledgeBase(db, "shelf").history()[0]["action"] == "add"
     with pytest.raises(UserError, match="unknown dataset"):
-        kb.list_hints(db, "nosuchset")
+        kb.KnowledgeBase(db, "nosuchset").hints()
 
 
 def test_cli_import_info_and_commands_on_an_imported_dataset(tmp_path, run_cli):

@@ -39,9 +39,9 @@ L2 = math.log2
 def case(workspace, data_dir):
     """Workspace with a KB of two accepted hints and a scripted LLM of known effects."""
     db = open_workspace(workspace)
-    _, actions = kb.action_list(db, "games")
-    kb.reject(db, "games", [h for h, _ in actions if h not in (0, 1, 2)])
-    _, actions = kb.action_list(db, "games")
+    _, actions = kb.KnowledgeBase(db, "games").actions()
+    kb.KnowledgeBase(db, "games").reject([h for h, _ in actions if h not in (0, 1, 2)])
+    _, actions = kb.KnowledgeBase(db, "games").actions()
     assert [h for h, _ in actions] == [0, 1, 2]
     h1, h2 = actions[1][1], actions[2][1]
     test = load_sessions("games", "test", data_dir)[:3]
@@ -185,7 +185,7 @@ def test_exports(case, workspace, data_dir, tmp_path):
 
 def test_an_agent_trained_on_another_kb_is_refused(case, workspace, data_dir):
     trained(workspace, data_dir, steps=256)
-    kb.reject(case["db"], "games", [1])
+    kb.KnowledgeBase(case["db"], "games").reject([1])
     with LLMClient(workspace, model=MODEL) as client:
         with pytest.raises(KBVersionMismatch, match="KB version"):
             evaluate(case["db"], "games", "test", client=client, limit=3)

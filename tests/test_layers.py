@@ -76,3 +76,33 @@ def test_a_new_root_module_must_be_given_a_floor(tmp_path):
     out = _lint(root)
     assert out.returncode != 0
     assert "stray" in out.stdout + out.stderr
+
+
+def test_the_stores_own_the_sql_of_the_reward_and_call_tables():
+    """Every statement on ``reward_outcomes`` and ``calls`` lives in ``store/`` (the LLM
+    cache, which writes ``calls``, apart): a query elsewhere is a second owner to drift."""
+    import re
+
+    sql = re.compile(r"(FROM|INTO|JOIN|UPDATE)\s+(reward_outcomes|calls)\b", re.I)
+    owners = {ROOT / "re2llm_tui" / "llm" / "cache.py"}
+    found = [f"{p.relative_to(ROOT)}: {m.group(0)}"
+             for p in sorted((ROOT / "re2llm_tui").rglob("*.py"))
+             if p.parent.name != "store" and p not in owners
+             for m in sql.finditer(p.read_text(encoding="utf-8"))]
+    assert found == []
+
+
+def test_the_knowledge_base_has_one_public_api():
+    """:class:`KnowledgeBase` is the KB's API: no public function of ``kb/store.py`` takes
+    the workspace (what remains are text helpers and reading a hints file)."""
+    import inspect
+
+    from re2llm_tui.kb import store
+
+    public = [name for name, f in vars(store).items()
+              if inspect.isfunction(f) and f.__module__ == store.__name__
+              and not name.startswith("_")
+              and next(iter(inspect.signature(f).parameters), None) == "db"]
+    assert public == []
+    assert {"hints", "get", "actions", "add", "edit", "accept", "undo",
+            "import_file"} <= set(vars(store.KnowledgeBase))

@@ -423,3 +423,53 @@ def test_client_procs_divide_a_remote_runs_time(run_cli, workspace, data_dir, of
     two = json.loads(run_cli(*args, "--client-procs", "2")[1])
     assert two["seconds"] == pytest.approx(one["seconds"] / 2, abs=0.1)   # rounded to 0.1 s
     assert "2 client processes" in two["time_basis"] and two["cost"] == one["cost"]
+
+
+def test_the_estimate_follows_the_stage_plan(workspace, data_dir, monkeypatch):
+    """One plan per stage: the evaluation's estimate prices
+    :func:`~re2llm_tui.evaluation.compare.plan_evaluation` and the training's
+    :func:`~re2llm_tui.utilization.training.plan_training`, a reflection's walks
+    :func:`~re2llm_tui.exploration.turns.next_turn` -- change the plan (here: ask only the
+    no-hint outcome, train on one session, stop after two turns) and the estimate follows."""
+    from re2llm_tui.costs import dry_run
+    from re2llm_tui.costs.dry_run import dry_client
+    from re2llm_tui.data.release import Dataset
+    from re2llm_tui.evaluation import compare
+    from re2llm_tui.utilization import training
+
+    ds = Dataset.resolve("games", data_dir)
+    register_scripted("scripted", _reply_for(ds.sessions("train")[:2]))
+    client = dry_client(workspace, model=MODEL)
+    db = client.workspace()
+    before = dry_run.evaluate(client, db, ds, limit=3)
+    n_actions = len(compare.plan_evaluation(db, client, ds, ds.select("test", limit=3)).actions)
+    assert before.calls == 3 * n_actions                      # the oracle asks every action
+
+    plan_evaluation = compare.plan_evaluation
+
+    def no_hint_only(*a, **kw):
+        plan = plan_evaluation(*a, **kw)
+        plan.needed[:, 1:] = False
+        return plan
+
+    monkeypatch.setattr(compare, "plan_evaluation", no_hint_only)
+    assert dry_run.evaluate(client, db, ds, limit=3).calls == 3
+
+    before = dry_run.train(client, db, ds, limit=2)
+    assert before.calls == 2 * n_actions
+    plan_training = training.plan_training
+    monkeypatch.setattr(training, "plan_training",
+                        lambda db, client, ds, **kw: plan_training(db, client, ds,
+                                                                   **{**kw, "limit": 1}))
+    assert dry_run.train(client, db, ds, limit=2).calls == n_actions
+
+    # a reflection: the estimate walks exploration's step function (next request given the
+    # replies so far); a conversation one turn shorter costs one call less per session
+    from re2llm_tui.exploration import turns
+
+    before = dry_run.explore(client, db, ds, sessions=2)
+    next_turn = turns.next_turn
+    monkeypatch.setattr(turns, "next_turn", lambda s, config, reply, answers: None
+                        if len(answers) >= 2 else next_turn(s, config, reply, answers))
+    assert dry_run.explore(client, db, ds, sessions=2).calls == before.calls - 2
+    client.close()

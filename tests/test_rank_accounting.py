@@ -201,9 +201,9 @@ def kb_case(workspace, data_dir):
     from re2llm_tui.kb import store as kb
 
     db = open_workspace(workspace)
-    _, actions = kb.action_list(db, "games")
-    kb.reject(db, "games", [h for h, _ in actions if h not in (0, 1, 2)])
-    _, actions = kb.action_list(db, "games")
+    _, actions = kb.KnowledgeBase(db, "games").actions()
+    kb.KnowledgeBase(db, "games").reject([h for h, _ in actions if h not in (0, 1, 2)])
+    _, actions = kb.KnowledgeBase(db, "games").actions()
     sessions = load_sessions("games", "test", data_dir)
     hints = [t for _, t in actions]
     register_scripted("scripted", hallucinating(sessions, _effect(hints)))

@@ -238,9 +238,9 @@ def two_hint_kb(workspace):
     from re2llm_tui.store.workspace import open_workspace
 
     db = open_workspace(workspace)
-    _, actions = kb.action_list(db, "games")
-    kb.reject(db, "games", [h for h, _ in actions if h not in (0, 1, 2)])
-    _, actions = kb.action_list(db, "games")
+    _, actions = kb.KnowledgeBase(db, "games").actions()
+    kb.KnowledgeBase(db, "games").reject([h for h, _ in actions if h not in (0, 1, 2)])
+    _, actions = kb.KnowledgeBase(db, "games").actions()
     db.conn.close()
     return actions
 

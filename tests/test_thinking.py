@@ -247,7 +247,7 @@ def test_no_thinking_text_reaches_a_ranking_a_hint_a_leak_check_or_a_reflection_
     stored = [t["content"] for t in rec["turns"]]
     assert stored and not any("<think>" in t or "first draft" in t for t in stored)
     assert not any("first draft" in h.text or "<think" in h.text
-                   for h in kb.list_hints(db, "games", ("accepted", "candidate")))
+                   for h in kb.KnowledgeBase(db, "games").hints(("accepted", "candidate")))
     for conv in script.seen:       # the conversation sent back carries answers only
         assert not any(m["role"] == "assistant" and "first draft" in m["content"] for m in conv)
     for row in db.execute("SELECT * FROM reflection_hints").fetchall():

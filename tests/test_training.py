@@ -151,7 +151,7 @@ def test_a_changed_kb_refuses_the_checkpoint(workspace, data_dir, scripted):
     first = train(spec(workspace, data_dir, max_calls=10))
     assert first.status == "stopped"
     db = open_workspace(workspace)
-    kb.reject(db, "games", [20])
+    kb.KnowledgeBase(db, "games").reject([20])
     with pytest.raises(KBVersionMismatch) as exc:
         train(spec(workspace, data_dir))
     msg = str(exc.value)
@@ -176,7 +176,7 @@ def test_training_process_polls_pauses_stops_and_resumes(workspace, data_dir, sc
         from re2llm_tui.utilization.rewards import LLMRewards
 
         db = open_workspace(workspace)
-        _, actions = kb.action_list(db, "games")
+        _, actions = kb.KnowledgeBase(db, "games").actions()
         src = LLMRewards(client, load_sessions("games", "train", data_dir)[:N], actions,
                          dataset="games", db=db)
         src.prefill()

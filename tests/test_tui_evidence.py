@@ -45,7 +45,7 @@ def plant_rewards(path, data_dir, *, n_sessions: int = 40, model: str = MODEL,
     training run whose agent routes each session to its best hint (hint 4)."""
     sessions = load_sessions(DATASET, "train", data_dir)[:n_sessions]
     db = open_workspace(path)
-    texts = {h.id: h.text for h in kb.list_hints(db, DATASET)}
+    texts = {h.id: h.text for h in kb.KnowledgeBase(db, DATASET).hints()}
     rows = []
     for i, s in enumerate(sessions):
         base = 3 + i % 5
@@ -254,7 +254,7 @@ async def test_bad_input_is_a_notification(evidence_app, tmp_path):
 async def test_a_changed_text_says_its_evidence_is_empty(evidence_app, tmp_path):
     app, _ = evidence_app()
     db = open_workspace(tmp_path / "kb.sqlite")
-    kb.edit_hint(db, DATASET, 1, "An edited hint text.")
+    kb.KnowledgeBase(db, DATASET).edit(1, "An edited hint text.")
     db.conn.close()
     async with app.run_test(size=SIZE) as pilot:
         await open_hint(pilot, 1)

@@ -15,7 +15,7 @@ async def test_hint_text_with_brackets_shows_verbatim(fixture_app, tmp_path):  #
 
     app, _ = fixture_app()
     async with app.run_test(size=SIZE) as pilot:
-        kb.add_hint(ws(tmp_path), "games", HINT, status="candidate")
+        kb.KnowledgeBase(ws(tmp_path), "games").add(HINT, status="candidate")
         await pilot.press("2")  # hint review: the candidate queue
         await settle(pilot)
         table = app.screen.query_one(DataTable)

@@ -81,7 +81,7 @@ def _kb_writer(path: str, n: int, go, tag: str, data_dir: str) -> None:
     go.wait(30)
     for i in range(n):
         db = open_workspace(path)          # one open per command, as `kb add` does
-        kb.add_hint(db, "games", f"Hint {tag} number {i}: prefer sequels", status="candidate")
+        kb.KnowledgeBase(db, "games").add(f"Hint {tag} number {i}: prefer sequels", status="candidate")
         db.conn.close()
 
 
@@ -143,7 +143,7 @@ def test_app_and_cli_write_paths_from_many_processes(workspace, data_dir):
     from re2llm_tui.kb import store as kb
 
     db = open_workspace(workspace)
-    kb.ensure_seeded(db, Dataset.resolve("games", data_dir))
+    kb.KnowledgeBase(db, Dataset.resolve("games", data_dir))  # seeds the KB
     db.conn.close()
     go, stop = CTX.Event(), CTX.Event()
     procs = [
@@ -163,7 +163,7 @@ def test_app_and_cli_write_paths_from_many_processes(workspace, data_dir):
         assert p.exitcode == 0
     assert integrity(workspace) == "ok"
     db = open_workspace(workspace)
-    texts = {h.text for h in kb.list_hints(db, "games")}
+    texts = {h.text for h in kb.KnowledgeBase(db, "games").hints()}
     for tag in ("k1", "k2"):
         assert {f"Hint {tag} number {i}: prefer sequels" for i in range(15)} <= texts
     n_calls = db.execute("SELECT COUNT(*) FROM calls WHERE status='ok' AND cached=0").fetchone()[0]

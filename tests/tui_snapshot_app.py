@@ -39,7 +39,7 @@ def build_workspace(path: Path, data_dir) -> dict:
     """Fill ``path`` with a baseline run, a hinted run, a reflection and candidate hints."""
     db = open_workspace(path)
     sessions = load_sessions(DATASET, "train", data_dir)[:N_BASELINE]
-    kb.ensure_seeded(db, Dataset.resolve(DATASET, data_dir))
+    kb.KnowledgeBase(db, Dataset.resolve(DATASET, data_dir))  # seeds the KB
     base = runs.create_run(db, name="fixture baseline", kind="score", dataset=DATASET,
                            split="train", model="fixture", prompt_version="release-v1")
     ranks = []
@@ -55,7 +55,7 @@ def build_workspace(path: Path, data_dir) -> dict:
     missed = next(s for s, r in zip(sessions, ranks) if r is None or r > 10)
     hinted = runs.create_run(db, name="fixture hint 3", kind="recommend", dataset=DATASET,
                              split="train", model="fixture", prompt_version="release-v1+hint-v1",
-                             hint_id=3, hint_text=kb.get_hint(db, DATASET, 3).text)
+                             hint_id=3, hint_text=kb.KnowledgeBase(db, DATASET).get(3).text)
     ranking = fixture_ranking(missed, 1)
     runs.add_run_item(db, hinted, missed.id, prompt=missed.prompt, reply="...",
                       ranking=ranking, hallucinations=[],
@@ -83,11 +83,11 @@ def build_workspace(path: Path, data_dir) -> dict:
         db.execute("INSERT INTO reflection_turns(reflection_id, seq, turn, kind, role, content, "
                    "source, at) VALUES (?,?,?,?,?,?,?,?)",
                    [rid, seq, turn, kind, role, content, "llm", "2025-01-01T00:00:00Z"])
-    cand = kb.add_hint(db, DATASET, "Consider franchises seen earlier in the session.",
+    cand = kb.KnowledgeBase(db, DATASET).add("Consider franchises seen earlier in the session.",
                        source="reflection", session_id=missed.id, reflection_id=rid,
                        effect={"rank_without": None, "rank_with": 4}, similar_id=3,
                        similarity=0.41)
-    second = kb.add_hint(db, DATASET, "Prefer games for the same console as the last one.",
+    second = kb.KnowledgeBase(db, DATASET).add("Prefer games for the same console as the last one.",
                          source="reflection", session_id=missed.id, reflection_id=rid,
                          effect={"rank_without": None, "rank_with": 7}, similar_id=cand.id,
                          similarity=0.52)

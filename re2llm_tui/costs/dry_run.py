@@ -26,13 +26,13 @@ from re2llm_tui.costs import preflight
 from re2llm_tui.costs.preflight import (
     Estimate,
     PlannedCall,
-    cached_reply,
     complete_call,
     count_tokens,
     estimate,
     rank_call,
     typical_completion,
 )
+from re2llm_tui.store.calls import cached_reply
 
 # --------------------------------------------------------------------------- the client
 
@@ -108,15 +108,14 @@ def _stored(source, wanted: np.ndarray | None) -> int:
 
 def train(client, db, ds, *, limit: int | None = None, prefill: bool = True,
           rank_by: str = "reply", workers: int = 1, samples: int = 1) -> Estimate:
-    """Phase 1 of :func:`~re2llm_tui.utilization.training.train` (its sessions and actions
-    as ``_set_up`` builds them)."""
-    from re2llm_tui.kb import KnowledgeBase
-    from re2llm_tui.utilization.rewards import LLMRewards
+    """Phase 1 of :func:`~re2llm_tui.utilization.training.train`: the missing outcomes of
+    the reward table of :func:`~re2llm_tui.utilization.training.plan_training`, the plan
+    training itself runs."""
+    from re2llm_tui.utilization import training
 
-    sessions = ds.first("train", limit) if limit else ds.sessions("train")
-    _, actions = KnowledgeBase(db, ds).actions()
-    source = LLMRewards(client, sessions, actions, dataset=ds.name, db=db, rank_by=rank_by,
-                        samples=samples)
+    plan = training.plan_training(db, client, ds, limit=limit, rank_by=rank_by,
+                                  samples=samples)
+    sessions, actions, source = plan.sessions, plan.actions, plan.source
     planned = reward_calls(client, source)
     notes = [f"reward table: {len(sessions)} sessions x {len(actions)} actions"
              + (f" x {samples} samples" if samples > 1 else "")]
@@ -131,25 +130,19 @@ def evaluate(client, db, ds, split: str = "test", *, limit: int | None = None,
              sample: int | None = None, seed: int = 0, oracle: bool = True,
              train_run: int | None = None, permutations: int = 0, rank_by: str = "reply",
              workers: int = 1, samples: int = 1) -> Estimate:
-    """The outcomes :func:`~re2llm_tui.evaluation.compare.evaluate` computes."""
+    """The outcomes :func:`~re2llm_tui.evaluation.compare.evaluate` computes: those of
+    :func:`~re2llm_tui.evaluation.compare.plan_evaluation`, the plan it runs."""
     from re2llm_tui.evaluation import compare
-    from re2llm_tui.kb import KnowledgeBase
     from re2llm_tui.utilization.rewards import LLMRewards
 
     sessions = ds.select(split, limit=limit, sample=sample, seed=seed)
-    kb_version, actions = KnowledgeBase(db, ds).actions()
+    # the agent's choices matter only when not every action is asked anyway
+    plan = compare.plan_evaluation(db, client, ds, sessions, seed=seed, oracle=oracle,
+                                   train_run=train_run, rank_by=rank_by, samples=samples,
+                                   choose_agent=bool(not oracle or permutations))
+    actions, agent, needed = plan.actions, plan.agent, plan.needed
     n, n_actions = len(sessions), len(actions)
-    notes: list[str] = []
-    agent = None
-    if not oracle or permutations:
-        # the agent's choices matter only when not every action is asked anyway
-        _, agent = compare._agent_actions(db, ds, sessions, client.model, kb_version,
-                                          [h for h, _ in actions], train_run, notes)
-    rng = np.random.default_rng(seed)
-    random_actions = (rng.integers(1, n_actions, size=n) if n_actions > 1
-                      else np.zeros(n, dtype=np.int64))
-    best = compare.best_train_hint(db, client, ds, actions, rank_by, samples)
-    needed = compare._needed(n, n_actions, random_actions, agent, best, oracle)
+    notes: list[str] = list(plan.notes)
     source = LLMRewards(client, sessions, actions, dataset=ds.name, db=db, rank_by=rank_by,
                         samples=samples)
     planned = reward_calls(client, source, needed)
@@ -183,19 +176,13 @@ def explore(client, db, ds, *, split: str = "train", sessions: int | None = None
             session_id: str | None = None, config=None) -> Estimate:
     """An upper bound of :func:`~re2llm_tui.exploration.reflection.explore`'s calls."""
     from re2llm_tui.exploration.config import ReflectConfig
-    from re2llm_tui.kb import store as kb
-    from re2llm_tui.prompts import (
-        REFLECTION_VERSION,
-        recommend_prompt,
-        redundancy_prompt,
-        reflection_analysis_prompt,
-        reflection_hints_prompt,
-        reflection_mistakes_prompt,
-    )
+    from re2llm_tui.kb import KnowledgeBase
     from re2llm_tui.exploration.hints import parse_hints
+    from re2llm_tui.exploration.turns import next_turn
     from re2llm_tui.llm.parsing import reply_ranking, target_rank
     from re2llm_tui.llm.thinking import answer_of
     from re2llm_tui.store.reflections import explored_sessions
+    from re2llm_tui.prompts import REFLECTION_VERSION, recommend_prompt, redundancy_prompt
     from re2llm_tui.store.runs import stored_baseline
 
     config = config or ReflectConfig()
@@ -204,9 +191,7 @@ def explore(client, db, ds, *, split: str = "train", sessions: int | None = None
     done_before = explored_sessions(db, ds.name, client.model, REFLECTION_VERSION)
     todo = (s for s in todo if s.id not in done_before)      # read only as far as needed
     todo = list(todo if sessions is None else itertools.islice(todo, sessions))
-    kb.ensure_seeded(db, ds)
-    existing = [h.text for h in kb.list_hints(db, ds.name, ("accepted", "candidate"))]
-    turn_dec = {"max_tokens": config.turn_max_tokens} if config.turn_max_tokens else {}
+    existing = [h.text for h in KnowledgeBase(db, ds).hints(("accepted", "candidate"))]
     turn_max = config.turn_max_tokens
     rank_tokens, _ = typical_completion(db, client.model, "rank", None)
     turn_tokens = {kind: typical_completion(db, client.model, f"reflect:{kind}", turn_max)[0]
@@ -243,28 +228,25 @@ def explore(client, db, ds, *, split: str = "train", sessions: int | None = None
             if rank is not None and rank <= config.miss_k:
                 hits += 1              # the real run stops here: a hit is not reflected on
                 continue
-        # turns 2-4: exact requests (and cache look-ups) while every earlier reply is known
-        messages = [{"role": "user", "content": s.prompt},
-                    {"role": "assistant", "content": reply or ""}]
+        # turns 2-4, exploration's own step function: exact requests (and cache look-ups)
+        # while every earlier reply is known
         extra = 0 if reply is not None else rank_tokens
         known = reply is not None
         hints_reply = None
-        for kind, prompt in (("mistakes", reflection_mistakes_prompt()),
-                             ("analysis", reflection_analysis_prompt(s.target)),
-                             ("hints", reflection_hints_prompt(config.max_hints))):
-            messages = messages + [{"role": "user", "content": prompt}]
-            call = complete_call(client, messages, purpose=f"reflect:{kind}", known=known,
-                                 extra_prompt_tokens=extra, group=s.id, **turn_dec)
+        answers: list[str | None] = []
+        while (req := next_turn(s, config, reply or "", answers)) is not None:
+            call = complete_call(client, req.messages, purpose=req.purpose, known=known,
+                                 extra_prompt_tokens=extra, group=s.id, **req.decoding)
             planned.append(call)
             answer = cached_reply(db, call.key) if known else None
             if answer is not None:
                 replayed += 1
                 said = answer_of(answer["response"])
-                messages = messages + [{"role": "assistant", "content": said}]
-                hints_reply = said if kind == "hints" else None
+                hints_reply = said if req.kind == "hints" else None
             else:
-                known = False
-                extra += turn_tokens[kind]
+                said, known = None, False
+                extra += turn_tokens[req.kind]
+            answers.append(said)
         # the checks: the real hints when turn 4's reply is known, else stand-ins
         texts = parse_hints(hints_reply, config.max_hints) if hints_reply is not None else \
             [stand_in] * config.max_hints

@@ -31,15 +31,15 @@ client with it).
 
 from __future__ import annotations
 
-import json
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from re2llm_tui.llm.cache import cache_key
 from re2llm_tui.llm.decoding import RANK_MAX_TOKENS, merge_decoding, output_limit_of
 from re2llm_tui.llm.litellm_import import import_litellm
 from re2llm_tui.llm.models import is_local_model
+from re2llm_tui.store.calls import cached_keys, completion_tokens
 
 #: replies measured before their median replaces ``max_tokens`` as the completion estimate
 MIN_MEASURED = 3
@@ -153,9 +153,9 @@ def dry_model(model: str, api_bases: Sequence[str] = ()) -> str:
     its key and reachability checks."""
     if is_local_model(model):
         return model
-    from re2llm_tui.llm.models import _provider
+    from re2llm_tui.llm.models import provider_of
 
-    return _provider(import_litellm(), model, api_bases)[0]
+    return provider_of(import_litellm(), model, api_bases)[0]
 
 
 def rank_call(client, prompt: str, candidates: Sequence[str], *, k: int = 10,
@@ -191,44 +191,11 @@ def complete_call(client, messages: Sequence[dict], *, purpose: str = "chat",
 
 # --------------------------------------------------------------------------- workspace
 
-def cached_keys(db, keys: Iterable[str]) -> set[str]:
-    """The keys among ``keys`` with a successful reply in the ``calls`` table."""
-    uniq = list(dict.fromkeys(k for k in keys if k))
-    found: set[str] = set()
-    for i in range(0, len(uniq), 500):
-        chunk = uniq[i:i + 500]
-        marks = ", ".join("?" for _ in chunk)
-        found.update(r[0] for r in db.execute(
-            f"SELECT DISTINCT key FROM calls WHERE status='ok' AND cached=0 AND key IN ({marks})",
-            chunk))
-    return found
-
-
-def cached_reply(db, key: str | None) -> dict | None:
-    """The cached reply of request ``key``: ``{"response", "ranking"}`` (``None``: not in
-    the cache, or no key)."""
-    if not key:
-        return None
-    row = db.execute("SELECT response, ranking FROM calls WHERE key=? AND status='ok' AND "
-                     "cached=0 ORDER BY id DESC LIMIT 1", [key]).fetchone()
-    if row is None:
-        return None
-    try:
-        ranking = json.loads(row[1]) if row[1] else []
-    except ValueError:
-        ranking = []
-    return {"response": row[0] or "", "ranking": ranking}
-
-
 def typical_completion(db, model: str, purpose: str, max_tokens: int | None,
                        effort: str | None = None) -> tuple[int, str]:
     """(completion tokens per call, how it was found: ``"measured N"`` or ``"max_tokens"``)
     for ``model``'s ``purpose`` calls at reasoning ``effort`` (``None``: none sent)."""
-    rows = [r[0] for r in db.execute(
-        "SELECT completion_tokens FROM calls WHERE model=? AND purpose=? AND cached=0 AND "
-        "status='ok' AND completion_tokens > 0 AND "
-        "json_extract(request, '$.decoding.reasoning_effort') IS ? "
-        "ORDER BY id DESC LIMIT 200", [model, purpose, effort])]
+    rows = completion_tokens(db, model, purpose, effort)
     if len(rows) >= MIN_MEASURED:
         return round(statistics.median(rows)), f"measured {len(rows)}"
     return int(max_tokens or RANK_MAX_TOKENS), "max_tokens"

@@ -123,10 +123,9 @@ def measured_speed(db, model: str, dataset: str, *, is_local: bool = True,
                    concurrency: int = 1) -> Speed:
     """This workspace's own speed of ``model`` on ``dataset``-sized ranking prompts."""
     lo, hi = PROMPT_TOKENS.get(dataset, (0, 10 ** 9))
-    rows = db.execute(
-        "SELECT latency_s, cached_tokens, prompt_tokens FROM calls WHERE model=? AND "
-        "purpose='rank' AND cached=0 AND status='ok' AND prompt_tokens BETWEEN ? AND ? "
-        "ORDER BY id DESC LIMIT 400", [model, lo, hi]).fetchall()
+    from re2llm_tui.store.calls import rank_latencies
+
+    rows = rank_latencies(db, model, lo, hi)
     # a session's first call reuses at most the chat template's opening tokens
     first = [lat for lat, cached, pt in rows if cached < pt / 2 and lat > 0]
     reuse = [lat for lat, cached, pt in rows if cached >= pt / 2 and lat > 0]
@@ -147,12 +146,9 @@ def measured_speed(db, model: str, dataset: str, *, is_local: bool = True,
 def _missing_by_session(db, client_model: str, context: str, dataset: str, sessions,
                         keys: list[str], wanted_cols: list[int] | None = None) -> list[int]:
     """How many wanted outcomes each session still lacks (reads the reward table only)."""
-    known: dict[str, set] = {}
-    marks = ", ".join("?" for _ in keys)
-    for sid, key in db.execute(
-            "SELECT session_id, hint_key FROM reward_outcomes WHERE dataset=? AND model=? AND "
-            f"context=? AND hint_key IN ({marks})", [dataset, client_model, context, *keys]):
-        known.setdefault(sid, set()).add(key)
+    from re2llm_tui.store.outcomes import known_keys
+
+    known = known_keys(db, dataset, client_model, context, keys)
     cols = range(len(keys)) if wanted_cols is None else wanted_cols
     out = []
     for s in sessions:

@@ -42,24 +42,6 @@ def cache_saved(db, *, since_id: int = 0, model: str | None = None,
                 run_id: int | None = None) -> Saved:
     """Hits logged after ``since_id`` (of ``model``, of ``run_id`` when given) and the cost
     of the calls that served them."""
-    # MAX(cost, 0): a workspace written before costs were checked may hold negative ones
-    sql = ("SELECT COUNT(*), COALESCE(SUM(MAX(o.cost, 0)), 0) FROM calls h "
-           "JOIN calls o ON o.id = h.cache_of WHERE h.cached=1 AND h.id > ?")
-    args: list = [int(since_id)]
-    if model is not None:
-        sql += " AND h.model=?"
-        args.append(model)
-    if run_id is not None:
-        sql += " AND h.run_id=?"
-        args.append(run_id)
-    n, cost = db.execute(sql, args).fetchone()
-    est_sql = "SELECT COUNT(*) FROM calls WHERE usage_estimated=1 AND cached=0 AND id > ?"
-    est_args: list = [int(since_id)]
-    if model is not None:
-        est_sql += " AND model=?"
-        est_args.append(model)
-    if run_id is not None:
-        est_sql += " AND run_id=?"
-        est_args.append(run_id)
-    est = db.execute(est_sql, est_args).fetchone()[0]
-    return Saved(int(n or 0), float(cost or 0.0), int(est or 0))
+    from re2llm_tui.store.calls import saved_since
+
+    return Saved(*saved_since(db, since_id=since_id, model=model, run_id=run_id))

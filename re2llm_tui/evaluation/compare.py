@@ -176,10 +176,9 @@ def _db_file(db) -> str | None:
 def _train_with_outcomes(db, ds: Dataset, model: str) -> list:
     """The training sessions with a stored reward outcome of ``model`` (read by id: a
     large training split is not read for the few sessions that have outcomes)."""
-    ids = [r[0] for r in db.execute(
-        "SELECT DISTINCT session_id FROM reward_outcomes WHERE dataset=? AND model=? "
-        "AND session_id LIKE 'train-%' ORDER BY session_id", [ds.name, model])]
-    return ds.by_ids(ids)
+    from re2llm_tui.store.outcomes import sessions_with_outcomes
+
+    return ds.by_ids(sessions_with_outcomes(db, ds.name, model, prefix="train-"))
 
 
 def best_train_hint(db, client, ds: Dataset, actions: Sequence[tuple[int, str]],
@@ -240,6 +239,48 @@ def check_permutations(permutations: int) -> int:
     return permutations
 
 
+@dataclass
+class EvalPlan:
+    """Which outcomes an evaluation reads: the KB's actions, each row's action per session
+    and the (session, action) outcomes the rows need (``needed``: what is asked)."""
+
+    kb_version: str
+    actions: list[tuple[int, str]]
+    run: dict | None                 # the trained agent's run (None: no agent row)
+    agent: object                    # its argmax action per session, or None
+    random_actions: np.ndarray
+    best: dict | None                # the best train hint (:func:`best_train_hint`)
+    needed: np.ndarray               # (sessions x actions) bool
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def hint_ids(self) -> list[int]:
+        return [h for h, _ in self.actions]
+
+
+def plan_evaluation(db, client, ds: Dataset, sessions, *, seed: int = 0, oracle: bool = True,
+                    train_run: int | None = None, rank_by: str = "reply", samples: int = 1,
+                    choose_agent: bool = True) -> EvalPlan:
+    """The one plan of an evaluation, run by :func:`evaluate` and priced by its estimate
+    (:func:`re2llm_tui.costs.dry_run.evaluate`): the agent's, the seeded random and the best
+    train hint's actions, and every action when ``oracle``.  ``choose_agent=False`` leaves
+    the agent out (an estimate with the oracle asks every action anyway)."""
+    from re2llm_tui.kb import KnowledgeBase
+
+    kb_version, actions = KnowledgeBase(db, ds).actions()
+    n, n_actions = len(sessions), len(actions)
+    notes: list[str] = []
+    run, agent = _agent_actions(db, ds, sessions, client.model, kb_version,
+                                [h for h, _ in actions], train_run, notes) \
+        if choose_agent else (None, None)
+    rng = np.random.default_rng(seed)
+    random_actions = (rng.integers(1, n_actions, size=n) if n_actions > 1
+                      else np.zeros(n, dtype=np.int64))
+    best = best_train_hint(db, client, ds, actions, rank_by, samples)
+    needed = _needed(n, n_actions, random_actions, agent, best, oracle)
+    return EvalPlan(kb_version, actions, run, agent, random_actions, best, needed, notes)
+
+
 def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | None = None,
              limit: int | None = None, train_run: int | None = None,
              oracle: bool = True, seed: int = 0, n_boot: int = 1000, store: bool = True,
@@ -259,7 +300,6 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
     error).
     """
     from re2llm_tui.evaluation.metrics import paired_difference, summarize
-    from re2llm_tui.kb import KnowledgeBase
     from re2llm_tui.llm.client import LLMClient
     from re2llm_tui.utilization.rewards import LLMRewards
 
@@ -280,21 +320,18 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
 
     since = last_call_id(db)
     try:
-        kb_version, actions = KnowledgeBase(db, ds).actions()
-        hint_ids = [h for h, _ in actions]
+        plan = plan_evaluation(db, client, ds, sessions, seed=seed, oracle=oracle,
+                               train_run=train_run, rank_by=rank_by, samples=samples)
+        kb_version, actions, hint_ids = plan.kb_version, plan.actions, plan.hint_ids
+        run, agent, random_actions, best = plan.run, plan.agent, plan.random_actions, plan.best
         n, n_actions = len(sessions), len(actions)
-        run, agent = _agent_actions(db, ds, sessions, client.model, kb_version, hint_ids,
-                                    train_run, notes)
-        rng = np.random.default_rng(seed)
-        random_actions = (rng.integers(1, n_actions, size=n) if n_actions > 1
-                          else np.zeros(n, dtype=np.int64))
-        best = best_train_hint(db, client, ds, actions, rank_by, samples)
+        notes.extend(plan.notes)
         _note_best(best, n_actions, notes)
 
         # every outcome a row needs, computed a session at a time
         source = LLMRewards(client, sessions, actions, dataset=ds.name, db=db, rank_by=rank_by,
                             samples=samples)
-        needed = _needed(n, n_actions, random_actions, agent, best, oracle)
+        needed = plan.needed
         if not oracle:
             notes.append("oracle: skipped (oracle=False)")
         try:

@@ -25,7 +25,7 @@ from re2llm_tui.llm.parsing import reply_ranking, target_rank
 from re2llm_tui.llm.thinking import answer_of
 from re2llm_tui.exploration.config import HintCheck, ReflectConfig
 from re2llm_tui.exploration.leak import leak_of
-from re2llm_tui.kb import store as kb
+from re2llm_tui.kb import KnowledgeBase
 from re2llm_tui.prompts import recommend_prompt, redundancy_prompt
 
 
@@ -52,27 +52,27 @@ def parse_yes_no(reply: str, n: int) -> tuple[bool | None, int | None]:
     return True, k if k is not None and 1 <= k <= n else None
 
 
-async def check_hint(db, client, rec, session: Session, config: ReflectConfig, c: HintCheck,
+async def check_hint(kb: KnowledgeBase, client, rec, session: Session, config: ReflectConfig, c: HintCheck,
                      rank: int | None, ndcg_without: float, *, encoder=None,
                      common: frozenset[str] = frozenset()) -> None:
     """Run the checks on ``c`` in order; its ``verdict`` says where it stopped (``added``
     when it survived).  ``rec`` is the reflection's
-    :class:`~re2llm_tui.store.reflections.ReflectionWriter`."""
+    :class:`~re2llm_tui.store.reflections.ReflectionWriter`; ``kb`` the dataset's
+    :class:`~re2llm_tui.kb.KnowledgeBase`, which a survivor joins."""
     from re2llm_tui import embeddings
 
-    dataset = session.domain
     c.leak = leak_of(c.text, session.target, common)
     if c.leak:
         c.verdict = "leak"
         return
-    dup = kb.find_duplicate(db, dataset, c.text)
+    dup = kb.find_duplicate(c.text)
     if dup is not None:
         c.verdict, c.similar_id, c.similarity = "duplicate", dup.id, 1.0
         return
-    existing = kb.list_hints(db, dataset, ("accepted", "candidate"))
+    existing = kb.hints(("accepted", "candidate"))
     sims = None
     if existing:
-        vecs = embeddings.encode([c.text, *[h.text for h in existing]], db=db, encoder=encoder)
+        vecs = embeddings.encode([c.text, *[h.text for h in existing]], db=kb.db, encoder=encoder)
         sims = embeddings.cosine_matrix(vecs[:1], vecs[1:])[0]
         best = int(sims.argmax())
         c.similar_id, c.similarity = existing[best].id, round(float(sims[best]), 4)
@@ -89,10 +89,9 @@ async def check_hint(db, client, rec, session: Session, config: ReflectConfig, c
     effect = {"rank_without": c.rank_without, "rank_with": c.rank_with,
               "ndcg_without": c.ndcg_without, "ndcg_with": c.ndcg_with,
               "k": config.effect_k, "mode": config.effect_mode}
-    hint = kb.add_hint(db, dataset, c.text,
-                       status="accepted" if config.auto_accept else "candidate",
-                       source="reflection", session_id=session.id, reflection_id=rec.id,
-                       effect=effect, similar_id=c.similar_id, similarity=c.similarity)
+    hint = kb.add(c.text, status="accepted" if config.auto_accept else "candidate",
+                  source="reflection", session_id=session.id, reflection_id=rec.id,
+                  effect=effect, similar_id=c.similar_id, similarity=c.similarity)
     c.hint_id, c.verdict = hint.id, "added"
 
 

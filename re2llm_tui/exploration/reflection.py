@@ -55,7 +55,7 @@ from re2llm_tui.exploration.config import (  # noqa: F401 - the public names of 
 from re2llm_tui.exploration.hints import parse_hints
 from re2llm_tui.exploration.leak import leak_of  # noqa: F401
 from re2llm_tui.exploration.turns import recommend_turn, reflection_turns
-from re2llm_tui.kb import store as kb
+from re2llm_tui.kb import KnowledgeBase
 from re2llm_tui.prompts import REFLECTION_VERSION
 from re2llm_tui.store.reflections import (  # noqa: F401 - readers re-exported
     ReflectionWriter,
@@ -86,9 +86,10 @@ def _close_pending(rec: ReflectionWriter, checks, verdict: str) -> None:
 
 
 async def reflect_session(db, client, session: Session, config: ReflectConfig | None = None, *,
-                          encoder=None, common: frozenset[str] = frozenset(),
+                          kb: KnowledgeBase | None = None, encoder=None, common: frozenset[str] = frozenset(),
                           on_stage: Callable[[str], None] | None = None) -> SessionOutcome:
-    """Reflect on one session (see the module docstring); the KB gets the surviving hints.
+    """Reflect on one session (see the module docstring); the KB (``kb``: the handle the
+    caller made, else one made here) gets the surviving hints.
 
     Raises :class:`~re2llm_tui.control.RunStop` (after marking the reflection ``stopped``);
     an LLM call that fails after its retries marks the reflection ``failed`` and returns.
@@ -98,7 +99,7 @@ async def reflect_session(db, client, session: Session, config: ReflectConfig | 
     config = config or ReflectConfig()
     config.validate()
     stage = on_stage or (lambda s: None)
-    kb.ensure_seeded(db, session.dataset)
+    kb = kb if kb is not None else KnowledgeBase(db, session.dataset)
     rec = ReflectionWriter(db, dataset=session.domain, session_id=session.id,
                            model=client.model, prompt_version=REFLECTION_VERSION,
                            params={**asdict(config),
@@ -122,7 +123,7 @@ async def reflect_session(db, client, session: Session, config: ReflectConfig | 
         ndcg_without = ndcg_at(rank, config.effect_k)
         for c in checks:
             stage(f"check {c.idx}/{len(checks)}")
-            await check_hint(db, client, rec, session, config, c, rank, ndcg_without,
+            await check_hint(kb, client, rec, session, config, c, rank, ndcg_without,
                              encoder=encoder, common=common)
             rec.proposal(asdict(c))
         _finish(rec, "done", checks)
@@ -167,7 +168,7 @@ async def explore(db, client, ds: Dataset, *, split: str = "train", sessions: in
     if sessions is not None and sessions < 1:
         raise UserError(f"--sessions must be >= 1 (got {sessions})")
     todo = [ds.session(session_id)] if session_id else ds.iter_sessions(split)  # read as used
-    kb.ensure_seeded(db, ds)
+    kb = KnowledgeBase(db, ds)                  # seeded once, received by every session
     summary = ExploreSummary(dataset=dataset, model=client.model)
     done_before = explored_sessions(db, dataset, client.model, REFLECTION_VERSION)
     total = 1 if session_id else sessions
@@ -185,7 +186,7 @@ async def explore(db, client, ds: Dataset, *, split: str = "train", sessions: in
             summary.already += 1
             continue
         try:
-            outcome = await reflect_session(db, client, session, config, encoder=encoder,
+            outcome = await reflect_session(db, client, session, config, kb=kb, encoder=encoder,
                                             on_stage=lambda s, sid=session.id: report(sid, s))
         except RunStop as exc:
             summary.stopped = str(exc)

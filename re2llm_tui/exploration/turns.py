@@ -11,9 +11,16 @@ recorded and sent back in the conversation: a reasoning model's thinking
 (:mod:`re2llm_tui.llm.thinking`) stays with its call (``calls.reasoning``), so no reflection
 row holds thinking text and the next turn does not see it (providers drop earlier turns'
 thinking from the context too).
+
+Turns 2-4 are one plan, :func:`next_turn` (the next request given the replies so far):
+:func:`reflection_turns` sends it, the cost estimate
+(:func:`re2llm_tui.costs.dry_run.explore`) looks each request up in the cache.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from re2llm_tui.data.release import Session
 from re2llm_tui.llm.parsing import reply_ranking, target_rank
@@ -55,23 +62,56 @@ async def recommend_turn(db, client, rec, session: Session,
     return reply, rank
 
 
+@dataclass(frozen=True)
+class TurnRequest:
+    """One reflection turn's request: the conversation to send, its new prompt last."""
+
+    turn: int                   # 2..4
+    kind: str                   # mistakes, analysis, hints
+    prompt: str
+    messages: list[dict]
+    decoding: dict
+
+    @property
+    def purpose(self) -> str:
+        return f"reflect:{self.kind}"
+
+
+def next_turn(session: Session, config: ReflectConfig, reply: str | None,
+              answers: Sequence[str | None]) -> TurnRequest | None:
+    """The next request of turns 2-4 after the recommendation ``reply`` and the answers of
+    the turns so far (None after turn 4).  A reply not known (``None``: an estimate's call
+    not in the cache) is left out of the conversation."""
+    kinds = (("mistakes", reflection_mistakes_prompt),
+             ("analysis", lambda: reflection_analysis_prompt(session.target)),
+             ("hints", lambda: reflection_hints_prompt(config.max_hints)))
+    if len(answers) >= len(kinds):
+        return None
+    messages = [{"role": "user", "content": session.prompt}]
+    said = [reply, *answers]
+    prompts = [make() for _, make in kinds[:len(answers) + 1]]
+    for i, prompt in enumerate(prompts):
+        if said[i] is not None:
+            messages.append({"role": "assistant", "content": said[i]})
+        messages.append({"role": "user", "content": prompt})
+    decoding = {"max_tokens": config.turn_max_tokens} if config.turn_max_tokens else {}
+    return TurnRequest(len(answers) + 2, kinds[len(answers)][0], prompts[-1], messages,
+                       decoding)
+
+
 async def reflection_turns(client, rec, session: Session, reply: str, config: ReflectConfig,
                            on_turn=None) -> str:
-    """Turns 2-4 after the recommendation ``reply``; returns turn 4's reply (the hints)."""
-    decoding = {"max_tokens": config.turn_max_tokens} if config.turn_max_tokens else {}
-    messages = [{"role": "user", "content": session.prompt},
-                {"role": "assistant", "content": reply}]
-    turns = ((2, "mistakes", reflection_mistakes_prompt()),
-             (3, "analysis", reflection_analysis_prompt(session.target)),
-             (4, "hints", reflection_hints_prompt(config.max_hints)))
-    for turn, kind, prompt in turns:
+    """Turns 2-4 after the recommendation ``reply`` (:func:`next_turn`, sent); returns
+    turn 4's reply (the hints)."""
+    answers: list[str] = []
+    while (req := next_turn(session, config, reply, answers)) is not None:
         if on_turn is not None:
-            on_turn(turn)
-        messages.append({"role": "user", "content": prompt})
-        rec.message(kind, "user", prompt, turn=turn)
-        res = await client.complete(messages, purpose=f"reflect:{kind}", **decoding)
+            on_turn(req.turn)
+        rec.message(req.kind, "user", req.prompt, turn=req.turn)
+        res = await client.complete(req.messages, purpose=req.purpose, **req.decoding)
         check_ok(res)
         answer = answer_of(res.text)
-        messages.append({"role": "assistant", "content": answer})
-        rec.message(kind, "assistant", answer, turn=turn, source="llm", call_id=res.call_id)
-    return messages[-1]["content"]
+        answers.append(answer)
+        rec.message(req.kind, "assistant", answer, turn=req.turn, source="llm",
+                    call_id=res.call_id)
+    return answers[-1]

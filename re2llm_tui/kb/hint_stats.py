@@ -55,17 +55,9 @@ def mean_rewards(db, dataset: str, model: str | None = None,
     (of one ``model`` when given), counted with ``rank_by`` on the prompts as the release
     orders them (outcomes of candidate-order shuffles and of the other accounting are
     left out: they answer other questions)."""
-    sql = ("SELECT h.hint_key AS k, AVG(h.ndcg - b.ndcg) AS mean, COUNT(*) AS n "
-           "FROM reward_outcomes h JOIN reward_outcomes b ON b.dataset = h.dataset "
-           "AND b.model = h.model AND b.context = h.context AND b.session_id = h.session_id "
-           "AND b.hint_key = '' WHERE h.dataset = ? AND h.hint_key != '' "
-           "AND h.context LIKE ?")
-    args: list = [dataset, f"%|rank-by={rank_by}"]
-    if model is not None:
-        sql += " AND h.model = ?"
-        args.append(model)
-    return {r["k"]: (float(r["mean"]), int(r["n"]))
-            for r in db.query(sql + " GROUP BY h.hint_key", args)}
+    from re2llm_tui.store.outcomes import mean_gains
+
+    return mean_gains(db, dataset, f"%|rank-by={rank_by}", model)
 
 
 def latest_agent_use(db, dataset: str, model: str | None = None) -> AgentUse | None:

@@ -6,13 +6,14 @@ A hint has a per-dataset ``id`` (the release's hints keep their index 1..20), a 
 and reflection it came from, the effectiveness result, the most similar hint when proposed).
 Entry 0, "no hint", is implicit: never stored, always the first action.
 
-* :class:`KnowledgeBase` is the handle the CLI, the app and the core use: one workspace and
-  one :class:`~re2llm_tui.data.release.Dataset` (resolved at the edge), seeded once with the
-  release's ``hints.json`` when the handle is made.  The module functions below are its
-  implementation; they take the workspace and the dataset and never a data folder.
+* :class:`KnowledgeBase` is the one public API, which the CLI, the app, exploration and
+  the agent's action list use: one workspace and one
+  :class:`~re2llm_tui.data.release.Dataset` (resolved at the edge), seeded once with the
+  release's ``hints.json`` when the handle is made.  The module holds only text helpers
+  (:func:`normalize_text`, :func:`text_key`, reading a hints file) beside it.
 * Every change is written to ``hint_history`` in the same transaction, with the full rows
-  before and after, so :func:`undo` restores the previous state exactly.
-* The *accepted* hints, ordered by id, are the agent's action list; :func:`kb_version` is a
+  before and after, so :meth:`KnowledgeBase.undo` restores the previous state exactly.
+* The *accepted* hints, ordered by id, are the agent's action list; :meth:`KnowledgeBase.version` is a
   content hash of that list (``"kb-" + sha256[:12]``), so it changes with every change of the
   accepted set and an agent can tell whether its actions still match.  A monotonic revision
   counter (``meta kb_revision:<dataset>``) counts those changes for display.
@@ -24,7 +25,7 @@ Entry 0, "no hint", is implicit: never stored, always the first action.
 
 Every write runs in ``BEGIN IMMEDIATE``; a lock held by another process becomes a one-line
 :class:`~re2llm_tui.errors.WorkspaceError` and nothing is changed.  Bulk duplicate checks
-(:func:`import_hints`) use an index of the existing texts built once per change, so an
+(:meth:`KnowledgeBase.import_file`) use an index of the existing texts built once per change, so an
 import is linear in the size of the file and of the KB.
 """
 
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from re2llm_tui.data.release import Dataset, canonical_domain, read_hints_json, unescape
+from re2llm_tui.data.release import Dataset, read_hints_json, unescape
 from re2llm_tui.errors import DataError, UserError
 from re2llm_tui.store.workspace import get_meta, set_meta, transaction
 
@@ -115,12 +116,6 @@ def clean_text(text: str | None) -> str:
 def text_key(text: str) -> str:
     """The key under which two hint texts count as duplicates."""
     return " ".join(normalize_text(text).casefold().split()).rstrip(" .!")
-
-
-def _dataset(dataset: "Dataset | str") -> str:
-    """The KB's key of a dataset: games, movies, or an imported dataset's name (one
-    resolved in this process or found in the data folders; anything else is refused)."""
-    return dataset.name if isinstance(dataset, Dataset) else canonical_domain(dataset)
 
 
 def _rows(db, dataset: str, where: str = "", args: Sequence = ()) -> list[dict]:
@@ -238,13 +233,12 @@ class _Change:
 
 # --------------------------------------------------------------------------- seeding
 
-def ensure_seeded(db, dataset: "Dataset | str") -> bool:
+def _seed(db, ds: Dataset) -> bool:
     """Seed the KB with the release's hints.json on first use of ``dataset``; True if it did.
 
     ``dataset``: the :class:`~re2llm_tui.data.release.Dataset` resolved at the edge (a
     bare name is resolved from the default data folders).  A dataset imported with ``data
     import`` has no hints file: its KB starts empty (marked seeded, no history entry)."""
-    ds = Dataset.resolve(dataset)
     dataset = ds.name
     key = f"kb_seeded:{dataset}"
     if get_meta(db, key):
@@ -274,102 +268,6 @@ def ensure_seeded(db, dataset: "Dataset | str") -> bool:
     return True
 
 
-def _ready(db, dataset: "Dataset | str") -> str:
-    name = _dataset(dataset)
-    if not get_meta(db, f"kb_seeded:{name}"):
-        ensure_seeded(db, dataset)
-    return name
-
-
-# --------------------------------------------------------------------------- reading
-
-def list_hints(db, dataset: str, status: str | Iterable[str] | None = None) -> list[Hint]:
-    """Hints of a dataset ordered by id, optionally only those with the given status(es)."""
-    dataset = _ready(db, dataset)
-    statuses = [status] if isinstance(status, str) else list(status or [])
-    for s in statuses:
-        if s not in STATUSES:
-            raise UserError(f"unknown status {s!r}: choose {', '.join(STATUSES)}")
-    where = f"status IN ({', '.join('?' for _ in statuses)})" if statuses else ""
-    return [Hint.from_row(r) for r in _rows(db, dataset, where, statuses)]
-
-
-def get_hint(db, dataset: str, hint_id) -> Hint:
-    dataset = _ready(db, dataset)
-    return Hint.from_row(_require(db, dataset, hint_id))
-
-
-def kb_version(db, dataset: str) -> str:
-    """Content hash of the ordered accepted (id, text) list, entry 0 included."""
-    dataset = _ready(db, dataset)
-    return _version_of(_accepted_list(db, dataset))
-
-
-def kb_revision(db, dataset: str) -> int:
-    """How many times the accepted set of ``dataset`` has changed (seeding included)."""
-    return int(get_meta(db, f"kb_revision:{_dataset(dataset)}", "0"))
-
-
-def action_list(db, dataset: str) -> tuple[str, list[tuple[int, str]]]:
-    """``(kb_version, [(0, ""), (hint_id, text), ...])``: the agent's actions, accepted hints by id."""
-    dataset = _ready(db, dataset)
-    accepted = _accepted_list(db, dataset)
-    return _version_of(accepted), [(0, ""), *accepted]
-
-
-def search(db, dataset: str, query: str, *, status: str | None = None, raw: bool = False,
-           limit: int = 50) -> list[tuple[Hint, str]]:
-    """Full-text search (FTS5, best match first); returns (hint, snippet) pairs.
-
-    In a snippet the matched words are wrapped in ``\x02`` ... ``\x03``.
-
-    By default every word of ``query`` must occur (words are quoted, so punctuation is
-    harmless); the last word also matches as a prefix.  ``raw=True`` passes FTS5 syntax through.
-    """
-    import sqlite3
-
-    dataset = _ready(db, dataset)
-    if not query or not query.strip():
-        raise UserError("search query is empty")
-    if raw:
-        match = query
-    else:
-        words = re.findall(r"\w+", query)
-        if not words:
-            raise UserError(f"search query {query!r} has no words")
-        match = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
-    sql = (f"SELECT {', '.join('h.' + c for c in COLUMNS)}, "
-           "snippet(hints_fts, 0, char(2), char(3), '...', 16) AS snip "
-           "FROM hints_fts JOIN hints h ON h.uid = hints_fts.rowid "
-           "WHERE hints_fts MATCH ? AND h.dataset=?")
-    args: list = [match.strip(), dataset]
-    if status:
-        if status not in STATUSES:
-            raise UserError(f"unknown status {status!r}: choose {', '.join(STATUSES)}")
-        sql += " AND h.status=?"
-        args.append(status)
-    sql += " ORDER BY bm25(hints_fts), h.id LIMIT ?"
-    args.append(int(limit))
-    try:
-        rows = list(db.query(sql, args))
-    except sqlite3.OperationalError as exc:
-        raise UserError(f"bad search query {query!r} ({exc})") from None
-    return [(Hint.from_row(r), r["snip"]) for r in rows]
-
-
-def find_duplicate(db, dataset: str, text: str, *, exclude: int | None = None) -> Hint | None:
-    """An existing hint (any status) whose text equals ``text`` up to case/spacing/final stop.
-
-    One scan of the dataset's texts; to check many texts use :class:`DuplicateIndex`.
-    """
-    key = text_key(text)
-    for hid, stored in db.execute("SELECT id, text FROM hints WHERE dataset=? ORDER BY id",
-                                  [dataset]):
-        if hid != exclude and text_key(stored) == key:
-            return Hint.from_row(_row(db, dataset, hid))
-    return None
-
-
 class DuplicateIndex:
     """:func:`text_key` -> ``(id, status)`` of every hint of a dataset, read once.
 
@@ -392,205 +290,7 @@ class DuplicateIndex:
         self._keys.setdefault(text_key(text), (hint_id, status))
 
 
-def history(db, dataset: str, *, limit: int | None = None, hint_id: int | None = None) -> list[dict]:
-    """History entries newest first (``before``/``after``/``hint_ids`` decoded)."""
-    dataset = _dataset(dataset)
-    out = []
-    for r in db.query("SELECT * FROM hint_history WHERE dataset=? ORDER BY seq DESC", [dataset]):
-        r["hint_ids"] = json.loads(r["hint_ids"])
-        if hint_id is not None and int(hint_id) not in r["hint_ids"]:
-            continue
-        for key in ("before", "after"):  # decoded only for the entries returned
-            r[key] = json.loads(r[key])
-        out.append(r)
-        if limit is not None and len(out) >= limit:
-            break
-    return out
-
-
-# --------------------------------------------------------------------------- changes
-
-def add_hint(db, dataset: str, text: str, *, status: str = "candidate", source: str = "manual",
-             session_id: str | None = None, reflection_id: int | None = None,
-             effect: dict | None = None, similar_id: int | None = None,
-             similarity: float | None = None, note: str | None = None,
-             raw_text: str | None = None) -> Hint:
-    """Add one hint; a duplicate of an existing hint (any status) is refused."""
-    dataset = _ready(db, dataset)
-    cleaned = clean_text(text)
-    if status not in STATUSES or status == "archived":
-        raise UserError(f"a new hint's status must be candidate, accepted or rejected, not {status!r}")
-    if source not in SOURCES:
-        raise UserError(f"unknown hint source {source!r}: choose {', '.join(SOURCES)}")
-    with transaction(db):
-        dup = find_duplicate(db, dataset, cleaned)
-        if dup is not None:
-            raise UserError(f"hint already in the KB as #{dup.id} ({dup.status})")
-        hid = _next_id(db, dataset)
-        change = _Change(db, dataset, "add")
-        change.touch(hid)
-        _insert(db, {"dataset": dataset, "id": hid, "text": cleaned, "status": status,
-                     "source": source, "raw_text": raw_text, "session_id": session_id,
-                     "reflection_id": reflection_id,
-                     "effect": json.dumps(effect, sort_keys=True) if effect is not None else None,
-                     "similar_id": similar_id, "similarity": similarity, "note": note})
-        change.commit(f"added #{hid} ({status}, {source})")
-    return get_hint(db, dataset, hid)
-
-
-def edit_hint(db, dataset: str, hint_id, text: str, *, expect_text: str | None = None) -> Hint:
-    """Change a hint's text.  ``expect_text``: refuse if the stored text is no longer this
-    (someone else changed it since the caller read it)."""
-    dataset = _ready(db, dataset)
-    cleaned = clean_text(text)
-    with transaction(db):
-        row = _require(db, dataset, hint_id)
-        if expect_text is not None and row["text"] != expect_text:
-            raise UserError(f"hint #{row['id']} was changed meanwhile (by another process?); "
-                            "reload it and edit again")
-        if row["text"] == cleaned:
-            raise UserError(f"hint #{row['id']} already has this text")
-        dup = find_duplicate(db, dataset, cleaned, exclude=row["id"])
-        if dup is not None:
-            raise UserError(f"hint already in the KB as #{dup.id} ({dup.status})")
-        change = _Change(db, dataset, "edit")
-        change.touch(row["id"])
-        db.execute(f"UPDATE hints SET text=?, updated_at={_NOW} WHERE uid=?", [cleaned, row["uid"]])
-        change.commit(f"edited #{row['id']}")
-    return get_hint(db, dataset, row["id"])
-
-
-def set_status(db, dataset: str, hint_ids: Iterable, status: str) -> list[int]:
-    """Set the status of hints; returns the ids actually changed (no history if none)."""
-    dataset = _ready(db, dataset)
-    if status not in STATUSES:
-        raise UserError(f"unknown status {status!r}: choose {', '.join(STATUSES)}")
-    ids = list(hint_ids)
-    if not ids:
-        raise UserError("no hint id given")
-    action = {"accepted": "accept", "rejected": "reject", "archived": "archive",
-              "candidate": "reopen"}[status]
-    with transaction(db):
-        rows = [_require(db, dataset, i) for i in ids]
-        change = _Change(db, dataset, action)
-        changed = []
-        for row in rows:
-            if row["status"] == status or row["id"] in changed:
-                continue
-            change.touch(row["id"])
-            db.execute(f"UPDATE hints SET status=?, merged_into=NULL, updated_at={_NOW} WHERE uid=?",
-                       [status, row["uid"]])
-            changed.append(row["id"])
-        if changed:
-            change.commit(f"{action} " + ", ".join(f"#{i}" for i in changed))
-    return changed
-
-
-def accept(db, dataset: str, hint_ids: Iterable, **kw) -> list[int]:
-    return set_status(db, dataset, hint_ids, "accepted", **kw)
-
-
-def reject(db, dataset: str, hint_ids: Iterable, **kw) -> list[int]:
-    return set_status(db, dataset, hint_ids, "rejected", **kw)
-
-
-def merge(db, dataset: str, keep_id, other_ids: Iterable, *, text: str | None = None) -> Hint:
-    """Merge hints into ``keep_id``: the others are archived (``merged_into`` = keep_id) and
-    ``keep_id`` gets ``text`` when given.  ``keep_id`` keeps its status."""
-    dataset = _ready(db, dataset)
-    cleaned = clean_text(text) if text is not None else None
-    others = list(other_ids)
-    if not others:
-        raise UserError("merge needs at least one other hint id")
-    with transaction(db):
-        keep = _require(db, dataset, keep_id)
-        rows = [_require(db, dataset, i) for i in others]
-        if any(r["id"] == keep["id"] for r in rows):
-            raise UserError(f"cannot merge hint #{keep['id']} into itself")
-        change = _Change(db, dataset, "merge")
-        change.touch(keep["id"])
-        if cleaned is not None and cleaned != keep["text"]:
-            dup = find_duplicate(db, dataset, cleaned, exclude=keep["id"])
-            if dup is not None and dup.id not in [r["id"] for r in rows]:
-                raise UserError(f"hint already in the KB as #{dup.id} ({dup.status})")
-            db.execute(f"UPDATE hints SET text=?, updated_at={_NOW} WHERE uid=?",
-                       [cleaned, keep["uid"]])
-        for r in rows:
-            change.touch(r["id"])
-            db.execute(f"UPDATE hints SET status='archived', merged_into=?, updated_at={_NOW} "
-                       "WHERE uid=?", [keep["id"], r["uid"]])
-        change.commit(f"merged {', '.join('#' + str(r['id']) for r in rows)} into #{keep['id']}")
-    return get_hint(db, dataset, keep["id"])
-
-
-def delete(db, dataset: str, hint_ids: Iterable) -> list[int]:
-    """Delete hints (undo brings them back exactly; their ids are never reused)."""
-    dataset = _ready(db, dataset)
-    ids = list(hint_ids)
-    if not ids:
-        raise UserError("no hint id given")
-    with transaction(db):
-        rows = [_require(db, dataset, i) for i in ids]
-        change = _Change(db, dataset, "delete")
-        for r in rows:
-            change.touch(r["id"])
-            db.execute("DELETE FROM hints WHERE uid=?", [r["uid"]])
-        change.commit("deleted " + ", ".join(f"#{i}" for i in change.ids))
-    return change.ids
-
-
-def undo(db, dataset: str) -> dict:
-    """Revert the newest change not yet undone (seeding cannot be undone); returns its entry."""
-    dataset = _ready(db, dataset)
-    with transaction(db):
-        row = db.execute(
-            "SELECT seq, action, hint_ids, before, after, detail FROM hint_history "
-            "WHERE dataset=? AND undone_by IS NULL AND action NOT IN ('undo') "
-            "ORDER BY seq DESC LIMIT 1", [dataset]).fetchone()
-        if row is None or row[1] == "seed":
-            raise UserError(f"nothing to undo in the {dataset} KB")
-        seq, action, ids, before, after, detail = row
-        ids, before, after = json.loads(ids), json.loads(before), json.loads(after)
-        # the rows must still be as that change left them
-        found = _rows_by_id(db, dataset, ids)
-        current = {i: found.get(i) for i in ids}
-        expected = {r["id"]: r for r in after}
-        for i in ids:
-            if current[i] != expected.get(i):
-                raise UserError(f"cannot undo '{detail}': hint #{i} was changed since")
-        change = _Change(db, dataset, "undo")
-        for i in ids:
-            change.touch(i, current[i])
-        db.conn.executemany("DELETE FROM hints WHERE uid=?",
-                            [[r["uid"]] for r in current.values() if r is not None])
-        _insert_many(db, before)
-        new_seq = change.commit(f"undo: {detail}", undoes=seq)
-        db.execute("UPDATE hint_history SET undone_by=? WHERE seq=?", [new_seq, seq])
-    return {"seq": seq, "action": action, "detail": detail, "hint_ids": ids}
-
-
 # --------------------------------------------------------------------------- hints.json
-
-def export_text(db, dataset: str) -> str:
-    """A hints.json-compatible list: entry 0 empty, then the accepted hints by id."""
-    dataset = _ready(db, dataset)
-    out = [""]
-    for r in _rows(db, dataset, "status='accepted'"):
-        raw = r["raw_text"]
-        out.append(raw if raw is not None and normalize_text(raw) == r["text"]
-                   else r["text"])
-    return json.dumps(out)
-
-
-def export_hints(db, dataset: str, path: str | Path) -> int:
-    """Write :func:`export_text` to ``path``; returns the number of hints written."""
-    from re2llm_tui.safe_files import atomic_write, check_target, db_file
-
-    check_target(path, db_file(db))      # never onto the workspace or an SQLite file
-    text = export_text(db, dataset)
-    atomic_write(path, text, db_file(db))
-    return len(json.loads(text)) - 1
-
 
 def read_import_file(path: str | Path) -> list[str]:
     """Read a hints.json-style file: a JSON list of strings (one-line errors otherwise)."""
@@ -622,58 +322,8 @@ def prepare_import(path: str | Path, status: str = "accepted") -> list[str]:
     return entries
 
 
-def import_hints(db, dataset: str, path: str | Path, *, status: str = "accepted",
-                 entries: list[str] | None = None) -> ImportReport:
-    """Import a hints.json-style file as one change (one undo reverts it all).
-
-    Empty entries (entry 0) are ignored; entries equal to an existing hint (any status) or
-    repeated in the file, and entries with nothing left once control characters are removed,
-    are skipped and reported.  Duplicates are found with one :class:`DuplicateIndex`, so a
-    100k-entry file takes seconds, not hours.  ``entries``: the file as
-    :func:`read_import_file` read it already (before the workspace was opened).
-    """
-    if entries is None:
-        entries = prepare_import(path, status)
-    texts = _import_texts(path, entries, status)
-    dataset = _ready(db, dataset)
-    report = ImportReport()
-    note = f"imported from {Path(path).name}"
-    with transaction(db):
-        change = _Change(db, dataset, "import")
-        index = DuplicateIndex(db, dataset)
-        hid = _next_id(db, dataset)
-        seen: dict[str, int] = {}
-        new_rows: list[dict] = []
-        for i, (entry, text) in enumerate(zip(entries, texts)):
-            if not entry.strip():
-                continue
-            if not text:
-                report.skipped.append((entry, "empty once spaces and control characters "
-                                              "are removed"))
-                continue
-            key = text_key(text)
-            if key in seen:
-                report.skipped.append((text, f"repeats entry {seen[key]} of the file"))
-                continue
-            seen[key] = i
-            dup = index.find(text)
-            if dup is not None:
-                report.skipped.append((text, f"duplicate of #{dup[0]} ({dup[1]})"))
-                continue
-            change.touch(hid, None)  # a new id: nothing to read
-            new_rows.append({"dataset": dataset, "id": hid, "text": text, "status": status,
-                             "source": "import", "raw_text": entry, "note": note})
-            index.add(hid, text, status)
-            report.added.append(hid)
-            hid += 1
-        _insert_many(db, new_rows)
-        if report.added:
-            change.commit(f"imported {len(report.added)} hints from {path} "
-                          f"({len(report.skipped)} skipped)")
-    return report
-
-
 # --------------------------------------------------------------------------- the handle
+
 
 class KnowledgeBase:
     """The knowledge base of one dataset in one workspace, seeded once when made.
@@ -682,69 +332,335 @@ class KnowledgeBase:
     >>> kb.add("Prefer sequels of games the user owns.", status="candidate").id
     21
 
-    Every method is the module function of the same name on (workspace, dataset)."""
+    The one public API of the KB: the CLI, the app, exploration (which receives the handle)
+    and the agent's action list all read and change it through these methods."""
 
     def __init__(self, db, dataset: "Dataset | str") -> None:
         self.db = db
         self.dataset = Dataset.resolve(dataset)
         self.name = self.dataset.name
-        ensure_seeded(db, self.dataset)
+        #: True when this handle seeded the KB (its first use in the workspace)
+        self.seeded = _seed(db, self.dataset)
 
-    # reading
+    # ----------------------------------------------------------------- reading
+
     def hints(self, status: str | Iterable[str] | None = None) -> list[Hint]:
-        return list_hints(self.db, self.name, status)
+        """Hints of a dataset ordered by id, optionally only those with the given status(es)."""
+        db, dataset = self.db, self.name
+        statuses = [status] if isinstance(status, str) else list(status or [])
+        for s in statuses:
+            if s not in STATUSES:
+                raise UserError(f"unknown status {s!r}: choose {', '.join(STATUSES)}")
+        where = f"status IN ({', '.join('?' for _ in statuses)})" if statuses else ""
+        return [Hint.from_row(r) for r in _rows(db, dataset, where, statuses)]
 
     def get(self, hint_id) -> Hint:
-        return get_hint(self.db, self.name, hint_id)
+        db, dataset = self.db, self.name
+        return Hint.from_row(_require(db, dataset, hint_id))
 
     def version(self) -> str:
-        return kb_version(self.db, self.name)
+        """Content hash of the ordered accepted (id, text) list, entry 0 included."""
+        db, dataset = self.db, self.name
+        return _version_of(_accepted_list(db, dataset))
 
     def revision(self) -> int:
-        return kb_revision(self.db, self.name)
+        """How many times the accepted set of ``dataset`` has changed (seeding included)."""
+        return int(get_meta(self.db, f"kb_revision:{self.name}", "0"))
 
     def actions(self) -> tuple[str, list[tuple[int, str]]]:
-        return action_list(self.db, self.name)
+        """``(kb_version, [(0, ""), (hint_id, text), ...])``: the agent's actions, accepted hints by id."""
+        db, dataset = self.db, self.name
+        accepted = _accepted_list(db, dataset)
+        return _version_of(accepted), [(0, ""), *accepted]
 
-    def search(self, query: str, **kw) -> list[tuple[Hint, str]]:
-        return search(self.db, self.name, query, **kw)
+    def search(self, query: str, *, status: str | None = None, raw: bool = False,
+               limit: int = 50) -> list[tuple[Hint, str]]:
+        """Full-text search (FTS5, best match first); returns (hint, snippet) pairs.
 
-    def find_duplicate(self, text: str, **kw) -> Hint | None:
-        return find_duplicate(self.db, self.name, text, **kw)
+        In a snippet the matched words are wrapped in ``\x02`` ... ``\x03``.
 
-    def history(self, **kw) -> list[dict]:
-        return history(self.db, self.name, **kw)
+        By default every word of ``query`` must occur (words are quoted, so punctuation is
+        harmless); the last word also matches as a prefix.  ``raw=True`` passes FTS5 syntax through.
+        """
+        import sqlite3
+
+        db, dataset = self.db, self.name
+        if not query or not query.strip():
+            raise UserError("search query is empty")
+        if raw:
+            match = query
+        else:
+            words = re.findall(r"\w+", query)
+            if not words:
+                raise UserError(f"search query {query!r} has no words")
+            match = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
+        sql = (f"SELECT {', '.join('h.' + c for c in COLUMNS)}, "
+               "snippet(hints_fts, 0, char(2), char(3), '...', 16) AS snip "
+               "FROM hints_fts JOIN hints h ON h.uid = hints_fts.rowid "
+               "WHERE hints_fts MATCH ? AND h.dataset=?")
+        args: list = [match.strip(), dataset]
+        if status:
+            if status not in STATUSES:
+                raise UserError(f"unknown status {status!r}: choose {', '.join(STATUSES)}")
+            sql += " AND h.status=?"
+            args.append(status)
+        sql += " ORDER BY bm25(hints_fts), h.id LIMIT ?"
+        args.append(int(limit))
+        try:
+            rows = list(db.query(sql, args))
+        except sqlite3.OperationalError as exc:
+            raise UserError(f"bad search query {query!r} ({exc})") from None
+        return [(Hint.from_row(r), r["snip"]) for r in rows]
+
+    def find_duplicate(self, text: str, *, exclude: int | None = None) -> Hint | None:
+        """An existing hint (any status) whose text equals ``text`` up to case/spacing/final stop.
+
+        One scan of the dataset's texts; to check many texts use :class:`DuplicateIndex`.
+        """
+        db, dataset = self.db, self.name
+        key = text_key(text)
+        for hid, stored in db.execute("SELECT id, text FROM hints WHERE dataset=? ORDER BY id",
+                                      [dataset]):
+            if hid != exclude and text_key(stored) == key:
+                return Hint.from_row(_row(db, dataset, hid))
+        return None
+
+    def history(self, *, limit: int | None = None, hint_id: int | None = None) -> list[dict]:
+        """History entries newest first (``before``/``after``/``hint_ids`` decoded)."""
+        db, dataset = self.db, self.name
+        out = []
+        for r in db.query("SELECT * FROM hint_history WHERE dataset=? ORDER BY seq DESC", [dataset]):
+            r["hint_ids"] = json.loads(r["hint_ids"])
+            if hint_id is not None and int(hint_id) not in r["hint_ids"]:
+                continue
+            for key in ("before", "after"):  # decoded only for the entries returned
+                r[key] = json.loads(r[key])
+            out.append(r)
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    # ----------------------------------------------------------------- hints.json
 
     def export_text(self) -> str:
-        return export_text(self.db, self.name)
+        """A hints.json-compatible list: entry 0 empty, then the accepted hints by id."""
+        db, dataset = self.db, self.name
+        out = [""]
+        for r in _rows(db, dataset, "status='accepted'"):
+            raw = r["raw_text"]
+            out.append(raw if raw is not None and normalize_text(raw) == r["text"]
+                       else r["text"])
+        return json.dumps(out)
 
     def export(self, path: str | Path) -> int:
-        return export_hints(self.db, self.name, path)
+        """Write :func:`export_text` to ``path``; returns the number of hints written."""
+        from re2llm_tui.safe_files import atomic_write, check_target, db_file
 
-    # changing
-    def add(self, text: str, **kw) -> Hint:
-        return add_hint(self.db, self.name, text, **kw)
+        db = self.db
+        check_target(path, db_file(db))      # never onto the workspace or an SQLite file
+        text = self.export_text()
+        atomic_write(path, text, db_file(db))
+        return len(json.loads(text)) - 1
 
-    def edit(self, hint_id, text: str, **kw) -> Hint:
-        return edit_hint(self.db, self.name, hint_id, text, **kw)
+    # ----------------------------------------------------------------- changes
+
+    def add(self, text: str, *, status: str = "candidate", source: str = "manual",
+            session_id: str | None = None, reflection_id: int | None = None,
+            effect: dict | None = None, similar_id: int | None = None,
+            similarity: float | None = None, note: str | None = None,
+            raw_text: str | None = None) -> Hint:
+        """Add one hint; a duplicate of an existing hint (any status) is refused."""
+        db, dataset = self.db, self.name
+        cleaned = clean_text(text)
+        if status not in STATUSES or status == "archived":
+            raise UserError(f"a new hint's status must be candidate, accepted or rejected, not {status!r}")
+        if source not in SOURCES:
+            raise UserError(f"unknown hint source {source!r}: choose {', '.join(SOURCES)}")
+        with transaction(db):
+            dup = self.find_duplicate(cleaned)
+            if dup is not None:
+                raise UserError(f"hint already in the KB as #{dup.id} ({dup.status})")
+            hid = _next_id(db, dataset)
+            change = _Change(db, dataset, "add")
+            change.touch(hid)
+            _insert(db, {"dataset": dataset, "id": hid, "text": cleaned, "status": status,
+                         "source": source, "raw_text": raw_text, "session_id": session_id,
+                         "reflection_id": reflection_id,
+                         "effect": json.dumps(effect, sort_keys=True) if effect is not None else None,
+                         "similar_id": similar_id, "similarity": similarity, "note": note})
+            change.commit(f"added #{hid} ({status}, {source})")
+        return self.get(hid)
+
+    def edit(self, hint_id, text: str, *, expect_text: str | None = None) -> Hint:
+        """Change a hint's text.  ``expect_text``: refuse if the stored text is no longer this
+        (someone else changed it since the caller read it)."""
+        db, dataset = self.db, self.name
+        cleaned = clean_text(text)
+        with transaction(db):
+            row = _require(db, dataset, hint_id)
+            if expect_text is not None and row["text"] != expect_text:
+                raise UserError(f"hint #{row['id']} was changed meanwhile (by another process?); "
+                                "reload it and edit again")
+            if row["text"] == cleaned:
+                raise UserError(f"hint #{row['id']} already has this text")
+            dup = self.find_duplicate(cleaned, exclude=row["id"])
+            if dup is not None:
+                raise UserError(f"hint already in the KB as #{dup.id} ({dup.status})")
+            change = _Change(db, dataset, "edit")
+            change.touch(row["id"])
+            db.execute(f"UPDATE hints SET text=?, updated_at={_NOW} WHERE uid=?", [cleaned, row["uid"]])
+            change.commit(f"edited #{row['id']}")
+        return self.get(row["id"])
 
     def set_status(self, hint_ids: Iterable, status: str) -> list[int]:
-        return set_status(self.db, self.name, hint_ids, status)
+        """Set the status of hints; returns the ids actually changed (no history if none)."""
+        db, dataset = self.db, self.name
+        if status not in STATUSES:
+            raise UserError(f"unknown status {status!r}: choose {', '.join(STATUSES)}")
+        ids = list(hint_ids)
+        if not ids:
+            raise UserError("no hint id given")
+        action = {"accepted": "accept", "rejected": "reject", "archived": "archive",
+                  "candidate": "reopen"}[status]
+        with transaction(db):
+            rows = [_require(db, dataset, i) for i in ids]
+            change = _Change(db, dataset, action)
+            changed = []
+            for row in rows:
+                if row["status"] == status or row["id"] in changed:
+                    continue
+                change.touch(row["id"])
+                db.execute(f"UPDATE hints SET status=?, merged_into=NULL, updated_at={_NOW} WHERE uid=?",
+                           [status, row["uid"]])
+                changed.append(row["id"])
+            if changed:
+                change.commit(f"{action} " + ", ".join(f"#{i}" for i in changed))
+        return changed
 
     def accept(self, hint_ids: Iterable) -> list[int]:
-        return accept(self.db, self.name, hint_ids)
+        return self.set_status(hint_ids, "accepted")
 
     def reject(self, hint_ids: Iterable) -> list[int]:
-        return reject(self.db, self.name, hint_ids)
+        return self.set_status(hint_ids, "rejected")
 
-    def merge(self, keep_id, other_ids: Iterable, **kw) -> Hint:
-        return merge(self.db, self.name, keep_id, other_ids, **kw)
+    def merge(self, keep_id, other_ids: Iterable, *, text: str | None = None) -> Hint:
+        """Merge hints into ``keep_id``: the others are archived (``merged_into`` = keep_id) and
+        ``keep_id`` gets ``text`` when given.  ``keep_id`` keeps its status."""
+        db, dataset = self.db, self.name
+        cleaned = clean_text(text) if text is not None else None
+        others = list(other_ids)
+        if not others:
+            raise UserError("merge needs at least one other hint id")
+        with transaction(db):
+            keep = _require(db, dataset, keep_id)
+            rows = [_require(db, dataset, i) for i in others]
+            if any(r["id"] == keep["id"] for r in rows):
+                raise UserError(f"cannot merge hint #{keep['id']} into itself")
+            change = _Change(db, dataset, "merge")
+            change.touch(keep["id"])
+            if cleaned is not None and cleaned != keep["text"]:
+                dup = self.find_duplicate(cleaned, exclude=keep["id"])
+                if dup is not None and dup.id not in [r["id"] for r in rows]:
+                    raise UserError(f"hint already in the KB as #{dup.id} ({dup.status})")
+                db.execute(f"UPDATE hints SET text=?, updated_at={_NOW} WHERE uid=?",
+                           [cleaned, keep["uid"]])
+            for r in rows:
+                change.touch(r["id"])
+                db.execute(f"UPDATE hints SET status='archived', merged_into=?, updated_at={_NOW} "
+                           "WHERE uid=?", [keep["id"], r["uid"]])
+            change.commit(f"merged {', '.join('#' + str(r['id']) for r in rows)} into #{keep['id']}")
+        return self.get(keep["id"])
 
     def delete(self, hint_ids: Iterable) -> list[int]:
-        return delete(self.db, self.name, hint_ids)
+        """Delete hints (undo brings them back exactly; their ids are never reused)."""
+        db, dataset = self.db, self.name
+        ids = list(hint_ids)
+        if not ids:
+            raise UserError("no hint id given")
+        with transaction(db):
+            rows = [_require(db, dataset, i) for i in ids]
+            change = _Change(db, dataset, "delete")
+            for r in rows:
+                change.touch(r["id"])
+                db.execute("DELETE FROM hints WHERE uid=?", [r["uid"]])
+            change.commit("deleted " + ", ".join(f"#{i}" for i in change.ids))
+        return change.ids
 
     def undo(self) -> dict:
-        return undo(self.db, self.name)
+        """Revert the newest change not yet undone (seeding cannot be undone); returns its entry."""
+        db, dataset = self.db, self.name
+        with transaction(db):
+            row = db.execute(
+                "SELECT seq, action, hint_ids, before, after, detail FROM hint_history "
+                "WHERE dataset=? AND undone_by IS NULL AND action NOT IN ('undo') "
+                "ORDER BY seq DESC LIMIT 1", [dataset]).fetchone()
+            if row is None or row[1] == "seed":
+                raise UserError(f"nothing to undo in the {dataset} KB")
+            seq, action, ids, before, after, detail = row
+            ids, before, after = json.loads(ids), json.loads(before), json.loads(after)
+            # the rows must still be as that change left them
+            found = _rows_by_id(db, dataset, ids)
+            current = {i: found.get(i) for i in ids}
+            expected = {r["id"]: r for r in after}
+            for i in ids:
+                if current[i] != expected.get(i):
+                    raise UserError(f"cannot undo '{detail}': hint #{i} was changed since")
+            change = _Change(db, dataset, "undo")
+            for i in ids:
+                change.touch(i, current[i])
+            db.conn.executemany("DELETE FROM hints WHERE uid=?",
+                                [[r["uid"]] for r in current.values() if r is not None])
+            _insert_many(db, before)
+            new_seq = change.commit(f"undo: {detail}", undoes=seq)
+            db.execute("UPDATE hint_history SET undone_by=? WHERE seq=?", [new_seq, seq])
+        return {"seq": seq, "action": action, "detail": detail, "hint_ids": ids}
 
-    def import_file(self, path: str | Path, **kw) -> "ImportReport":
-        return import_hints(self.db, self.name, path, **kw)
+    def import_file(self, path: str | Path, *, status: str = "accepted",
+                     entries: list[str] | None = None) -> ImportReport:
+        """Import a hints.json-style file as one change (one undo reverts it all).
+
+        Empty entries (entry 0) are ignored; entries equal to an existing hint (any status) or
+        repeated in the file, and entries with nothing left once control characters are removed,
+        are skipped and reported.  Duplicates are found with one :class:`DuplicateIndex`, so a
+        100k-entry file takes seconds, not hours.  ``entries``: the file as
+        :func:`read_import_file` read it already (before the workspace was opened).
+        """
+        if entries is None:
+            entries = prepare_import(path, status)
+        texts = _import_texts(path, entries, status)
+        db, dataset = self.db, self.name
+        report = ImportReport()
+        note = f"imported from {Path(path).name}"
+        with transaction(db):
+            change = _Change(db, dataset, "import")
+            index = DuplicateIndex(db, dataset)
+            hid = _next_id(db, dataset)
+            seen: dict[str, int] = {}
+            new_rows: list[dict] = []
+            for i, (entry, text) in enumerate(zip(entries, texts)):
+                if not entry.strip():
+                    continue
+                if not text:
+                    report.skipped.append((entry, "empty once spaces and control characters "
+                                                  "are removed"))
+                    continue
+                key = text_key(text)
+                if key in seen:
+                    report.skipped.append((text, f"repeats entry {seen[key]} of the file"))
+                    continue
+                seen[key] = i
+                dup = index.find(text)
+                if dup is not None:
+                    report.skipped.append((text, f"duplicate of #{dup[0]} ({dup[1]})"))
+                    continue
+                change.touch(hid, None)  # a new id: nothing to read
+                new_rows.append({"dataset": dataset, "id": hid, "text": text, "status": status,
+                                 "source": "import", "raw_text": entry, "note": note})
+                index.add(hid, text, status)
+                report.added.append(hid)
+                hid += 1
+            _insert_many(db, new_rows)
+            if report.added:
+                change.commit(f"imported {len(report.added)} hints from {path} "
+                              f"({len(report.skipped)} skipped)")
+        return report

@@ -114,7 +114,7 @@ def check_model(model: str, api_bases: Sequence[str], rank_method: str | None = 
     from re2llm_tui.llm import local as _local_mod
 
     _local_mod.register()  # the local provider is known to litellm too
-    model, provider = _provider(litellm, model, api_bases)
+    model, provider = provider_of(litellm, model, api_bases)
     for base in api_bases:
         check_reachable(base)
     if provider in getattr(litellm, "_custom_providers", []):
@@ -135,7 +135,7 @@ def check_model(model: str, api_bases: Sequence[str], rank_method: str | None = 
     return model
 
 
-def _provider(litellm, model: str, api_bases: Sequence[str]) -> tuple[str, str]:
+def provider_of(litellm, model: str, api_bases: Sequence[str]) -> tuple[str, str]:
     """(model, provider) as litellm knows them; a one-line UserError for an unknown string."""
     try:
         from litellm.utils import custom_llm_setup

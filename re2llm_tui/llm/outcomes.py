@@ -143,12 +143,6 @@ def failed_call_errors(db, *, since_id: int, model: str | None = None,
                        run_id: int | None = None) -> list[str]:
     """The errors of the failed calls logged after call ``since_id`` (of ``model``, or of
     ``run_id``): what a stage that does not keep its calls' errors reads back."""
-    sql = "SELECT error FROM calls WHERE id > ? AND status='failed' AND cached=0"
-    args: list = [since_id]
-    if model is not None:
-        sql += " AND model=?"
-        args.append(model)
-    if run_id is not None:
-        sql += " AND run_id=?"
-        args.append(run_id)
-    return [e or "unknown error" for (e,) in db.execute(sql, args)]
+    from re2llm_tui.store.calls import failed_errors
+
+    return failed_errors(db, since_id=since_id, model=model, run_id=run_id)

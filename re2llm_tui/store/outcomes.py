@@ -1,9 +1,10 @@
-"""Reading the reward table (``reward_outcomes``) for curation and export.
+"""The reward table (``reward_outcomes``): all of its SQL.
 
-The table is written by :mod:`re2llm_tui.utilization.rewards` (one outcome per dataset,
-model, context, session and hint text; ``hint_key`` '' = no hint).  This module answers the
-questions the evidence view, the reward-table view and ``rewards export`` ask of it, so no
-layer above the store writes SQL against it.
+:mod:`re2llm_tui.utilization.rewards` fills it (one outcome per dataset, model, context,
+session and hint text; ``hint_key`` '' = no hint) through :func:`load` and :func:`put`; the
+rest answers what the evidence view, the reward-table view, ``rewards export``, the hint
+statistics, evaluation and the run plan ask of it, so no layer above the store writes SQL
+against it.
 """
 
 from __future__ import annotations
@@ -71,3 +72,75 @@ def iter_outcomes(db, dataset: str, model: str | None = None, context: str | Non
         yield {"model": m, "context": c, "session_id": sid, "hint_key": key, "hint_id": hid,
                "target_rank": rank, "ndcg": float(ndcg), "base_rank": brank,
                "base_ndcg": None if bndcg is None else float(bndcg)}
+
+
+# --------------------------------------------------------------------------- the table's writer
+
+def load(db, dataset: str, model: str, context: str, keys: list[str]):
+    """The stored outcomes of ``keys`` (hint keys) under one (dataset, model, context):
+    ``(session_id, hint_key, target_rank, ndcg, ranking JSON, samples JSON)`` rows."""
+    marks = ", ".join("?" for _ in keys)
+    return db.execute(
+        "SELECT session_id, hint_key, target_rank, ndcg, ranking, samples FROM reward_outcomes "
+        f"WHERE dataset=? AND model=? AND context=? AND hint_key IN ({marks})",
+        [dataset, model, context, *keys])
+
+
+def known_keys(db, dataset: str, model: str, context: str, keys: list[str]) -> dict[str, set]:
+    """session id -> the hint keys among ``keys`` with a stored outcome (nothing else read)."""
+    known: dict[str, set] = {}
+    marks = ", ".join("?" for _ in keys)
+    for sid, key in db.execute(
+            "SELECT session_id, hint_key FROM reward_outcomes WHERE dataset=? AND model=? AND "
+            f"context=? AND hint_key IN ({marks})", [dataset, model, context, *keys]):
+        known.setdefault(sid, set()).add(key)
+    return known
+
+
+def sessions_with_outcomes(db, dataset: str, model: str, prefix: str = "") -> list[str]:
+    """The session ids (starting with ``prefix``) with an outcome of ``model``, in order."""
+    return [r[0] for r in db.execute(
+        "SELECT DISTINCT session_id FROM reward_outcomes WHERE dataset=? AND model=? "
+        "AND session_id LIKE ? ORDER BY session_id", [dataset, model, prefix + "%"])]
+
+
+def reply_of(db, dataset: str, model: str, context: str, session_id: str,
+             hint_key: str) -> str | None:
+    """The reply text of the call behind one outcome (None: not stored or no longer kept)."""
+    row = db.execute(
+        "SELECT c.response FROM reward_outcomes o JOIN calls c ON c.id = o.call_id "
+        "WHERE o.dataset=? AND o.model=? AND o.context=? AND o.session_id=? "
+        "AND o.hint_key=?", [dataset, model, context, session_id, hint_key]).fetchone()
+    return None if row is None else row[0]
+
+
+def put(db, *, dataset: str, model: str, context: str, session_id: str, hint_key: str,
+        hint_id: int, target_rank, ndcg: float, ranking: list[int], call_id,
+        samples: list[dict] | None = None) -> None:
+    """Store (replace) one outcome, committed at once."""
+    from re2llm_tui.store.workspace import transaction
+
+    with transaction(db):
+        db.execute(
+            "INSERT OR REPLACE INTO reward_outcomes (dataset, model, context, session_id, "
+            "hint_key, hint_id, target_rank, ndcg, ranking, call_id, samples) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            [dataset, model, context, session_id, hint_key, hint_id, target_rank, ndcg,
+             json.dumps(ranking), call_id,
+             json.dumps(samples) if samples is not None else None])
+
+
+def mean_gains(db, dataset: str, context_like: str, model: str | None = None) -> dict:
+    """hint key -> (mean of ndcg(hint) - ndcg(no hint), pairs) over the outcomes of
+    ``dataset`` whose context is ``LIKE context_like`` (of one ``model`` when given)."""
+    sql = ("SELECT h.hint_key AS k, AVG(h.ndcg - b.ndcg) AS mean, COUNT(*) AS n "
+           "FROM reward_outcomes h JOIN reward_outcomes b ON b.dataset = h.dataset "
+           "AND b.model = h.model AND b.context = h.context AND b.session_id = h.session_id "
+           "AND b.hint_key = '' WHERE h.dataset = ? AND h.hint_key != '' "
+           "AND h.context LIKE ?")
+    args: list = [dataset, context_like]
+    if model is not None:
+        sql += " AND h.model = ?"
+        args.append(model)
+    return {r["k"]: (float(r["mean"]), int(r["n"]))
+            for r in db.query(sql + " GROUP BY h.hint_key", args)}

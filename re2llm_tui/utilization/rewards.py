@@ -54,6 +54,8 @@ from re2llm_tui.llm.parsing import (
     target_rank,
 )
 from re2llm_tui.rank_metrics import Counts, ndcg_at
+from re2llm_tui.store import outcomes as outcomes_table
+from re2llm_tui.store.calls import response_of
 
 K = 10
 
@@ -250,13 +252,8 @@ class LLMRewards:
         cols_of: dict[str, list[int]] = {}
         for a, key in enumerate(self.keys):
             cols_of.setdefault(key, []).append(a)
-        keys = list(cols_of)
-        marks = ", ".join("?" for _ in keys)
-        for sid, key, trank, ndcg, ranking, samples in self.db.execute(
-                "SELECT session_id, hint_key, target_rank, ndcg, ranking, samples "
-                "FROM reward_outcomes "
-                f"WHERE dataset=? AND model=? AND context=? AND hint_key IN ({marks})",
-                [self.dataset, self.model, self.context, *keys]):
+        for sid, key, trank, ndcg, ranking, samples in outcomes_table.load(
+                self.db, self.dataset, self.model, self.context, list(cols_of)):
             i = row_of.get(sid)
             if i is None:
                 continue
@@ -354,14 +351,10 @@ class LLMRewards:
             method = self.client.rank_method
             text = ""                   # the local engine's reply is its ranking
             if method == "generate":
-                row = self.db.execute(
-                    "SELECT c.response FROM reward_outcomes o JOIN calls c ON c.id = o.call_id "
-                    "WHERE o.dataset=? AND o.model=? AND o.context=? AND o.session_id=? "
-                    "AND o.hint_key=?", [self.dataset, self.model, self.context,
-                                         self.sessions[i].id, self.keys[a]]).fetchone()
-                if row is None or row[0] is None:
+                text = outcomes_table.reply_of(self.db, self.dataset, self.model, self.context,
+                                               self.sessions[i].id, self.keys[a])
+                if text is None:
                     return None
-                text = row[0]
             self._replies[key] = Counts.of(reply_ranking(
                 text, self.ranking(i, a), self.sessions[i].candidates, rank_method=method, k=K))
         return self._replies[key]
@@ -376,12 +369,10 @@ class LLMRewards:
             if key not in self._replies:
                 text = ""
                 if method == "generate":
-                    row = self.db.execute("SELECT response FROM calls WHERE id=?",
-                                          [p.get("call_id")]).fetchone()
-                    if row is None or row[0] is None:
+                    text = response_of(self.db, p.get("call_id"))
+                    if text is None:
                         out.append(None)
                         continue
-                    text = row[0]
                 self._replies[key] = Counts.of(reply_ranking(
                     text, p.get("ranking") or [], self.sessions[i].candidates,
                     rank_method=method, k=K))
@@ -565,17 +556,10 @@ class LLMRewards:
 
     def _store(self, i: int, a: int, trank, ndcg: float, ranking: list[int], call_id,
                samples: list[dict] | None = None) -> None:
-        from re2llm_tui.store.workspace import transaction
-
-        s = self.sessions[i]
-        with transaction(self.db):
-            self.db.execute(
-                "INSERT OR REPLACE INTO reward_outcomes (dataset, model, context, session_id, "
-                "hint_key, hint_id, target_rank, ndcg, ranking, call_id, samples) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                [self.dataset, self.model, self.context, s.id, self.keys[a], self.actions[a][0],
-                 trank, ndcg, json.dumps(ranking), call_id,
-                 json.dumps(samples) if samples is not None else None])
+        outcomes_table.put(self.db, dataset=self.dataset, model=self.model,
+                           context=self.context, session_id=self.sessions[i].id,
+                           hint_key=self.keys[a], hint_id=self.actions[a][0], target_rank=trank,
+                           ndcg=ndcg, ranking=ranking, call_id=call_id, samples=samples)
         self.apply(i, a, trank, ndcg, ranking, samples)
 
     def close(self) -> None:

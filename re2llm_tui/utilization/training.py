@@ -152,21 +152,44 @@ def _validate(spec: TrainSpec) -> None:
     check_samples(spec.samples)
 
 
+@dataclass
+class TrainPlan:
+    """What training asks the LLM for: the training sessions, the KB's actions and the
+    reward table over them (whose missing outcomes are the calls)."""
+
+    sessions: list
+    kb_version: str
+    actions: list[tuple[int, str]]
+    source: object              # LLMRewards
+
+
+def plan_training(db, client, ds, *, limit: int | None = None, rank_by: str = "reply",
+                  samples: int = 1) -> TrainPlan:
+    """Training's set-up, one plan for :func:`train` and its cost estimate
+    (:func:`re2llm_tui.costs.dry_run.train`): the first ``limit`` training sessions (all
+    when None), the accepted hints as actions and their reward table."""
+    from re2llm_tui.kb import KnowledgeBase
+    from re2llm_tui.utilization.rewards import LLMRewards
+
+    sessions = ds.first("train", limit) if limit else ds.sessions("train")
+    kb_version, actions = KnowledgeBase(db, ds).actions()
+    return TrainPlan(sessions, kb_version, actions,
+                     LLMRewards(client, sessions, actions, dataset=ds.name, db=db,
+                                rank_by=rank_by, samples=samples))
+
+
 def _set_up(spec: TrainSpec, db, client) -> _Setup:
     from re2llm_tui.data.release import Dataset
-    from re2llm_tui.kb import KnowledgeBase
     from re2llm_tui.utilization.agent import PPOConfig
-    from re2llm_tui.utilization.rewards import LLMRewards
     from re2llm_tui.utilization.session_encoder import encode_sessions
 
     ds = Dataset.resolve(spec.dataset, spec.data_dir)     # the job's edge: resolved once
-    sessions = ds.first("train", spec.limit) if spec.limit else ds.sessions("train")
-    kb_version, actions = KnowledgeBase(db, ds).actions()
     cfg = PPOConfig.from_dict({**spec.ppo, "total_steps": spec.steps, "seed": spec.seed,
                                "log_every": spec.log_every}).validate()
-    return _Setup(ds.name, sessions, kb_version, actions, encode_sessions(sessions, db=db),
-                  LLMRewards(client, sessions, actions, dataset=ds.name, db=db,
-                             rank_by=spec.rank_by, samples=spec.samples), cfg)
+    plan = plan_training(db, client, ds, limit=spec.limit, rank_by=spec.rank_by,
+                         samples=spec.samples)
+    return _Setup(ds.name, plan.sessions, plan.kb_version, plan.actions,
+                  encode_sessions(plan.sessions, db=db), plan.source, cfg)
 
 
 def _open_run(spec: TrainSpec, db, model: str, su: _Setup):
