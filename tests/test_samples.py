@@ -260,7 +260,8 @@ def test_evaluate_samples_reports_the_mean_over_samples_and_the_spread(
     reply = _varying_effects(test, lambda s, hint: table[hint][idx[s.id]])
     register_scripted("scripted", reply)
     args = ["evaluate", "-d", "games", "--split", "test", "-n", "3", "--model", SCRIPTED,
-            "--transport", "litellm", "--db", workspace, "--data-dir", data_dir, "--json", "--samples", "2"]
+            "--transport", "litellm", "--db", workspace, "--data-dir", data_dir, "--json",
+            "--samples", "2"]
     code, out, err = run_cli(*args)
     assert code == 0, err
     data = json.loads(out)

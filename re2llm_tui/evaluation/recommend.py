@@ -258,9 +258,10 @@ async def rank_shard(client: LLMClient, sessions: Sequence[Session], context: di
     """Rank ``sessions`` concurrently and store each as a ``run_items`` row of
     ``context["run_id"]`` as soon as it is known; ``send`` gets one dict per stored session
     (``cached``, ``ok``, ``cost``, and the calls ``hits`` / ``sent``).  ``context["samples"]``
-    (default 1): each session asked that many times (:func:`sample_decoding`).  Raises the first :class:`RunStop` once every session
-    already sent has finished (the rest are left for a rerun).  Also the work of one
-    ``--client-procs`` process (:func:`re2llm_tui.runtime.client_procs.run_in_procs`)."""
+    (default 1): each session asked that many times (:func:`sample_decoding`).  Raises the
+    first :class:`RunStop` once every session already sent has finished (the rest are left for
+    a rerun).  Also the work of one ``--client-procs`` process
+    (:func:`re2llm_tui.runtime.client_procs.run_in_procs`)."""
     from re2llm_tui.llm.parsing import reply_ranking, target_rank
     from re2llm_tui.prompts import recommend_prompt
     from re2llm_tui.store import runs

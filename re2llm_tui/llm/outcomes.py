@@ -39,6 +39,10 @@ _KINDS = {"Timeout": "timeout", "TimeoutError": "timeout", "ReadTimeout": "timeo
           "ConnectTimeout": "timeout", "APIConnectionError": "connection error",
           "ClientConnectorError": "connection error", "ConnectionError": "connection error",
           "ServerDisconnectedError": "connection error", "EmptyReply": "empty reply"}
+#: a failure of the connection itself, whatever class a library wrapped it in (litellm reports a
+#: reset as an InternalServerError, which is no HTTP 500: no server answered)
+_CONNECTION = re.compile(r"Connection reset|Connection refused|Connection aborted|"
+                         r"Server disconnected|RemoteProtocolError|Errno (?:104|111|32)\b", re.I)
 _HTTP = re.compile(r"\b(?:HTTP|status(?: code)?:?)\s*([1-5]\d\d)\b", re.I)
 _FROM = re.compile(r"\s*\(HTTP \d{3} from [^)]*\)\s*$")
 _MESSAGE = re.compile(r'"message"\s*:\s*"((?:[^"\\]|\\.)*)"')
@@ -70,6 +74,8 @@ def short_error(error: str | None) -> str:
     if m:
         status = m.group(1)
     kind = _KINDS.get(name.rsplit(".", 1)[-1], "")
+    if _CONNECTION.search(text) and not m:
+        status, kind = "", "connection error"
     msg = _FROM.sub("", rest)
     found = _MESSAGE.search(msg)
     if found:
