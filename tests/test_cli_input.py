@@ -12,7 +12,7 @@ from io import StringIO
 
 import pytest
 
-from re2llm_tui.data.release import Dataset
+from re2llm_tui.data.dataset import Dataset
 from re2llm_tui.kb import store as kb
 from re2llm_tui.store.workspace import open_workspace
 
@@ -200,7 +200,7 @@ def _store_raw(workspace, data_dir, texts):
     kb.KnowledgeBase(db, Dataset.resolve("games", data_dir))  # seeds the KB
     ids = []
     for t in texts:
-        h = kb.KnowledgeBase(db, "games").add("placeholder " + str(len(ids)), status="accepted")
+        h = kb.KnowledgeBase(db, Dataset.resolve("games")).add("placeholder " + str(len(ids)), status="accepted")
         db.execute("UPDATE hints SET text=?, note=? WHERE dataset='games' AND id=?",
                    [t, t, h.id])
         ids.append(h.id)

@@ -17,16 +17,10 @@ import pytest
 
 from re2llm_tui.data import imported as imp
 from re2llm_tui.data import release
-from re2llm_tui.data.release import Dataset
+from re2llm_tui.data.dataset import Dataset
 from re2llm_tui.errors import DataError, UserError
 
 N_ITEMS = 150
-
-
-@pytest.fixture(autouse=True)
-def no_resolved_imports(monkeypatch):
-    """Each test starts without imported names resolved by an earlier test."""
-    monkeypatch.setattr(release, "_RESOLVED_IMPORTS", {})
 
 
 # --------------------------------------------------------------------------- generated files
@@ -93,15 +87,19 @@ def test_jsonl_sessions_csv_items_make_a_dataset(tmp_path):
         assert len(s.candidates) == 50 and len(set(s.candidates)) == 50
         assert s.candidates[s.target_index] == s.target
         assert not set(s.history) & (set(s.candidates) - {s.target})   # negatives outside
-        assert s.domain == "shelf" and s.dataset == ds
+        assert s.domain == "shelf" and s.root == str(ds.root)
         assert s.prompt.startswith("I read the following books in order: "
                                    + "; ".join(s.history) + ". Based on these interactions, "
                                    "recommend a book for me to read next from a candidate "
                                    "set: " + "; ".join(s.candidates) + ". Please recommend")
     assert ds.session("test-0003") == test[3]
-    # the name works below the edge: a bare name, the KB's key, the release functions
-    assert release.canonical_domain("Shelf") == "shelf"
-    assert release.load_sessions("shelf", "test") == test
+    # a name means a folder only where the data folder is known: no process-wide memory
+    assert release.canonical_domain("Shelf", tmp_path / "dd") == "shelf"
+    with pytest.raises(DataError, match="unknown dataset"):
+        release.canonical_domain("Shelf")
+    with pytest.raises(DataError, match="not a release dataset"):
+        release.load_sessions("shelf", "test", tmp_path / "dd")
+    assert not hasattr(release, "_RESOLVED_IMPORTS")
     # the item text of the session encoder: title plus attribute columns
     from re2llm_tui.data.items import item_text
 
@@ -137,7 +135,7 @@ def test_seeded_negatives_are_frozen_and_reproducible(tmp_path):
                  [json.dumps(cands)])
     conn.commit()
     conn.close()
-    code = ("import sys; from re2llm_tui.data.release import Dataset; "
+    code = ("import sys; from re2llm_tui.data.dataset import Dataset; "
             "from re2llm_tui.errors import DataError\n"
             "try:\n    Dataset.resolve('one', sys.argv[1]).session('test-0003')\n"
             "except DataError as e:\n    print(e); sys.exit(3)")
@@ -295,7 +293,6 @@ def test_default_location_is_data_imported_under_the_working_folder(tmp_path, mo
     sessions = write_jsonl(tmp_path / "s.jsonl", session_rows(5))
     imp.import_dataset("mine", sessions, write_items_csv(tmp_path / "items.csv"))
     assert (tmp_path / "data" / "imported" / "mine" / "manifest.json").is_file()
-    monkeypatch.setattr(release, "_RESOLVED_IMPORTS", {})
     ds = Dataset.resolve("mine")                       # no --data-dir: found there
     assert ds.folder == tmp_path / "data" / "imported" / "mine"
 
@@ -326,10 +323,13 @@ def test_kb_of_an_imported_dataset_starts_empty(tmp_path):
     assert handle.hints() == [] and handle.actions()[1] == [(0, "")]
     assert ds.release_hints() == [""]
     hint = handle.add("Prefer books by an author the reader already read.")
-    assert hint.id == 1 and [h.id for h in kb.KnowledgeBase(db, "shelf").hints()] == [1]
-    assert kb.KnowledgeBase(db, "shelf").history()[0]["action"] == "add"
+    assert hint.id == 1 and [h.id for h in kb.KnowledgeBase(db, ds).hints()] == [1]
+    assert kb.KnowledgeBase(db, ds).history()[0]["action"] == "add"
     with pytest.raises(UserError, match="unknown dataset"):
-        kb.KnowledgeBase(db, "nosuchset").hints()
+        Dataset.resolve("nosuchset", tmp_path / "dd")
+    # below the edge a name is not enough: the KB wants the handle (it knows its folder)
+    with pytest.raises(TypeError, match="expected a Dataset"):
+        kb.KnowledgeBase(db, "shelf")
 
 
 def test_cli_import_info_and_commands_on_an_imported_dataset(tmp_path, run_cli):
@@ -553,7 +553,6 @@ def test_every_command_finds_the_import_by_data_dir_in_a_fresh_process(tmp_path,
     for args in (["data", "info"], ["kb", "list"], ["recommend", *bad_model],
                  ["explore", *bad_model], ["train", *bad_model], ["evaluate", *bad_model],
                  ["run", *bad_model]):
-        monkeypatch.setattr(release, "_RESOLVED_IMPORTS", {})   # nothing resolved yet
         code, out, err = run_cli(*args, *base)
         assert "unknown dataset" not in err, (args, err)
         if args[0] in ("data", "kb"):

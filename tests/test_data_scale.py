@@ -21,17 +21,12 @@ import pytest
 
 from re2llm_tui.data import imported as imp
 from re2llm_tui.data import release, store
-from re2llm_tui.data.release import Dataset
+from re2llm_tui.data.dataset import Dataset
 from re2llm_tui.errors import DataError
 
 ROOT = Path(__file__).resolve().parent.parent
 N_ITEMS = 300
 T0 = 1_600_000_000 - 1_600_000_000 % 86400 + 3600       # 01:00 UTC
-
-
-@pytest.fixture(autouse=True)
-def no_resolved_imports(monkeypatch):
-    monkeypatch.setattr(release, "_RESOLVED_IMPORTS", {})
 
 
 def write_recbole_item(path: Path, n: int = N_ITEMS) -> Path:
@@ -90,7 +85,7 @@ def test_recbole_atomic_files_import_and_run_recommend_and_evaluate(tmp_path, ru
     # the .item's attribute columns (types dropped) make the session encoder's text
     title = s.history[0]
     k = int(title.rsplit(" ", 1)[1])
-    assert imp.item_text("mlrb", title, str(tmp_path / "dd")) == \
+    assert Dataset.resolve("mlrb", tmp_path / "dd").item_text(title) == \
         f"{title}; release_year: {1950 + k % 60}; genre: {['Drama', 'Comedy Crime'][k % 2]}"
 
     register_scripted("scripted", reply_from_prompt)
@@ -160,7 +155,6 @@ def count_built(monkeypatch) -> list[int]:
 def test_dataset_methods_read_only_the_sessions_they_return(tmp_path, monkeypatch):
     sessions, items = write_big(tmp_path, 3000)
     imp.import_dataset("big", sessions, items, data_dir=tmp_path / "dd", seed=5)
-    monkeypatch.setattr(release, "_RESOLVED_IMPORTS", {})
     built = count_built(monkeypatch)
     ds = Dataset.resolve("big", tmp_path / "dd")
     assert ds.count("train") == 2400 and ds.count("test") == 600 and sum(built) == 0

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from test_rewards import scripted_effects
 
+from re2llm_tui.data.dataset import Dataset
 from re2llm_tui.data.release import load_sessions
 from re2llm_tui.errors import UserError
 from re2llm_tui.evaluation.compare import (
@@ -39,9 +40,9 @@ L2 = math.log2
 def case(workspace, data_dir):
     """Workspace with a KB of two accepted hints and a scripted LLM of known effects."""
     db = open_workspace(workspace)
-    _, actions = kb.KnowledgeBase(db, "games").actions()
-    kb.KnowledgeBase(db, "games").reject([h for h, _ in actions if h not in (0, 1, 2)])
-    _, actions = kb.KnowledgeBase(db, "games").actions()
+    _, actions = kb.KnowledgeBase(db, Dataset.resolve("games")).actions()
+    kb.KnowledgeBase(db, Dataset.resolve("games")).reject([h for h, _ in actions if h not in (0, 1, 2)])
+    _, actions = kb.KnowledgeBase(db, Dataset.resolve("games")).actions()
     assert [h for h, _ in actions] == [0, 1, 2]
     h1, h2 = actions[1][1], actions[2][1]
     test = load_sessions("games", "test", data_dir)[:3]
@@ -82,7 +83,7 @@ def test_numbers_equal_a_hand_computation(case, workspace, data_dir):
     assert summary.best_hint["hint_id"] == 2
     db = case["db"]
     with LLMClient(workspace, model=MODEL) as client:
-        res = evaluate(db, "games", "test", client=client, limit=3, seed=0,
+        res = evaluate(db, Dataset.resolve("games"), "test", client=client, limit=3, seed=0,
                        n_boot=200)
     assert list(res.rows) == [NO_HINT, AGENT, RANDOM, BEST, ORACLE, CONTENT]
     assert res.n == 3 and res.llm_calls == 3 * 3       # every test (session, action) once
@@ -139,7 +140,7 @@ def test_numbers_equal_a_hand_computation(case, workspace, data_dir):
     # a rerun is served from the reward table: no call
     n_calls = len(case["log"])
     with LLMClient(workspace, model=MODEL) as client:
-        again = evaluate(db, "games", "test", client=client, limit=3,
+        again = evaluate(db, Dataset.resolve("games"), "test", client=client, limit=3,
                          seed=0, n_boot=200, store=False)
     assert len(case["log"]) == n_calls and again.llm_calls == 0
     assert again.rows == res.rows
@@ -150,7 +151,7 @@ def test_content_ranker_is_cosine_to_the_mean_item_embedding(case, workspace, da
 
     db = case["db"]
     with LLMClient(workspace, model=MODEL) as client:
-        res = evaluate(db, "games", "test", client=client, limit=3,
+        res = evaluate(db, Dataset.resolve("games"), "test", client=client, limit=3,
                        oracle=False, n_boot=50, store=False)
     assert ORACLE not in res.rows and any("oracle" in n for n in res.notes)
     assert AGENT not in res.rows and any("no trained agent" in n for n in res.notes)
@@ -168,7 +169,7 @@ def test_content_ranker_is_cosine_to_the_mean_item_embedding(case, workspace, da
 def test_exports(case, workspace, data_dir, tmp_path):
     db = case["db"]
     with LLMClient(workspace, model=MODEL) as client:
-        res = evaluate(db, "games", "test", client=client, limit=3,
+        res = evaluate(db, Dataset.resolve("games"), "test", client=client, limit=3,
                        n_boot=50, store=False)
     md = res.export(tmp_path / "t.md").read_text()
     assert md.startswith("## games/test: 3 sessions") and "| no hint | 3 |" in md
@@ -185,20 +186,20 @@ def test_exports(case, workspace, data_dir, tmp_path):
 
 def test_an_agent_trained_on_another_kb_is_refused(case, workspace, data_dir):
     trained(workspace, data_dir, steps=256)
-    kb.KnowledgeBase(case["db"], "games").reject([1])
+    kb.KnowledgeBase(case["db"], Dataset.resolve("games")).reject([1])
     with LLMClient(workspace, model=MODEL) as client:
         with pytest.raises(KBVersionMismatch, match="KB version"):
-            evaluate(case["db"], "games", "test", client=client, limit=3)
+            evaluate(case["db"], Dataset.resolve("games"), "test", client=client, limit=3)
 
 
 def test_budget_stop_then_resume_pays_nothing_twice(case, workspace, data_dir):
     db = case["db"]
     with LLMClient(workspace, model=MODEL, max_calls=4, concurrency=1) as client:
         with pytest.raises(BudgetExceeded):
-            evaluate(db, "games", "test", client=client, limit=3)
+            evaluate(db, Dataset.resolve("games"), "test", client=client, limit=3)
     assert len(case["log"]) == 4
     with LLMClient(workspace, model=MODEL) as client:
-        res = evaluate(db, "games", "test", client=client, limit=3)
+        res = evaluate(db, Dataset.resolve("games"), "test", client=client, limit=3)
     assert len(case["log"]) == 9 and res.llm_calls == 5
 
 

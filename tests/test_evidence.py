@@ -19,7 +19,9 @@ import numpy as np
 import pytest
 from test_rewards import scripted_effects
 
-from re2llm_tui.data.release import Dataset, load_sessions
+from re2llm_tui.data.dataset import Dataset
+
+from re2llm_tui.data.release import load_sessions
 from re2llm_tui.evaluation.metrics import bootstrap_mean
 from re2llm_tui.kb import evidence
 from re2llm_tui.kb import store as kb
@@ -67,7 +69,7 @@ def template(tmp_path_factory, data_dir):
     kb.KnowledgeBase(db, Dataset.resolve(DS, data_dir))  # seeds the KB
     ids = {}
     for name, text in (("A", TEXT_A), ("B", TEXT_B), ("C", TEXT_C)):
-        ids[name] = kb.KnowledgeBase(db, DS).add(text, status="accepted", source="manual").id
+        ids[name] = kb.KnowledgeBase(db, Dataset.resolve(DS)).add(text, status="accepted", source="manual").id
     register_scripted("scripted", scripted_effects(sessions, effect))
     actions = [(0, ""), (ids["A"], TEXT_A), (ids["B"], TEXT_B), (ids["C"], TEXT_C)]
     with LLMClient(path, model=MODEL, concurrency=4) as client:
@@ -116,7 +118,7 @@ def plant_run(db, ids, sessions, with_item):
 def test_evidence_matches_a_hand_computation(table):
     db, ids, hand = table["db"], table["ids"], table["hand"]
     rid = plant_run(db, ids, table["sessions"], table["with_item"])
-    hints = kb.KnowledgeBase(db, DS).hints()
+    hints = kb.KnowledgeBase(db, Dataset.resolve(DS)).hints()
     report = evidence.compute(db, DS, hints, model=MODEL)
     assert report.model == MODEL and report.n_sessions == N and report.n_baselines == N
     assert report.agent_run == rid
@@ -173,14 +175,14 @@ def test_no_effect_needs_enough_sessions(table):
     db, ids = table["db"], table["ids"]
     db.execute("DELETE FROM reward_outcomes WHERE session_id NOT IN (?,?,?)",
                table["sessions"][:3])
-    report = evidence.compute(db, DS, kb.KnowledgeBase(db, DS).hints(), model=MODEL)
+    report = evidence.compute(db, DS, kb.KnowledgeBase(db, Dataset.resolve(DS)).hints(), model=MODEL)
     c = report.evidence[ids["C"]]
     assert c.n == 3 and c.ci == (0.0, 0.0) and c.badges == []
 
 
 def test_similar_hints_and_reward_correlation(table):
     db, ids = table["db"], table["ids"]
-    hints = [h for h in kb.KnowledgeBase(db, DS).hints() if h.id in ids.values()]
+    hints = [h for h in kb.KnowledgeBase(db, Dataset.resolve(DS)).hints() if h.id in ids.values()]
     ev, _ = evidence.hint_evidence(db, DS, hints, ids["A"], model=MODEL)
     assert [s.hint_id for s in ev.similar] == sorted(
         (ids["B"], ids["C"]), key=lambda i: -next(s.cosine for s in ev.similar if s.hint_id == i))
@@ -198,8 +200,8 @@ def test_similar_hints_and_reward_correlation(table):
 
 def test_a_changed_text_has_empty_evidence_said_so(table):
     db, ids = table["db"], table["ids"]
-    kb.KnowledgeBase(db, DS).edit(ids["C"], "Consider the release year and the price.")
-    report = evidence.compute(db, DS, kb.KnowledgeBase(db, DS).hints(), model=MODEL)
+    kb.KnowledgeBase(db, Dataset.resolve(DS)).edit(ids["C"], "Consider the release year and the price.")
+    report = evidence.compute(db, DS, kb.KnowledgeBase(db, Dataset.resolve(DS)).hints(), model=MODEL)
     c = report.evidence[ids["C"]]
     assert c.stale and c.n == 0 and c.stale_outcomes == N and c.badges == []
     assert "changed" in c.note and "until the reward table is computed again" in c.note
@@ -207,7 +209,7 @@ def test_a_changed_text_has_empty_evidence_said_so(table):
 
 def test_unknown_hint_and_missing_table(table):
     db = table["db"]
-    hints = kb.KnowledgeBase(db, DS).hints()
+    hints = kb.KnowledgeBase(db, Dataset.resolve(DS)).hints()
     with pytest.raises(evidence.UnknownHint, match="no hint #999"):
         evidence.hint_evidence(db, DS, hints, 999, model=MODEL)
     with pytest.raises(evidence.NoRewardTable, match="no reward table for dataset games"):
@@ -218,7 +220,7 @@ def test_unknown_hint_and_missing_table(table):
 
 def test_histogram_counts_every_reward(table):
     db, ids = table["db"], table["ids"]
-    a = evidence.compute(db, DS, kb.KnowledgeBase(db, DS).hints(), model=MODEL).evidence[ids["A"]]
+    a = evidence.compute(db, DS, kb.KnowledgeBase(db, Dataset.resolve(DS)).hints(), model=MODEL).evidence[ids["A"]]
     bins = evidence.histogram(a.rewards)
     assert sum(c for *_, c in bins) == N
     up = ndcg(1) - ndcg(BASE_RANK)
@@ -238,7 +240,7 @@ def test_kb_evidence_json_matches_the_core(table, run_cli):
                              *cli_args(table, "--model", MODEL, "--json"))
     assert code == 0, err
     got = json.loads(out)
-    core, report = evidence.hint_evidence(db, DS, kb.KnowledgeBase(db, DS).hints(), ids["B"], model=MODEL)
+    core, report = evidence.hint_evidence(db, DS, kb.KnowledgeBase(db, Dataset.resolve(DS)).hints(), ids["B"], model=MODEL)
     assert got["hints"] == [json.loads(json.dumps(core.as_dict()))]
     assert got["model"] == MODEL and got["context"] == report.context
     hb = got["hints"][0]
@@ -246,7 +248,7 @@ def test_kb_evidence_json_matches_the_core(table, run_cli):
     assert {b["label"] for b in hb["badges"]} == {"hurts", f"acts like #{ids['A']}", "unused"}
     # all hints when no id is given; the human form names the badges and the why
     code, out, _ = run_cli("kb", "evidence", *cli_args(table, "--model", MODEL, "--json"))
-    assert code == 0 and len(json.loads(out)["hints"]) == len(kb.KnowledgeBase(db, DS).hints())
+    assert code == 0 and len(json.loads(out)["hints"]) == len(kb.KnowledgeBase(db, Dataset.resolve(DS)).hints())
     code, out, _ = run_cli("kb", "evidence", str(ids["C"]), *cli_args(table, "--model", MODEL))
     assert code == 0 and "no effect" in out and "within ±0.05" in out
     # CSV: one row per hint
@@ -266,7 +268,7 @@ def test_kb_evidence_bad_input_is_one_line(table, run_cli, case):
         args = cli_args(table, "--model", "other/model")
         want = "no reward table for dataset games with model other/model"
     elif case == "changed text":
-        kb.KnowledgeBase(db, DS).edit(ids["C"], "Consider the release year and the price.")
+        kb.KnowledgeBase(db, Dataset.resolve(DS)).edit(ids["C"], "Consider the release year and the price.")
         args = [str(ids["C"]), *cli_args(table, "--model", MODEL)]
         want = "changed since"
     else:
@@ -315,7 +317,7 @@ def test_rewards_export_refuses_the_workspace_and_neutralises_formulas(table, ru
     assert open_workspace(table["workspace"]).execute(
         "SELECT COUNT(*) FROM reward_outcomes").fetchone()[0] == N * 4
     # a hint text that a spreadsheet would run as a formula
-    kb.KnowledgeBase(db, DS).edit(ids["C"], "=HYPERLINK(\"http://x\") first")
+    kb.KnowledgeBase(db, Dataset.resolve(DS)).edit(ids["C"], "=HYPERLINK(\"http://x\") first")
     db.execute("UPDATE reward_outcomes SET hint_key=? WHERE hint_id=?",
                [evidence.hint_key("=HYPERLINK(\"http://x\") first"), ids["C"]])
     target = tmp_path / "x.csv"

@@ -100,7 +100,7 @@ def test_recommend_dry_run_gpt_4o_mini_without_key_or_network(run_cli, workspace
     assert est["seconds"] > 0
     # max_tokens only bounds a reply; a ranking reply lists 10 titles: the expected length
     # is 10 lines of "i. title" at the mean tokens per line of the sessions' candidates
-    from re2llm_tui.data.release import Dataset
+    from re2llm_tui.data.dataset import Dataset
 
     sessions = Dataset.resolve("games", data_dir).sessions("test")[:10]
     tokens = lines = 0
@@ -210,7 +210,7 @@ def test_reward_table_keys_match_the_real_calls(workspace, data_dir):
     """The planned reward-table requests have the keys LLMRewards' calls are cached under:
     with the outcomes removed from the table, a dry run finds every call in the cache."""
     from re2llm_tui.costs import dry_run
-    from re2llm_tui.data.release import Dataset
+    from re2llm_tui.data.dataset import Dataset
     from re2llm_tui.costs.dry_run import dry_client
     from re2llm_tui.kb import KnowledgeBase
     from re2llm_tui.llm.client import LLMClient
@@ -289,7 +289,7 @@ def test_train_and_evaluate_summaries_report_what_the_cache_saved(run_cli, works
 # --------------------------------------------------------------------------- the other commands
 
 def _actions(workspace, data_dir) -> int:
-    from re2llm_tui.data.release import Dataset
+    from re2llm_tui.data.dataset import Dataset
     from re2llm_tui.kb import KnowledgeBase
     from re2llm_tui.store.workspace import open_workspace
 
@@ -433,7 +433,7 @@ def test_the_estimate_follows_the_stage_plan(workspace, data_dir, monkeypatch):
     no-hint outcome, train on one session, stop after two turns) and the estimate follows."""
     from re2llm_tui.costs import dry_run
     from re2llm_tui.costs.dry_run import dry_client
-    from re2llm_tui.data.release import Dataset
+    from re2llm_tui.data.dataset import Dataset
     from re2llm_tui.evaluation import compare
     from re2llm_tui.utilization import training
 

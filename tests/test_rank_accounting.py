@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from replies import ranked_reply
 
+from re2llm_tui.data.dataset import Dataset
 from re2llm_tui.data.release import load_sessions
 from re2llm_tui.evaluation.compare import CONTENT, NO_HINT, evaluate
 from re2llm_tui.evaluation.metrics import ndcg_at
@@ -201,9 +202,9 @@ def kb_case(workspace, data_dir):
     from re2llm_tui.kb import store as kb
 
     db = open_workspace(workspace)
-    _, actions = kb.KnowledgeBase(db, "games").actions()
-    kb.KnowledgeBase(db, "games").reject([h for h, _ in actions if h not in (0, 1, 2)])
-    _, actions = kb.KnowledgeBase(db, "games").actions()
+    _, actions = kb.KnowledgeBase(db, Dataset.resolve("games")).actions()
+    kb.KnowledgeBase(db, Dataset.resolve("games")).reject([h for h, _ in actions if h not in (0, 1, 2)])
+    _, actions = kb.KnowledgeBase(db, Dataset.resolve("games")).actions()
     sessions = load_sessions("games", "test", data_dir)
     hints = [t for _, t in actions]
     register_scripted("scripted", hallucinating(sessions, _effect(hints)))
@@ -236,7 +237,7 @@ def test_reward_recommend_score_and_evaluate_agree(kb_case, workspace, data_dir,
                                                 - ndcg_at(rec[0][s.id], 10), abs=1e-6)
         src.close()
         # evaluate reads the same outcomes: its no-hint row is recommend's, with validity
-        res = evaluate(db, "games", "test", client=client, limit=4, n_boot=50, rank_by=rank_by)
+        res = evaluate(db, Dataset.resolve("games"), "test", client=client, limit=4, n_boot=50, rank_by=rank_by)
     assert res.ranks[NO_HINT] == [rec[0][s.id] for s in few]
     row = res.rows[NO_HINT]
     assert row["replies"] == 4 and row["short_replies"] == 4     # 8 or 9 distinct valid titles

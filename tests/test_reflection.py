@@ -13,6 +13,7 @@ import json
 import pytest
 from replies import ranked_reply
 
+from re2llm_tui.data.dataset import Dataset
 from re2llm_tui import prompts
 from re2llm_tui.data.release import get_session, load_release_hints, load_sessions
 from re2llm_tui.exploration.reflection import (
@@ -111,7 +112,7 @@ def encoder():
 
 
 def run(db, client, encoder, **kw):
-    return asyncio.run(explore(db, client, kw.pop("dataset", "games"), encoder=encoder, **kw))
+    return asyncio.run(explore(db, client, Dataset.resolve(kw.pop("dataset", "games")), encoder=encoder, **kw))
 
 
 SESSION = "train-0001"   # target: "Bioshock 2 - Xbox 360"
@@ -189,7 +190,7 @@ def test_each_check_passes_and_fails(env, encoder):
             summary.added) == (6, 1, 1, 3, 1)
 
     # only the survivor reached the KB, as a candidate, with its provenance
-    cands = kb.KnowledgeBase(db, "games").hints("candidate")
+    cands = kb.KnowledgeBase(db, Dataset.resolve("games")).hints("candidate")
     assert [h.text for h in cands] == [hints[0]]
     h = cands[0]
     assert h.source == "reflection" and h.session_id == SESSION
@@ -197,8 +198,8 @@ def test_each_check_passes_and_fails(env, encoder):
     assert h.effect["rank_without"] is None and h.effect["rank_with"] == 3
     assert h.effect["ndcg_without"] == 0.0 and h.effect["ndcg_with"] == pytest.approx(0.5)
     assert h.similar_id == checks[1].similar_id and 0 < h.similarity < 0.8
-    assert kb.KnowledgeBase(db, "games").version() == kb.KnowledgeBase(db, "games").actions()[0]
-    assert h.id not in [i for i, _ in kb.KnowledgeBase(db, "games").actions()[1]], "candidates are not actions"
+    assert kb.KnowledgeBase(db, Dataset.resolve("games")).version() == kb.KnowledgeBase(db, Dataset.resolve("games")).actions()[0]
+    assert h.id not in [i for i, _ in kb.KnowledgeBase(db, Dataset.resolve("games")).actions()[1]], "candidates are not actions"
 
     # the reflection links to the hint; the check conversations are stored per proposal
     rec = reflection_record(db, h.reflection_id)
@@ -218,11 +219,11 @@ def test_each_check_passes_and_fails(env, encoder):
 def test_auto_accept_makes_the_survivor_an_action(env, encoder):
     db, make_client = env
     s = get_session("games", SESSION)
-    v0 = kb.KnowledgeBase(db, "games").version()
+    v0 = kb.KnowledgeBase(db, Dataset.resolve("games")).version()
     script = Script([s], five_hints(s.target)[:1], steer={"sequels": 2})
     run(db, make_client(script), encoder, session_id=SESSION,
         config=ReflectConfig(auto_accept=True))
-    version, actions = kb.KnowledgeBase(db, "games").actions()
+    version, actions = kb.KnowledgeBase(db, Dataset.resolve("games")).actions()
     assert version != v0 and actions[-1][1] == "Recommend sequels of games the user already owns."
 
 
@@ -309,7 +310,7 @@ def test_explore_is_resumable_and_stops_on_budget(env, encoder):
     assert summary2.already == 1, "the finished session is skipped"
     assert summary2.reflected == 3 and summary2.cache_hits == 2, "the stopped session resumes from the cache"
     assert [r["status"] for r in reflections_of(db, "games")] == ["done", "stopped", "done", "done", "done"]
-    assert len(kb.KnowledgeBase(db, "games").hints("candidate")) == 1
+    assert len(kb.KnowledgeBase(db, Dataset.resolve("games")).hints("candidate")) == 1
     assert summary2.redundant == 3, "the same hint from later sessions is a duplicate"
 
     client3 = make_client(script)

@@ -202,7 +202,7 @@ def _fast_client(workspace, url):
 
 
 def test_evaluate_where_every_call_fails_500_raises_and_marks_failed(workspace, data_dir):
-    from re2llm_tui.data.release import Dataset
+    from re2llm_tui.data.dataset import Dataset
     from re2llm_tui.evaluation.compare import evaluate
     from re2llm_tui.store.workspace import open_workspace
 

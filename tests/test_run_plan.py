@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from re2llm_tui.data.dataset import Dataset
 from re2llm_tui.llm.client import LLMClient
 from re2llm_tui.store.workspace import open_workspace
 from re2llm_tui.costs.run_plan import (
@@ -21,7 +22,7 @@ def _client(workspace):
 def test_a_fresh_workspace_gets_a_run_that_fits_the_budget(workspace, data_dir):
     db = open_workspace(workspace)
     with _client(workspace) as client:
-        plan = propose(db, client, "games", budget_s=15 * 60)
+        plan = propose(db, client, Dataset.resolve("games"), budget_s=15 * 60)
     assert plan.n_actions == 21
     assert plan.total_s <= 15 * 60 * 1.05
     assert plan.train_sessions >= 4 and plan.eval_sessions >= 5
@@ -39,8 +40,8 @@ def test_a_fresh_workspace_gets_a_run_that_fits_the_budget(workspace, data_dir):
 def test_two_workers_propose_a_larger_slice(workspace, data_dir):
     db = open_workspace(workspace)
     with _client(workspace) as client:
-        one = propose(db, client, "movies", workers=1)
-        two = propose(db, client, "movies", workers=2)
+        one = propose(db, client, Dataset.resolve("movies"), workers=1)
+        two = propose(db, client, Dataset.resolve("movies"), workers=2)
     assert two.train_sessions > one.train_sessions
 
 

@@ -16,6 +16,8 @@ import threading
 
 import numpy as np
 import pytest
+
+from re2llm_tui.data.dataset import Dataset
 from wire_servers import WireServer
 
 MODEL = "openai/gpt-5-mini"          # a reasoning model: its replies are samples
@@ -238,9 +240,9 @@ def two_hint_kb(workspace):
     from re2llm_tui.store.workspace import open_workspace
 
     db = open_workspace(workspace)
-    _, actions = kb.KnowledgeBase(db, "games").actions()
-    kb.KnowledgeBase(db, "games").reject([h for h, _ in actions if h not in (0, 1, 2)])
-    _, actions = kb.KnowledgeBase(db, "games").actions()
+    _, actions = kb.KnowledgeBase(db, Dataset.resolve("games")).actions()
+    kb.KnowledgeBase(db, Dataset.resolve("games")).reject([h for h, _ in actions if h not in (0, 1, 2)])
+    _, actions = kb.KnowledgeBase(db, Dataset.resolve("games")).actions()
     db.conn.close()
     return actions
 

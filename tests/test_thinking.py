@@ -9,6 +9,7 @@ import asyncio
 import pytest
 from replies import ranked_reply
 
+from re2llm_tui.data.dataset import Dataset
 from re2llm_tui import prompts
 from re2llm_tui.data.release import get_session, load_sessions
 from re2llm_tui.exploration.checks import parse_yes_no
@@ -231,7 +232,7 @@ def test_no_thinking_text_reaches_a_ranking_a_hint_a_leak_check_or_a_reflection_
     db = open_workspace(workspace)
     client = LLMClient(workspace, model="scripted/thinker", max_retries=0)
     try:
-        summary = asyncio.run(explore(db, client, "games", session_id=SESSION,
+        summary = asyncio.run(explore(db, client, Dataset.resolve("games"), session_id=SESSION,
                                       encoder=get_encoder(), config=ReflectConfig()))
     finally:
         client.close()
@@ -247,7 +248,7 @@ def test_no_thinking_text_reaches_a_ranking_a_hint_a_leak_check_or_a_reflection_
     stored = [t["content"] for t in rec["turns"]]
     assert stored and not any("<think>" in t or "first draft" in t for t in stored)
     assert not any("first draft" in h.text or "<think" in h.text
-                   for h in kb.KnowledgeBase(db, "games").hints(("accepted", "candidate")))
+                   for h in kb.KnowledgeBase(db, Dataset.resolve("games")).hints(("accepted", "candidate")))
     for conv in script.seen:       # the conversation sent back carries answers only
         assert not any(m["role"] == "assistant" and "first draft" in m["content"] for m in conv)
     for row in db.execute("SELECT * FROM reflection_hints").fetchall():

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from test_rewards import ndcg, scripted_effects
 
+from re2llm_tui.data.dataset import Dataset
 from re2llm_tui.data.release import load_sessions
 from re2llm_tui.errors import UserError
 from re2llm_tui.kb import store as kb
@@ -151,7 +152,7 @@ def test_a_changed_kb_refuses_the_checkpoint(workspace, data_dir, scripted):
     first = train(spec(workspace, data_dir, max_calls=10))
     assert first.status == "stopped"
     db = open_workspace(workspace)
-    kb.KnowledgeBase(db, "games").reject([20])
+    kb.KnowledgeBase(db, Dataset.resolve("games")).reject([20])
     with pytest.raises(KBVersionMismatch) as exc:
         train(spec(workspace, data_dir))
     msg = str(exc.value)
@@ -176,7 +177,7 @@ def test_training_process_polls_pauses_stops_and_resumes(workspace, data_dir, sc
         from re2llm_tui.utilization.rewards import LLMRewards
 
         db = open_workspace(workspace)
-        _, actions = kb.KnowledgeBase(db, "games").actions()
+        _, actions = kb.KnowledgeBase(db, Dataset.resolve("games")).actions()
         src = LLMRewards(client, load_sessions("games", "train", data_dir)[:N], actions,
                          dataset="games", db=db)
         src.prefill()

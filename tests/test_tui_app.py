@@ -156,17 +156,17 @@ async def test_recommend_reflect_review_accept_flow(fixture_app, tmp_path):
         t.move_cursor(row=app.screen._queue.index(new[0]))
         await pilot.press("a")
         await settle(pilot)
-        assert kb.KnowledgeBase(db, DATASET).get(new[0].id).status == "accepted"
+        assert kb.KnowledgeBase(db, Dataset.resolve(DATASET)).get(new[0].id).status == "accepted"
         assert GOOD_HINT not in [h.text for h in app.screen._queue]
         # undo brings it back to the queue
         await pilot.press("u")
         await settle(pilot)
-        assert kb.KnowledgeBase(db, DATASET).get(new[0].id).status == "candidate"
+        assert kb.KnowledgeBase(db, Dataset.resolve(DATASET)).get(new[0].id).status == "candidate"
         assert GOOD_HINT in [h.text for h in app.screen._queue]
 
 
 async def test_review_reject_edit_merge_undo(fixture_app, tmp_path, data_dir):
-    from re2llm_tui.data.release import Dataset
+    from re2llm_tui.data.dataset import Dataset
 
     app, info = fixture_app()
     # hint #2 is the release's hint 2 (seeded from hints.json)
@@ -181,7 +181,7 @@ async def test_review_reject_edit_merge_undo(fixture_app, tmp_path, data_dir):
         # reject the first
         await pilot.press("x")
         await settle(pilot)
-        assert kb.KnowledgeBase(db, DATASET).get(c1).status == "rejected"
+        assert kb.KnowledgeBase(db, Dataset.resolve(DATASET)).get(c1).status == "rejected"
         assert [h.id for h in screen._queue] == [c2]
         # edit the second in the modal
         await pilot.press("e")
@@ -190,9 +190,9 @@ async def test_review_reject_edit_merge_undo(fixture_app, tmp_path, data_dir):
         area.text = "Prefer games for the console the user played last."
         await pilot.press("ctrl+s")
         await settle(pilot)
-        assert kb.KnowledgeBase(db, DATASET).get(c2).text == "Prefer games for the console the user played last."
+        assert kb.KnowledgeBase(db, Dataset.resolve(DATASET)).get(c2).text == "Prefer games for the console the user played last."
         # merge it into hint #2 (the dialog is prefilled with the most similar hint)
-        assert kb.KnowledgeBase(db, DATASET).get(2).text == kept_text
+        assert kb.KnowledgeBase(db, Dataset.resolve(DATASET)).get(2).text == kept_text
         await pilot.press("m")
         await pilot.pause()
         keep = app.screen.query_one("#keep")
@@ -202,21 +202,21 @@ async def test_review_reject_edit_merge_undo(fixture_app, tmp_path, data_dir):
         assert app.screen.query_one("#text").text == kept_text
         await pilot.press("ctrl+s")
         await settle(pilot)
-        h = kb.KnowledgeBase(db, DATASET).get(c2)
+        h = kb.KnowledgeBase(db, Dataset.resolve(DATASET)).get(c2)
         assert h.status == "archived" and h.merged_into == 2, notes(app)
         # the kept hint keeps its text; the merged hint keeps its edited text (archived)
-        assert kb.KnowledgeBase(db, DATASET).get(2).text == kept_text
+        assert kb.KnowledgeBase(db, Dataset.resolve(DATASET)).get(2).text == kept_text
         assert h.text == "Prefer games for the console the user played last."
         assert screen._queue == []
         # three undos restore the exact previous state
-        before = kb.KnowledgeBase(db, DATASET).history()
+        before = kb.KnowledgeBase(db, Dataset.resolve(DATASET)).history()
         for _ in range(3):
             await pilot.press("u")
             await settle(pilot)
-        assert kb.KnowledgeBase(db, DATASET).get(c1).status == "candidate"
-        h = kb.KnowledgeBase(db, DATASET).get(c2)
+        assert kb.KnowledgeBase(db, Dataset.resolve(DATASET)).get(c1).status == "candidate"
+        h = kb.KnowledgeBase(db, Dataset.resolve(DATASET)).get(c2)
         assert h.status == "candidate" and h.text.startswith("Prefer games for the same console")
-        assert len(kb.KnowledgeBase(db, DATASET).history()) == len(before) + 3
+        assert len(kb.KnowledgeBase(db, Dataset.resolve(DATASET)).history()) == len(before) + 3
 
 
 async def test_edit_racing_another_process_keeps_the_users_text(fixture_app, tmp_path):
@@ -232,7 +232,7 @@ async def test_edit_racing_another_process_keeps_the_users_text(fixture_app, tmp
         await pilot.pause()
         # meanwhile another process (a CLI job) edits the same hint on the same file
         other = ws(tmp_path)
-        kb.KnowledgeBase(other, DATASET).edit(c1, "Changed by someone else.")
+        kb.KnowledgeBase(other, Dataset.resolve(DATASET)).edit(c1, "Changed by someone else.")
         mine = "My careful rewording of the hint."
         app.screen.query_one("#text").text = mine
         await pilot.press("ctrl+s")
@@ -240,7 +240,7 @@ async def test_edit_racing_another_process_keeps_the_users_text(fixture_app, tmp
         assert any("changed meanwhile" in n for n in notes(app)), notes(app)
         assert isinstance(app.screen, TextEditDialog)
         assert app.screen.query_one("#text").text == mine
-        assert kb.KnowledgeBase(other, DATASET).get(c1).text == "Changed by someone else."
+        assert kb.KnowledgeBase(other, Dataset.resolve(DATASET)).get(c1).text == "Changed by someone else."
 
 
 async def test_kb_add_search_delete_export_import(fixture_app, tmp_path):
@@ -259,7 +259,7 @@ async def test_kb_add_search_delete_export_import(fixture_app, tmp_path):
         await pilot.press("ctrl+s")
         await settle(pilot)
         db = ws(tmp_path)
-        added = [h for h in kb.KnowledgeBase(db, DATASET).hints() if h.text.startswith("Favour coop")]
+        added = [h for h in kb.KnowledgeBase(db, Dataset.resolve(DATASET)).hints() if h.text.startswith("Favour coop")]
         assert len(added) == 1 and added[0].status == "accepted" and added[0].source == "manual"
         assert len(screen._hints) == n0 + 1
         # a duplicate is refused with a notification, the dialog keeps the text
@@ -280,10 +280,10 @@ async def test_kb_add_search_delete_export_import(fixture_app, tmp_path):
         # delete it, then undo
         await pilot.press("d")
         await settle(pilot)
-        assert added[0].id not in [h.id for h in kb.KnowledgeBase(db, DATASET).hints()]
+        assert added[0].id not in [h.id for h in kb.KnowledgeBase(db, Dataset.resolve(DATASET)).hints()]
         await pilot.press("u")
         await settle(pilot)
-        assert kb.KnowledgeBase(db, DATASET).get(added[0].id).text == added[0].text
+        assert kb.KnowledgeBase(db, Dataset.resolve(DATASET)).get(added[0].id).text == added[0].text
         await pilot.press("escape")                 # clear the search
         assert len(screen._hints) == n0 + 1
         # export the accepted hints
@@ -367,7 +367,7 @@ async def test_kb_shows_mean_reward_and_agent_use(fixture_app, tmp_path):
         # meanwhile another process stores rewards and finishes a training run
         db = ws(tmp_path)
         model = app.config.model
-        h3 = kb.KnowledgeBase(db, DATASET).get(3).text
+        h3 = kb.KnowledgeBase(db, Dataset.resolve(DATASET)).get(3).text
         for sid, without, with_ in (("train-0001", 0.2, 0.5), ("train-0002", 0.4, 0.4)):
             for text, ndcg in (("", without), (h3, with_)):
                 db.execute("INSERT INTO reward_outcomes (dataset, model, context, session_id, "

@@ -14,6 +14,7 @@ import pytest
 from test_tui_app import notes, plain, settle
 from tui_snapshot_app import DATASET, SIZE_LARGE, SIZE_SMALL, fixture_ranking, make_fixture_app
 
+from re2llm_tui.data.dataset import Dataset
 from re2llm_tui.data.release import load_sessions
 from re2llm_tui.evaluation.metrics import ndcg_at
 from re2llm_tui.kb import store as kb
@@ -45,7 +46,7 @@ def plant_rewards(path, data_dir, *, n_sessions: int = 40, model: str = MODEL,
     training run whose agent routes each session to its best hint (hint 4)."""
     sessions = load_sessions(DATASET, "train", data_dir)[:n_sessions]
     db = open_workspace(path)
-    texts = {h.id: h.text for h in kb.KnowledgeBase(db, DATASET).hints()}
+    texts = {h.id: h.text for h in kb.KnowledgeBase(db, Dataset.resolve(DATASET)).hints()}
     rows = []
     for i, s in enumerate(sessions):
         base = 3 + i % 5
@@ -254,7 +255,7 @@ async def test_bad_input_is_a_notification(evidence_app, tmp_path):
 async def test_a_changed_text_says_its_evidence_is_empty(evidence_app, tmp_path):
     app, _ = evidence_app()
     db = open_workspace(tmp_path / "kb.sqlite")
-    kb.KnowledgeBase(db, DATASET).edit(1, "An edited hint text.")
+    kb.KnowledgeBase(db, Dataset.resolve(DATASET)).edit(1, "An edited hint text.")
     db.conn.close()
     async with app.run_test(size=SIZE) as pilot:
         await open_hint(pilot, 1)

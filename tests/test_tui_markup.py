@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from test_tui_app import SIZE, fixture_app, settle, ws  # noqa: F401  (fixture)
 
+from re2llm_tui.data.dataset import Dataset
 from re2llm_tui.kb import store as kb
 from re2llm_tui.tui.textual_compat import notifications
 
@@ -15,7 +16,7 @@ async def test_hint_text_with_brackets_shows_verbatim(fixture_app, tmp_path):  #
 
     app, _ = fixture_app()
     async with app.run_test(size=SIZE) as pilot:
-        kb.KnowledgeBase(ws(tmp_path), "games").add(HINT, status="candidate")
+        kb.KnowledgeBase(ws(tmp_path), Dataset.resolve("games")).add(HINT, status="candidate")
         await pilot.press("2")  # hint review: the candidate queue
         await settle(pilot)
         table = app.screen.query_one(DataTable)

@@ -13,7 +13,7 @@ import time
 import pytest
 from conftest import integrity
 
-from re2llm_tui.data.release import Dataset
+from re2llm_tui.data.dataset import Dataset
 from re2llm_tui.errors import WorkspaceError
 from re2llm_tui.store.workspace import open_workspace, transaction
 
@@ -81,7 +81,7 @@ def _kb_writer(path: str, n: int, go, tag: str, data_dir: str) -> None:
     go.wait(30)
     for i in range(n):
         db = open_workspace(path)          # one open per command, as `kb add` does
-        kb.KnowledgeBase(db, "games").add(f"Hint {tag} number {i}: prefer sequels", status="candidate")
+        kb.KnowledgeBase(db, Dataset.resolve("games")).add(f"Hint {tag} number {i}: prefer sequels", status="candidate")
         db.conn.close()
 
 
@@ -163,7 +163,7 @@ def test_app_and_cli_write_paths_from_many_processes(workspace, data_dir):
         assert p.exitcode == 0
     assert integrity(workspace) == "ok"
     db = open_workspace(workspace)
-    texts = {h.text for h in kb.KnowledgeBase(db, "games").hints()}
+    texts = {h.text for h in kb.KnowledgeBase(db, Dataset.resolve("games")).hints()}
     for tag in ("k1", "k2"):
         assert {f"Hint {tag} number {i}: prefer sequels" for i in range(15)} <= texts
     n_calls = db.execute("SELECT COUNT(*) FROM calls WHERE status='ok' AND cached=0").fetchone()[0]

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from replies import ranked_reply
 
-from re2llm_tui.data.release import Dataset, load_sessions
+from re2llm_tui.data.dataset import Dataset
+
+from re2llm_tui.data.release import load_sessions
 from re2llm_tui.evaluation import metrics
 from re2llm_tui.kb import store as kb
 from re2llm_tui.store import runs
@@ -55,7 +57,7 @@ def build_workspace(path: Path, data_dir) -> dict:
     missed = next(s for s, r in zip(sessions, ranks) if r is None or r > 10)
     hinted = runs.create_run(db, name="fixture hint 3", kind="recommend", dataset=DATASET,
                              split="train", model="fixture", prompt_version="release-v1+hint-v1",
-                             hint_id=3, hint_text=kb.KnowledgeBase(db, DATASET).get(3).text)
+                             hint_id=3, hint_text=kb.KnowledgeBase(db, Dataset.resolve(DATASET)).get(3).text)
     ranking = fixture_ranking(missed, 1)
     runs.add_run_item(db, hinted, missed.id, prompt=missed.prompt, reply="...",
                       ranking=ranking, hallucinations=[],
@@ -83,11 +85,11 @@ def build_workspace(path: Path, data_dir) -> dict:
         db.execute("INSERT INTO reflection_turns(reflection_id, seq, turn, kind, role, content, "
                    "source, at) VALUES (?,?,?,?,?,?,?,?)",
                    [rid, seq, turn, kind, role, content, "llm", "2025-01-01T00:00:00Z"])
-    cand = kb.KnowledgeBase(db, DATASET).add("Consider franchises seen earlier in the session.",
+    cand = kb.KnowledgeBase(db, Dataset.resolve(DATASET)).add("Consider franchises seen earlier in the session.",
                        source="reflection", session_id=missed.id, reflection_id=rid,
                        effect={"rank_without": None, "rank_with": 4}, similar_id=3,
                        similarity=0.41)
-    second = kb.KnowledgeBase(db, DATASET).add("Prefer games for the same console as the last one.",
+    second = kb.KnowledgeBase(db, Dataset.resolve(DATASET)).add("Prefer games for the same console as the last one.",
                          source="reflection", session_id=missed.id, reflection_id=rid,
                          effect={"rank_without": None, "rank_with": 7}, similar_id=cand.id,
                          similarity=0.52)

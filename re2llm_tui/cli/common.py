@@ -3,7 +3,7 @@
 Every command that takes an option below uses the object declared here (a typer
 ``OptionInfo`` may be shared by several commands), so a flag reads the same in every
 ``--help``.  The names end in ``Option`` so that they never shadow the core classes a command
-imports (``DatasetOption`` here, :class:`re2llm_tui.data.release.Dataset` there).
+imports (``DatasetOption`` here, :class:`re2llm_tui.data.dataset.Dataset` there).
 """
 
 from __future__ import annotations

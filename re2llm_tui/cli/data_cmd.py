@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from re2llm_tui.data.info import dataset_overview
-        from re2llm_tui.data.release import Dataset
+        from re2llm_tui.data.dataset import Dataset
 
         ds = Dataset.resolve(dataset, data_dir)
         ov = dataset_overview(ds)

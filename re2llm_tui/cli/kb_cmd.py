@@ -46,7 +46,7 @@ def _snippet(snip: str):
 
 def _open(db_path, dataset: str, data_dir):
     """The command's edge: the workspace and the dataset resolved once -> the KB handle."""
-    from re2llm_tui.data.release import Dataset
+    from re2llm_tui.data.dataset import Dataset
     from re2llm_tui.kb import KnowledgeBase
     from re2llm_tui.store.workspace import open_workspace
 

@@ -76,7 +76,7 @@ def register(app: typer.Typer) -> None:
         Rerunning the same command is served from the cache; a run stopped by --max-cost or
         --max-calls (or killed) resumes where it stopped.
         """
-        from re2llm_tui.data.release import Dataset
+        from re2llm_tui.data.dataset import Dataset
         from re2llm_tui.errors import UserError
         from re2llm_tui.evaluation.metrics import format_table, to_json
         from re2llm_tui.llm.client import LLMClient

@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
         import sys
 
         from re2llm_tui.cli.common import console
-        from re2llm_tui.data.release import Dataset
+        from re2llm_tui.data.dataset import Dataset
         from re2llm_tui.errors import UserError
         from re2llm_tui.exploration.reflection import ReflectConfig, explore
         from re2llm_tui.kb import KnowledgeBase

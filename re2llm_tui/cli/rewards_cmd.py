@@ -62,7 +62,7 @@ def export_cmd(dataset: str = DatasetOption,
         raise UserError(f"--format must be csv or jsonl (got {fmt!r})")
     if output is not None and str(output) != "-":
         check_target(output, workspace_path(db), what="--output")
-    from re2llm_tui.data.release import Dataset
+    from re2llm_tui.data.dataset import Dataset
 
     ds = Dataset.resolve(dataset, data_dir)
     kbh = KnowledgeBase(open_workspace(db, create=False), ds)

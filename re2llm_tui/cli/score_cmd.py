@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
         target is reported and that block is not scored. Listed lines that match no
         candidate count as hallucinations; see --rank-by for how they affect ranks.
         """
-        from re2llm_tui.data.release import Dataset
+        from re2llm_tui.data.dataset import Dataset
         from re2llm_tui.evaluation.metrics import format_table, to_json
         from re2llm_tui.evaluation.scoring import score_file, store_import
         from re2llm_tui.store.workspace import open_workspace

@@ -118,7 +118,7 @@ def register(app: typer.Typer) -> None:
         decoding = decoding_options(reasoning_effort, reasoning, no_temperature)
         if dry_run:
             from re2llm_tui.costs import dry_run as dry
-            from re2llm_tui.data.release import Dataset
+            from re2llm_tui.data.dataset import Dataset
 
             def plan(client, db):
                 return dry.train(client, db, Dataset.resolve(dataset, data_dir), limit=limit,
@@ -204,7 +204,8 @@ def register(app: typer.Typer) -> None:
         """Compare no hint, the trained agent, a random hint, the best train hint, the oracle
         and a no-LLM content ranker on the same sessions (95% bootstrap CIs)."""
         from re2llm_tui.control import RunStop
-        from re2llm_tui.data.release import SPLITS, Dataset
+        from re2llm_tui.data.dataset import Dataset
+        from re2llm_tui.data.release import SPLITS
         from re2llm_tui.errors import UserError
         from re2llm_tui.evaluation.compare import check_permutations, check_samples, evaluate
         from re2llm_tui.llm.client import LLMClient

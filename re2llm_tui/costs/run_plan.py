@@ -164,11 +164,11 @@ def propose(db, client, ds, *, budget_s: float = DEFAULT_BUDGET_S,
     About 70% of the budget goes to the reward table, the rest to the evaluation; at least 4
     training and 5 test sessions.  Nothing is computed: only the stored table is read.
     """
-    from re2llm_tui.data.release import Dataset
+    from re2llm_tui.data.dataset import require
     from re2llm_tui.kb import KnowledgeBase
     from re2llm_tui.utilization.rewards import hint_key, reward_context
 
-    ds = Dataset.resolve(ds)
+    ds = require(ds)
     dataset = ds.name
     _, actions = KnowledgeBase(db, ds).actions()
     keys = [hint_key(t) for _, t in actions]

@@ -92,7 +92,6 @@ from re2llm_tui.data.release import (
     IMPORTED_MANIFEST,
     IMPORTED_NAME,
     SPLITS,
-    Dataset,
     Session,
     find_imported,
     imported_roots,
@@ -1283,7 +1282,7 @@ def _open(folder: Path) -> _Opened:
     return opened
 
 
-def source(ds: Dataset):
+def source(ds):
     """Where ``ds``'s sessions are read from (:mod:`re2llm_tui.data.store`)."""
     return _open(ds.folder).source
 
@@ -1372,7 +1371,7 @@ def _load_cached(folder: str, stamp: tuple) -> _Loaded:
 
 # --------------------------------------------------------------------------- the API
 
-def load_imported_sessions(ds: Dataset, split: str) -> list[Session]:
+def load_imported_sessions(ds, split: str) -> list[Session]:
     """The sessions of a split of an imported dataset (empty if the import put none
     there): all of them -- prefer the :class:`Dataset` methods that read fewer."""
     if split not in SPLITS:
@@ -1380,7 +1379,7 @@ def load_imported_sessions(ds: Dataset, split: str) -> list[Session]:
     return source(ds).all(split)
 
 
-def session_item_ids(ds: Dataset, session_id: str) -> tuple[tuple[str, ...], str, tuple[str, ...]]:
+def session_item_ids(ds, session_id: str) -> tuple[tuple[str, ...], str, tuple[str, ...]]:
     """(history ids, target id, candidate ids) of an imported session."""
     opened = _open(ds.folder)
     if opened.legacy:
@@ -1395,12 +1394,12 @@ def session_item_ids(ds: Dataset, session_id: str) -> tuple[tuple[str, ...], str
     return ids
 
 
-def item_text(name: str, title: str, root=None) -> str:
-    """The session encoder's text of an imported item: its title plus attributes."""
-    ds = Dataset.resolve(name, root)
-    opened = _open(ds.folder)
+def item_text(folder: Path, title: str) -> str:
+    """The session encoder's text of an item of the import in ``folder``: its title plus
+    attributes."""
+    opened = _open(folder)
     if opened.legacy:
-        return _load(ds.folder).text_by_title.get(title, title)
+        return _load(folder).text_by_title.get(title, title)
     return opened.source.item_text(title) or title
 
 
@@ -1430,7 +1429,7 @@ def _legacy_stats(loaded: _Loaded) -> dict:
     return out
 
 
-def imported_overview(ds: Dataset) -> dict:
+def imported_overview(ds) -> dict:
     """``data info`` of an imported dataset: per split sessions, history lengths,
     candidates, distinct items and target coverage (stored with the import: nothing but
     the manifest is read); the import's provenance."""

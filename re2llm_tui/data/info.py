@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from re2llm_tui.data.release import SPLITS, Dataset
+from re2llm_tui.data.dataset import Dataset
+
+from re2llm_tui.data.release import SPLITS
 from re2llm_tui.data.safe_pickle import load_id_sessions_pickle
 
 

@@ -141,7 +141,7 @@ def item_text(domain: str, title: str, root=None) -> str:
 
 def join_report(dataset) -> dict[str, int]:
     """How the sessions' candidate mentions join to ``movies.dat`` (``dataset``: the movies
-    :class:`~re2llm_tui.data.release.Dataset`)."""
+    :class:`~re2llm_tui.data.dataset.Dataset`)."""
     catalog = load_catalog(dataset.root)
     raw_titles = {m.title for m in catalog.movies.values()}
     mentions = exact = decoded_only = unmatched = ambiguous = 0

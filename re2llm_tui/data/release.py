@@ -13,10 +13,11 @@ Quirks handled here (see the data README):
   known titles so that every prompt yields exactly 50 candidates with the label among them;
 * two prompt layouts (games: ``. Please recommend``; movies: ``.Please recommend``).
 
-Besides the two release datasets, a :class:`Dataset` may be one the user imported with
+Besides the two release datasets, a dataset may be one the user imported with
 ``re2llm-tui data import NAME`` (:mod:`re2llm_tui.data.imported`): it lives in
-``<data dir>/imported/NAME/`` (``--data-dir``; default ``./data/imported/NAME``) and is
-resolved by the same :meth:`Dataset.resolve`.
+``<data dir>/imported/NAME/`` (``--data-dir``; default ``./data/imported/NAME``).  Which
+folder a name means is found here; the handle that reads either kind is
+:class:`re2llm_tui.data.dataset.Dataset`.
 """
 
 from __future__ import annotations
@@ -47,20 +48,13 @@ IMPORTED_DIR = "imported"
 #: the file that marks a finished import (written last, renamed into place with its folder)
 IMPORTED_MANIFEST = "manifest.json"
 
-#: imported datasets resolved in this process: name -> folder (so that a name handed below
-#: the edge -- a session's domain, a KB's dataset -- is known without its data folder)
-_RESOLVED_IMPORTS: dict[str, Path] = {}
-
-
 def canonical_domain(name: str, data_dir: str | Path | None = None) -> str:
     """``games``/``game`` -> ``games``; ``movies``/``movie`` -> ``movies``; the name of an
-    imported dataset (resolved in this process, or found in the data folders) -> itself,
-    lower-cased.  Anything else is a one-line :class:`DataError`."""
+    imported dataset (found in the data folders) -> itself, lower-cased.  Anything else is a one-line :class:`DataError`."""
     key = (name or "").strip().lower()
     if key in DOMAINS:
         return PUBLIC[DOMAINS[key]]
-    if IMPORTED_NAME.fullmatch(key) and (key in _RESOLVED_IMPORTS
-                                         or find_imported(key, data_dir) is not None):
+    if IMPORTED_NAME.fullmatch(key) and find_imported(key, data_dir) is not None:
         return key
     raise DataError(f"unknown dataset {name!r}: choose games or movies, or a dataset imported "
                     "with `re2llm-tui data import`")
@@ -81,16 +75,14 @@ def find_imported(name: str, data_dir: str | Path | None = None) -> Path | None:
     key = (name or "").strip().lower()
     if not IMPORTED_NAME.fullmatch(key):
         return None
-    if not data_dir and key in _RESOLVED_IMPORTS \
-            and (_RESOLVED_IMPORTS[key] / IMPORTED_MANIFEST).is_file():
-        return _RESOLVED_IMPORTS[key]
     for base in imported_roots(data_dir):
         if (base / key / IMPORTED_MANIFEST).is_file():
             return base / key
     return None
 
 
-def _resolve_imported(name: str, data_dir: str | Path | None) -> Path:
+def resolve_imported(name: str, data_dir: str | Path | None) -> Path:
+    """The folder of the imported dataset ``name``; a one-line error if there is none."""
     key = (name or "").strip().lower()
     folder = find_imported(key, data_dir)
     if folder is None:
@@ -101,7 +93,6 @@ def _resolve_imported(name: str, data_dir: str | Path | None) -> Path:
         raise DataError(f"unknown dataset {name!r}: not games or movies, and not imported"
                         f"{flag} (looked in {where}; import it with `re2llm-tui data import "
                         f"{key} --sessions FILE --items FILE`)")
-    _RESOLVED_IMPORTS[key] = folder
     return folder
 
 
@@ -121,7 +112,7 @@ def find_data_dir(domain: str, data_dir: str | Path | None = None) -> Path:
     """The folder of one domain (``.../re2llm-release/game``); a one-line error if absent.
     For an imported dataset: its folder (``.../imported/NAME``)."""
     if not is_release_name(domain):
-        return _resolve_imported(domain, data_dir)
+        return resolve_imported(domain, data_dir)
     folder = DOMAINS[canonical_domain(domain)]
     looked = []
     for base in candidate_data_dirs(data_dir):
@@ -251,11 +242,6 @@ class Session:
     def label(self) -> str:
         return self.target
 
-    @property
-    def dataset(self) -> "Dataset":
-        """The dataset this session was read from."""
-        return Dataset.resolve(self.domain, self.root or None)
-
 
 def parse_prompt(prompt: str, where: str = "prompt") -> tuple[str, str]:
     """Return the raw (history text, candidate text) of a release prompt."""
@@ -359,12 +345,13 @@ def _load_split_cached(folder: str, split: str) -> tuple[Session, ...]:
 
 def load_sessions(domain: str, split: str = "train",
                   data_dir: str | Path | None = None) -> list[Session]:
-    """All sessions of a split, in the order of its text JSON (of an imported dataset: in
-    the order of its import)."""
+    """All sessions of a split of a release dataset, in the order of its text JSON (any
+    dataset, an import too: :meth:`re2llm_tui.data.dataset.Dataset.sessions`)."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}: choose train or test")
     if not is_release_name(domain):
-        return Dataset.resolve(domain, data_dir).sessions(split)
+        raise DataError(f"{domain!r} is not a release dataset (an imported dataset is read "
+                        "through its Dataset)")
     folder = find_data_dir(domain, data_dir)
     return list(_load_split_cached(str(folder), split))
 
@@ -380,164 +367,12 @@ def get_session(domain: str, session_id: str, data_dir: str | Path | None = None
     raise DataError(f"no session {session_id!r} in {canonical_domain(domain, data_dir)}/{split}")
 
 
-@dataclass(frozen=True)
-class Dataset:
-    """One dataset, resolved once at the edge (a CLI command, the app's start, a job's
-    start): its public name and the release folder it is read from.  Everything below the
-    edge takes this object; nothing else carries a data folder around.
-
-    >>> ds = Dataset.resolve("game")          # one-line DataError if the data is absent
-    >>> ds.name, ds.sessions("test")[0].id
-    ('games', 'test-0000')
-
-    An imported dataset (``re2llm-tui data import NAME``) has its own name and the folder
-    ``<data dir>/imported/NAME``; its sessions come from :mod:`re2llm_tui.data.imported`.
-    """
-
-    name: str        # games | movies | the name of an imported dataset
-    folder: Path     # the domain's folder, e.g. .../re2llm-release/game or .../imported/NAME
-
-    @classmethod
-    def resolve(cls, name: "str | Dataset", data_dir: str | Path | None = None) -> "Dataset":
-        if isinstance(name, Dataset):
-            return name
-        if not is_release_name(name):
-            folder = _resolve_imported(name, data_dir)
-            return cls(folder.name, folder)
-        public = canonical_domain(name)
-        return cls(public, find_data_dir(public, data_dir))
-
-    @property
-    def imported(self) -> bool:
-        """True for a dataset made by ``data import`` (not one of the release's two)."""
-        return self.name not in PUBLIC.values()
-
-    @property
-    def root(self) -> Path:
-        """The release folder that holds both domains (what ``--data-dir`` names); for an
-        imported dataset the data folder whose ``imported/`` holds it."""
-        return self.folder.parent.parent if self.imported else self.folder.parent
-
-    # ------------------------------------------------------------------ sessions
-    # One API for every dataset (:mod:`re2llm_tui.data.store`): the release's are held in
-    # memory, an import is read from its SQLite file a query at a time -- a command pays
-    # for the sessions it uses, not for the dataset.
-
-    def source(self):
-        """Where the sessions are read from (a :mod:`re2llm_tui.data.store` source)."""
-        if self.imported:
-            from re2llm_tui.data.imported import source
-
-            return source(self)
-        return _release_source(str(self.folder))
-
-    def sessions(self, split: str = "train") -> list[Session]:
-        """All sessions of a split, in order (prefer the methods below on a large one)."""
-        return self.source().all(_check_split(split))
-
-    def count(self, split: str = "train") -> int:
-        """How many sessions the split has (a stored count: nothing else is read)."""
-        return self.source().count(_check_split(split))
-
-    def first(self, split: str, n: int) -> list[Session]:
-        """The first ``n`` sessions of a split."""
-        return self.source().page(_check_split(split), 0, n)
-
-    def page(self, split: str, offset: int, limit: int) -> list[Session]:
-        """``limit`` sessions of a split from position ``offset`` on."""
-        return self.source().page(_check_split(split), offset, limit)
-
-    def sample(self, split: str, n: int, seed: int = 0) -> list[Session]:
-        """A seeded sample of ``n`` sessions in split order: the very sample
-        :func:`re2llm_tui.evaluation.sampling.select_sessions` draws from the whole list
-        with the same seed (all of them when ``n`` is not smaller than the split)."""
-        from re2llm_tui.data.store import sample_indices
-
-        src = self.source()
-        split = _check_split(split)
-        return src.by_index(split, sample_indices(src.count(split), n, seed))
-
-    def select(self, split: str, *, limit: int | None = None, sample: int | None = None,
-               seed: int = 0) -> list[Session]:
-        """The sessions a run uses: the first ``limit``, a seeded ``sample``, or all
-        (the arguments checked as :func:`~re2llm_tui.evaluation.sampling.select_sessions`
-        checks them)."""
-        from re2llm_tui.data.store import check_selection
-
-        check_selection(limit, sample)
-        if limit is not None:
-            return self.first(split, limit)
-        if sample is not None:
-            return self.sample(split, sample, seed)
-        return self.sessions(split)
-
-    def iter_sessions(self, split: str, start: int = 0, batch: int = 1000):
-        """The sessions of a split from position ``start`` on, read ``batch`` at a time."""
-        src, split = self.source(), _check_split(split)
-        pos = max(0, start)
-        while True:
-            rows = src.page(split, pos, batch)
-            if not rows:
-                return
-            yield from rows
-            pos = rows[-1].index + 1
-
-    def by_ids(self, session_ids) -> list[Session]:
-        """The sessions of ``session_ids`` that exist, in the order given."""
-        from re2llm_tui.data.store import parse_session_id
-
-        by_split: dict[str, list[int]] = {}
-        wanted = []
-        for sid in session_ids:
-            try:
-                split, idx = parse_session_id(sid, SPLITS)
-            except DataError:
-                continue
-            if idx < 0:
-                continue
-            by_split.setdefault(split, []).append(idx)
-            wanted.append(sid)
-        src = self.source()
-        found = {s.id: s for split, idx in by_split.items() for s in src.by_index(split, idx)}
-        return [found[sid] for sid in wanted if sid in found]
-
-    def search(self, split: str, query: str, start: int = 0,
-               limit: int = 100) -> tuple[list[Session], int | None]:
-        """Sessions from position ``start`` on whose history or target titles contain
-        ``query`` (case-insensitive), at most ``limit``, and the position to go on from
-        (None: no more)."""
-        return self.source().search(_check_split(split), query, start, limit)
-
-    def session(self, session_id: str) -> Session:
-        from re2llm_tui.data.store import parse_session_id
-
-        split, idx = parse_session_id(session_id, SPLITS)
-        s = self.source().get(split, idx) if idx >= 0 else None
-        if s is None or s.id != session_id:
-            raise DataError(f"no session {session_id!r} in {self.name}/{split}")
-        return s
-
-    def release_hints(self) -> list[str]:
-        """The release's hints (entry 0 is the empty hint); an imported dataset has none
-        but entry 0."""
-        if self.imported:
-            return [""]
-        return load_release_hints(self.name, self.root)
-
-    def __str__(self) -> str:
-        return self.name
-
-
-def _check_split(split: str) -> str:
-    if split not in SPLITS:
-        raise DataError(f"unknown split {split!r}: choose train or test")
-    return split
-
-
 @functools.lru_cache(maxsize=8)
-def _release_source(folder: str):
+def source(folder: str | Path):
+    """Where the sessions of the release folder ``folder`` are read from (held in memory)."""
     from re2llm_tui.data.store import ListSource
 
+    folder = str(folder)
     return ListSource(lambda split: _load_split_cached(folder, split))
 
 

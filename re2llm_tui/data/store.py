@@ -1,6 +1,6 @@
 """Where a dataset's sessions are read from: one API over in-memory lists and SQLite files.
 
-Every :class:`~re2llm_tui.data.release.Dataset` answers the same questions through a
+Every :class:`~re2llm_tui.data.dataset.Dataset` answers the same questions through a
 *source* -- how many sessions a split has, one session, the first N, a seeded sample, a
 page, a title search -- so a command pays for the sessions it uses, not for the dataset:
 

@@ -37,7 +37,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from re2llm_tui.data.release import Dataset
+from re2llm_tui.data.dataset import Dataset, require
 from re2llm_tui.errors import UserError
 
 NO_HINT = "no hint"
@@ -305,7 +305,7 @@ def evaluate(db, ds: Dataset, split: str = "test", *, client=None, model: str | 
 
     from re2llm_tui.evaluation.sampling import selection_params
 
-    ds = Dataset.resolve(ds)
+    ds = require(ds)
     check_permutations(permutations)
     samples = check_samples(samples, permutations)
     sessions = ds.select(split, limit=limit, sample=sample, seed=seed)

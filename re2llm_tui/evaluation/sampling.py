@@ -4,8 +4,8 @@ A sample keeps the split's order (so runs over the same sample share every cache
 reward outcome) and is recorded with the run as ``{"sample": n, "sample_seed": s}`` and the
 ids' hash, so a comparison knows exactly which sessions it read.
 
-A :class:`~re2llm_tui.data.release.Dataset` draws the same selection without reading the
-split (:meth:`~re2llm_tui.data.release.Dataset.select`): both use
+A :class:`~re2llm_tui.data.dataset.Dataset` draws the same selection without reading the
+split (:meth:`~re2llm_tui.data.dataset.Dataset.select`): both use
 :func:`re2llm_tui.data.store.sample_indices`.
 """
 

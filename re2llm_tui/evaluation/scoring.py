@@ -24,7 +24,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from re2llm_tui.data.release import Dataset, Session, unescape
+from re2llm_tui.data.dataset import Dataset, require
+
+from re2llm_tui.data.release import Session, unescape
 from re2llm_tui.errors import DataError
 from re2llm_tui.evaluation.metrics import summarize
 from re2llm_tui.llm.parsing import (
@@ -112,7 +114,7 @@ def score_file(path: Path, ds: Dataset, split: str,
     """Parse, check and score a recorded-output file (nothing is written); ``rank_by``: see
     :func:`~re2llm_tui.llm.parsing.target_rank`."""
     rank_by = check_rank_by(rank_by)
-    ds = Dataset.resolve(ds)
+    ds = require(ds)
     dataset = ds.name
     sessions = ds.sessions(split)
     blocks, encoding = parse_output_file(Path(path))

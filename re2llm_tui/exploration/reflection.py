@@ -40,7 +40,9 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Callable
 
-from re2llm_tui.data.release import Dataset, Session
+from re2llm_tui.data.dataset import Dataset, require
+
+from re2llm_tui.data.release import Session
 from re2llm_tui.errors import UserError
 from re2llm_tui.rank_metrics import ndcg_at
 from re2llm_tui.exploration.checks import Failed, check_hint
@@ -86,10 +88,10 @@ def _close_pending(rec: ReflectionWriter, checks, verdict: str) -> None:
 
 
 async def reflect_session(db, client, session: Session, config: ReflectConfig | None = None, *,
-                          kb: KnowledgeBase | None = None, encoder=None, common: frozenset[str] = frozenset(),
+                          kb: KnowledgeBase, encoder=None, common: frozenset[str] = frozenset(),
                           on_stage: Callable[[str], None] | None = None) -> SessionOutcome:
     """Reflect on one session (see the module docstring); the KB (``kb``: the handle the
-    caller made, else one made here) gets the surviving hints.
+    caller made from its Dataset) gets the surviving hints.
 
     Raises :class:`~re2llm_tui.control.RunStop` (after marking the reflection ``stopped``);
     an LLM call that fails after its retries marks the reflection ``failed`` and returns.
@@ -99,7 +101,6 @@ async def reflect_session(db, client, session: Session, config: ReflectConfig | 
     config = config or ReflectConfig()
     config.validate()
     stage = on_stage or (lambda s: None)
-    kb = kb if kb is not None else KnowledgeBase(db, session.dataset)
     rec = ReflectionWriter(db, dataset=session.domain, session_id=session.id,
                            model=client.model, prompt_version=REFLECTION_VERSION,
                            params={**asdict(config),
@@ -163,7 +164,7 @@ async def explore(db, client, ds: Dataset, *, split: str = "train", sessions: in
 
     config = config or ReflectConfig()
     config.validate()
-    ds = Dataset.resolve(ds)
+    ds = require(ds)
     dataset = ds.name
     if sessions is not None and sessions < 1:
         raise UserError(f"--sessions must be >= 1 (got {sessions})")

@@ -8,7 +8,7 @@ Entry 0, "no hint", is implicit: never stored, always the first action.
 
 * :class:`KnowledgeBase` is the one public API, which the CLI, the app, exploration and
   the agent's action list use: one workspace and one
-  :class:`~re2llm_tui.data.release.Dataset` (resolved at the edge), seeded once with the
+  :class:`~re2llm_tui.data.dataset.Dataset` (resolved at the edge), seeded once with the
   release's ``hints.json`` when the handle is made.  The module holds only text helpers
   (:func:`normalize_text`, :func:`text_key`, reading a hints file) beside it.
 * Every change is written to ``hint_history`` in the same transaction, with the full rows
@@ -38,7 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from re2llm_tui.data.release import Dataset, read_hints_json, unescape
+from re2llm_tui.data.dataset import Dataset, require
+
+from re2llm_tui.data.release import read_hints_json, unescape
 from re2llm_tui.errors import DataError, UserError
 from re2llm_tui.store.workspace import get_meta, set_meta, transaction
 
@@ -236,7 +238,7 @@ class _Change:
 def _seed(db, ds: Dataset) -> bool:
     """Seed the KB with the release's hints.json on first use of ``dataset``; True if it did.
 
-    ``dataset``: the :class:`~re2llm_tui.data.release.Dataset` resolved at the edge (a
+    ``dataset``: the :class:`~re2llm_tui.data.dataset.Dataset` resolved at the edge (a
     bare name is resolved from the default data folders).  A dataset imported with ``data
     import`` has no hints file: its KB starts empty (marked seeded, no history entry)."""
     dataset = ds.name
@@ -335,9 +337,9 @@ class KnowledgeBase:
     The one public API of the KB: the CLI, the app, exploration (which receives the handle)
     and the agent's action list all read and change it through these methods."""
 
-    def __init__(self, db, dataset: "Dataset | str") -> None:
+    def __init__(self, db, dataset: Dataset) -> None:
         self.db = db
-        self.dataset = Dataset.resolve(dataset)
+        self.dataset = require(dataset)
         self.name = self.dataset.name
         #: True when this handle seeded the KB (its first use in the workspace)
         self.seeded = _seed(db, self.dataset)

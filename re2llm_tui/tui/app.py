@@ -30,7 +30,7 @@ from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.worker import Worker, WorkerState
 
-from re2llm_tui.data.release import Dataset
+from re2llm_tui.data.dataset import Dataset
 from re2llm_tui.safe_text import clean
 from re2llm_tui.store import changes
 from re2llm_tui.tui import textual_compat
@@ -884,7 +884,7 @@ def make_app(dataset: str, model: str | None = None, db: str | os.PathLike | Non
     imported test set) has no train sessions."""
     import multiprocessing.resource_tracker
 
-    from re2llm_tui.data.release import Dataset
+    from re2llm_tui.data.dataset import Dataset
     from re2llm_tui.llm.client import resolve_model
     from re2llm_tui.store.workspace import open_workspace, workspace_path
 

@@ -179,7 +179,7 @@ def plan_training(db, client, ds, *, limit: int | None = None, rank_by: str = "r
 
 
 def _set_up(spec: TrainSpec, db, client) -> _Setup:
-    from re2llm_tui.data.release import Dataset
+    from re2llm_tui.data.dataset import Dataset
     from re2llm_tui.utilization.agent import PPOConfig
     from re2llm_tui.utilization.session_encoder import encode_sessions
 
