@@ -18,6 +18,7 @@ from tui_snapshot_app import (
     register_tui_script,
 )
 
+from re2llm_tui.data.dataset import Dataset
 from re2llm_tui.data.release import load_sessions
 from re2llm_tui.kb import store as kb
 from re2llm_tui.store.workspace import open_workspace
