@@ -213,7 +213,9 @@ def test_the_same_training_in_a_spawned_process_fails_naming_the_first(tmp_path,
     from re2llm_tui.utilization.training import start_training_process
 
     db = tmp_path / "kb.sqlite"
-    with StubServer(latency=2.0) as srv:
+    # slow replies keep the first run running (42 outcomes, ~60 s) while the spawned process
+    # starts, however slowly a busy machine starts it (at latency 2 s it had finished first)
+    with StubServer(latency=6.0) as srv:
         a = _train(db, data_dir, srv.base_url)
         try:
             _wait(lambda: _query(db, "SELECT id FROM train_runs WHERE status='running'"),
