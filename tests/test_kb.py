@@ -504,3 +504,17 @@ def test_a_non_default_data_folder_seeds_its_own_hints(tmp_path, workspace, data
     assert [h.id for h in kb.KnowledgeBase(db, Dataset.resolve("games", data_dir)).hints()] \
         == [1, 2, 3]
     assert len(load_release_hints("games", data_dir)) > 4
+
+
+def test_hint_text_gives_entry_0_one_meaning(db):
+    """The one hint lookup: no id and entry 0 (the agent's "no hint" action) append
+    nothing; an id gives its text; an unknown id is a one-line error naming it."""
+    k = kb.KnowledgeBase(db, Dataset.resolve("games"))
+    first = k.hints("accepted")[0]
+    assert k.hint_text(None) is None and k.hint_text(0) is None and k.hint_text("0") is None
+    assert k.hint_text(first.id) == first.text
+    assert k.actions()[1][0] == (0, "")                 # the same entry 0 the agent has
+    with pytest.raises(UserError, match="no hint #999"):
+        k.hint_text(999)
+    with pytest.raises(UserError, match="must be a number"):
+        k.hint_text("three")

@@ -30,7 +30,7 @@ def _lint(root: Path) -> subprocess.CompletedProcess:
 def test_the_contracts_are_kept():
     out = _lint(ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "Contracts: 6 kept, 0 broken." in out.stdout, out.stdout
+    assert "Contracts: 7 kept, 0 broken." in out.stdout, out.stdout
 
 
 def _copy(tmp_path: Path) -> Path:
@@ -68,6 +68,15 @@ def test_a_circle_between_siblings_breaks_the_contract(tmp_path):
     assert out.returncode != 0
     assert "no import circle between siblings BROKEN" in out.stdout, out.stdout
     assert "floors: imports go down KEPT" in out.stdout, out.stdout
+
+
+def test_a_job_control_that_reaches_a_screen_breaks_its_contract(tmp_path):
+    root = _copy(tmp_path)
+    _plant(root / "re2llm_tui" / "tui" / "controls" / "training.py",
+           "def _planted():\n    from re2llm_tui.tui.screens import training  # noqa: F401\n")
+    out = _lint(root)
+    assert out.returncode != 0
+    assert "job controls import no screen, widget or app BROKEN" in out.stdout, out.stdout
 
 
 def test_a_new_root_module_must_be_given_a_floor(tmp_path):

@@ -246,3 +246,25 @@ def test_cli_hint_id_appends_the_kb_hint(run_cli, workspace, data_dir):
                                  "--data-dir", data_dir)
         assert code == 2 and "999" in err and len(err.strip().splitlines()) == 1
         assert srv.n_requests == 2
+
+
+def test_cli_hint_id_0_is_the_no_hint_entry(run_cli, workspace, data_dir):
+    """Entry 0 of the KB is the agent's "no hint" action: ``--hint-id 0`` sends the plain
+    prompt (the same request as no hint at all, so it is answered from the cache) and stores
+    the run as hint 0 with no text."""
+    sessions = load_sessions("games", "test", data_dir)[:2]
+    with StubServer(reply_fn=_target_first(sessions, set())) as srv:
+        base = ["recommend", "--dataset", "games", "--limit", "2", "--model",
+                "openai/stub-model", "--api-base", srv.base_url, "--db", workspace,
+                "--data-dir", data_dir, "--json"]
+        code, out, err = run_cli(*base)
+        assert code == 0, err
+        plain = [b["messages"][-1]["content"] for b in srv.bodies]
+        assert not any("Hint:" in p for p in plain)
+        code, out, err = run_cli(*base, "--hint-id", "0")
+        assert code == 0, err
+        assert srv.n_requests == 2                 # the same prompts: all from the cache
+    con = _db(workspace)
+    rows = [dict(r) for r in con.execute("SELECT hint_id, hint_text, name FROM runs ORDER BY id")]
+    assert [r["hint_id"] for r in rows] == [None, 0]
+    assert rows[1]["hint_text"] is None and "hint" not in rows[1]["name"]

@@ -368,8 +368,8 @@ async def test_tui_asks_before_a_priced_training_starts(tmp_path, data_dir, monk
                    train_options={"limit": 2, "steps": 64})
     app.show_demo_notice = False
     started: list = []
-    app.start_training = lambda *a, **k: started.append("train")
-    app.start_evaluation = lambda *a, **k: started.append("evaluate")
+    app.training.start = lambda *a, **k: started.append("train")
+    app.evaluation.start = lambda *a, **k: started.append("evaluate")
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("4")
         await pilot.pause()
@@ -405,7 +405,7 @@ async def test_tui_local_model_starts_without_asking(tmp_path, data_dir, monkeyp
                    train_options={"limit": 2, "steps": 64})
     app.show_demo_notice = False
     started: list = []
-    app.start_training = lambda *a, **k: started.append("train")
+    app.training.start = lambda *a, **k: started.append("train")
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("4")
         await pilot.pause()

@@ -134,6 +134,16 @@ async def test_recommend_reflect_review_accept_flow(fixture_app, tmp_path):
         await settle(pilot)
         hinted = list(db.query("SELECT * FROM runs WHERE kind='recommend' AND hint_id=3 AND model=?", [SCRIPTED_MODEL]))
         assert len(hinted) == 1
+        # the picker's "#0 (no hint)" is the KB's entry 0: no hint sent (the plain prompt,
+        # answered from the cache), stored as hint 0 with no text, as `recommend --hint-id 0`
+        calls = script.calls
+        await pilot.press("h")
+        await pilot.pause()
+        await pilot.press("enter")
+        await settle(pilot)
+        zero = list(db.query("SELECT * FROM runs WHERE kind='recommend' AND hint_id=0"))
+        assert len(zero) == 1 and zero[0]["hint_text"] is None and script.calls == calls
+        assert any("(no hint)" in n for n in notes(app))
         # reflect (worker): the scripted LLM proposes one good hint and one leak
         await pilot.press("f")
         await settle(pilot)
@@ -391,3 +401,47 @@ async def test_kb_shows_mean_reward_and_agent_use(fixture_app, tmp_path):
         detail = plain(app.screen.query_one("#kb-detail"))
         assert "+0.150 NDCG@10 over 2 session(s)" in detail
         assert f"50% of training run #{cur.lastrowid}'s argmax choices" in detail
+
+
+async def test_a_change_reaches_the_current_screen_now_and_hidden_ones_when_shown(
+        fixture_app, tmp_path):
+    """One message, :class:`WorkspaceChanged`, tells every screen: the current screen
+    reloads at once, a hidden one when it is shown again (once, however many changes came
+    meanwhile), and a screen ignores the kinds it does not show."""
+    from re2llm_tui.tui.screens.knowledge_base import KnowledgeBaseScreen
+
+    app, _ = fixture_app()
+    app.show_demo_notice = False
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")                      # mount the KB screen, then leave it
+        await pilot.pause()
+        kb_screen = app.screen
+        assert isinstance(kb_screen, KnowledgeBaseScreen)
+        await pilot.press("1")
+        await pilot.pause()
+        sessions_screen = app.screen
+        reloads = {"kb": 0, "sessions": 0}
+
+        def counting(name, real):
+            def reload():
+                reloads[name] += 1
+                real()
+            return reload
+
+        kb_screen.reload = counting("kb", kb_screen.reload)
+        sessions_screen.reload = counting("sessions", sessions_screen.reload)
+        # a hint added by "another process" (a worker's own connection)
+        k = kb.KnowledgeBase(ws(tmp_path), Dataset.resolve(DATASET))
+        added = k.add("Prefer games of the series the user plays most.", status="accepted")
+        app.changed("kb")
+        app.changed("runs")
+        app.changed("evaluation")                  # neither screen shows it
+        await pilot.pause()
+        assert reloads == {"kb": 0, "sessions": 2}
+        await pilot.press("3")
+        await pilot.pause()
+        assert reloads == {"kb": 1, "sessions": 2}  # the two changes: one reload
+        assert added.id in [h.id for h in kb_screen._hints]
+        await pilot.press("1")
+        await pilot.pause()
+        assert reloads["sessions"] == 2              # nothing new: no reload

@@ -234,3 +234,16 @@ def test_debiased_ema_starts_at_the_data_and_follows_it():
     _, ys = xs_ema([1, 2, 3], [0.0, 1.0, 1.0], 0.5)
     assert ys[0] == 0.0 and 0.0 < ys[1] < 1.0 and ys[1] < ys[2] < 1.0
     assert xs_ema([1, 2], [3.0, 5.0], 0.0)[1] == [3.0, 5.0]
+
+
+def test_no_hasattr_probing_in_the_tui():
+    """Screens learn of changes from one message (``WorkspaceChanged``), not from the app
+    probing each screen for the methods it might have (``hasattr``)."""
+    found = []
+    for path in _modules():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+                    node.func.id == "hasattr":
+                found.append(_where(path, node))
+    assert found == []

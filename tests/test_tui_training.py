@@ -47,7 +47,7 @@ def train_app(tmp_path, data_dir, monkeypatch, stub):
                            train_options={"steps": steps, "limit": N_SESSIONS, "log_every": 32,
                                           "checkpoint_every": 64, "ppo": {"threads": 1}})
             app.show_demo_notice = False
-            app.ask_before_paying = False      # the confirmation: tests/test_preflight.py
+            app.preflight.ask = False      # the confirmation: tests/test_preflight.py
             return app
         app, _ = make_fixture_app(
             tmp_path, data_dir, model="openai/stub-model",
@@ -56,7 +56,7 @@ def train_app(tmp_path, data_dir, monkeypatch, stub):
                            "checkpoint_every": 64, "ppo": {"threads": 1}},
             eval_options={"limit": N_EVAL, "n_boot": 50})
         app.show_demo_notice = False
-        app.ask_before_paying = False          # the confirmation: tests/test_preflight.py
+        app.preflight.ask = False          # the confirmation: tests/test_preflight.py
         return app
 
     return _make
@@ -83,13 +83,13 @@ async def test_train_then_evaluate_from_the_running_app(train_app, tmp_path):
         screen = app.screen
         assert isinstance(screen, TrainingScreen)
         await pilot.press("s")
-        assert app.trainer is not None, [n.message for n in notifications(app)]
-        assert app.trainer.process.pid != __import__("os").getpid()
-        await wait_until(pilot, lambda: app.training_state in ("done", "failed"),
+        assert app.training.handle is not None, [n.message for n in notifications(app)]
+        assert app.training.handle.process.pid != __import__("os").getpid()
+        await wait_until(pilot, lambda: app.training.state in ("done", "failed"),
                          what="training to finish")
-        assert app.training_state == "done", app.trainer.error
+        assert app.training.state == "done", app.training.handle.error
         await pilot.pause(0.6)                       # one more chart tick
-        mon = app.monitor
+        mon = app.training.monitor
         xs, ys = mon.xy("charts/reward_mean")
         assert xs and max(xs) <= 256 and xs == sorted(xs)
         assert mon.xy("losses/entropy")[1]
@@ -107,10 +107,10 @@ async def test_train_then_evaluate_from_the_running_app(train_app, tmp_path):
         await pilot.pause()
         assert isinstance(app.screen, EvaluationScreen)
         await pilot.press("e")
-        assert app.evaluator is not None and app.evaluator.pid != __import__("os").getpid()
-        await wait_until(pilot, lambda: app.last_evaluation is not None, what="evaluation")
+        assert app.evaluation.handle is not None and app.evaluation.handle.pid != __import__("os").getpid()
+        await wait_until(pilot, lambda: app.evaluation.result is not None, what="evaluation")
         await pilot.pause()
-        result = app.last_evaluation
+        result = app.evaluation.result
         assert result is not None, [n.message for n in notifications(app)]
         assert "no hint" in result.rows and "agent (argmax)" in result.rows
         assert all(r["n"] == N_EVAL for r in result.rows.values())
@@ -135,23 +135,23 @@ async def test_stop_then_resume_and_quit_keeps_the_checkpoint(train_app, tmp_pat
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("4")
         await pilot.press("s")
-        await wait_until(pilot, lambda: app.monitor.step >= 64, what="64 steps")
+        await wait_until(pilot, lambda: app.training.monitor.step >= 64, what="64 steps")
         t0 = time.monotonic()
         await pilot.press("x")
-        await wait_until(pilot, lambda: app.training_state == "stopped", what="stop")
+        await wait_until(pilot, lambda: app.training.state == "stopped", what="stop")
         assert time.monotonic() - t0 < 2.5           # stop answers within 2 s
         db = open_workspace(tmp_path / "kb.sqlite")
         run = list(db.query("SELECT * FROM train_runs"))[-1]
         assert run["status"] == "stopped" and Path(run["checkpoint"]).exists()
         stopped_at = run["step"]
         # resume continues the same run from its checkpoint
-        first = app.trainer
+        first = app.training.handle
         await pilot.press("c")
-        await wait_until(pilot, lambda: app.trainer is not first and app.trainer.run is not None,
+        await wait_until(pilot, lambda: app.training.handle is not first and app.training.handle.run is not None,
                          what="resumed run")
-        assert app.trainer.run["resumed"] and app.trainer.run["run_id"] == run["id"]
-        await wait_until(pilot, lambda: app.monitor.step > stopped_at, what="progress")
-        handle = app.trainer
+        assert app.training.handle.run["resumed"] and app.training.handle.run["run_id"] == run["id"]
+        await wait_until(pilot, lambda: app.training.monitor.step > stopped_at, what="progress")
+        handle = app.training.handle
     # quitting mid-training stopped the child cleanly and kept the last checkpoint
     import multiprocessing
 
@@ -167,13 +167,13 @@ async def test_pause_stops_spending_within_two_seconds(train_app, stub, tmp_path
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("4")
         await pilot.press("s")
-        await wait_until(pilot, lambda: app.training_phase == "table"
-                         and app.monitor.latest.get("table/done", 0) >= 3, what="phase 1")
+        await wait_until(pilot, lambda: app.training.phase == "table"
+                         and app.training.monitor.latest.get("table/done", 0) >= 3, what="phase 1")
         screen = app.screen
         assert "reward table" in screen._status_text and "phase 1/2" in screen._status_text
         t0 = time.monotonic()
         await pilot.press("p")
-        await wait_until(pilot, lambda: app.training_state == "paused", what="paused")
+        await wait_until(pilot, lambda: app.training.state == "paused", what="paused")
         paused_in = time.monotonic() - t0
         await pilot.pause(0.5)                  # an in-flight call may still finish
         n = stub.n_requests
@@ -182,7 +182,7 @@ async def test_pause_stops_spending_within_two_seconds(train_app, stub, tmp_path
         assert paused_in < 4.0                # ~1 s asked; slack for a busy machine
         await pilot.press("c")
         await wait_until(pilot, lambda: stub.n_requests > n, what="resumed spending")
-        assert app.training_state == "running"
+        assert app.training.state == "running"
         t0 = time.monotonic()
         await pilot.press("q")
         await wait_until(pilot, lambda: not app.is_running, timeout=10, what="quit")
@@ -202,10 +202,10 @@ async def test_quit_during_an_evaluation_leaves_no_process(train_app, stub, tmp_
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("5")
         await pilot.press("e")
-        await wait_until(pilot, lambda: app.evaluation_progress is not None
-                         and app.evaluation_progress["calls"] >= 1, what="evaluation calls")
+        await wait_until(pilot, lambda: app.evaluation.progress is not None
+                         and app.evaluation.progress["calls"] >= 1, what="evaluation calls")
         assert "outcomes" in str(app.screen.query_one("#eval-status").content)
-        handle = app.evaluator
+        handle = app.evaluation.handle
         await pilot.press("q")
         await wait_until(pilot, lambda: not handle.is_alive(), timeout=5, what="eval stop")
     n = stub.n_requests
@@ -219,9 +219,9 @@ async def test_a_run_whose_process_died_is_offered_for_resume(train_app, tmp_pat
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("4")
         await pilot.press("s")
-        await wait_until(pilot, lambda: app.monitor.step >= 64, what="64 steps")
-        app.trainer.job.process.kill()          # as if the app had been killed with it
-        app.trainer.job.process.join(5)
+        await wait_until(pilot, lambda: app.training.monitor.step >= 64, what="64 steps")
+        app.training.handle.job.process.kill()          # as if the app had been killed with it
+        app.training.handle.job.process.join(5)
     db = open_workspace(tmp_path / "kb.sqlite")
     run = list(db.query("SELECT * FROM train_runs"))[-1]
     assert run["status"] == "running"           # nobody could mark it
@@ -232,6 +232,6 @@ async def test_a_run_whose_process_died_is_offered_for_resume(train_app, tmp_pat
         status = str(app2.screen.query_one("#train-status").content)
         assert f"run {run['id']} (its process is gone)" in status and "c resumes" in status
         await pilot.press("c")
-        await wait_until(pilot, lambda: app2.trainer is not None and app2.trainer.run is not None,
+        await wait_until(pilot, lambda: app2.training.handle is not None and app2.training.handle.run is not None,
                          what="resumed run")
-        assert app2.trainer.run["resumed"] and app2.trainer.run["run_id"] == run["id"]
+        assert app2.training.handle.run["resumed"] and app2.training.handle.run["run_id"] == run["id"]

@@ -110,12 +110,10 @@ def register(app: typer.Typer) -> None:
                            max_calls=max_calls, rank_method=method,
                            transport=use_transport(transport),
                            max_reply_bytes=use_max_reply_bytes(max_reply_bytes), **decoding)
-        hint_text = hint
-        if hint_id is not None:
-            from re2llm_tui.kb import KnowledgeBase
+        from re2llm_tui.kb import KnowledgeBase
 
-            hint_text = "" if hint_id == 0 else \
-                KnowledgeBase(client.workspace(), dset).get(hint_id).text
+        hint_text = hint if hint_id is None else \
+            KnowledgeBase(client.workspace(), dset).hint_text(hint_id)
         client.check()  # bad model / key / --api-base: one line, before any work
         err = console(stderr=True)
         if client.is_demo_model:
@@ -188,12 +186,10 @@ def _dry_run(sessions, dset, *, db, model, api_base, concurrency, method, hint, 
     client = dry_client(db, model=model, api_bases=api_base or (), concurrency=concurrency,
                         rank_method=method, **decoding)
     try:
-        hint_text = hint
-        if hint_id is not None:
-            from re2llm_tui.kb import KnowledgeBase
+        from re2llm_tui.kb import KnowledgeBase
 
-            hint_text = "" if hint_id == 0 else \
-                KnowledgeBase(client.workspace(), dset).get(hint_id).text
+        hint_text = hint if hint_id is None else \
+            KnowledgeBase(client.workspace(), dset).hint_text(hint_id)
         est = dry_run.recommend(client, client.workspace(), sessions, dataset=dset.name,
                                 hint=hint_text, workers=workers, samples=samples)
     finally:

@@ -145,7 +145,7 @@ async def recommend_async(sessions: Sequence[Session], client: LLMClient, *, dat
     if run_id is None:
         run_id = runs.create_run(
             db, name=name or f"recommend {dataset}/{split} {client.model}"
-            + (f" hint {hint_id}" if hint_id is not None else (" hint" if hint_text else "")),
+            + (f" hint {hint_id}" if hint_id else (" hint" if hint_text else "")),
             kind="recommend", dataset=dataset, split=split, model=client.model,
             prompt_version=pversion, hint_id=hint_id, hint_text=hint_text, params=params)
     with runs.ending(db, run_id):    # an error ends the run `failed`, never left `running`

@@ -47,6 +47,8 @@ from re2llm_tui.store.workspace import get_meta, set_meta, transaction
 STATUSES = ("candidate", "accepted", "rejected", "archived")
 SOURCES = ("release", "reflection", "manual", "import")
 MAX_HINT_CHARS = 1000
+#: KB entry 0: the agent's "no hint" action (no text is appended to the prompt)
+NO_HINT = 0
 COLUMNS = ("uid", "dataset", "id", "text", "status", "source", "raw_text", "session_id",
            "reflection_id", "effect", "similar_id", "similarity", "merged_into", "note",
            "created_at", "updated_at")
@@ -359,6 +361,21 @@ class KnowledgeBase:
     def get(self, hint_id) -> Hint:
         db, dataset = self.db, self.name
         return Hint.from_row(_require(db, dataset, hint_id))
+
+    def hint_text(self, hint_id: int | None) -> str | None:
+        """The text a recommendation appends for KB entry ``hint_id``: ``None`` for no id
+        and for entry 0, the agent's "no hint" action (0 means that everywhere: the agent's
+        action list, ``recommend --hint-id 0``, the workbench's hint picker); else the
+        hint's text.  An unknown id is a :class:`UserError` naming it."""
+        if hint_id is None:
+            return None
+        try:
+            hid = int(hint_id)
+        except (TypeError, ValueError):
+            raise UserError(f"hint id must be a number, got {hint_id!r}") from None
+        if hid == NO_HINT:
+            return None
+        return self.get(hid).text
 
     def version(self) -> str:
         """Content hash of the ordered accepted (id, text) list, entry 0 included."""

@@ -9,9 +9,14 @@ Architecture (see ../shared/STYLE.md):
   thread that made it.  The workspace is in WAL mode, so a CLI job can share it.
 * Long work runs in named thread workers that post typed messages (:mod:`.messages`); a
   failure becomes a notification and changes nothing the user did.
-* Training runs in a spawned *process* (:mod:`re2llm_tui.utilization.training`); a watcher thread polls
-  it and posts mergeable :class:`~.messages.TrainingProgress` messages; charts keep bounded
-  deques and redraw at most 4 times a second.
+* Training and evaluation run in spawned *processes*, started, watched and stopped by the
+  plain job controls of :mod:`.controls` (no Textual in them): their watcher threads post
+  mergeable :class:`~.messages.TrainingProgress` and the other job messages, which the app
+  hands back to the controls on its own thread; charts keep bounded deques and redraw at
+  most 4 times a second.
+* Screens learn that something changed from one message, :class:`~.messages.WorkspaceChanged`,
+  sent to every mounted screen (:meth:`Re2LLMApp.changed`); a hidden screen catches up when
+  it is shown again.
 """
 
 from __future__ import annotations
@@ -19,10 +24,8 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from textual import work
 from textual.app import App
@@ -30,74 +33,30 @@ from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.worker import Worker, WorkerState
 
-from re2llm_tui.data.dataset import Dataset
 from re2llm_tui.safe_text import clean
 from re2llm_tui.store import changes
 from re2llm_tui.tui import textual_compat
+from re2llm_tui.tui.config import AppConfig, error_line
+from re2llm_tui.tui.controls import CostPreflight, EvaluationControl, TrainingControl
+from re2llm_tui.tui.controls.host import STOP_WAIT_S, shutdown_jobs
 from re2llm_tui.tui.messages import (
+    CostEstimated,
     EvaluationFinished,
     EvaluationProgress,
     KBChanged,
+    PlanProposed,
     RecommendFinished,
     ReflectionFinished,
-    TrainingBatch,
     TrainingProgress,
     TrainingStateChanged,
+    WorkspaceChanged,
 )
-from re2llm_tui.tui.monitor import TrainingMonitor
+
+__all__ = ["AppConfig", "Re2LLMApp", "error_line", "make_app", "run_app", "shutdown_jobs"]
 
 #: seconds between two looks at the workspace's ``PRAGMA data_version`` (other processes'
 #: commits: a CLI job, the training process) while the app is idle
 DATA_POLL_S = 1.0
-#: how long quit and stop wait for a job to save its checkpoint before ending it
-STOP_WAIT_S = 2.0
-
-
-def error_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    from re2llm_tui.errors import UserError
-
-    if isinstance(exc, UserError):
-        return text
-    return f"{type(exc).__name__}: {text}"
-
-
-@dataclass
-class AppConfig:
-    ds: Dataset                 # resolved once, at the app's start
-    model: str
-    db_path: Path
-    split: str = "train"
-    eval_split: str = "test"
-    #: extra keyword arguments for the training process (tests pass tiny budgets)
-    train_options: dict[str, Any] = field(default_factory=dict)
-    #: extra keyword arguments for the evaluation
-    eval_options: dict[str, Any] = field(default_factory=dict)
-    #: extra keyword arguments for the LLM client (e.g. max_retries, max_cost)
-    llm_options: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def dataset(self) -> str:
-        """The dataset's name (games | movies)."""
-        return self.ds.name
-
-    @property
-    def data_root(self) -> str:
-        """The release folder, for the job processes (each resolves the dataset anew)."""
-        return str(self.ds.root)
-
-    @property
-    def is_demo_model(self) -> bool:
-        from re2llm_tui.llm.client import is_local_model
-
-        return is_local_model(self.model)
-
-    @property
-    def workspace_label(self) -> str:
-        try:
-            return str(self.db_path.resolve().relative_to(Path.cwd().resolve()))
-        except ValueError:
-            return str(self.db_path)
 
 
 class ActionsProvider(Provider):
@@ -153,25 +112,14 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
         self._db_thread: int | None = None
         self._llm = None
         self._llm_lock = threading.Lock()
-        self.trainer = None                # the training process handle, when started
-        self.evaluator = None              # the evaluation process handle, when started
-        self.monitor = TrainingMonitor()   # bounded series of the training scalars
-        self.training_state = "idle"
-        self.training_phase = ""
-        self.resumable_run: dict | None = None   # a stopped run the Training screen offers
-        self.plan = None                   # the proposed run being trained (then evaluated)
-        self._last_plan = None
-        self.evaluation_state = "idle"
-        self.evaluation_progress: dict | None = None
-        self.evaluation_note = ""
-        self.last_evaluation: EvaluationFinished | None = None
+        #: the job controls (plain classes: :mod:`re2llm_tui.tui.controls`)
+        self.preflight = CostPreflight(self)
+        self.training = TrainingControl(self, self.preflight)
+        self.evaluation = EvaluationControl(self, self.preflight)
         self._quitting = False
         self._data_version: int | None = None
         #: say once, at start, that the embedded demo model is a toy (tests turn it off)
         self.show_demo_notice = True
-        #: show the cost preflight before a priced model's job starts (tests of the jobs
-        #: themselves turn it off; tests/test_preflight.py covers the confirmation)
-        self.ask_before_paying = True
 
     # ----------------------------------------------------------------- data access
     @property
@@ -240,16 +188,15 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
         if version is None or version == self._data_version:
             return
         self._data_version = version
-        current = self.screen
-        for screen in self._all_screens():
-            if not hasattr(screen, "refresh_if_changed"):
-                continue
-            if screen is current:
-                screen.refresh_if_changed()
-            else:
-                screen.stale = True
-        if self.trainer is None or not self.trainer.is_alive():
-            self.refresh_resumable()
+        self.changed("data")
+        if not self.training.is_running():
+            self.training.refresh_resumable()
+
+    def changed(self, what: str, detail: str = "") -> None:
+        """Tell every mounted screen that ``what`` changed (a
+        :class:`~.messages.WorkspaceChanged`; see :data:`~.messages.CHANGES`)."""
+        for screen in textual_compat.mounted_screens(self):
+            screen.post_message(WorkspaceChanged(what, detail))
 
     # ----------------------------------------------------------------- screens
     def switch_mode(self, mode: str):
@@ -270,7 +217,7 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
         control.install(control.Control())
         self.switch_mode("sessions")
         self.call_after_refresh(freeze_gc, True)
-        self.refresh_resumable()
+        self.training.refresh_resumable()
         self._data_version = self._read_data_version()
         self.set_interval(DATA_POLL_S, self._poll_data_version)
         if self.config.is_demo_model and self.show_demo_notice:
@@ -285,6 +232,8 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
         from re2llm_tui import control
 
         control.current().request_stop("the app is quitting")
+        self.training.close()
+        self.evaluation.close()
         shutdown_jobs(self.jobs())
         if self._llm is not None:
             try:
@@ -324,14 +273,11 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
 
     def on_kbchanged(self, message: KBChanged) -> None:
         self.notify(message.detail, title="knowledge base", timeout=4)
-        for screen in self._all_screens():
-            if hasattr(screen, "reload"):
-                screen.reload()
-
-    def _all_screens(self):
-        return textual_compat.mounted_screens(self)
+        self.changed("kb", message.detail)
 
     def recommend(self, session_id: str, hint_id: int | None = None) -> None:
+        """Rank one session in a worker: ``hint_id`` None (``r``) or 0 (the picker's "no
+        hint", the KB's entry 0) sends no hint; any other id sends that hint."""
         self.notify(f"recommending for {session_id}"
                     + (f" with hint #{hint_id}" if hint_id else " (no hint)") + " …", timeout=3)
         self._recommend_worker(session_id, hint_id)
@@ -342,15 +288,13 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
         from re2llm_tui.evaluation.recommend import recommend
 
         session = self.session(session_id)
-        hint = None
-        if hint_id:
-            db = self.open_db()
-            try:
-                hint = self.kb(db).get(hint_id).text
-            finally:
-                db.conn.close()
+        db = self.open_db()
+        try:
+            hint = self.kb(db).hint_text(hint_id)
+        finally:
+            db.conn.close()
         out = recommend([session], self.llm(), dataset=self.config.dataset,
-                        split=session.split, hint=hint, hint_id=hint_id or None)
+                        split=session.split, hint=hint, hint_id=hint_id)
         rank = out.ranks.get(session_id)
         detail = "" if out.status == "done" else (out.stopped_reason or out.status)
         if out.failed:
@@ -363,9 +307,13 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
                     + (f" — {message.detail}" if message.detail else ""),
                     title="recommend done", severity="warning" if message.detail else
                     "information", timeout=5)
-        for screen in self._all_screens():
-            if hasattr(screen, "reload"):
-                screen.reload()
+        self.changed("runs")
+
+    def open_hint(self, hint_id: int) -> None:
+        """Show one hint's detail screen (provenance, evidence) over the current screen."""
+        from re2llm_tui.tui.screens.hint_detail import HintDetailScreen
+
+        self.push_screen(HintDetailScreen(hint_id))
 
     def reflect(self, session_id: str) -> None:
         self.notify(f"reflecting on {session_id} …", timeout=3)
@@ -402,250 +350,28 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
     def on_reflection_finished(self, message: ReflectionFinished) -> None:
         self.notify(f"{message.session_id}: {message.detail}", title="reflection done",
                     timeout=5)
-        for screen in self._all_screens():
-            if hasattr(screen, "reload"):
-                screen.reload()
+        self.changed("reflections")
 
-    # ----------------------------------------------------------------- training
-    def propose_training(self) -> None:
-        """``s`` on the Training screen.  With the embedded demo model, first propose a run
-        sized to finish in about 15 minutes (Enter starts it, f the full set); a real model
-        starts the full run at once."""
-        if self.trainer is not None and self.trainer.is_alive():
-            self.notify("training is already running (x stops it)", severity="warning")
-            return
-        if not self.config.is_demo_model or self.config.train_options.get("limit"):
-            self.confirm_cost("train", self.start_training)
-            return
-        self._plan_worker()
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="plan",
-          description="size a first run")
-    def _plan_worker(self) -> None:
-        from re2llm_tui.costs.run_plan import propose
-
-        db = self.open_db()
-        try:
-            plan = propose(db, self.llm(), self.config.ds,
-                           workers=1)
-        finally:
-            db.conn.close()
-        self.call_from_thread(self._ask_plan, plan)
-
-    def _ask_plan(self, plan) -> None:
+    # ----------------------------------------------------------------- jobs
+    # The controls (:mod:`.controls`) do the work; the app shows their dialogs, hands their
+    # watchers' messages back to them on this thread, and tells the screens.
+    def on_plan_proposed(self, message: PlanProposed) -> None:
         from re2llm_tui.tui.widgets.dialogs import ProposalDialog
+
+        plan = message.plan
 
         def chosen(answer) -> None:
             if answer == "proposed":
-                self.start_training(plan=plan)
+                self.training.start(plan=plan)
             elif answer == "full":
-                self.start_training()
+                self.training.start()
 
         self.push_screen(ProposalDialog(plan), chosen)
 
-    def start_training(self, resume: bool = False, plan=None) -> None:
-        """Start the agent's training in a spawned process (``resume``: continue the latest
-        unfinished run of this dataset/model from its checkpoint; ``plan``: a
-        :class:`~re2llm_tui.costs.run_plan.RunPlan` slice, evaluated when training ends)."""
-        if self.trainer is not None and self.trainer.is_alive():
-            if self.trainer.state in ("done", "stopped", "failed"):
-                # the previous run has finished and its process is exiting: start after it
-                self.notify("waiting for the previous training process to exit …", timeout=3)
-                self._start_after_exit(self.trainer, resume, plan)
-            else:
-                self.notify("training is already running (x stops it)", severity="warning")
-            return
-        from re2llm_tui.utilization.training import start_training_process
-
-        opts = dict(self.config.train_options)
-        if "api_bases" in self.config.llm_options:
-            opts.setdefault("api_bases", tuple(self.config.llm_options["api_bases"]))
-        opts.setdefault("workers", 1)          # the UI keeps the other core
-        if plan is not None:
-            opts.update(limit=plan.train_sessions, steps=plan.steps,
-                        log_every=plan.log_every, prefill=True)
-        elif resume and self.resumable_run is not None and "limit" not in opts:
-            # resume exactly the run on offer (its session slice and budget)
-            run = self.resumable_run
-            if run.get("n_sessions"):
-                opts["limit"] = int(run["n_sessions"])
-            opts.setdefault("steps", int(run.get("total_steps") or 0) or 500_000)
-            opts.setdefault("seed", int(run.get("seed") or 1))
-        try:
-            self.trainer = start_training_process(
-                self.config.dataset, model=self.config.model, db_path=str(self.config.db_path),
-                data_dir=self.config.data_root, resume=resume, **opts)
-        except Exception as exc:
-            self.notify(error_line(exc), title="training", severity="error", timeout=12)
-            return
-        if plan is not None:
-            self._last_plan = plan
-        elif resume and self._last_plan is not None and \
-                opts.get("limit") == self._last_plan.train_sessions:
-            plan = self._last_plan          # resuming the proposed run: evaluate it after
-        self.plan = plan
-        _, actions = self.kb().actions()
-        self.monitor.clear()
-        self.monitor.action_labels = ["none" if h == 0 else f"#{h}" for h, _ in actions]
-        self.training_state = "starting"
-        self.resumable_run = None
-        freeze_gc()
-        what = ("resuming the latest unfinished run" if resume else
-                f"proposed run: {plan.train_sessions} sessions x {plan.n_actions} actions, "
-                f"then evaluation of {plan.eval_sessions} test sessions" if plan is not None
-                else "started a new run")
-        self.notify(what, title="training", timeout=5)
-        self._watch_training(self.trainer)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="training-start",
-          description="start training")
-    def _start_after_exit(self, handle, resume: bool, plan) -> None:
-        handle.join(timeout=10)
-        if handle.is_alive():
-            handle.shutdown(STOP_WAIT_S)
-        self.call_from_thread(self.start_training, resume, plan)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="training-watch",
-          description="training monitor")
-    def _watch_training(self, handle) -> None:
-        """Poll the training process; post its scalars (bursts merge) and state changes."""
-        worker = _current_worker()
-        last = None
-        while not worker.is_cancelled:
-            alive = handle.is_alive()
-            scalars = handle.poll()
-            if scalars:
-                self.post_message(TrainingProgress(TrainingBatch(list(scalars))))
-            now = (handle.state, handle.phase, handle.step, handle.llm_calls)
-            if now != last:
-                last = now
-                self.post_message(TrainingStateChanged(handle.state, handle.error or "",
-                                                       phase=handle.phase, step=handle.step,
-                                                       llm_calls=handle.llm_calls))
-            if not alive and handle.state not in ("starting", "running", "pausing", "paused",
-                                                  "stopping"):
-                return
-            time.sleep(0.1)
-
-    def on_training_progress(self, message: TrainingProgress) -> None:
-        self.monitor.add(message.batch.scalars)
-
-    def on_training_state_changed(self, message: TrainingStateChanged) -> None:
-        self.training_state = message.state
-        self.training_phase = message.phase
-        self.monitor.step = max(self.monitor.step, message.step)
-        if message.llm_calls:
-            self.monitor.latest["charts/llm_calls"] = message.llm_calls
-        self.monitor.version += 1
-        if message.state == "failed":
-            self.notify(message.detail or "training failed", title="training failed",
-                        severity="error", timeout=15)
-            self.refresh_resumable()
-        elif message.state in ("done", "stopped"):
-            summary = getattr(self.trainer, "summary", None) or {}
-            self.notify(f"{message.state} at step {summary.get('step', message.step)}"
-                        + (f" ({summary.get('reason')})" if summary.get("reason") else "")
-                        + "; the checkpoint is kept", title="training", timeout=6)
-            plan = getattr(self, "plan", None)
-            if message.state == "done" and plan is not None and not self._quitting:
-                self.plan = None
-                self.start_evaluation(plan=plan)
-                self.switch_mode("evaluation")
-            self.refresh_resumable()
-
-    def refresh_resumable(self) -> None:
-        """Find the run the Training screen offers to resume (stopped, or running with a
-        dead process), reading the workspace."""
-        from re2llm_tui.utilization.training import resumable_run
-
-        try:
-            self.resumable_run = resumable_run(self.db, self.config.dataset, self.config.model)
-        except Exception as exc:  # noqa: BLE001 - a damaged record must not stop the app
-            self.log.error("resumable run", exc)
-            self.resumable_run = None
-
-    def pause_training(self) -> None:
-        if self.trainer is None or not self.trainer.is_alive():
-            self.notify("training is not running", severity="warning")
-            return
-        self.trainer.pause()
-        self.training_state = self.trainer.state
-
-    def resume_training(self) -> None:
-        """Continue a paused run, or resume the latest stopped one from its checkpoint."""
-        if self.trainer is not None and self.trainer.is_alive() and \
-                self.trainer.state in ("paused", "pausing"):
-            self.trainer.resume()
-            self.training_state = self.trainer.state
-        else:
-            self.confirm_cost("train", lambda: self.start_training(resume=True), resume=True)
-
-    def stop_training(self) -> None:
-        handle = self.trainer
-        if handle is None or not handle.is_alive():
-            return
-        handle.stop()
-        self.training_state = handle.state
-        self.notify("stopping: the run saves its checkpoint (c resumes it)",
-                    title="training", timeout=4)
-
-    # ----------------------------------------------------------------- evaluation
-    def evaluate(self) -> None:
-        self.confirm_cost("evaluate", self.start_evaluation)
-
-    # ----------------------------------------------------------------- cost preflight
-    def confirm_cost(self, command: str, start: Callable[[], None], *,
-                     resume: bool = False) -> None:
-        """Start a job that pays for LLM calls: a local model starts at once; with a priced
-        model the cost preflight (``--dry-run``'s estimate) is shown first and the job
-        starts only when confirmed (``resume``: the stopped run on offer is resumed)."""
-        if self.config.is_demo_model or not self.ask_before_paying:
-            start()
-            return
-        limit = self.config.train_options.get("limit")
-        if resume and limit is None and self.resumable_run is not None:
-            limit = self.resumable_run.get("n_sessions") or None
-        self._preflight_worker(command, start, limit)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="preflight",
-          description="cost preflight")
-    def _preflight_worker(self, command: str, start: Callable[[], None],
-                          train_limit: int | None = None) -> None:
-        from re2llm_tui.costs import dry_run
-        from re2llm_tui.costs.dry_run import dry_client
-
-        c = self.config
-        db = self.open_db()
-        client = None
-        try:
-            client = dry_client(c.db_path, model=c.model, **c.llm_options)
-            if command == "train":
-                opts = c.train_options
-                est = dry_run.train(client, db, c.ds, limit=train_limit,
-                                    prefill=opts.get("prefill", True),
-                                    rank_by=opts.get("rank_by", "reply"),
-                                    workers=opts.get("workers", 1))
-            else:
-                opts = c.eval_options
-                est = dry_run.evaluate(client, db, c.ds, c.eval_split, limit=opts.get("limit"),
-                                       sample=opts.get("sample"), seed=opts.get("seed", 0),
-                                       oracle=opts.get("oracle", True),
-                                       train_run=opts.get("train_run"),
-                                       permutations=opts.get("permutations", 0),
-                                       rank_by=opts.get("rank_by", "reply"),
-                                       workers=opts.get("workers", 1))
-        except Exception as exc:  # noqa: BLE001 - a failed estimate starts nothing
-            self.call_from_thread(self.notify, error_line(exc), title=f"{command}: cost preflight",
-                                  severity="error", timeout=12)
-            return
-        finally:
-            if client is not None:
-                client.close()
-            db.conn.close()
-        self.call_from_thread(self._ask_cost, command, est, start)
-
-    def _ask_cost(self, command: str, est, start: Callable[[], None]) -> None:
+    def on_cost_estimated(self, message: CostEstimated) -> None:
         from re2llm_tui.tui.screens.cost_confirm import CostConfirmDialog
+
+        command, est, start = message.command, message.estimate, message.start
 
         def answered(ok: bool | None) -> None:
             if ok:
@@ -656,97 +382,28 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
         title = f"Start {'training' if command == 'train' else 'the evaluation'} with {est.model}?"
         self.push_screen(CostConfirmDialog(title, est), answered)
 
-    def start_evaluation(self, plan=None) -> None:
-        """Compare the policies in a spawned process (``plan``: its test slice, oracle row
-        only when it fits the plan's budget)."""
-        from re2llm_tui.evaluation.compare import EvalSpec, run_job
-        from re2llm_tui.runtime.jobs import start_job
+    def on_training_progress(self, message: TrainingProgress) -> None:
+        self.training.apply_progress(message)
 
-        if self.evaluator is not None and self.evaluator.is_alive():
-            self.notify("an evaluation is already running (x stops it)", severity="warning")
-            return
-        opts = dict(self.config.eval_options)
-        if plan is not None:
-            opts.update(limit=plan.eval_sessions, oracle=plan.oracle)
-        llm = {k: v for k, v in self.config.llm_options.items()}
-        workers = opts.pop("workers", 1)       # `run --client-procs N`; else the UI keeps a core
-        spec = EvalSpec(dataset=self.config.dataset, split=self.config.eval_split,
-                        model=self.config.model, db_path=str(self.config.db_path),
-                        data_dir=self.config.data_root,
-                        workers=workers, llm_options=llm, **opts)
-        try:
-            self.evaluator = start_job(run_job, spec, name="evaluate")
-        except Exception as exc:
-            self.notify(error_line(exc), title="evaluation", severity="error", timeout=12)
-            return
-        self.evaluation_progress = None
-        self.evaluation_state = "starting"
-        note = ""
-        if plan is not None and not plan.oracle:
-            from re2llm_tui.costs.run_plan import fmt_duration
-
-            note = (f"oracle row left out: it needs {plan.oracle_missing} more outcomes "
-                    f"(~{fmt_duration(plan.oracle_s)} on this model)")
-        self.evaluation_note = note
-        self.notify(f"evaluating policies on {self.config.eval_split}"
-                    + (f" (first {plan.eval_sessions} sessions)" if plan else "") + " …",
-                    title="evaluation", timeout=4)
-        self._watch_evaluation(self.evaluator)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="evaluation-watch",
-          description="evaluation monitor")
-    def _watch_evaluation(self, handle) -> None:
-        worker = _current_worker()
-        last_state = None
-        while not worker.is_cancelled:
-            alive = handle.is_alive()
-            for msg in handle.poll():
-                if msg.get("event") == "table":
-                    self.post_message(EvaluationProgress(handle.state, msg))
-            if handle.state != last_state:
-                last_state = handle.state
-                self.post_message(EvaluationProgress(handle.state, None))
-            if not alive and handle.state in ("done", "stopped", "failed"):
-                result = handle.result or {}
-                if handle.state == "done" and "rows" in result:
-                    self.post_message(EvaluationFinished(
-                        dict(result["rows"]), result.get("paired"),
-                        detail="; ".join(result.get("notes") or [])))
-                elif handle.state == "failed":
-                    self.post_message(EvaluationProgress("failed", None, handle.error or ""))
-                return
-            time.sleep(0.1)
+    def on_training_state_changed(self, message: TrainingStateChanged) -> None:
+        if message.state == "starting":
+            freeze_gc()                   # the run's new objects live long
+        plan = self.training.apply_state(message)
+        if plan is not None and not self._quitting:
+            self.evaluation.start(plan=plan)
+            self.switch_mode("evaluation")
 
     def on_evaluation_progress(self, message: EvaluationProgress) -> None:
-        self.evaluation_state = message.state
-        if message.progress is not None:
-            self.evaluation_progress = message.progress
-        if message.state == "failed":
-            self.notify(message.detail or "evaluation failed", title="evaluation failed",
-                        severity="error", timeout=15)
-        elif message.state == "stopped":
-            self.notify("evaluation stopped: finished outcomes are stored (e resumes)",
-                        title="evaluation", timeout=5)
-        for screen in self._all_screens():
-            if hasattr(screen, "show_evaluation_progress"):
-                screen.show_evaluation_progress()
+        self.evaluation.apply_progress(message)
+        self.changed("evaluation")
 
     def on_evaluation_finished(self, message: EvaluationFinished) -> None:
-        self.last_evaluation = message
-        self.notify(f"{len(message.rows)} policies compared", title="evaluation", timeout=5)
-        for screen in self._all_screens():
-            if hasattr(screen, "show_evaluation"):
-                screen.show_evaluation(message)
-
-    def stop_evaluation(self) -> None:
-        if self.evaluator is not None and self.evaluator.is_alive():
-            self.evaluator.stop()
-            self.notify("stopping the evaluation: finished outcomes are stored",
-                        title="evaluation", timeout=4)
+        self.evaluation.apply_finished(message)
+        self.changed("evaluation")
 
     # ----------------------------------------------------------------- quitting
     def jobs(self) -> list:
-        return [h for h in (self.trainer, self.evaluator) if h is not None and h.is_alive()]
+        return [c.handle for c in (self.training, self.evaluation) if c.is_running()]
 
     async def action_quit(self) -> None:
         """Quit at once: running jobs are asked to stop (they save their checkpoint within
@@ -798,11 +455,7 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
 
     def action_toggle_split(self) -> None:
         self.config.split = "test" if self.config.split == "train" else "train"
-        for screen in self._all_screens():
-            if hasattr(screen, "reload"):
-                screen.reload()
-            for header in screen.query("AppHeader"):
-                header.refresh_info()
+        self.changed("split")
 
     def palette_actions(self, screen) -> list[tuple[str, str, Callable]]:
         """(title, help, callback) of every action: global ones, then the screen's own."""
@@ -819,12 +472,12 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
             ("Go to runs", "every stored run: list, compare, drill down",
              lambda: self.switch_mode("runs")),
             ("Start training", "start the agent's training in a background process",
-             lambda: self.confirm_cost("train", self.start_training)),
-            ("Pause training", "pause the training process", self.pause_training),
-            ("Resume training", "resume a paused or stopped training run", self.resume_training),
-            ("Stop training", "stop training (keeps the last checkpoint)", self.stop_training),
+             lambda: self.training.confirm(self.training.start)),
+            ("Pause training", "pause the training process", self.training.pause),
+            ("Resume training", "resume a paused or stopped training run", self.training.resume),
+            ("Stop training", "stop training (keeps the last checkpoint)", self.training.stop),
             ("Run evaluation", "compare no hint, agent, random, best single, oracle, content",
-             self.evaluate),
+             self.evaluation.request),
             ("Undo last KB change", "revert the newest change of the knowledge base",
              self.undo_kb),
             ("Toggle train/test split", "browse the other split", self.action_toggle_split),
@@ -844,19 +497,6 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
         self.kb_change(_undo, "undo")
 
 
-def shutdown_jobs(jobs, timeout: float = STOP_WAIT_S) -> None:
-    """Stop every job, wait up to ``timeout`` s in all for their checkpoints, then end the
-    ones still running: no process outlives the app."""
-    for handle in jobs:
-        handle.stop()
-    deadline = time.monotonic() + timeout
-    for handle in jobs:
-        handle.join(max(0.0, deadline - time.monotonic()))
-    for handle in jobs:
-        if handle.is_alive():
-            handle.shutdown(0.0)
-
-
 def freeze_gc(collect: bool = False) -> None:
     """Move every object alive now (screens, widgets, loaded data, imported modules) out of
     the garbage collector's reach: a full collection over them paused the UI for 50 ms or
@@ -867,12 +507,6 @@ def freeze_gc(collect: bool = False) -> None:
     if collect:
         gc.collect()
     gc.freeze()
-
-
-def _current_worker():
-    from textual.worker import get_current_worker
-
-    return get_current_worker()
 
 
 def make_app(dataset: str, model: str | None = None, db: str | os.PathLike | None = None,

@@ -104,3 +104,42 @@ class EvaluationProgress(Message):
         self.state = state
         self.progress = progress
         self.detail = detail
+
+
+class PlanProposed(Message):
+    """A first training run was sized (the demo model): the app asks whether to start it."""
+
+    def __init__(self, plan: Any) -> None:
+        super().__init__()
+        self.plan = plan
+
+
+class CostEstimated(Message):
+    """A priced job's cost preflight is ready: the app shows ``estimate`` and calls
+    ``start`` when the user confirms."""
+
+    def __init__(self, command: str, estimate: Any, start: Any) -> None:
+        super().__init__()
+        self.command = command
+        self.estimate = estimate
+        self.start = start
+
+
+#: what a :class:`WorkspaceChanged` may name
+CHANGES = ("data", "kb", "runs", "reflections", "split", "evaluation")
+
+
+class WorkspaceChanged(Message, bubble=False):
+    """Something the screens show has changed; the app sends one to every mounted screen.
+
+    ``what``: ``data`` (another connection committed: reload if this screen's data changed),
+    ``kb`` (a hint was added, edited, accepted, merged, undone ...), ``runs`` (a run was
+    stored), ``reflections``, ``split`` (the browsed split was toggled) or ``evaluation``
+    (the evaluation's progress or result).  A hidden screen catches up when shown again."""
+
+    def __init__(self, what: str, detail: str = "") -> None:
+        super().__init__()
+        if what not in CHANGES:
+            raise ValueError(f"unknown change {what!r}")
+        self.what = what
+        self.detail = detail

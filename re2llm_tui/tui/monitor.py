@@ -34,7 +34,8 @@ class TrainingMonitor:
         self.action_labels: list[str] = []
         self.step = 0
         self.n_points = 0
-        self.version = 0
+        # never back: a chart that drew version n must see a cleared monitor as new
+        self.version = getattr(self, "version", -1) + 1
 
     def _put(self, name: str, value, step) -> None:
         if name == "charts/action_hist":

@@ -26,21 +26,31 @@ from textual.screen import Screen
 
 from re2llm_tui.store import changes
 from re2llm_tui.tui import textual_compat
+from re2llm_tui.tui.messages import WorkspaceChanged
 
 
 class WorkbenchScreen(Screen):
-    """A screen that, when resumed unchanged, is repainted from its caches (no restyle).
+    """A screen that, when resumed unchanged, is repainted from its caches (no restyle),
+    and that follows the workspace.
 
-    Screens that show stored data name it in :attr:`DATA_SOURCES` (names of
-    :data:`re2llm_tui.store.changes.SOURCES`, whose key changes when the data does); the app
-    calls :meth:`refresh_if_changed` when another connection committed, and a hidden screen
-    whose data changed reloads when shown again.
+    The app sends every mounted screen a :class:`~re2llm_tui.tui.messages.WorkspaceChanged`
+    when something changed; a screen acts on the kinds it names in :attr:`SHOWS`, at once
+    when it is the current screen, else when it is shown again (:meth:`show_changes`).
+    ``data`` means another connection committed: screens that show stored data name it in
+    :attr:`DATA_SOURCES` (names of :data:`re2llm_tui.store.changes.SOURCES`, whose key
+    changes when the data does) and reload only when that key changed.
     """
 
     _suspended_fingerprint: tuple | None = None
     DATA_SOURCES: tuple[str, ...] = ()
+    #: the kinds of :class:`WorkspaceChanged` this screen shows
+    SHOWS: frozenset[str] = frozenset({"data", "kb", "runs", "reflections", "split"})
     _loaded_key: tuple | None = None
-    stale = False
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        #: the changes that arrived while this screen was hidden
+        self._pending: set[str] = set()
 
     def data_key(self) -> tuple | None:
         return changes.change_key(self.app.db, self.DATA_SOURCES)
@@ -48,17 +58,36 @@ class WorkbenchScreen(Screen):
     def _on_mount(self) -> None:
         self._loaded_key = self.data_key()
 
+    def reload(self) -> None:
+        """Read what the screen shows again (screens that show stored data override it)."""
+
     def refresh_if_changed(self) -> bool:
         """Reload when the data this screen shows changed since it was loaded."""
-        reload = getattr(self, "reload", None)
-        if reload is None:
-            return False
         key = self.data_key()
         if key is None or key == self._loaded_key:
             return False
         self._loaded_key = key
-        reload()
+        self.reload()
         return True
+
+    def on_workspace_changed(self, message: WorkspaceChanged) -> None:
+        if message.what not in self.SHOWS:
+            return
+        if self.is_current:
+            self.show_changes({message.what})
+        else:
+            self._pending.add(message.what)
+
+    def show_changes(self, whats: set[str]) -> None:
+        """Bring the screen up to date with these kinds of change (see :attr:`SHOWS`): one
+        reload covers them all; ``data`` alone reloads only when the data key changed."""
+        if "split" in whats:
+            for header in self.query("AppHeader"):
+                header.refresh_info()
+        if whats - {"data"}:
+            self.reload()
+        elif "data" in whats:
+            self.refresh_if_changed()
 
     def _on_screen_suspend(self) -> None:
         # runs before Screen._on_screen_suspend (handlers are dispatched down the MRO)
@@ -74,9 +103,9 @@ class WorkbenchScreen(Screen):
         # (applied at its mount or by that refresh) are those of the current stylesheet
         textual_compat.mark_styles_current(self)
         self.on_resumed()
-        if self.stale:
-            self.stale = False
-            self.refresh_if_changed()
+        pending, self._pending = self._pending, set()
+        if pending:
+            self.show_changes(pending)
 
     def on_resumed(self) -> None:
         """Hook: the screen is current again (bring what changed while hidden up to date)."""

@@ -45,10 +45,24 @@ def hint_detail(h: kb.Hint, texts: dict[int, str]) -> Text:
 
 
 class HintActions:
-    """Mixin: accept / reject / edit / merge / delete / undo of the selected hint."""
+    """Mixin: open / accept / reject / edit / merge / delete / undo of the selected hint."""
+
+    #: id -> text of the hints on screen (for the merge dialog's "most similar")
+    _texts: dict[int, str] = {}
 
     def selected_hint(self) -> kb.Hint | None:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    def on_data_table_row_selected(self, event) -> None:
+        """Enter on a hint's row: its detail (provenance and evidence)."""
+        event.stop()
+        self.action_open()
+
+    def action_open(self) -> None:
+        """The selected hint's detail: provenance and evidence."""
+        h = self.selected_hint()
+        if h:
+            self.app.open_hint(h.id)
 
     def _kb(self, db):
         return self.app.kb(db)
@@ -114,7 +128,7 @@ class HintActions:
         h = self.selected_hint()
         if not h:
             return
-        texts = self._texts if hasattr(self, "_texts") else {}
+        texts = self._texts
         keep_id = h.similar_id
         keep_text = texts.get(keep_id, "") if keep_id else ""
 

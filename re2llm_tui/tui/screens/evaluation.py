@@ -20,10 +20,11 @@ from re2llm_tui.tui.screens._base import WorkbenchScreen
 from re2llm_tui.tui.widgets.app_header import AppHeader
 from re2llm_tui.tui.widgets.charts import BarChart
 from re2llm_tui.tui.widgets.footer import WorkbenchFooter
-from re2llm_tui.costs.run_plan import fmt_duration
 
 
 class EvaluationScreen(WorkbenchScreen):
+    SHOWS = frozenset({"split", "evaluation"})
+    _shown: EvaluationFinished | None = None     # the result on screen
     BINDINGS = [Binding("e", "evaluate", "Evaluate"),
                 Binding("x", "stop", "Stop")]
 
@@ -40,27 +41,23 @@ class EvaluationScreen(WorkbenchScreen):
 
     def on_mount(self) -> None:
         self.show_evaluation_progress()
-        if self.app.last_evaluation is not None:
-            self.show_evaluation(self.app.last_evaluation)
+        if self.app.evaluation.result is not None:
+            self.show_evaluation(self.app.evaluation.result)
+
+    def show_changes(self, whats: set[str]) -> None:
+        super().show_changes(whats)
+        if "evaluation" in whats:
+            self.show_evaluation_progress()
+            result = self.app.evaluation.result
+            if result is not None and result is not self._shown:
+                self.show_evaluation(result)
 
     def show_evaluation_progress(self) -> None:
-        app = self.app
-        state = app.evaluation_state
-        p = app.evaluation_progress
-        if state == "idle":
-            line = "e runs the evaluation (in a background process; x stops it)"
-        elif p is None:
-            line = f"evaluation {state}"
-        else:
-            per = p.get("per_min") or 0.0
-            line = (f"evaluation {state} · outcomes {p['done']}/{p['total']} · sessions "
-                    f"{p['rows_done']}/{p['rows_total']} · {per:.1f} outcomes/min · ETA "
-                    f"{fmt_duration(p.get('eta_s')) if per else '—'} · LLM calls {p['calls']}"
-                    f" · failed {p['failed']}")
-        if app.evaluation_note:
-            line += f"\n{app.evaluation_note}"
-        self.query_one("#eval-status", Static).update(safe(line))
-        if p is not None and state in ("starting", "running", "pausing", "paused", "stopping"):
+        ev = self.app.evaluation
+        self.query_one("#eval-status", Static).update(safe(ev.status_line()))
+        p = ev.progress
+        if p is not None and ev.state in ("starting", "running", "pausing", "paused",
+                                          "stopping"):
             means = p.get("hint_means") or []
             pairs = [("none" if a == 0 else f"a{a}", float(m)) for a, m in enumerate(means)
                      if m is not None]
@@ -69,6 +66,7 @@ class EvaluationScreen(WorkbenchScreen):
                 title="mean reward per action over the outcomes known so far")
 
     def show_evaluation(self, result: EvaluationFinished) -> None:
+        self._shown = result
         rows = result.rows
         baseline = next((k for k in rows if "no hint" in k.lower() or k.lower() in
                          ("none", "no_hint", "nohint")), None)
@@ -79,10 +77,10 @@ class EvaluationScreen(WorkbenchScreen):
             list(rows), [float(s.get("ndcg@10", 0.0)) for s in rows.values()])
 
     def action_evaluate(self) -> None:
-        self.app.evaluate()
+        self.app.evaluation.request()
 
     def action_stop(self) -> None:
-        self.app.stop_evaluation()
+        self.app.evaluation.stop()
 
     def palette_actions(self):
         return [("Evaluate policies", "run the comparison on the test split",

@@ -90,18 +90,6 @@ class HintReviewScreen(HintActions, WorkbenchScreen):
         out.update(hint_detail(self._queue[min(table.cursor_row, len(self._queue) - 1)],
                                self._texts))
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        event.stop()
-        self.action_open()
-
-    def action_open(self) -> None:
-        """The selected hint's detail: provenance and evidence."""
-        h = self.selected_hint()
-        if h:
-            from re2llm_tui.tui.screens.hint_detail import HintDetailScreen
-
-            self.app.push_screen(HintDetailScreen(h.id))
-
     def action_open_session(self) -> None:
         h = self.selected_hint()
         if h and h.session_id:

@@ -217,17 +217,6 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
             f"hints with badge: {self.badge_filter} ({len(self._hints)})"
         self.app.notify(shown, title="badge filter", timeout=3)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        event.stop()
-        self.action_open()
-
-    def action_open(self) -> None:
-        h = self.selected_hint()
-        if h:
-            from re2llm_tui.tui.screens.hint_detail import HintDetailScreen
-
-            self.app.push_screen(HintDetailScreen(h.id))
-
     def _detail(self) -> None:
         out = self.query_one("#kb-detail", Static)
         table = self.query_one(DataTable)

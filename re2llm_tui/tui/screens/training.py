@@ -23,13 +23,13 @@ from re2llm_tui.tui.screens._base import WorkbenchScreen
 from re2llm_tui.tui.widgets.app_header import AppHeader
 from re2llm_tui.tui.widgets.charts import BarChart, LineChart
 from re2llm_tui.tui.widgets.footer import WorkbenchFooter
-from re2llm_tui.costs.run_plan import fmt_duration
 
 REDRAW_S = 0.25  # <= 4 Hz
 CHARTS = ("chart-reward", "chart-entropy", "chart-losses", "chart-actions")
 
 
 class TrainingScreen(WorkbenchScreen):
+    SHOWS = frozenset({"split"})
     BINDINGS = [
         Binding("s", "start", "Start new"),
         Binding("p", "pause", "Pause"),
@@ -60,6 +60,8 @@ class TrainingScreen(WorkbenchScreen):
         yield WorkbenchFooter()
 
     def on_mount(self) -> None:
+        # the charts as composed show "(no data yet)": draw them when the monitor changes
+        self._drawn = dict.fromkeys(CHARTS, self.app.training.monitor.version)
         self._status()
         self._timer = self.set_interval(REDRAW_S, self._tick)
 
@@ -80,7 +82,7 @@ class TrainingScreen(WorkbenchScreen):
         if not self.is_current:
             return
         self._status()
-        version = self.app.monitor.version
+        version = self.app.training.monitor.version
         for _ in CHARTS:
             name = CHARTS[self._next_chart]
             self._next_chart = (self._next_chart + 1) % len(CHARTS)
@@ -91,8 +93,8 @@ class TrainingScreen(WorkbenchScreen):
                 return
 
     def _draw(self, name: str) -> None:
-        mon = self.app.monitor
-        in_table = self.app.training_phase == "table"
+        mon = self.app.training.monitor
+        in_table = self.app.training.phase == "table"
         if name == "chart-reward" and in_table:
             self.query_one("#chart-reward", LineChart).draw(
                 {"outcomes known": mon.xy("table/done")},
@@ -136,7 +138,7 @@ class TrainingScreen(WorkbenchScreen):
             self.query_one("#chart-actions", BarChart).draw(labels, values)
 
     def _status(self) -> None:
-        self._set_status(status_line(self.app))
+        self._set_status(self.app.training.status_line())
 
     def _set_status(self, text: str) -> None:
         if text != self._status_text:     # an unchanged status costs no layout
@@ -157,64 +159,18 @@ class TrainingScreen(WorkbenchScreen):
         self.app.push_screen(RewardTableScreen())
 
     def action_start(self) -> None:
-        self.app.propose_training()
+        self.app.training.propose()
 
     def action_pause(self) -> None:
-        self.app.pause_training()
+        self.app.training.pause()
 
     def action_resume(self) -> None:
-        self.app.resume_training()
+        self.app.training.resume()
 
     def action_stop(self) -> None:
-        self.app.stop_training()
+        self.app.training.stop()
 
     def palette_actions(self):
         return [("Training: start a new run", "in a background process", self.action_start),
                 ("Training: continue / resume", "a paused or stopped run", self.action_resume),
                 ("Training: the reward table", "sessions x hints", self.action_reward_table)]
-
-
-def status_line(app) -> str:
-    """The Training screen's status: state, phase and the true figures of the run (also
-    after a resume or a restart of the app), or the run that can be resumed."""
-    mon = app.monitor
-    latest = mon.latest
-
-    def val(name, fmt="{:.0f}"):
-        v = latest.get(name)
-        return "—" if v is None else (fmt.format(v) if isinstance(v, (int, float)) else str(v))
-
-    state = app.training_state
-    trainer = app.trainer
-    run = app.resumable_run
-    if trainer is None or state == "idle" or (state in ("stopped", "failed") and run):
-        if run is None:
-            if app.config.is_demo_model:
-                return ("state idle · s starts a run (with the demo model: a run sized to "
-                        "finish in about 15 minutes)")
-            return ("state idle · s starts a run (its cost is estimated first and you are "
-                    "asked before anything is paid)")
-        table = (f" · reward table {run['table_known']}/{run['table_size']}"
-                 if run.get("table_size") else "")
-        how = "its process is gone" if run.get("dead") else run["status"]
-        word = state if state in ("stopped", "failed") else "resumable"
-        return (f"state {word} · run {run['id']} ({how}) at step {run['step']} of "
-                f"{run['total_steps']}{table} · c resumes it, s starts a new one")
-    head = f"state {state}"
-    if app.training_phase == "table" and "table/total" in latest:
-        eta = latest.get("table/eta_s")
-        per = latest.get("table/per_min") or 0.0
-        return (f"{head} · phase 1/2 · reward table {val('table/done')}/{val('table/total')}"
-                f" · rows {val('table/rows_done')}/{val('table/rows_total')}"
-                f" · {per:.1f} outcomes/min · ETA {fmt_duration(eta) if per else '—'}"
-                f" · LLM calls {val('table/calls')} · failed {val('table/failed')}"
-                f" · cost ${val('table/cost', '{:.4f}')}")
-    total = (trainer.run or {}).get("total_steps") if trainer else None
-    steps = f"step {mon.step}" + (f"/{total}" if total else "")
-    phase = " · phase 2/2 (PPO)" if app.training_phase == "ppo" else ""
-    if app.training_phase in ("", "starting") and state in ("starting", "running"):
-        return f"{head} · starting the training process …"
-    return (f"{head}{phase} · {steps} · steps/s {val('charts/steps_per_s')} · "
-            f"LLM calls {val('charts/llm_calls')} · "
-            f"reward {val('charts/reward_mean', '{:+.4f}')} · "
-            f"eval {val('charts/eval_reward', '{:+.4f}')}")
