@@ -273,6 +273,10 @@ def test_evidence_reads_the_train_split_and_leaves_test_outcomes_out(table, data
     assert c_test.n == N_TEST and c_test.mean == pytest.approx(loss)
     assert [b.kind for b in c_test.badges] == ["hurts"]
     assert {e.session_id for e in c_test.sessions} == set(test_ids)
+    a_test = test.evidence[ids["A"]]                 # A has train outcomes only
+    assert a_test.n == 0 and a_test.left_out == N and not a_test.stale
+    assert "no test-split outcome of this text" in a_test.note and "only train-split" in \
+        a_test.note
     # all: the leak the default avoids -- C's badge flips from "no effect" to "hurts"
     assert every.left_out == 0 and c_all.n == N + N_TEST
     assert c_all.mean == pytest.approx(loss * N_TEST / (N + N_TEST))

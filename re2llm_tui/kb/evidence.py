@@ -363,9 +363,9 @@ def _one(matrix: RewardMatrix, h, use: AgentUse | None, n_boot: int, seed: int) 
                        "computed: its evidence is empty until the reward table is computed "
                        "again for the new text (train again, or t on the Training screen)")
         elif matrix.col(key) is None and ev.left_out:
-            ev.note = (f"no {matrix.split}-split outcome of this text in the reward table "
-                       f"({ev.left_out} {other_splits(matrix.split)}-split reward(s) left "
-                       "out)")
+            other = other_splits(matrix.split)
+            ev.note = (f"no {matrix.split}-split outcome of this text in the reward table, "
+                       f"only {other}-split ones (--split {other} shows them)")
         elif matrix.col(key) is None:
             ev.note = f"no outcome of this text in the reward table ({matrix.context})"
         else:
