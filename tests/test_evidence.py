@@ -227,6 +227,108 @@ def test_histogram_counts_every_reward(table):
     assert next(c for lo, hi, c in bins if lo <= up < hi) == len(table["with_item"])
 
 
+# --------------------------------------------------------------------------- split
+
+N_TEST = 40
+TEST_RANK = 10          # C on the test sessions: the target drops from rank 2 to rank 10
+
+
+def plant_test_outcomes(db, context, data_dir, model=MODEL):
+    """Outcomes of C on N_TEST *test* sessions (as an evaluation stores them, in the same
+    reward table) where C hurts every session: mixed in, they would turn C's "no effect"
+    on the train split into "hurts"."""
+    sessions = load_sessions(DS, "test", data_dir)[:N_TEST]
+    rows = []
+    for s in sessions:
+        for text, rank in (("", BASE_RANK), (TEXT_C, TEST_RANK)):
+            rows.append((DS, model, context, s.id, evidence.hint_key(text), rank,
+                         ndcg(rank)))
+    db.conn.executemany("INSERT INTO reward_outcomes (dataset, model, context, session_id, "
+                        "hint_key, target_rank, ndcg) VALUES (?,?,?,?,?,?,?)", rows)
+    return [s.id for s in sessions]
+
+
+def test_evidence_reads_the_train_split_and_leaves_test_outcomes_out(table, data_dir,
+                                                                      run_cli):
+    db, ids = table["db"], table["ids"]
+    hints = kb.KnowledgeBase(db, Dataset.resolve(DS)).hints()
+    context = evidence.compute(db, DS, hints, model=MODEL).context
+    test_ids = plant_test_outcomes(db, context, data_dir)
+    loss = ndcg(TEST_RANK) - ndcg(BASE_RANK)
+    train = evidence.compute(db, DS, hints, model=MODEL)               # the default
+    test = evidence.compute(db, DS, hints, model=MODEL, split="test")
+    every = evidence.compute(db, DS, hints, model=MODEL, split="all")
+    c_train, c_test, c_all = (r.evidence[ids["C"]] for r in (train, test, every))
+    # train: C does nothing, as before the test outcomes were stored; they are counted
+    assert train.split == "train" and train.n_sessions == N and train.n_outcomes == N * 4
+    assert train.left_out == N_TEST * 2 and train.left_out_sessions == N_TEST
+    assert c_train.n == N and c_train.mean == 0 and [b.kind for b in c_train.badges] == \
+        ["no effect"]
+    assert c_train.left_out == N_TEST and set(e.session_id for e in c_train.sessions) == \
+        set(table["sessions"])
+    assert train.left_out_line() == (f"{N_TEST * 2} test-split outcome(s) on {N_TEST} "
+                                     "session(s) left out (held out for evaluation)")
+    # test: only the planted sessions, where C hurts
+    assert test.n_sessions == N_TEST and test.left_out == N * 4
+    assert c_test.n == N_TEST and c_test.mean == pytest.approx(loss)
+    assert [b.kind for b in c_test.badges] == ["hurts"]
+    assert {e.session_id for e in c_test.sessions} == set(test_ids)
+    a_test = test.evidence[ids["A"]]                 # A has train outcomes only
+    assert a_test.n == 0 and a_test.left_out == N and not a_test.stale
+    assert "no test-split outcome of this text" in a_test.note and "only train-split" in \
+        a_test.note
+    # all: the leak the default avoids -- C's badge flips from "no effect" to "hurts"
+    assert every.left_out == 0 and c_all.n == N + N_TEST
+    assert c_all.mean == pytest.approx(loss * N_TEST / (N + N_TEST))
+    assert [b.kind for b in c_all.badges] == ["hurts"]
+    # A has no test outcome: nothing of it is left out
+    assert train.evidence[ids["A"]].left_out == 0
+    assert train.evidence[ids["A"]].badges == every.evidence[ids["A"]].badges
+    # the CLI: --split, default train, carried by the JSON and the CSV
+    args = cli_args(table, "--model", MODEL)
+    code, out, err = run_cli("kb", "evidence", str(ids["C"]), *args, "--json")
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["split"] == "train" and got["n_outcomes"] == N * 4
+    assert got["left_out"] == {"outcomes": N_TEST * 2, "sessions": N_TEST}
+    assert got["hints"][0]["n"] == N and got["hints"][0]["left_out"] == N_TEST
+    assert [b["kind"] for b in got["hints"][0]["badges"]] == ["no effect"]
+    code, out, _ = run_cli("kb", "evidence", str(ids["C"]), *args, "--json", "--split", "test")
+    got = json.loads(out)
+    assert code == 0 and got["split"] == "test" and got["hints"][0]["n"] == N_TEST
+    assert [b["kind"] for b in got["hints"][0]["badges"]] == ["hurts"]
+    for split, badge, n in (("train", "no effect", N), ("test", "hurts", N_TEST),
+                            ("all", "hurts", N + N_TEST)):
+        code, out, _ = run_cli("kb", "evidence", *args, "--csv", "--split", split)
+        row = next(r for r in csv.DictReader(io.StringIO(out)) if r["id"] == str(ids["C"]))
+        assert code == 0 and row["split"] == split and row["badges"] == badge
+        assert row["n"] == str(n)
+    # the human form says the split, and once what it left out
+    code, out, _ = run_cli("kb", "evidence", *args)
+    assert code == 0 and f"evidence: train split, {N * 4} outcomes on {N} sessions" in out
+    assert out.count("left out") == 1 and f"{N_TEST * 2} test-split outcome(s)" in out
+    code, out, _ = run_cli("kb", "evidence", *args, "--split", "test")
+    assert code == 0 and "not for curation" in out
+
+
+def test_a_table_of_test_outcomes_only_is_no_train_evidence(table, data_dir, run_cli):
+    db, ids = table["db"], table["ids"]
+    hints = kb.KnowledgeBase(db, Dataset.resolve(DS)).hints()
+    context = evidence.compute(db, DS, hints, model=MODEL).context
+    plant_test_outcomes(db, context, data_dir, model="evaluated/only")
+    with pytest.raises(evidence.NoRewardTable, match=f"no train-split outcomes .* its "
+                                                     f"{N_TEST * 2} stored outcome"):
+        evidence.compute(db, DS, hints, model="evaluated/only")
+    report = evidence.compute(db, DS, hints, model="evaluated/only", split="test")
+    assert report.evidence[ids["C"]].n == N_TEST
+    for extra, want in (([], "no train-split outcomes"), (["--split", "dev"],
+                                                          "unknown split 'dev'")):
+        code, out, err = run_cli("kb", "evidence", *cli_args(table, "--model",
+                                                              "evaluated/only", *extra))
+        lines = err.strip().splitlines()
+        assert code == 2 and out == "" and len(lines) == 1 and want in lines[0], err
+
+
 # --------------------------------------------------------------------------- CLI
 
 def cli_args(table, *extra):

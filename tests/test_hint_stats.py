@@ -41,21 +41,23 @@ def db(workspace):
 
 
 def test_mean_reward_is_the_mean_ndcg_gain_over_the_no_hint_outcome(db):
+    # (session ids carry their split: train-0001 is a train session, the only split a
+    # mean reward for curation reads)
     # s1: no hint .2, hint 3 .5 (+.3), hint 7 .1 (-.1); s2: no hint .4, hint 3 .4 (0)
-    _outcome(db, "s1", "", 0.2)
-    _outcome(db, "s1", HINTS[0][1], 0.5)
-    _outcome(db, "s1", HINTS[1][1], 0.1)
-    _outcome(db, "s2", "", 0.4)
-    _outcome(db, "s2", HINTS[0][1], 0.4)
+    _outcome(db, "train-0001", "", 0.2)
+    _outcome(db, "train-0001", HINTS[0][1], 0.5)
+    _outcome(db, "train-0001", HINTS[1][1], 0.1)
+    _outcome(db, "train-0002", "", 0.4)
+    _outcome(db, "train-0002", HINTS[0][1], 0.4)
     # no baseline for s3: its hinted outcome has no reward yet
-    _outcome(db, "s3", HINTS[0][1], 1.0)
+    _outcome(db, "train-0003", HINTS[0][1], 1.0)
     # another model's outcomes are not mixed in when a model is given
-    _outcome(db, "s1", "", 0.0, model="other")
-    _outcome(db, "s1", HINTS[1][1], 1.0, model="other")
+    _outcome(db, "train-0001", "", 0.0, model="other")
+    _outcome(db, "train-0001", HINTS[1][1], 1.0, model="other")
     # neither are a candidate-order shuffle's outcomes, nor the other rank accounting's
     for ctx in ("ctx|rank-by=reply|order=shuffle0:0", "ctx|rank-by=candidates"):
-        _outcome(db, "s2", "", 0.0, context=ctx)
-        _outcome(db, "s2", HINTS[0][1], 1.0, context=ctx)
+        _outcome(db, "train-0002", "", 0.0, context=ctx)
+        _outcome(db, "train-0002", HINTS[0][1], 1.0, context=ctx)
     stats, use = hint_stats.hint_stats(db, DS, HINTS, model="m")
     assert use is None
     assert stats[3].mean_reward == pytest.approx(0.15) and stats[3].n_rewards == 2
@@ -67,9 +69,23 @@ def test_mean_reward_is_the_mean_ndcg_gain_over_the_no_hint_outcome(db):
     assert stats[7].mean_reward == pytest.approx((-0.1 + 1.0) / 2)
 
 
+def test_mean_reward_reads_the_train_split_unless_told(db):
+    _outcome(db, "train-0001", "", 0.2)
+    _outcome(db, "train-0001", HINTS[0][1], 0.5)                  # +.3 on train
+    for i in range(3):                                            # -.5 on three test sessions
+        _outcome(db, f"test-000{i}", "", 0.5)
+        _outcome(db, f"test-000{i}", HINTS[0][1], 0.0)
+    stats, _ = hint_stats.hint_stats(db, DS, HINTS, model="m")
+    assert stats[3].mean_reward == pytest.approx(0.3) and stats[3].n_rewards == 1
+    stats, _ = hint_stats.hint_stats(db, DS, HINTS, model="m", split="test")
+    assert stats[3].mean_reward == pytest.approx(-0.5) and stats[3].n_rewards == 3
+    stats, _ = hint_stats.hint_stats(db, DS, HINTS, model="m", split=None)
+    assert stats[3].mean_reward == pytest.approx((0.3 - 1.5) / 4) and stats[3].n_rewards == 4
+
+
 def test_an_edited_hint_text_has_no_reward_until_recomputed(db):
-    _outcome(db, "s1", "", 0.2)
-    _outcome(db, "s1", "old text", 0.6)
+    _outcome(db, "train-0001", "", 0.2)
+    _outcome(db, "train-0001", "old text", 0.6)
     stats, _ = hint_stats.hint_stats(db, DS, [(3, "new text")], model="m")
     assert stats[3].mean_reward is None
 

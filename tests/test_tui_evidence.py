@@ -265,6 +265,49 @@ async def test_a_changed_text_says_its_evidence_is_empty(evidence_app, tmp_path)
         assert app.screen.query_one("#hd-sessions").row_count == 0
 
 
+async def test_hint_detail_and_badges_read_the_train_split(evidence_app, tmp_path, data_dir):
+    """Test-split outcomes (an evaluation's) where hint 3 hurts every session: the KB badge
+    and the hint detail stay on the train split, where hint 3 does nothing, and say how many
+    outcomes they left out."""
+    app, info = evidence_app()
+    db = open_workspace(tmp_path / "kb.sqlite")
+    text3 = kb.KnowledgeBase(db, Dataset.resolve(DATASET)).get(3).text
+    test = load_sessions(DATASET, "test", data_dir)[:30]
+    db.conn.executemany(
+        "INSERT INTO reward_outcomes (dataset, model, context, session_id, hint_key, "
+        "target_rank, ndcg) VALUES (?,?,?,?,?,?,?)",
+        [(DATASET, MODEL, CONTEXT, s.id, hint_key(t), r, ndcg_at(r, 10))
+         for s in test for t, r in (("", 1), (text3, None))])
+    db.conn.close()
+    n = len(info["sessions"])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        await pilot.pause()
+        screen = app.screen
+        table = screen.query_one("#kb-table")
+        assert str(table.get_cell("3", "badges")) == "no effect unused"    # not "hurts"
+        assert str(table.get_cell("3", "reward")) == "+0.000"
+        table.move_cursor(row=table.get_row_index("3"))
+        await pilot.pause()
+        detail = plain(screen.query_one("#kb-detail"))
+        assert "mean reward (train split): +0.000 NDCG@10 over 40 session(s)" in detail
+        assert "60 test-split outcome(s) on 30 session(s) left out (held out for " \
+               "evaluation)" in detail.replace("\n", " ")
+        await pilot.press("escape")
+        await open_hint(pilot, 3)
+        ev = app.screen.evidence
+        assert ev.n == n and ev.mean == 0 and ev.left_out == 30
+        text = plain(app.screen.query_one("#hd-evidence"))
+        assert f"evidence: train split, {n * 21} outcomes on {n} sessions" in text
+        assert "30 test-split reward(s) of this hint left out (held out for evaluation)" in \
+            text.replace("\n", " ")
+        assert text.count("left out") == 1
+        assert app.screen.query_one("#hd-sessions").row_count == n
+        assert not any(s.startswith("test-") for s in
+                       (str(app.screen.query_one("#hd-sessions").get_row_at(i)[0])
+                        for i in range(n)))
+
+
 # --------------------------------------------------------------------------- snapshots
 
 def _to_hint(hint_id: int):

@@ -300,13 +300,18 @@ def evidence_cmd(hint_id: Optional[int] = typer.Argument(None, help="hint id (de
                  context: Optional[str] = typer.Option(
                      None, "--context", help="the reward table's context (default: the one "
                                              "with the most outcomes)"),
+                 split: str = typer.Option(
+                     "train", "--split", "-s",
+                     help="whose outcomes: train (default: what the KB may be curated on), "
+                          "test (held out for evaluation: to look, not to curate) or all"),
                  as_json: bool = JsonOption,
                  as_csv: bool = typer.Option(False, "--csv", help="print CSV, a row per hint"),
                  db: Optional[Path] = DbOption,
                  data_dir: Optional[Path] = DataDirOption) -> None:
     """What each hint does, to which sessions, and how sure we are: mean reward with a
     bootstrap CI, sessions helped / hurt, the agent's use, similar hints, and suggested
-    badges (hurts, no effect, acts like #k, unused), each with its reason."""
+    badges (hurts, no effect, acts like #k, unused), each with its reason.  Read from the
+    train split's outcomes unless --split says otherwise: the test split's are held out."""
     from re2llm_tui.errors import UserError
     from re2llm_tui.kb import evidence
 
@@ -316,13 +321,13 @@ def evidence_cmd(hint_id: Optional[int] = typer.Argument(None, help="hint id (de
     hints = kbh.hints()
     if hint_id is not None:
         ev, report = evidence.hint_evidence(kbh.db, kbh.name, hints, hint_id, model=model,
-                                            context=context)
+                                            context=context, split=split)
         if ev.stale:
             raise UserError(f"hint #{hint_id}: {ev.note}")
         shown = [ev]
     else:
         report = evidence.compute(kbh.db, kbh.name, hints, model=model, context=context,
-                                  similar_for=[h.id for h in hints])
+                                  similar_for=[h.id for h in hints], split=split)
         shown = list(report.evidence.values())
     if as_json:
         out = json.dumps(report.as_dict([e.hint_id for e in shown]), indent=2,
@@ -330,12 +335,15 @@ def evidence_cmd(hint_id: Optional[int] = typer.Argument(None, help="hint id (de
         print(_JSON_C1.sub(lambda m: f"\\u{ord(m.group(0)):04x}", out))
         return
     if as_csv:
-        _evidence_csv(shown)
+        _evidence_csv(shown, report.split)
         return
     _say(f"reward table: {report.dataset} · model {report.model} · context {report.context} "
          f"· {report.n_sessions} sessions ({report.n_baselines} with a no-hint outcome)"
          + (f" · agent: training run #{report.agent_run}" if report.agent_run else
             " · no finished training run"))
+    _say(report.scope() + (f" · {report.left_out_line()}" if report.left_out else "")
+         + ("" if report.split == "train" else
+            " · not for curation: the test split is held out for evaluation"))
     if hint_id is None:
         _evidence_table(shown)
     else:
@@ -346,22 +354,23 @@ def _fmt_ci(ev) -> str:
     return "" if ev.ci is None else f"[{ev.ci[0]:+.3f}, {ev.ci[1]:+.3f}]"
 
 
-def _evidence_csv(shown) -> None:
+def _evidence_csv(shown, split: str) -> None:
     import csv
     import sys
 
     from re2llm_tui.safe_files import spreadsheet_cell
 
     w = csv.writer(sys.stdout, lineterminator="\n")
-    w.writerow(["id", "status", "n", "mean", "ci_lo", "ci_hi", "helped", "hurt", "unchanged",
-                "agent_share", "badges", "stale", "text"])
+    w.writerow(["id", "status", "split", "n", "mean", "ci_lo", "ci_hi", "helped", "hurt",
+                "unchanged", "left_out", "agent_share", "badges", "stale", "text"])
     for ev in shown:
         share = ev.agent.share if ev.agent is not None else None
-        w.writerow([ev.hint_id, ev.status, ev.n,
+        w.writerow([ev.hint_id, ev.status, split, ev.n,
                     "" if ev.mean is None else f"{ev.mean:.6f}",
                     "" if ev.ci is None else f"{ev.ci[0]:.6f}",
                     "" if ev.ci is None else f"{ev.ci[1]:.6f}",
-                    ev.helped, ev.hurt, ev.unchanged, "" if share is None else f"{share:.6f}",
+                    ev.helped, ev.hurt, ev.unchanged, ev.left_out,
+                    "" if share is None else f"{share:.6f}",
                     ";".join(b.label for b in ev.badges), int(ev.stale),
                     spreadsheet_cell(clean(ev.text, oneline=True))])
 

@@ -83,6 +83,12 @@ def session_id(split: str, idx: int) -> str:
     return f"{split}-{idx:04d}"
 
 
+def split_prefix(split: str) -> str:
+    """What every session id of ``split`` starts with (``train-``): a session's split is
+    known from its id alone, without reading the dataset (:func:`session_id`)."""
+    return f"{split}-"
+
+
 def parse_session_id(sid: str, splits: Sequence[str]) -> tuple[str, int]:
     """``("test", 42)`` of ``test-0042`` (``-1`` for a split's id that names no position);
     a one-line :class:`DataError` for an id of no split."""

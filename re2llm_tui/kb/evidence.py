@@ -9,6 +9,14 @@ versions, ranking method, decoding and rank accounting, see
 Outcomes are keyed by the hash of the hint's *text*: a hint whose text changed since its
 outcomes has no evidence until they are computed again (:attr:`Evidence.stale` says so).
 
+**Split.**  A reward table holds the outcomes of training (train sessions) and of evaluations
+(test sessions) alike.  The evidence reads the *train* split's only, by default: curating the
+knowledge base on test outcomes would tune it to the test set, and the evaluation would no
+longer be held out.  A session's split is its id's (``train-0042``,
+:func:`re2llm_tui.data.store.split_prefix`), so no session is read; the outcomes left out are
+counted (:attr:`EvidenceReport.left_out`, :attr:`Evidence.left_out`) and said once.
+``split="test"`` or ``"all"`` reads the others (to look, not to curate).
+
 For each hint (:class:`Evidence`):
 
 * the sessions with a reward, the mean reward with a seeded percentile-bootstrap 95% CI
@@ -45,6 +53,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from re2llm_tui.data.release import SPLITS
+from re2llm_tui.data.store import split_prefix
 from re2llm_tui.errors import UserError
 from re2llm_tui.rank_metrics import bootstrap_mean
 from re2llm_tui.kb.hint_stats import AgentUse, latest_agent_use
@@ -70,6 +80,9 @@ EPS = 1e-9
 IN_PLAY = ("accepted", "candidate")
 
 BADGES = ("hurts", "no effect", "acts like", "unused")
+#: the splits whose outcomes the evidence may read; curation reads the first
+EVIDENCE_SPLITS = ("train", "test", "all")
+DEFAULT_SPLIT = "train"
 
 
 class NoRewardTable(UserError):
@@ -81,6 +94,18 @@ class UnknownHint(UserError):
 
 
 # --------------------------------------------------------------------------- the table
+
+def _prefix(split: str) -> str | None:
+    """The session-id prefix of ``split`` (None: every split); a one-line error otherwise."""
+    if split not in EVIDENCE_SPLITS:
+        raise UserError(f"unknown split {split!r}: choose {', '.join(EVIDENCE_SPLITS)}")
+    return None if split == "all" else split_prefix(split)
+
+
+def other_splits(split: str) -> str:
+    """The split(s) ``split`` leaves out, for a sentence ("test")."""
+    return " / ".join(s for s in SPLITS if s != split) or "other"
+
 
 @dataclass
 class RewardMatrix:
@@ -94,6 +119,10 @@ class RewardMatrix:
     ndcg: np.ndarray                   # [sessions, keys] NDCG@10; NaN unknown
     rank: np.ndarray                   # [sessions, keys] target rank; 0 absent, -1 unknown
     key_hint_ids: dict[str, set]       # key -> the KB ids stored with its outcomes
+    split: str = "all"                 # whose sessions (train | test | all)
+    n_outcomes: int = 0                # outcomes read
+    left_out: dict = field(default_factory=lambda: {"outcomes": 0, "sessions": 0,
+                                                    "rewards": {}})   # store.left_out
 
     def __post_init__(self) -> None:
         self._col = {k: i for i, k in enumerate(self.keys)}
@@ -122,28 +151,39 @@ class RewardMatrix:
 
 
 def choose_context(db, dataset: str, model: str | None = None,
-                   context: str | None = None) -> dict:
+                   context: str | None = None, split: str = "all") -> dict:
     """The reward table to read: ``context`` when given, else the one of ``dataset`` (and
-    ``model``) with the most outcomes, preferring those with no-hint outcomes and the
-    default rank accounting and no extra tag (a candidate-order shuffle's outcomes answer
-    another question).  A :class:`NoRewardTable` when there is none."""
-    found = store.contexts(db, dataset, model)
-    if context is not None:
-        found = [c for c in found if c["context"] == context]
+    ``model``) with the most outcomes of ``split``, preferring those with no-hint outcomes
+    and the default rank accounting and no extra tag (a candidate-order shuffle's outcomes
+    answer another question).  A :class:`NoRewardTable` when there is none (or none with
+    an outcome of ``split``)."""
+    def matching(prefix):
+        found = store.contexts(db, dataset, model, prefix)
+        return [c for c in found if context is None or c["context"] == context]
+
+    found = matching(_prefix(split))
     if not found:
         who = f"model {model}" if model else "any model"
         what = f" in context {context!r}" if context else ""
+        elsewhere = sum(c["n"] for c in matching(None)) if split != "all" else 0
+        if elsewhere:
+            raise NoRewardTable(
+                f"no {split}-split outcomes for dataset {dataset} with {who}{what}: its "
+                f"{elsewhere} stored outcome(s) are of the {other_splits(split)} split, left "
+                f"out (--split all shows them; curate on train outcomes: re2llm-tui train)")
         raise NoRewardTable(f"no reward table for dataset {dataset} with {who}{what}: "
                             "compute it first (re2llm-tui train, or t on the Training screen)")
     return max(found, key=lambda c: (c["baselines"] > 0, c["context"].endswith("|rank-by=reply"),
                                      c["n"]))
 
 
-def load_matrix(db, dataset: str, model: str | None = None,
-                context: str | None = None) -> RewardMatrix:
-    """The reward table of ``dataset`` (see :func:`choose_context`)."""
-    chosen = choose_context(db, dataset, model, context)
-    rows = store.outcomes(db, dataset, chosen["model"], chosen["context"])
+def load_matrix(db, dataset: str, model: str | None = None, context: str | None = None,
+                split: str = DEFAULT_SPLIT) -> RewardMatrix:
+    """The reward table of ``dataset`` (see :func:`choose_context`) over the sessions of
+    ``split`` (train, test or all), with a count of what the split leaves out."""
+    chosen = choose_context(db, dataset, model, context, split)
+    prefix = _prefix(split)
+    rows = store.outcomes(db, dataset, chosen["model"], chosen["context"], prefix)
     sessions: dict[str, int] = {}
     keys: dict[str, int] = {"": 0}
     for r in rows:
@@ -158,8 +198,12 @@ def load_matrix(db, dataset: str, model: str | None = None,
         rank[i, k] = r["target_rank"] or 0
         if r["hint_id"] is not None:
             ids.setdefault(r["hint_key"], set()).add(int(r["hint_id"]))
-    return RewardMatrix(dataset, chosen["model"], chosen["context"], list(sessions),
-                        list(keys), ndcg, rank, ids)
+    matrix = RewardMatrix(dataset, chosen["model"], chosen["context"], list(sessions),
+                          list(keys), ndcg, rank, ids, split=split, n_outcomes=len(rows))
+    if prefix is not None:
+        matrix.left_out = store.left_out(db, dataset, chosen["model"], chosen["context"],
+                                         prefix)
+    return matrix
 
 
 # --------------------------------------------------------------------------- evidence
@@ -223,6 +267,7 @@ class Evidence:
     stale: bool = False          # the text changed since its outcomes were computed
     stale_outcomes: int = 0      # outcomes of its earlier text(s)
     note: str = ""               # why the evidence is empty, when it is
+    left_out: int = 0            # its rewards on sessions of the split(s) left out
 
     @property
     def rewards(self) -> list[float]:
@@ -244,14 +289,38 @@ class EvidenceReport:
     dataset: str
     model: str
     context: str
-    n_sessions: int               # sessions in the table
+    n_sessions: int               # sessions in the table (of the split)
     n_baselines: int              # of them with a no-hint outcome
     agent_run: int | None
     evidence: dict[int, Evidence]
+    split: str = DEFAULT_SPLIT    # whose outcomes were read (train | test | all)
+    n_outcomes: int = 0           # outcomes read
+    left_out: int = 0             # outcomes of the table on sessions of other splits
+    left_out_sessions: int = 0    # those sessions
+
+    def scope(self) -> str:
+        """Whose outcomes the evidence reads: "evidence: train split, 240 outcomes"."""
+        which = "every split" if self.split == "all" else f"{self.split} split"
+        return f"evidence: {which}, {self.n_outcomes} outcomes on {self.n_sessions} sessions"
+
+    def left_out_line(self, ev: "Evidence | None" = None) -> str:
+        """What the split left out, plainly ('' when nothing): the table's outcomes, or
+        the rewards of hint ``ev`` when it has some there."""
+        if not self.left_out:
+            return ""
+        other = other_splits(self.split)
+        if ev is not None and ev.left_out:
+            line = f"{ev.left_out} {other}-split reward(s) of this hint left out"
+        else:
+            line = (f"{self.left_out} {other}-split outcome(s) on {self.left_out_sessions} "
+                    "session(s) left out")
+        return line + (" (held out for evaluation)" if self.split == "train" else "")
 
     def as_dict(self, hint_ids: Iterable[int] | None = None) -> dict:
         ids = list(self.evidence) if hint_ids is None else list(hint_ids)
         return {"dataset": self.dataset, "model": self.model, "context": self.context,
+                "split": self.split, "n_outcomes": self.n_outcomes,
+                "left_out": {"outcomes": self.left_out, "sessions": self.left_out_sessions},
                 "n_sessions": self.n_sessions, "n_baselines": self.n_baselines,
                 "agent_run": self.agent_run, "thresholds": thresholds(),
                 "hints": [self.evidence[i].as_dict() for i in ids]}
@@ -269,7 +338,8 @@ def _ranks_of(matrix: RewardMatrix, key: str) -> list[int | None]:
 
 def _one(matrix: RewardMatrix, h, use: AgentUse | None, n_boot: int, seed: int) -> Evidence:
     key = hint_key(h.text)
-    ev = Evidence(hint_id=int(h.id), text=h.text, status=h.status, hint_key=key)
+    ev = Evidence(hint_id=int(h.id), text=h.text, status=h.status, hint_key=key,
+                  left_out=matrix.left_out["rewards"].get(key, 0))
     r = matrix.rewards(key)
     known = np.isfinite(r)
     choices = use.choices if use is not None else None
@@ -292,6 +362,10 @@ def _one(matrix: RewardMatrix, h, use: AgentUse | None, n_boot: int, seed: int) 
             ev.note = (f"the text of #{h.id} changed since its {older} outcome(s) were "
                        "computed: its evidence is empty until the reward table is computed "
                        "again for the new text (train again, or t on the Training screen)")
+        elif matrix.col(key) is None and ev.left_out:
+            other = other_splits(matrix.split)
+            ev.note = (f"no {matrix.split}-split outcome of this text in the reward table, "
+                       f"only {other}-split ones (--split {other} shows them)")
         elif matrix.col(key) is None:
             ev.note = f"no outcome of this text in the reward table ({matrix.context})"
         else:
@@ -426,13 +500,15 @@ def _similar(db, evs: list[Evidence], for_ids: set[int], rewards: dict[int, np.n
 
 def compute(db, dataset: str, hints: Sequence, *, model: str | None = None,
             context: str | None = None, similar_for: Iterable[int] | None = None,
-            encoder=None, n_boot: int = N_BOOT, seed: int = SEED) -> EvidenceReport:
+            encoder=None, n_boot: int = N_BOOT, seed: int = SEED,
+            split: str = DEFAULT_SPLIT) -> EvidenceReport:
     """The evidence of ``hints`` (the KB's :class:`~re2llm_tui.kb.store.Hint` objects, or
     anything with ``id``, ``text`` and ``status``) over the reward table of ``dataset``
-    (:func:`choose_context`).  Badges compare every hint with every other one given.
+    (:func:`choose_context`), on the sessions of ``split`` (train by default: what the KB
+    may be curated on).  Badges compare every hint with every other one given.
     ``similar_for``: the hint ids whose most similar hints to list (loads MiniLM unless
     every text's vector is cached in the workspace); none by default."""
-    matrix = load_matrix(db, dataset, model, context)
+    matrix = load_matrix(db, dataset, model, context, split)
     use = latest_agent_use(db, dataset, matrix.model)
     evs = [_one(matrix, h, use, n_boot, seed) for h in hints]
     rewards = {ev.hint_id: matrix.rewards(ev.hint_key) for ev in evs}
@@ -447,18 +523,21 @@ def compute(db, dataset: str, hints: Sequence, *, model: str | None = None,
     return EvidenceReport(dataset=dataset, model=matrix.model, context=matrix.context,
                           n_sessions=len(matrix.sessions), n_baselines=matrix.n_baselines,
                           agent_run=use.run_id if use is not None else None,
-                          evidence={ev.hint_id: ev for ev in evs})
+                          evidence={ev.hint_id: ev for ev in evs}, split=split,
+                          n_outcomes=matrix.n_outcomes,
+                          left_out=matrix.left_out["outcomes"],
+                          left_out_sessions=matrix.left_out["sessions"])
 
 
 def hint_evidence(db, dataset: str, hints: Sequence, hint_id: int, *,
                   model: str | None = None, context: str | None = None, similar: bool = True,
-                  encoder=None) -> tuple[Evidence, EvidenceReport]:
-    """The evidence of one hint (its badges compared with all ``hints``); an
+                  encoder=None, split: str = DEFAULT_SPLIT) -> tuple[Evidence, EvidenceReport]:
+    """The evidence of one hint (its badges compared with all ``hints``) on ``split``; an
     :class:`UnknownHint` when ``hint_id`` is not among them."""
     if not any(int(h.id) == int(hint_id) for h in hints):
         raise UnknownHint(f"no hint #{hint_id} in the {dataset} knowledge base")
     report = compute(db, dataset, hints, model=model, context=context,
-                     similar_for=[hint_id] if similar else None, encoder=encoder)
+                     similar_for=[hint_id] if similar else None, encoder=encoder, split=split)
     return report.evidence[int(hint_id)], report
 
 

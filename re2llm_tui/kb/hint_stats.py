@@ -5,7 +5,8 @@
   the workspace's reward table (``reward_outcomes``, see :mod:`re2llm_tui.utilization.rewards`): every
   stored outcome of the hint's *current text* paired with the no-hint outcome of the same
   session, model and context.  An edited hint has a new text, hence no rewards until they are
-  computed again.
+  computed again.  Only the train split's sessions count by default: the test split's
+  outcomes (evaluations) are held out of curation (see :mod:`re2llm_tui.kb.evidence`).
 * **Agent use**: the share of the sessions on which the latest finished (``done`` or
   ``stopped``) training run's agent picks the hint as its argmax action (the run summary's
   ``greedy_hist``; the choice per session is its ``greedy_choices``); for a run without
@@ -49,15 +50,17 @@ class AgentUse:
     choices: dict[str, int] | None = None
 
 
-def mean_rewards(db, dataset: str, model: str | None = None,
-                 rank_by: str = "reply") -> dict[str, tuple[float, int]]:
+def mean_rewards(db, dataset: str, model: str | None = None, rank_by: str = "reply",
+                 split: str | None = "train") -> dict[str, tuple[float, int]]:
     """hint key -> (mean reward, number of pairs) over the reward table of ``dataset``
-    (of one ``model`` when given), counted with ``rank_by`` on the prompts as the release
-    orders them (outcomes of candidate-order shuffles and of the other accounting are
-    left out: they answer other questions)."""
+    (of one ``model`` when given; of the sessions of ``split``, None: all), counted with
+    ``rank_by`` on the prompts as the release orders them (outcomes of candidate-order
+    shuffles and of the other accounting are left out: they answer other questions)."""
+    from re2llm_tui.data.store import split_prefix
     from re2llm_tui.store.outcomes import mean_gains
 
-    return mean_gains(db, dataset, f"%|rank-by={rank_by}", model)
+    return mean_gains(db, dataset, f"%|rank-by={rank_by}", model,
+                      None if split is None else split_prefix(split))
 
 
 def latest_agent_use(db, dataset: str, model: str | None = None) -> AgentUse | None:
@@ -96,10 +99,11 @@ def latest_agent_use(db, dataset: str, model: str | None = None) -> AgentUse | N
 
 
 def hint_stats(db, dataset: str, hints: Iterable[tuple[int, str]], *,
-               model: str | None = None) -> tuple[dict[int, HintStats], AgentUse | None]:
-    """Statistics of ``hints`` (``(id, current text)`` pairs) and the run the agent use
-    comes from."""
-    rewards = mean_rewards(db, dataset, model)
+               model: str | None = None,
+               split: str | None = "train") -> tuple[dict[int, HintStats], AgentUse | None]:
+    """Statistics of ``hints`` (``(id, current text)`` pairs; mean rewards over ``split``)
+    and the run the agent use comes from."""
+    rewards = mean_rewards(db, dataset, model, split=split)
     use = latest_agent_use(db, dataset, model)
     out = {}
     for hid, text in hints:

@@ -12,30 +12,66 @@ from __future__ import annotations
 import json
 
 
-def contexts(db, dataset: str, model: str | None = None) -> list[dict]:
-    """The (model, context) pairs with outcomes of ``dataset`` (of one ``model`` when given),
-    most outcomes first: ``{"model", "context", "n", "sessions", "baselines"}`` (``n``
-    outcomes over ``sessions`` sessions, ``baselines`` of them without a hint)."""
+def _ids(col: str, prefix: str | None, inside: bool = True) -> tuple[str, list]:
+    """SQL and arguments keeping the rows whose ``col`` starts (``inside``) or does not start
+    with ``prefix`` (nothing when None): a range on the primary key's session id, so a
+    split's outcomes are found without a scan and without reading any session."""
+    if prefix is None:
+        return "", []
+    cond = f"{col} >= ? AND {col} < ?"
+    return (f" AND ({cond})" if inside else f" AND NOT ({cond})"), \
+        [prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)]
+
+
+def contexts(db, dataset: str, model: str | None = None, prefix: str | None = None) -> list[dict]:
+    """The (model, context) pairs with outcomes of ``dataset`` (of one ``model`` when given;
+    of the sessions whose id starts with ``prefix`` when given), most outcomes first:
+    ``{"model", "context", "n", "sessions", "baselines"}`` (``n`` outcomes over ``sessions``
+    sessions, ``baselines`` of them without a hint)."""
     sql = ("SELECT model, context, COUNT(*) AS n, COUNT(DISTINCT session_id) AS sessions, "
            "SUM(hint_key = '') AS baselines FROM reward_outcomes WHERE dataset=?")
     args: list = [dataset]
     if model is not None:
         sql += " AND model=?"
         args.append(model)
-    sql += " GROUP BY model, context ORDER BY n DESC, model, context"
+    where, more = _ids("session_id", prefix)
+    sql += where + " GROUP BY model, context ORDER BY n DESC, model, context"
+    args += more
     return [{"model": m, "context": c, "n": int(n), "sessions": int(s), "baselines": int(b or 0)}
             for m, c, n, s, b in db.execute(sql, args)]
 
 
-def outcomes(db, dataset: str, model: str, context: str) -> list[dict]:
-    """Every outcome of one (dataset, model, context), by session then hint key:
+def outcomes(db, dataset: str, model: str, context: str,
+             prefix: str | None = None) -> list[dict]:
+    """Every outcome of one (dataset, model, context) (of the sessions whose id starts with
+    ``prefix`` when given), by session then hint key:
     ``{"session_id", "hint_key", "hint_id", "target_rank", "ndcg"}``."""
+    where, more = _ids("session_id", prefix)
     return [{"session_id": sid, "hint_key": key, "hint_id": hid, "target_rank": rank,
              "ndcg": float(ndcg)}
             for sid, key, hid, rank, ndcg in db.execute(
                 "SELECT session_id, hint_key, hint_id, target_rank, ndcg FROM reward_outcomes "
-                "WHERE dataset=? AND model=? AND context=? ORDER BY session_id, hint_key",
-                [dataset, model, context])]
+                f"WHERE dataset=? AND model=? AND context=?{where} "
+                "ORDER BY session_id, hint_key", [dataset, model, context, *more])]
+
+
+def left_out(db, dataset: str, model: str, context: str, prefix: str) -> dict:
+    """What one (dataset, model, context) holds on the sessions whose id does *not* start
+    with ``prefix``: ``{"outcomes", "sessions", "rewards": {hint key: rewards}}`` (a reward:
+    a hint's outcome with the same session's no-hint outcome)."""
+    where, more = _ids("session_id", prefix, inside=False)
+    n, sessions = db.execute(
+        "SELECT COUNT(*), COUNT(DISTINCT session_id) FROM reward_outcomes WHERE dataset=? "
+        f"AND model=? AND context=?{where}", [dataset, model, context, *more]).fetchone()
+    where, more = _ids("h.session_id", prefix, inside=False)
+    rewards = dict(db.execute(
+        "SELECT h.hint_key, COUNT(*) FROM reward_outcomes h JOIN reward_outcomes b "
+        "ON b.dataset = h.dataset AND b.model = h.model AND b.context = h.context "
+        "AND b.session_id = h.session_id AND b.hint_key = '' WHERE h.dataset=? AND "
+        f"h.model=? AND h.context=? AND h.hint_key != ''{where} GROUP BY h.hint_key",
+        [dataset, model, context, *more]).fetchall())
+    return {"outcomes": int(n), "sessions": int(sessions),
+            "rewards": {k: int(v) for k, v in rewards.items()}}
 
 
 def outcome(db, dataset: str, model: str, context: str, session_id: str,
@@ -130,9 +166,11 @@ def put(db, *, dataset: str, model: str, context: str, session_id: str, hint_key
              json.dumps(samples) if samples is not None else None])
 
 
-def mean_gains(db, dataset: str, context_like: str, model: str | None = None) -> dict:
+def mean_gains(db, dataset: str, context_like: str, model: str | None = None,
+               prefix: str | None = None) -> dict:
     """hint key -> (mean of ndcg(hint) - ndcg(no hint), pairs) over the outcomes of
-    ``dataset`` whose context is ``LIKE context_like`` (of one ``model`` when given)."""
+    ``dataset`` whose context is ``LIKE context_like`` (of one ``model`` when given; of the
+    sessions whose id starts with ``prefix`` when given)."""
     sql = ("SELECT h.hint_key AS k, AVG(h.ndcg - b.ndcg) AS mean, COUNT(*) AS n "
            "FROM reward_outcomes h JOIN reward_outcomes b ON b.dataset = h.dataset "
            "AND b.model = h.model AND b.context = h.context AND b.session_id = h.session_id "
@@ -142,5 +180,8 @@ def mean_gains(db, dataset: str, context_like: str, model: str | None = None) ->
     if model is not None:
         sql += " AND h.model = ?"
         args.append(model)
+    where, more = _ids("h.session_id", prefix)
+    sql += where
+    args += more
     return {r["k"]: (float(r["mean"]), int(r["n"]))
             for r in db.query(sql + " GROUP BY h.hint_key", args)}

@@ -77,7 +77,9 @@ def histogram_text(rewards, n_bins: int = HIST_BINS, width: int = 24) -> Text:
 
 def evidence_text(ev, report) -> Text:
     t = Text()
-    t.append(f"reward table: {report.model} · {report.n_sessions} sessions\n", style="dim")
+    t.append(f"{report.scope()} · {report.model}\n", style="dim")
+    if report.left_out:
+        t.append(report.left_out_line(ev) + "\n", style="dim")
     if ev.stale or not ev.n:
         t.append(clean(ev.note or "no evidence", oneline=True) + "\n",
                  style="yellow" if ev.stale else "dim")

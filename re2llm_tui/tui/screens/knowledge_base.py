@@ -1,6 +1,8 @@
 """Knowledge base: every hint with status, source, provenance, agent usage, mean reward and
 the evidence's badges (suggestions: hurts, no effect, acts like #k, unused; ``b`` filters by
-them, the detail pane says why); Enter opens the hint's detail and evidence."""
+them, the detail pane says why); Enter opens the hint's detail and evidence.  Mean rewards and
+badges read the train split's outcomes only (the test split's are held out for evaluation;
+the detail pane says how many were left out)."""
 
 from __future__ import annotations
 
@@ -53,6 +55,7 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
         self._agent_use = None
         self._stats_version: tuple | None = None
         self._badges: dict[int, list] = {}
+        self._left_out = ""                 # the evidence's outcomes left out, in words
         self._every: list[kb.Hint] = []
         self.badge_filter: str | None = None
 
@@ -88,7 +91,7 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
         try:
             self._hint_stats, self._agent_use = hint_stats.hint_stats(
                 self.app.db, self.app.config.dataset, [(h.id, h.text) for h in self._hints],
-                model=self.app.config.model)
+                model=self.app.config.model, split="train")
         except Exception as exc:  # a reader failing must not take the screen down
             self.notify(f"hint statistics unavailable: {exc}", severity="warning", timeout=4)
             self._hint_stats, self._agent_use = {}, None
@@ -99,14 +102,16 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
         reward table of the app's model."""
         from re2llm_tui.kb import evidence
 
+        self._left_out = ""
         try:
             report = evidence.compute(self.app.db, self.app.config.dataset, self._every,
-                                      model=self.app.config.model)
+                                      model=self.app.config.model, split="train")
         except evidence.NoRewardTable:
             return {}
         except Exception as exc:  # a reader failing must not take the screen down
             self.notify(f"hint badges unavailable: {exc}", severity="warning", timeout=4)
             return {}
+        self._left_out = report.left_out_line()
         return {hid: ev.badges for hid, ev in report.evidence.items() if ev.badges}
 
     def _badge_cell(self, hint_id: int) -> Text:
@@ -230,8 +235,8 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
         if badges:
             from re2llm_tui.tui.screens.hint_detail import badge_text
 
-            text.append("suggestions (never applied; Enter shows the evidence):\n",
-                        style="bold")
+            text.append("suggestions from the train split (never applied; Enter shows the "
+                        "evidence):\n", style="bold")
             text.append_text(badge_text(badges, why=True))
         out.update(text)
 
@@ -239,7 +244,7 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
         """Where the two statistics columns come from, for the selected hint."""
         st, use = self._hint_stats.get(hint_id), self._agent_use
         t = Text()
-        t.append("mean reward: ", style="bold")
+        t.append("mean reward (train split): ", style="bold")
         if st is None or st.mean_reward is None:
             t.append("none stored for this text", style="dim")
         else:
@@ -253,6 +258,8 @@ class KnowledgeBaseScreen(HintActions, WorkbenchScreen):
             how = "argmax choices" if use.source == "greedy" else "last sampled window"
             t.append(f"{share} of training run #{use.run_id}'s {how} (step {use.step})")
         t.append("\n")
+        if self._left_out:
+            t.append(f"evidence: train split · {self._left_out}\n", style="dim")
         return t
 
     # ----------------------------------------------------------------- actions

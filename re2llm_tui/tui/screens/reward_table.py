@@ -1,7 +1,7 @@
 """The reward table as a view: sessions x actions, each cell ``r(s, h)`` on a colour scale.
 
 Rows are the sessions of the reward table (of the app's model; :func:`re2llm_tui.kb.evidence.
-load_matrix` chooses the context), columns "no hint" and every hint whose current text has
+load_matrix` chooses the context; the train split's, as the evidence), columns "no hint" and every hint whose current text has
 outcomes.  The latest finished training run's choice is marked in each row (◆, and the
 "agent" column).  The value under the cursor, with both NDCG@10s and ranks, is on the line
 below.  ``s`` sorts the rows by the reward of the hint under the cursor (again: the other
@@ -151,7 +151,8 @@ class RewardTableScreen(WorkbenchScreen):
         m = self.matrix
         t = Text()
         t.append(f"{len(m.sessions)} sessions × {len(self.actions)} actions", style="bold")
-        t.append(f" · model {clean(m.model, oneline=True)} · NDCG@10 gain over no hint · ")
+        t.append(f" · model {clean(m.model, oneline=True)} · {m.split} split · NDCG@10 gain "
+                 "over no hint · ")
         t.append("◆ ", style="bold")
         t.append(f"training run #{self.run_id}'s choice" if self.run_id and self.choices
                  else "no agent choices recorded")
