@@ -219,3 +219,29 @@ def test_the_preflight_posts_the_estimate_and_starts_nothing(host):
     assert not any(isinstance(m, PlanProposed) for m in host.seen)
     rows = list(host.db.query("SELECT COUNT(*) AS n FROM calls"))
     assert rows[0]["n"] == 0                      # an estimate pays for nothing
+
+
+def test_run_samples_reaches_the_training_and_the_evaluation(host):
+    """``run --samples 2``: the workbench's training run and evaluation average 2 samples
+    of every request (the spec, the run's config, the requests the server saw)."""
+    import json
+
+    host.config.samples = 2
+    t, e = host.training, host.evaluation
+    t.config.train_options.update(steps=64, limit=2)
+    t.start()
+    host.wait(lambda: t.state in ("done", "failed"), what="training done")
+    assert t.state == "done", t.handle.error
+    cfg = json.loads(list(host.db.query("SELECT config FROM train_runs"))[-1]["config"])
+    assert cfg["samples"] == 2
+    rows = list(host.db.query("SELECT context, samples FROM reward_outcomes"))
+    assert rows and all(r["context"].endswith("|samples=2") and len(json.loads(r["samples"])) == 2
+                        for r in rows)
+    e.config.eval_options.update(limit=1)
+    e.start()
+    host.wait(lambda: e.result is not None or e.state == "failed", what="evaluation")
+    assert e.result is not None, host.notes
+    params = [json.loads(r["params"]) for r in host.db.query(
+        "SELECT params FROM runs WHERE kind='evaluate'")]
+    contexts = [p["context"] for p in params if "context" in p]
+    assert contexts and all(c.endswith("|samples=2") for c in contexts)

@@ -20,6 +20,7 @@ from re2llm_tui.cli.common import (
     NoTemperatureOption,
     ReasoningEffortOption,
     ReasoningOption,
+    SamplesOption,
 )
 
 
@@ -51,6 +52,7 @@ def register(app: typer.Typer) -> None:
             client_procs: Optional[int] = ClientProcsOption,
             transport: OptStr = TransportOption,
             max_reply_bytes: Optional[int] = MaxReplyBytesOption,
+            samples: Optional[int] = SamplesOption,
             ) -> None:
         """Open the workbench: sessions, recommendations, reflections, hints, training, evaluation."""
         from re2llm_tui.data.release import SPLITS
@@ -62,6 +64,9 @@ def register(app: typer.Typer) -> None:
                             ("--eval-limit", eval_limit)):
             if value is not None and value < 1:
                 raise UserError(f"{name} must be >= 1 (got {value})")
+        from re2llm_tui.llm.decoding import check_samples
+
+        samples = check_samples(samples)            # bounded: one line before the UI opens
         train = {k: v for k, v in (("steps", train_steps), ("limit", train_limit)) if v}
         if train_prefill:
             train["prefill"] = True
@@ -92,7 +97,8 @@ def register(app: typer.Typer) -> None:
         )
 
         tui = make_app(dataset, model=model, db=db, data_dir=data_dir, split=split,
-                       train_options=train, llm_options=llm, eval_options=evals)
+                       train_options=train, llm_options=llm, eval_options=evals,
+                       samples=samples)
         code = run_app(tui)
         if code:
             raise SystemExit(code)   # the app crashed: a non-zero exit, never a silent 0

@@ -294,7 +294,8 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
         finally:
             db.conn.close()
         out = recommend([session], self.llm(), dataset=self.config.dataset,
-                        split=session.split, hint=hint, hint_id=hint_id)
+                        split=session.split, hint=hint, hint_id=hint_id,
+                        samples=self.config.samples)
         rank = out.ranks.get(session_id)
         detail = "" if out.status == "done" else (out.stopped_reason or out.status)
         if out.failed:
@@ -512,7 +513,7 @@ def freeze_gc(collect: bool = False) -> None:
 def make_app(dataset: str, model: str | None = None, db: str | os.PathLike | None = None,
              data_dir: str | os.PathLike | None = None, *, split: str | None = None,
              train_options: dict | None = None, eval_options: dict | None = None,
-             llm_options: dict | None = None) -> Re2LLMApp:
+             llm_options: dict | None = None, samples: int = 1) -> Re2LLMApp:
     """Build the workbench for ``dataset`` (validates the dataset and opens the workspace).
     ``split``: the split browsed first; by default train, or test where a dataset (an
     imported test set) has no train sessions."""
@@ -534,7 +535,7 @@ def make_app(dataset: str, model: str | None = None, db: str | os.PathLike | Non
     config = AppConfig(ds=ds, model=resolve_model(model), db_path=path, split=split,
                        train_options=dict(train_options or {}),
                        eval_options=dict(eval_options or {}),
-                       llm_options=dict(llm_options or {}))
+                       llm_options=dict(llm_options or {}), samples=samples)
     return Re2LLMApp(config)
 
 

@@ -34,6 +34,9 @@ class AppConfig:
     eval_options: dict[str, Any] = field(default_factory=dict)
     #: extra keyword arguments for the LLM client (e.g. max_retries, max_cost)
     llm_options: dict[str, Any] = field(default_factory=dict)
+    #: ``run --samples N``: every ranking the workbench asks for (recommend, the reward
+    #: table, the evaluation) is the mean of N samples (a model that cannot decode greedily)
+    samples: int = 1
 
     @property
     def dataset(self) -> str:

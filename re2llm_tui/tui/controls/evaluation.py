@@ -65,6 +65,8 @@ class EvaluationControl:
         opts = dict(c.eval_options)
         if plan is not None:
             opts.update(limit=plan.eval_sessions, oracle=plan.oracle)
+        if c.samples > 1:
+            opts.setdefault("samples", c.samples)
         workers = opts.pop("workers", 1)       # `run --client-procs N`; else the UI keeps a core
         spec = EvalSpec(dataset=c.dataset, split=c.eval_split, model=c.model,
                         db_path=str(c.db_path), data_dir=c.data_root, workers=workers,

@@ -46,7 +46,8 @@ class CostPreflight:
                 est = dry_run.train(client, db, c.ds, limit=limit,
                                     prefill=opts.get("prefill", True),
                                     rank_by=opts.get("rank_by", "reply"),
-                                    workers=opts.get("workers", 1))
+                                    workers=opts.get("workers", 1),
+                                    samples=opts.get("samples", c.samples))
             else:
                 opts = c.eval_options
                 est = dry_run.evaluate(client, db, c.ds, c.eval_split, limit=opts.get("limit"),
@@ -55,7 +56,8 @@ class CostPreflight:
                                        train_run=opts.get("train_run"),
                                        permutations=opts.get("permutations", 0),
                                        rank_by=opts.get("rank_by", "reply"),
-                                       workers=opts.get("workers", 1))
+                                       workers=opts.get("workers", 1),
+                                       samples=opts.get("samples", c.samples))
         except Exception as exc:  # noqa: BLE001 - a failed estimate starts nothing
             on_ui(host, lambda: host.notify(error_line(exc), title=f"{command}: cost preflight",
                                             severity="error", timeout=12))

@@ -115,6 +115,8 @@ class TrainingControl:
         if "api_bases" in c.llm_options:
             opts.setdefault("api_bases", tuple(c.llm_options["api_bases"]))
         opts.setdefault("workers", 1)          # the UI keeps the other core
+        if c.samples > 1:
+            opts.setdefault("samples", c.samples)
         if plan is not None:
             opts.update(limit=plan.train_sessions, steps=plan.steps,
                         log_every=plan.log_every, prefill=True)
