@@ -94,3 +94,67 @@ def count_rows(path, table: str) -> int:
         return conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
     finally:
         conn.close()
+
+
+def db_rows(path, sql: str, args=()) -> list[dict]:
+    """The rows of ``sql`` on a workspace file as dicts, read-only (the file is never made):
+    none while the file does not exist."""
+    import sqlite3
+
+    if not Path(path).exists():
+        return []
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute(sql, args)]
+    finally:
+        conn.close()
+
+
+def only_error_line(code, err: str, *needles: str) -> None:
+    """Exit 2 and a stderr of exactly one ``re2llm-tui: error:`` line holding ``needles``."""
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("re2llm-tui: error: "), err
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in err, err
+
+
+def last_error_line(err: str) -> str:
+    """The one error line: the last of stderr (progress lines may come before it)."""
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert "Traceback" not in err, err
+    errors = [ln for ln in lines if "error" in ln.lower()]
+    assert errors == lines[-1:] and lines[-1].startswith("re2llm-tui: error: "), err
+    return lines[-1]
+
+
+def wait_until(cond, what: str, timeout: float = 180.0) -> None:
+    """Poll ``cond`` until it is true; fail naming ``what`` after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def cmdline(pid: int) -> bytes:
+    """``/proc/PID/cmdline`` (empty once the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read()
+    except OSError:
+        return b""
+
+
+def keep_hints_1_and_2(db) -> list[tuple[int, str]]:
+    """Reject every accepted hint of the games KB in workspace ``db`` but seed hints 1 and 2;
+    the agent's actions left: ``[(0, ''), (1, text), (2, text)]``."""
+    from re2llm_tui.data.dataset import Dataset
+    from re2llm_tui.kb import KnowledgeBase
+
+    kb = KnowledgeBase(db, Dataset.resolve("games"))
+    kb.reject([h for h, _ in kb.actions()[1] if h not in (0, 1, 2)])
+    return kb.actions()[1]

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import pickle
 import random
-import re
 from pathlib import Path
 
 import pytest
+from replies import as_listed
 
 from re2llm_tui.data import imported as imp
 from re2llm_tui.data import release
@@ -352,14 +352,7 @@ def test_cli_import_info_and_commands_on_an_imported_dataset(tmp_path, run_cli):
     code, out, err = run_cli("data", "info", "--dataset", "shelf", *base)
     assert code == 0 and "100.0%" in out and "sha256" in out
 
-    def reply(messages):
-        text = messages[-1]["content"]
-        m = re.search(r"candidate set: (.*?)\. Please", text, re.DOTALL)
-        if not m:
-            return "1. Prefer books by the same author."
-        return "\n".join(f"{i}. {t}" for i, t in enumerate(m.group(1).split("; ")[:10], 1))
-
-    register_scripted("scripted", reply)
+    register_scripted("scripted", as_listed("1. Prefer books by the same author."))
     code, out, err = run_cli("kb", "add", "Prefer books by the same author.",
                              "--dataset", "shelf", *base)
     assert code == 0, err

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import signal
 import sqlite3
 import subprocess
@@ -18,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from replies import as_listed
 
 from re2llm_tui.data import imported as imp
 from re2llm_tui.data import release, store
@@ -54,12 +54,7 @@ def write_recbole_inter(path: Path, users: int = 12, per_day: int = 6, days: int
     return path
 
 
-def reply_from_prompt(messages):
-    text = messages[-1]["content"]
-    m = re.search(r"candidate set: (.*?)\. Please", text, re.DOTALL)
-    if not m:
-        return "1. Prefer films of the same genre."
-    return "\n".join(f"{i}. {t}" for i, t in enumerate(m.group(1).split("; ")[:10], 1))
+reply_from_prompt = as_listed("1. Prefer films of the same genre.")
 
 
 # --------------------------------------------------------------------------- RecBole

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import keep_hints_1_and_2
 from test_rewards import scripted_effects
 
 from re2llm_tui.data.dataset import Dataset
@@ -40,9 +41,7 @@ L2 = math.log2
 def case(workspace, data_dir):
     """Workspace with a KB of two accepted hints and a scripted LLM of known effects."""
     db = open_workspace(workspace)
-    _, actions = kb.KnowledgeBase(db, Dataset.resolve("games")).actions()
-    kb.KnowledgeBase(db, Dataset.resolve("games")).reject([h for h, _ in actions if h not in (0, 1, 2)])
-    _, actions = kb.KnowledgeBase(db, Dataset.resolve("games")).actions()
+    actions = keep_hints_1_and_2(db)
     assert [h for h, _ in actions] == [0, 1, 2]
     h1, h2 = actions[1][1], actions[2][1]
     test = load_sessions("games", "test", data_dir)[:3]

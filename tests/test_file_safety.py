@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import integrity
+from conftest import integrity, only_error_line
 from replies import ranked_reply
 
 from re2llm_tui.data.release import load_sessions
@@ -53,14 +53,6 @@ def cli(*args, cwd, timeout: float = SLOW, preexec=_limit_memory):
     p = subprocess.run([*CLI, *map(str, args)], cwd=cwd, env=_env(), capture_output=True,
                        text=True, timeout=timeout, preexec_fn=preexec)
     return p.returncode, p.stdout, p.stderr
-
-
-def one_line(code, err, *needles):
-    assert code == 2, err
-    assert err.count("\n") == 1 and err.startswith("re2llm-tui: error: "), err
-    assert "Traceback" not in err
-    for n in needles:
-        assert n in err, err
 
 
 def counts(db: Path) -> dict:
@@ -122,7 +114,7 @@ def test_an_export_onto_the_workspace_is_refused_and_it_still_opens(ws, data_dir
             if command == "runs" else
             ["kb", "export", target, "-d", "games", "--data-dir", data_dir, "--db", "kb.sqlite"])
     code, out, err = cli(*args, cwd=tmp_path)
-    one_line(code, err, "workspace in use", "refusing to overwrite")
+    only_error_line(code, err, "workspace in use", "refusing to overwrite")
     assert out == ""
     if wal_bytes is not None:
         assert wal.read_bytes() == wal_bytes
@@ -145,7 +137,7 @@ def test_another_sqlite_file_is_never_overwritten(ws, data_dir, tmp_path, name):
                  ["kb", "export", name, "-d", "games", "--data-dir", data_dir, "--db",
                   "kb.sqlite"]):
         code, out, err = cli(*args, cwd=tmp_path)
-        one_line(code, err, "refusing to overwrite")
+        only_error_line(code, err, "refusing to overwrite")
         assert target.read_bytes() == old
     assert counts(db) == before
 
@@ -166,7 +158,7 @@ def test_export_scalars_and_tensorboard_refuse_the_workspace(ws, tmp_path):
                         ("tensorboard", "kb.sqlite"), ("tensorboard", "kb.sqlite-wal")):
         code, out, err = cli("runs", "export-scalars", f"t{tid}", "--format", fmt, "-o", target,
                              "--db", "kb.sqlite", cwd=tmp_path)
-        one_line(code, err, "workspace in use")
+        only_error_line(code, err, "workspace in use")
     assert counts(db) == before
 
 
@@ -180,7 +172,7 @@ def test_evaluate_out_refuses_the_workspace(data_dir, tmp_path):
     code, out, err = cli("evaluate", "-d", "games", "--content-only", "--limit", "3",
                          "--data-dir", data_dir, "--db", "ws.json", "--out", "ws.json",
                          cwd=tmp_path)
-    one_line(code, err, "--out ws.json", "workspace in use")
+    only_error_line(code, err, "--out ws.json", "workspace in use")
     assert counts(tmp_path / "ws.json") == before
 
 
@@ -228,7 +220,7 @@ def test_a_failure_mid_write_leaves_the_old_file_and_no_temp_file(ws, data_dir, 
     old = target.read_bytes()
     code, out, err = cli("kb", "export", "export.json", "-d", "games", "--data-dir", data_dir,
                          "--db", "kb.sqlite", cwd=tmp_path, preexec=_file_size_limit(64_000))
-    one_line(code, err, "export.json", "cannot write")
+    only_error_line(code, err, "export.json", "cannot write")
     assert target.read_bytes() == old
     assert sorted(p.name for p in tmp_path.iterdir() if ".tmp" in p.name) == []
     assert counts(db) == before
@@ -327,7 +319,7 @@ def test_dev_zero_is_refused_fast_with_bounded_memory(data_dir, tmp_path, comman
                      "items.csv", "--data-dir", tmp_path]}[command]
     t0 = time.monotonic()
     code, out, err = cli(*args, "--db", "new.sqlite", cwd=tmp_path)
-    one_line(code, err, "/dev/zero", "character device", "not a regular file")
+    only_error_line(code, err, "/dev/zero", "character device", "not a regular file")
     assert time.monotonic() - t0 < SLOW
     assert not (tmp_path / "new.sqlite").exists()
 
@@ -351,7 +343,7 @@ def test_a_fifo_is_refused_without_being_opened(data_dir, tmp_path):
             p.kill()
             p.communicate()
             pytest.fail("score waited on the FIFO and ignored SIGTERM")
-    one_line(p.returncode, err, "FIFO", "not a regular file")
+    only_error_line(p.returncode, err, "FIFO", "not a regular file")
     assert not (tmp_path / "new.sqlite").exists()
 
 
@@ -361,7 +353,7 @@ def test_an_oversized_input_names_the_limit(data_dir, tmp_path):
         f.truncate((256 << 20) + 1)
     code, out, err = cli("kb", "import", big, "-d", "games", "--data-dir", data_dir,
                          "--db", "new.sqlite", cwd=tmp_path)
-    one_line(code, err, "huge.json", "larger than the 256 MiB limit")
+    only_error_line(code, err, "huge.json", "larger than the 256 MiB limit")
     assert not (tmp_path / "new.sqlite").exists()
 
 
@@ -392,7 +384,7 @@ def test_hostile_json_in_data_import_is_one_line(tmp_path, kind, needle):
     code, out, err = cli("data", "import", "mine", "--sessions", "sessions.jsonl", "--items",
                          "items.csv", "--data-dir", tmp_path, "--db", "new.sqlite",
                          cwd=tmp_path)
-    one_line(code, err, "sessions.jsonl", needle)
+    only_error_line(code, err, "sessions.jsonl", needle)
     assert not (tmp_path / "new.sqlite").exists()
     assert not (tmp_path / "imported").exists() or not any((tmp_path / "imported").iterdir())
 
@@ -403,7 +395,7 @@ def test_hostile_json_items_file_is_one_line(tmp_path):
     code, out, err = cli("data", "import", "mine", "--sessions", "sessions.jsonl", "--items",
                          "items.jsonl", "--data-dir", tmp_path, "--db", "new.sqlite",
                          cwd=tmp_path)
-    one_line(code, err, "items.jsonl", "5000 digits")
+    only_error_line(code, err, "items.jsonl", "5000 digits")
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -415,7 +407,7 @@ def test_hostile_json_in_kb_import_is_one_line(data_dir, tmp_path, text, needle)
     (tmp_path / "h.json").write_text(text)
     code, out, err = cli("kb", "import", "h.json", "-d", "games", "--data-dir", data_dir,
                          "--db", "new.sqlite", cwd=tmp_path)
-    one_line(code, err, "h.json", needle)
+    only_error_line(code, err, "h.json", needle)
 
 
 def test_bounded_json_keeps_what_is_fine():
@@ -477,7 +469,7 @@ def test_a_bad_kb_import_file_creates_no_workspace(data_dir, tmp_path, content):
     (tmp_path / "bad.json").write_text(content)
     code, out, err = cli("kb", "import", "bad.json", "-d", "games", "--data-dir", data_dir,
                          "--db", "new.sqlite", cwd=tmp_path)
-    one_line(code, err, "bad.json")
+    only_error_line(code, err, "bad.json")
     for name in ("new.sqlite", "new.sqlite-wal", "new.sqlite-shm"):
         assert not (tmp_path / name).exists()
 
@@ -493,7 +485,7 @@ def test_a_bad_release_hints_file_creates_no_workspace(data_dir, tmp_path):
                  ["kb", "import", str(data_dir / "game" / "hints.json")]):
         code, out, err = cli(*args, "-d", "games", "--data-dir", tmp_path / "release",
                              "--db", "new.sqlite", cwd=tmp_path)
-        one_line(code, err, "hints.json", "expected a JSON list of hint strings")
+        only_error_line(code, err, "hints.json", "expected a JSON list of hint strings")
         for name in ("new.sqlite", "new.sqlite-wal", "new.sqlite-shm", "out.json"):
             assert not (tmp_path / name).exists()
 
@@ -504,6 +496,6 @@ def test_a_bad_data_import_creates_no_workspace(tmp_path):
     code, out, err = cli("data", "import", "mine", "--sessions", "sessions.jsonl", "--items",
                          "items.csv", "--data-dir", tmp_path, "--db", "new.sqlite",
                          cwd=tmp_path)
-    one_line(code, err, "unknown item id")
+    only_error_line(code, err, "unknown item id")
     assert not (tmp_path / "new.sqlite").exists()
     shutil.rmtree(tmp_path / "imported", ignore_errors=True)

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from conftest import wait_until
 from stub_server import StubServer
 from test_llm_recommend import _target_first
 
@@ -57,15 +58,6 @@ def _claims(db) -> list[tuple]:
     return _query(db, "SELECT key, pid, started_at FROM inflight")
 
 
-def _wait(cond, what: str, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _end(*procs) -> None:
     for p in procs:
         if p.poll() is None:
@@ -88,7 +80,7 @@ def test_two_recommend_processes_pay_for_each_prompt_once(tmp_path, data_dir):
     with StubServer(latency=1.0, reply_fn=reply) as srv:
         a = _recommend(db, data_dir, srv.base_url, n, "--concurrency", 2)
         try:
-            _wait(lambda: srv.n_requests >= 1, "the first process's first request")
+            wait_until(lambda: srv.n_requests >= 1, "the first process's first request")
             b = _recommend(db, data_dir, srv.base_url, n, "--concurrency", 2)
             outs = []
             for p in (a, b):
@@ -121,7 +113,7 @@ def test_a_claim_left_by_a_killed_process_is_taken_over(tmp_path, data_dir):
     with StubServer(latency=120.0) as srv:
         a = _recommend(db, data_dir, srv.base_url, 1, "--concurrency", 1)
         try:
-            _wait(lambda: _claims(db) and srv.n_requests == 1, "the request in flight")
+            wait_until(lambda: _claims(db) and srv.n_requests == 1, "the request in flight")
             (key, pid, _), = _claims(db)
             assert pid == a.pid
             a.send_signal(signal.SIGKILL)
@@ -153,10 +145,10 @@ def test_a_stop_while_waiting_on_another_process_answers_at_once(tmp_path, data_
         a = _recommend(db, data_dir, srv.base_url, 1, "--concurrency", 1)
         b = None
         try:
-            _wait(lambda: _claims(db) and srv.n_requests == 1, "the first request in flight")
+            wait_until(lambda: _claims(db) and srv.n_requests == 1, "the first request in flight")
             b = _recommend(db, data_dir, srv.base_url, 1, "--concurrency", 1)
-            _wait(lambda: _query(db, "SELECT COUNT(*) FROM runs")[0][0] >= 2,
-                  "the second run to start")
+            wait_until(lambda: _query(db, "SELECT COUNT(*) FROM runs")[0][0] >= 2,
+                       "the second run to start")
             time.sleep(3.0)                    # the second process reaches its request
             assert srv.n_requests == 1         # ... and waits for the first one's reply
             assert b.poll() is None
@@ -188,8 +180,8 @@ def test_a_second_training_run_of_the_same_configuration_is_refused(tmp_path, da
     with StubServer(latency=2.0) as srv:
         a = _train(db, data_dir, srv.base_url)
         try:
-            _wait(lambda: _query(db, "SELECT id FROM train_runs WHERE status='running'"),
-                  "the first training run", timeout=300)
+            wait_until(lambda: _query(db, "SELECT id FROM train_runs WHERE status='running'"),
+                       "the first training run", timeout=300)
             (run_id,), = _query(db, "SELECT id FROM train_runs")
             for extra in (("--fresh",), ()):
                 b = _train(db, data_dir, srv.base_url, *extra)
@@ -218,8 +210,8 @@ def test_the_same_training_in_a_spawned_process_fails_naming_the_first(tmp_path,
     with StubServer(latency=6.0) as srv:
         a = _train(db, data_dir, srv.base_url)
         try:
-            _wait(lambda: _query(db, "SELECT id FROM train_runs WHERE status='running'"),
-                  "the first training run", timeout=300)
+            wait_until(lambda: _query(db, "SELECT id FROM train_runs WHERE status='running'"),
+                       "the first training run", timeout=300)
             (run_id,), = _query(db, "SELECT id FROM train_runs")
             os.environ.setdefault("OPENAI_API_KEY", "sk-test")
             handle = start_training_process(

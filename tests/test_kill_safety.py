@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
-from conftest import count_rows, integrity
+from conftest import count_rows, integrity, wait_until
 from stub_server import StubServer
 from tui_snapshot_app import DATASET, TuiScript
 
@@ -37,14 +36,6 @@ def _outcomes(path) -> int:
     return count_rows(path, "reward_outcomes")
 
 
-def _wait(cond, timeout=120.0, what=""):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def _spec(workspace, data_dir, server, **kw):
     base = dict(dataset=DATASET, model="openai/stub-model", db_path=str(workspace),
                 data_dir=str(data_dir), api_bases=(server.base_url,), limit=N, steps=256,
@@ -66,7 +57,7 @@ def test_sigkill_of_training_keeps_every_reported_outcome(workspace, data_dir, s
             seen = max(seen, handle.table["done"])
         return seen >= 12
 
-    _wait(progressed, what="12 outcomes")
+    wait_until(progressed, what="12 outcomes")
     os.kill(handle.process.pid, signal.SIGKILL)
     handle.process.join(10)
     assert integrity(workspace) == "ok"
@@ -94,7 +85,7 @@ def test_sigkill_of_an_evaluation_keeps_its_outcomes(workspace, data_dir, server
                 seen = max(seen, msg["done"])
         return seen >= 8
 
-    _wait(progressed, what="8 evaluation outcomes")
+    wait_until(progressed, what="8 evaluation outcomes")
     os.kill(handle.process.pid, signal.SIGKILL)
     handle.process.join(10)
     assert integrity(workspace) == "ok"

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from replies import ranked_reply
+from conftest import keep_hints_1_and_2
+from replies import prompt_reader, ranked_reply
 
 from re2llm_tui.data.dataset import Dataset
 from re2llm_tui.data.release import load_sessions
@@ -164,20 +165,15 @@ def hallucinating(sessions, effect):
     """A scripted LLM that invents titles and repeats one: for a session and hint text, the
     target is listed at *reply position* ``effect(session, hint)`` (None: not listed) among
     12 lines, after an invented title and a repeat (and, from line 5 on, a second invention)."""
-    by_prompt = {s.prompt.rstrip(): s for s in sessions}
+    read = prompt_reader(sessions)
 
     def reply(messages):
-        content = messages[-1]["content"]
-        hint = ""
-        s = by_prompt.get(content.rstrip())
-        if s is None and " Hint: " in content:
-            head, hint = content.rsplit(" Hint: ", 1)
-            s = by_prompt.get(head.rstrip())
+        s, hint = read(messages)
         if s is None:
             return "I cannot help with that."
         negs = [c for i, c in enumerate(s.candidates) if i != s.target_index]
         lines = [negs[0], INVENTED[0], negs[1], negs[0], INVENTED[1]] + negs[2:9]
-        pos = effect(s, hint.strip())
+        pos = effect(s, hint)
         if pos is not None:
             lines.insert(pos - 1, s.target)
         return "\n".join(f"{i}. {t}" for i, t in enumerate(lines[:12], 1))
@@ -199,12 +195,8 @@ def _effect(hints):
 @pytest.fixture
 def kb_case(workspace, data_dir):
     """Workspace whose games KB has two accepted hints; the hallucinating scripted LLM."""
-    from re2llm_tui.kb import store as kb
-
     db = open_workspace(workspace)
-    _, actions = kb.KnowledgeBase(db, Dataset.resolve("games")).actions()
-    kb.KnowledgeBase(db, Dataset.resolve("games")).reject([h for h, _ in actions if h not in (0, 1, 2)])
-    _, actions = kb.KnowledgeBase(db, Dataset.resolve("games")).actions()
+    actions = keep_hints_1_and_2(db)
     sessions = load_sessions("games", "test", data_dir)
     hints = [t for _, t in actions]
     register_scripted("scripted", hallucinating(sessions, _effect(hints)))

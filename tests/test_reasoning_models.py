@@ -19,31 +19,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from pathlib import Path
 
 import pytest
+from conftest import db_rows, last_error_line
 from stub_server import StubServer
 from wire_servers import WireServer
 
 TRANSPORTS = ["fast", "litellm"]
 MARK = "THINKING-MARKER"
-
-
-def _rows(db, sql, args=()):
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(sql, args)]
-    finally:
-        conn.close()
-
-
-def _one_line(err: str) -> str:
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert "Traceback" not in err, err
-    errors = [ln for ln in lines if "error" in ln.lower()]
-    assert errors == lines[-1:] and lines[-1].startswith("re2llm-tui: error: "), err
-    return lines[-1]
 
 
 @pytest.fixture(scope="module")
@@ -114,12 +97,12 @@ def test_a_greedy_models_requests_and_cache_keys_are_unchanged(workspace, data_d
     for body in bodies:
         assert list(body) == ["model", "messages", "temperature", "seed", "max_tokens"]
         assert (body["temperature"], body["seed"], body["max_tokens"]) == (0.0, 0, 512)
-    for call in _rows(workspace, "SELECT key, request FROM calls"):
+    for call in db_rows(workspace, "SELECT key, request FROM calls"):
         req = json.loads(call["request"])
         assert req["decoding"] == {"temperature": 0.0, "seed": 0, "max_tokens": 512}
         assert call["key"] == cache_key("hosted_vllm/plain", req["messages"],
                                         {"temperature": 0.0, "seed": 0, "max_tokens": 512})
-    params = json.loads(_rows(workspace, "SELECT params FROM runs")[0]["params"])
+    params = json.loads(db_rows(workspace, "SELECT params FROM runs")[0]["params"])
     assert "sampled" not in params and params["temperature"] == 0.0
 
 
@@ -144,13 +127,13 @@ def test_gpt5_mini_against_a_server_refusing_temperature_completes_sampled(
     assert res["sampled"] is True and res["reasoning_tokens"] == 300 * 20
     assert all("temperature" not in b and "max_tokens" not in b for b in bodies)
     assert all(b["max_completion_tokens"] > 512 for b in bodies)    # room for reasoning
-    calls = _rows(workspace, "SELECT reasoning_tokens, status FROM calls WHERE cached=0")
+    calls = db_rows(workspace, "SELECT reasoning_tokens, status FROM calls WHERE cached=0")
     assert [c["reasoning_tokens"] for c in calls] == [300] * 20
     # the right rankings: the target where the scripted answer put it
-    items = _rows(workspace, "SELECT session_id, target_rank FROM run_items")
+    items = db_rows(workspace, "SELECT session_id, target_rank FROM run_items")
     want = {s.id: (i % 13 + 1 if i % 13 < 10 else None) for i, s in enumerate(movies)}
     assert {r["session_id"]: r["target_rank"] for r in items} == want
-    run = _rows(workspace, "SELECT params FROM runs")[0]
+    run = db_rows(workspace, "SELECT params FROM runs")[0]
     params = json.loads(run["params"])
     assert params["sampled"] is True and params["temperature"] is None
     assert params["limit_param"] == "max_completion_tokens"
@@ -176,7 +159,7 @@ def test_reasoning_effort_reaches_the_request_the_key_and_runs_compare(
         assert [b.get("reasoning_effort") for _, b in srv.requests[3:]] == ["high"] * 3
         limits = [b["max_completion_tokens"] for _, b in srv.requests]
         assert limits[0] < limits[3]                   # the limit follows the effort
-    keys = {r["key"] for r in _rows(workspace, "SELECT key FROM calls")}
+    keys = {r["key"] for r in db_rows(workspace, "SELECT key FROM calls")}
     assert len(keys) == 6
     code, out, err = run_cli("runs", "compare", str(low["run_id"]), str(high["run_id"]),
                              "--db", workspace, "--json")
@@ -192,7 +175,7 @@ def test_an_effort_the_model_refuses_is_one_line_before_any_call(workspace, data
                                   "--reasoning-effort", "high", n=2)
         assert srv.requests == []
     assert code == 2
-    assert "--reasoning-effort" in _one_line(err)
+    assert "--reasoning-effort" in last_error_line(err)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -205,10 +188,10 @@ def test_a_reply_cut_off_by_the_limit_is_failed_not_retried_not_cached(
                                   "--reasoning-effort", "low", "--retries", "3", n=2,
                                   transport=transport)
         assert len(srv.requests) == 2                  # not retried
-        line = _one_line(err)
+        line = last_error_line(err)
         assert code == 1
         assert "cut off by the output limit" in line and "--reasoning-effort" in line
-        calls = _rows(workspace, "SELECT status, error, response FROM calls")
+        calls = db_rows(workspace, "SELECT status, error, response FROM calls")
         assert [c["status"] for c in calls] == ["failed", "failed"]
         assert "raise" not in calls[0]["error"] or "--reasoning-effort" in calls[0]["error"]
         assert "--reasoning-effort" in calls[0]["error"] and not calls[0]["response"]
@@ -233,7 +216,7 @@ def test_the_same_answers_score_the_same_with_or_without_thinking(
                                         transport=transport)
         assert code == 0, err
         metrics[kind] = res["metrics"]
-        stored[kind] = _rows(db, "SELECT response, reasoning FROM calls ORDER BY id")
+        stored[kind] = db_rows(db, "SELECT response, reasoning FROM calls ORDER BY id")
     assert metrics["vllm_think"] == metrics["openai"] == metrics["deepseek"]
     plain = [r["response"] for r in stored["openai"]]
     for kind in ("vllm_think", "deepseek"):
@@ -326,11 +309,11 @@ def test_a_request_refused_as_invalid_stops_the_run_at_once(
                                  "--data-dir", data_dir, "--transport", transport)
         sent = srv.n_requests
     assert code == 2, err
-    line = _one_line(err)
+    line = last_error_line(err)
     assert sent <= 8                                   # the first few in flight, not 20
     assert "refused the request as invalid" in line and words in line
     assert "--model" in line or "--reasoning" in line
-    run, = _rows(workspace, "SELECT status, error, pid FROM runs")
+    run, = db_rows(workspace, "SELECT status, error, pid FROM runs")
     assert run["status"] == "failed" and run["pid"] is None and words in run["error"]
     assert "NDCG" not in out
 
@@ -345,11 +328,11 @@ def test_a_server_refusing_temperature_0_names_the_flag_and_the_flag_fixes_it(
         code, _, err = _recommend(run_cli, srv, "hosted_vllm/gpt-5-mini", workspace, data_dir,
                                   n=20, transport=transport)
         assert code == 2 and len(srv.requests) <= 8
-        line = _one_line(err)
+        line = last_error_line(err)
         assert "temperature" in line and "--no-temperature" in line
         code, _, err = _recommend(run_cli, srv, "hosted_vllm/gpt-5-mini", workspace, data_dir,
                                   "--no-temperature", n=3, transport=transport)
-        assert code == 2 and "--reasoning" in _one_line(err)     # next: max_tokens refused
+        assert code == 2 and "--reasoning" in last_error_line(err)     # next: max_tokens refused
         code, res, err = _recommend(run_cli, srv, "hosted_vllm/gpt-5-mini", workspace,
                                     data_dir, "--reasoning", n=3, transport=transport)
         assert code == 0, err                          # --no-temperature was remembered

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+from replies import prompt_reader
 
 from re2llm_tui.data.release import load_sessions
 from re2llm_tui.llm.client import BudgetExceeded, LLMClient
@@ -24,18 +25,13 @@ def scripted_effects(sessions, effect):
     """A scripted reply function: for a prompt of ``sessions`` with hint text ``hint`` ('' for
     none), the target is listed at rank ``effect(session, hint)`` (``None``: not listed)
     among 10 titles; unknown prompts get an unusable reply."""
-    by_prompt = {s.prompt.rstrip(): s for s in sessions}
+    read = prompt_reader(sessions)
 
     def reply(messages):
-        content = messages[-1]["content"]
-        hint = ""
-        s = by_prompt.get(content.rstrip())
-        if s is None and " Hint: " in content:
-            head, hint = content.rsplit(" Hint: ", 1)
-            s = by_prompt.get(head.rstrip())
+        s, hint = read(messages)
         if s is None:
             return "I cannot help with that."
-        rank = effect(s, hint.strip())
+        rank = effect(s, hint)
         titles = [c for i, c in enumerate(s.candidates) if i != s.target_index][:10]
         if rank is not None:
             titles.insert(rank - 1, s.target)

@@ -11,38 +11,17 @@ line naming the most common error, and their runs are marked `failed`.  Partial 
 from __future__ import annotations
 
 import socket
-import sqlite3
 import struct
 import threading
-from pathlib import Path
 
 import pytest
+from conftest import db_rows, last_error_line
 from stub_server import StubServer
 
 from re2llm_tui.llm.outcomes import CallOutcomes, NothingWorked, check_outcomes, short_error
 
 LINES = {"500": "500 internal error",
          "length": "cut off by the output limit before any answer (lower --reasoning-effort)"}
-
-
-def _rows(db, sql, args=()):
-    if not Path(db).exists():
-        return []
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(sql, args)]
-    finally:
-        conn.close()
-
-
-def _one_line(err: str) -> str:
-    """The one error line (the last of stderr; progress lines may come before it)."""
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert "Traceback" not in err, err
-    errors = [ln for ln in lines if "error" in ln.lower()]
-    assert errors == lines[-1:] and lines[-1].startswith("re2llm-tui: error: "), err
-    return lines[-1]
 
 
 def _llm(server_url, db, data_dir):
@@ -124,8 +103,8 @@ def test_recommend_where_every_call_fails_exits_1_and_the_run_is_failed(
                                  *_llm(srv.base_url, workspace, data_dir))
         assert srv.n_requests == 3
     assert code == 1, err
-    line = _one_line(err)
-    run, = _rows(workspace, "SELECT id, status, pid, error FROM runs")
+    line = last_error_line(err)
+    run, = db_rows(workspace, "SELECT id, status, pid, error FROM runs")
     assert line == (f"re2llm-tui: error: all 3 calls failed (most common: {LINES[mode]} x3); "
                     f"run {run['id']} marked failed")
     assert run["status"] == "failed" and run["pid"] is None
@@ -146,7 +125,7 @@ def test_recommend_with_some_calls_ok_stays_done(workspace, data_dir, run_cli):
 
     res = json.loads(out)
     assert res["status"] == "done" and res["failed"] == 1 and res["n"] == 3
-    run, = _rows(workspace, "SELECT status, n_failed FROM runs")
+    run, = db_rows(workspace, "SELECT status, n_failed FROM runs")
     assert run == {"status": "done", "n_failed": 1}
 
 
@@ -157,10 +136,10 @@ def test_recommend_that_can_send_nothing_exits_1(workspace, data_dir, run_cli):
                                  *_llm(srv.base_url, workspace, data_dir))
         assert srv.accepted >= 3
     assert code == 1, err
-    line = _one_line(err)
+    line = last_error_line(err)
     assert "all 3 calls failed (most common: connection error" in line
     assert "marked failed" in line
-    run, = _rows(workspace, "SELECT status FROM runs")
+    run, = db_rows(workspace, "SELECT status FROM runs")
     assert run["status"] == "failed"
 
 
@@ -172,8 +151,8 @@ def test_an_unreachable_api_base_is_one_line_before_any_run(workspace, data_dir,
     code, out, err = run_cli("recommend", "-n", "3",
                              *_llm(f"http://127.0.0.1:{port}/v1", workspace, data_dir))
     assert code == 2
-    assert "unreachable" in _one_line(err)
-    assert not _rows(workspace, "SELECT 1 FROM runs WHERE status IN ('done', 'running')")
+    assert "unreachable" in last_error_line(err)
+    assert not db_rows(workspace, "SELECT 1 FROM runs WHERE status IN ('done', 'running')")
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -185,9 +164,9 @@ def test_evaluate_where_every_call_fails_cut_off_exits_1(workspace, data_dir, ru
                                  *_llm(srv.base_url, workspace, data_dir))
         sent = srv.n_requests
     assert code == 1, err
-    line = _one_line(err)
+    line = last_error_line(err)
     assert f"all {sent} calls failed (most common: {LINES['length']} x{sent})" in line
-    rows = _rows(workspace, "SELECT id, name, status, error FROM runs WHERE kind='evaluate'")
+    rows = db_rows(workspace, "SELECT id, name, status, error FROM runs WHERE kind='evaluate'")
     llm_rows = [r for r in rows if "content ranker" not in r["name"]]
     assert llm_rows and all(r["status"] == "failed" and "all" in r["error"] for r in llm_rows)
     assert "marked failed" in line and all(str(r["id"]) in line for r in llm_rows)
@@ -212,8 +191,8 @@ def test_evaluate_where_every_call_fails_500_raises_and_marks_failed(workspace, 
                                                 "evaluation runs .* marked failed"):
             evaluate(db, Dataset.resolve("games", data_dir), limit=2, oracle=False,
                      client=client, n_boot=50)
-    statuses = {r["status"] for r in _rows(workspace, "SELECT status FROM runs WHERE "
-                                                      "model IS NOT NULL")}
+    statuses = {r["status"] for r in db_rows(workspace, "SELECT status FROM runs WHERE "
+                                                        "model IS NOT NULL")}
     assert statuses == {"failed"}
 
 
@@ -242,8 +221,8 @@ def test_train_where_every_call_fails_cut_off_exits_1(workspace, data_dir, run_c
                                  *_llm(srv.base_url, workspace, data_dir))
         sent = srv.n_requests
     assert code == 1, err
-    line = _one_line(err)
-    run, = _rows(workspace, "SELECT id, status, pid, error FROM train_runs")
+    line = last_error_line(err)
+    run, = db_rows(workspace, "SELECT id, status, pid, error FROM train_runs")
     assert line == (f"re2llm-tui: error: all {sent} calls failed (most common: {LINES['length']} "
                     f"x{sent}); training run t{run['id']} marked failed")
     assert run["status"] == "failed" and run["pid"] is None and "calls failed" in run["error"]
@@ -260,7 +239,7 @@ def test_train_where_every_call_fails_500_fails(workspace, data_dir, prefill):
         with pytest.raises(NothingWorked, match=rf"most common: {LINES['500']} x\d+\); "
                                                 "training run t1 marked failed"):
             train(spec, client=client)
-    run, = _rows(workspace, "SELECT status, error FROM train_runs")
+    run, = db_rows(workspace, "SELECT status, error FROM train_runs")
     assert run["status"] == "failed" and "500 internal error" in run["error"]
 
 
@@ -272,8 +251,8 @@ def test_explore_where_every_call_fails_exits_1(workspace, data_dir, run_cli):
         code, out, err = run_cli("explore", "--sessions", "2", "--no-llm-redundancy",
                                  *_llm(srv.base_url, workspace, data_dir))
     assert code == 1, err
-    line = _one_line(err)
+    line = last_error_line(err)
     assert line == (f"re2llm-tui: error: all 2 reflections failed (most common: "
                     f"{LINES['length']} x2); 2 reflections marked failed")
-    assert [r["status"] for r in _rows(workspace, "SELECT status FROM reflections")] == \
+    assert [r["status"] for r in db_rows(workspace, "SELECT status FROM reflections")] == \
         ["failed", "failed"]

@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import only_error_line
 from replies import ranked_reply
 
 from re2llm_tui.data.release import load_sessions
@@ -52,14 +53,6 @@ def two_runs(data_dir, tmp_path, workspace, run_cli):
 
 def _ndcg10(rank):
     return 1 / math.log2(rank + 1) if rank is not None and rank <= 10 else 0.0
-
-
-def _one_line_error(code, err, *needles):
-    assert code == 2, err
-    assert err.count("\n") == 1 and err.startswith("re2llm-tui: error: "), err
-    assert "Traceback" not in err
-    for n in needles:
-        assert n in err, err
 
 
 # --------------------------------------------------------------------------- compare
@@ -316,17 +309,17 @@ def test_rm_refuses_a_running_run_in_one_line(two_runs, workspace, run_cli):
     rid = runs.create_run(db, name="in flight", kind="recommend", dataset="games",
                           split="test", model="m")          # status 'running'
     code, out, err = run_cli("runs", "rm", a, rid, "--yes", "--db", workspace)
-    _one_line_error(code, err, f"run {rid} is running in process {os.getpid()}")
+    only_error_line(code, err, f"run {rid} is running in process {os.getpid()}")
     assert count_rows(workspace, "runs") == 3                # nothing deleted, not even a
     # its process (this one) is alive: --force does not delete it either
     code, out, err = run_cli("runs", "rm", rid, "--yes", "--force", "--db", workspace)
-    _one_line_error(code, err, f"run {rid} is running in process {os.getpid()}")
+    only_error_line(code, err, f"run {rid} is running in process {os.getpid()}")
     # its process gone (a finished child's pid): --force is needed, and deletes it
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     db.execute("UPDATE runs SET pid=? WHERE id=?", [gone.pid, rid])
     code, out, err = run_cli("runs", "rm", rid, "--yes", "--db", workspace)
-    _one_line_error(code, err, f"run {rid} is marked running but its process {gone.pid} is gone")
+    only_error_line(code, err, f"run {rid} is marked running but its process {gone.pid} is gone")
     code, out, err = run_cli("runs", "rm", rid, "--yes", "--force", "--db", workspace)
     assert code == 0, err
     assert count_rows(workspace, "runs") == 2
@@ -433,7 +426,7 @@ def test_tensorboard_missing_is_one_line_with_the_install_hint(train_pair, works
     monkeypatch.setitem(sys.modules, "tensorboard", None)     # as if not installed
     code, out, err = run_cli("runs", "export-scalars", f"t{t1}", "--format", "tensorboard",
                              "-o", tmp_path / "tb", "--db", workspace)
-    _one_line_error(code, err, "pip install 're2llm-tui[tensorboard]'")
+    only_error_line(code, err, "pip install 're2llm-tui[tensorboard]'")
     assert not (tmp_path / "tb").exists()
 
 
@@ -447,13 +440,13 @@ def test_rm_training_run_refused_while_its_process_lives(workspace, run_cli):
         db = open_workspace(workspace)
         live = _train_run(db, 3, [(100, 0.1)], pid=proc.pid, status="running")
         code, out, err = run_cli("runs", "rm", f"t{live}", "--yes", "--db", workspace)
-        _one_line_error(code, err, f"training run t{live} is running")
+        only_error_line(code, err, f"training run t{live} is running")
         assert count_rows(workspace, "train_runs") == 1
     finally:
         proc.kill()
         proc.wait()
     code, out, err = run_cli("runs", "rm", f"t{live}", "--yes", "--db", workspace)
-    _one_line_error(code, err, f"training run t{live} is marked running but its process")
+    only_error_line(code, err, f"training run t{live} is marked running but its process")
     code, out, err = run_cli("runs", "rm", f"t{live}", "--yes", "--force", "--db", workspace)
     assert code == 0, err
     assert count_rows(workspace, "train_runs") == 0 and count_rows(workspace, "train_scalars") == 0
@@ -470,14 +463,14 @@ def test_runs_on_different_datasets_or_splits_are_refused(data_dir, tmp_path, wo
     m = _score(run_cli, data_dir, tmp_path / "m.txt", workspace, movies, _ranks_a,
                dataset="movies")
     code, out, err = run_cli("runs", "compare", g, m, "--db", workspace)
-    _one_line_error(code, err, "different datasets", "share no sessions")
+    only_error_line(code, err, "different datasets", "share no sessions")
     train = load_sessions("games", "train", data_dir)
     t = _score(run_cli, data_dir, tmp_path / "t.txt", workspace, train, _ranks_a,
                split="train")
     code, out, err = run_cli("runs", "compare", g, t, "--db", workspace, "--json")
-    _one_line_error(code, err, "share no scored session")
+    only_error_line(code, err, "share no scored session")
     code, out, err = run_cli("runs", "export", g, m, "--paired", "--db", workspace)
-    _one_line_error(code, err, "different datasets")
+    only_error_line(code, err, "different datasets")
 
 
 @pytest.mark.parametrize("args,needle", [
@@ -501,7 +494,7 @@ def test_runs_on_different_datasets_or_splits_are_refused(data_dir, tmp_path, wo
 ])
 def test_bad_input_is_one_line_and_exit_2(two_runs, workspace, run_cli, args, needle):
     code, out, err = run_cli("runs", *args, "--db", workspace)
-    _one_line_error(code, err, needle)
+    only_error_line(code, err, needle)
 
 
 def test_training_runs_in_compare_or_export_are_refused(two_runs, train_pair, workspace,
@@ -509,14 +502,14 @@ def test_training_runs_in_compare_or_export_are_refused(two_runs, train_pair, wo
     _, a, _b = two_runs
     t1, _ = train_pair
     code, out, err = run_cli("runs", "compare", a, f"t{t1}", "--db", workspace)
-    _one_line_error(code, err, "is a training run")
+    only_error_line(code, err, "is a training run")
     code, out, err = run_cli("runs", "export", f"t{t1}", "--db", workspace)
-    _one_line_error(code, err, "export-scalars")
+    only_error_line(code, err, "export-scalars")
 
 
 def test_missing_workspace_is_one_line(tmp_path, run_cli):
     code, out, err = run_cli("runs", "list", "--db", tmp_path / "none.sqlite")
-    _one_line_error(code, err, "workspace not found")
+    only_error_line(code, err, "workspace not found")
     assert not (tmp_path / "none.sqlite").exists()
 
 

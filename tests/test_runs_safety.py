@@ -13,10 +13,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import db_rows, wait_until
 from stub_server import StubServer
 
 HERE = Path(__file__).parent
@@ -31,24 +31,14 @@ def _cli(*args, env=None, **kw):
 
 
 def _rows(db, sql, args=()):
-    if not Path(db).exists():
-        return []
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)    # never creates the file
-    conn.row_factory = sqlite3.Row
     try:
-        return [dict(r) for r in conn.execute(sql, args)]
+        return db_rows(db, sql, args)
     except sqlite3.OperationalError:          # the job has not created its tables yet
         return []
-    finally:
-        conn.close()
 
 
-def _wait(cond, timeout=180.0, what=""):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+def _wait_first_item(db) -> None:
+    wait_until(lambda: _rows(db, "SELECT 1 FROM run_items"), what="the writer's first item")
 
 
 def _one_line(err: str, *needles: str) -> str:
@@ -77,7 +67,7 @@ def test_rm_force_never_deletes_a_run_a_live_process_writes(tmp_path, data_dir, 
     with StubServer(latency=0.5) as srv:
         writer = _recommend(srv, db, data_dir, 16)
         try:
-            _wait(lambda: _rows(db, "SELECT 1 FROM run_items"), what="the writer's first item")
+            _wait_first_item(db)
             run, = _rows(db, "SELECT id, status, pid FROM runs")
             assert run["status"] == "running" and run["pid"] == writer.pid
             code, _out, err = run_cli("runs", "rm", run["id"], "--force", "--yes", "--db", db)
@@ -105,7 +95,7 @@ def test_a_killed_writer_leaves_a_run_that_only_force_deletes(tmp_path, data_dir
     with StubServer(latency=0.4) as srv:
         writer = _recommend(srv, db, data_dir, 40)
         try:
-            _wait(lambda: _rows(db, "SELECT 1 FROM run_items"), what="the writer's first item")
+            _wait_first_item(db)
         finally:
             os.kill(writer.pid, signal.SIGKILL)
             writer.communicate(timeout=30)

@@ -11,25 +11,15 @@ and train, against loopback servers whose answers vary from one request to the n
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 
 import numpy as np
 import pytest
 
-from re2llm_tui.data.dataset import Dataset
+from conftest import db_rows, keep_hints_1_and_2
 from wire_servers import WireServer
 
 MODEL = "openai/gpt-5-mini"          # a reasoning model: its replies are samples
-
-
-def _rows(db, sql, args=()):
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(sql, args)]
-    finally:
-        conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -107,12 +97,12 @@ def test_recommend_samples_asks_each_request_n_times_and_reports_mean_and_spread
     assert sorted(answer.asked.values()) == [3] * len(movies)
     assert res["calls"] == 18 and res["cache_hits"] == 0 and res["samples"] == 3
     assert res2["calls"] == 0 and res2["cache_hits"] == 18
-    keys = _rows(workspace, "SELECT DISTINCT key FROM calls WHERE cached=0")
+    keys = db_rows(workspace, "SELECT DISTINCT key FROM calls WHERE cached=0")
     assert len(keys) == 18
     # every sample's outcome in the run item (sample 0 in its columns too); the samples of
     # a session are the server's three answers (which request got which is the client's
     # concurrency: compared as multisets)
-    items = _rows(workspace, "SELECT session_id, target_rank, samples FROM run_items")
+    items = db_rows(workspace, "SELECT session_id, target_rank, samples FROM run_items")
     by_id = {s.id: i for i, s in enumerate(movies)}
     got = {}
     for it in items:
@@ -134,7 +124,7 @@ def test_recommend_samples_asks_each_request_n_times_and_reports_mean_and_spread
     assert spread["sd"] == pytest.approx(statistics.stdev(per_sample), abs=1e-6)
     assert m["replies"] == 18
     assert res2["metrics"] == m                   # the rerun reads the same samples
-    params = json.loads(_rows(workspace, "SELECT params FROM runs")[0]["params"])
+    params = json.loads(db_rows(workspace, "SELECT params FROM runs")[0]["params"])
     assert params["samples"] == 3
     # the table: the spread under the CIs, row by row, and what it is
     flat = " ".join(out.split())
@@ -153,12 +143,12 @@ def test_sample_0_keeps_the_key_of_a_run_without_samples(workspace, data_dir, ru
     with WireServer("openai", answer_fn=answer) as srv:
         code, res, err = _recommend(run_cli, srv, workspace, data_dir, n=3)
         assert code == 0, err
-        keys_before = {r["key"] for r in _rows(workspace, "SELECT key FROM calls")}
+        keys_before = {r["key"] for r in db_rows(workspace, "SELECT key FROM calls")}
         code, res2, err = _recommend(run_cli, srv, workspace, data_dir, "--samples", "2", n=3)
         assert code == 0, err
     assert res["calls"] == 3 and "samples" not in res["metrics"]
     assert res2["calls"] == 3 and res2["cache_hits"] == 3
-    rows = _rows(workspace, "SELECT key, request FROM calls WHERE cached=0")
+    rows = db_rows(workspace, "SELECT key, request FROM calls WHERE cached=0")
     sample0 = {r["key"] for r in rows if "sample" not in json.loads(r["request"])["decoding"]}
     sample1 = {r["key"] for r in rows if json.loads(r["request"])["decoding"].get("sample") == 1}
     assert sample0 == keys_before and len(sample1) == 3
@@ -236,13 +226,10 @@ def _varying_effects(sessions, ranks_of):
 
 @pytest.fixture
 def two_hint_kb(workspace):
-    from re2llm_tui.kb import store as kb
     from re2llm_tui.store.workspace import open_workspace
 
     db = open_workspace(workspace)
-    _, actions = kb.KnowledgeBase(db, Dataset.resolve("games")).actions()
-    kb.KnowledgeBase(db, Dataset.resolve("games")).reject([h for h, _ in actions if h not in (0, 1, 2)])
-    _, actions = kb.KnowledgeBase(db, Dataset.resolve("games")).actions()
+    actions = keep_hints_1_and_2(db)
     db.conn.close()
     return actions
 
@@ -275,9 +262,9 @@ def test_evaluate_samples_reports_the_mean_over_samples_and_the_spread(
     want = sum(ndcg_at(r, 10) for pair in table[""] for r in pair) / 6
     assert no_hint["ndcg@10"] == pytest.approx(want, abs=1e-6)
     # the spread is that of the per-sample values of the stored samples
-    runs = _rows(workspace, "SELECT id, params FROM runs WHERE name LIKE '%: no hint'")
-    items = _rows(workspace, "SELECT session_id, target_rank, samples FROM run_items "
-                             "WHERE run_id=?", [runs[0]["id"]])
+    runs = db_rows(workspace, "SELECT id, params FROM runs WHERE name LIKE '%: no hint'")
+    items = db_rows(workspace, "SELECT session_id, target_rank, samples FROM run_items "
+                               "WHERE run_id=?", [runs[0]["id"]])
     per = {it["session_id"]: [p["target_rank"] for p in json.loads(it["samples"])]
            for it in items}
     for sid, ranks in per.items():
@@ -293,8 +280,8 @@ def test_evaluate_samples_reports_the_mean_over_samples_and_the_spread(
             for i in range(3)]
     assert oracle["ndcg@10"] == pytest.approx(sum(best) / 3, abs=1e-6)
     # the reward table holds the mean of the samples, under its own context
-    outcomes = _rows(workspace, "SELECT context, session_id, hint_key, ndcg, samples "
-                                "FROM reward_outcomes")
+    outcomes = db_rows(workspace, "SELECT context, session_id, hint_key, ndcg, samples "
+                                  "FROM reward_outcomes")
     assert len(outcomes) == 9 and all(o["context"].endswith("|samples=2") for o in outcomes)
     for o in outcomes:
         ranks = [p["target_rank"] for p in json.loads(o["samples"])]
@@ -330,7 +317,7 @@ def test_train_samples_averages_n_samples_per_outcome(workspace, data_dir, run_c
     assert code == 0, err
     summary = json.loads(out)
     assert summary["llm_calls"] == 4 * 3 * 2 and summary["status"] == "done"
-    outcomes = _rows(workspace, "SELECT context, hint_key, ndcg, samples FROM reward_outcomes")
+    outcomes = db_rows(workspace, "SELECT context, hint_key, ndcg, samples FROM reward_outcomes")
     assert len(outcomes) == 12
     mean = {"": (ndcg_at(6, 10) + ndcg_at(2, 10)) / 2}
     for o in outcomes:
@@ -339,7 +326,7 @@ def test_train_samples_averages_n_samples_per_outcome(workspace, data_dir, run_c
         assert o["ndcg"] == pytest.approx(sum(ndcg_at(r, 10) for r in ranks) / 2)
         if o["hint_key"] == "":
             assert o["ndcg"] == pytest.approx(mean[""])
-    config = json.loads(_rows(workspace, "SELECT config FROM train_runs")[0]["config"])
+    config = json.loads(db_rows(workspace, "SELECT config FROM train_runs")[0]["config"])
     assert config["samples"] == 2
     # the same command again: every outcome stored, nothing sent
     code, out, err = run_cli(*base, "--samples", "2")
@@ -350,8 +337,8 @@ def test_train_samples_averages_n_samples_per_outcome(workspace, data_dir, run_c
     code, out, err = run_cli(*base)
     assert code == 0, err
     assert json.loads(out)["llm_calls"] == 0
-    single = _rows(workspace, "SELECT context, samples FROM reward_outcomes "
-                              "WHERE context NOT LIKE '%samples=%'")
+    single = db_rows(workspace, "SELECT context, samples FROM reward_outcomes "
+                                "WHERE context NOT LIKE '%samples=%'")
     assert len(single) == 12 and all(o["samples"] is None for o in single)
 
 

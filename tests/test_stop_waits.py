@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import cmdline
 from stub_server import StubServer
 
 from re2llm_tui.control import Control, StopRequested
@@ -66,14 +67,6 @@ def _children(pid: int) -> list[int]:
             if int(fields[1]) == pid and fields[0] != b"Z":
                 out.append(int(entry))
     return out
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read()
-    except OSError:
-        return b""
 
 
 def _gone(pid: int) -> bool:
@@ -202,7 +195,7 @@ def test_sigterm_while_client_procs_start_ends_them_at_once(tmp_path, data_dir):
             deadline = time.monotonic() + 120
             kids: list[int] = []
             while time.monotonic() < deadline and len(
-                    [k for k in kids if b"spawn_main" in _cmdline(k)]) < 2:
+                    [k for k in kids if b"spawn_main" in cmdline(k)]) < 2:
                 kids = _children(proc.pid)
                 time.sleep(0.02)
             assert sum(server.requests.values()) == 0   # still starting

@@ -18,6 +18,7 @@ import sys
 import time
 
 import pytest
+from conftest import cmdline
 from test_tui_tmux import Tmux, pytestmark  # noqa: F401 - skips without tmux
 from tui_snapshot_app import build_workspace
 
@@ -70,7 +71,7 @@ def _start_training(tmp_path, data_dir):
     deadline = time.monotonic() + 60
     jobs: set[int] = set()
     while time.monotonic() < deadline:
-        jobs = {p for p in _descendants(app_pid) if b"spawn_main" in _cmdline(p)}
+        jobs = {p for p in _descendants(app_pid) if b"spawn_main" in cmdline(p)}
         if jobs:
             break
         time.sleep(0.3)
@@ -78,14 +79,6 @@ def _start_training(tmp_path, data_dir):
     time.sleep(3)
     assert _alive(app_pid)
     return tmux, app_pid, {app_pid} | _descendants(app_pid)
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read()
-    except OSError:
-        return b""
 
 
 def _wait_gone(pids: set[int], timeout: float) -> set[int]:

@@ -140,3 +140,29 @@ def decoding_options(reasoning_effort: str | None, reasoning: bool | None,
     declared = {k: v for k, v in (("reasoning", reasoning), ("no_temperature", no_temperature))
                 if v is not None}
     return {"reasoning_effort": use_effort(reasoning_effort), "declared": declared or None}
+
+
+def command_client(db, *, api_base, transport, max_reply_bytes, **options):
+    """The LLM client of a command with ``--api-base``, ``--transport`` and
+    ``--max-reply-bytes``: the last two checked (one line) and made this process's settings,
+    which the processes it spawns read; ``options`` are LLMClient's other arguments."""
+    from re2llm_tui.llm.client import LLMClient
+    from re2llm_tui.llm.replies import use_max_reply_bytes
+    from re2llm_tui.llm.transport import use_transport
+
+    max_reply_bytes = use_max_reply_bytes(max_reply_bytes)
+    return LLMClient(db, api_bases=tuple(api_base or ()), transport=use_transport(transport),
+                     max_reply_bytes=max_reply_bytes, **options)
+
+
+def print_estimate(est, as_json: bool) -> None:
+    """A ``--dry-run``'s :class:`~re2llm_tui.costs.preflight.Estimate` on stdout: a table, or
+    JSON."""
+    if as_json:
+        import json
+
+        print(json.dumps(est.as_dict()))
+    else:
+        from re2llm_tui.costs import dry_run
+
+        dry_run.print_estimate(est, console())

@@ -34,6 +34,7 @@ from re2llm_tui.cli.common import (
     ReasoningEffortOption,
     ReasoningOption,
     decoding_options,
+    print_estimate,
 )
 from re2llm_tui.safe_text import escape
 
@@ -194,10 +195,7 @@ def _dry_run(sessions, dset, *, db, model, api_base, concurrency, method, hint, 
                                 hint=hint_text, workers=workers, samples=samples)
     finally:
         client.close()
-    if as_json:
-        print(json.dumps(est.as_dict()))
-    else:
-        dry_run.print_estimate(est, console())
+    print_estimate(est, as_json)
 
 
 def _run_with_progress(sessions, client, err, *, quiet: bool, **kw):

@@ -28,11 +28,13 @@ from re2llm_tui.cli.common import (
     SamplesOption,
     SplitOption,
     TransportOption,
+    command_client,
     console,
     NoTemperatureOption,
     ReasoningEffortOption,
     ReasoningOption,
     decoding_options,
+    print_estimate,
 )
 from re2llm_tui.safe_text import escape, text
 
@@ -96,7 +98,6 @@ def register(app: typer.Typer) -> None:
         """
         from re2llm_tui.data.release import canonical_domain
         from re2llm_tui.errors import UserError
-        from re2llm_tui.llm.client import LLMClient
         from re2llm_tui.llm.parsing import check_rank_by
         from re2llm_tui.utilization.training import TrainSpec
 
@@ -128,13 +129,9 @@ def register(app: typer.Typer) -> None:
             print_dry_run(plan, db=spec.db_path, model=model, api_base=api_base,
                           concurrency=concurrency, as_json=as_json, **decoding)
             return
-        from re2llm_tui.llm.replies import use_max_reply_bytes
-        from re2llm_tui.llm.transport import use_transport
-
-        use_max_reply_bytes(max_reply_bytes)   # this process and the ones it spawns
-        client = LLMClient(spec.db_path, model=model, api_bases=spec.api_bases,
-                           concurrency=concurrency, max_cost=max_cost, max_calls=max_calls,
-                           transport=use_transport(transport), **decoding)
+        client = command_client(spec.db_path, model=model, api_base=api_base,
+                                concurrency=concurrency, max_cost=max_cost, max_calls=max_calls,
+                                transport=transport, max_reply_bytes=max_reply_bytes, **decoding)
         client.check()  # bad model / key / --api-base: one line, before any work
         spec.workers = default_workers(workers, client, client_procs)
         err = console(stderr=True)
@@ -208,7 +205,6 @@ def register(app: typer.Typer) -> None:
         from re2llm_tui.data.release import SPLITS
         from re2llm_tui.errors import UserError
         from re2llm_tui.evaluation.compare import check_permutations, check_samples, evaluate
-        from re2llm_tui.llm.client import LLMClient
         from re2llm_tui.llm.parsing import check_rank_by
         from re2llm_tui.store.workspace import open_workspace
 
@@ -250,13 +246,9 @@ def register(app: typer.Typer) -> None:
                   "evaluate --content-only --dry-run: 0 LLM calls (the content ranker uses no "
                   "LLM), $0")
             return
-        from re2llm_tui.llm.replies import use_max_reply_bytes
-        from re2llm_tui.llm.transport import use_transport
-
-        use_max_reply_bytes(max_reply_bytes)   # this process and the ones it spawns
-        client = LLMClient(db, model=model, api_bases=api_base or (), concurrency=concurrency,
-                           max_cost=max_cost, max_calls=max_calls,
-                           transport=use_transport(transport), **decoding)
+        client = command_client(db, model=model, api_base=api_base, concurrency=concurrency,
+                                max_cost=max_cost, max_calls=max_calls, transport=transport,
+                                max_reply_bytes=max_reply_bytes, **decoding)
         if not content_only:
             client.check()
         err = console(stderr=True)
@@ -350,7 +342,6 @@ def print_dry_run(plan, *, db, model, api_base, concurrency, as_json: bool,
                   **decoding) -> None:
     """``--dry-run`` of a command: ``plan(client, db)`` gives the
     :class:`~re2llm_tui.costs.preflight.Estimate`, printed as a table (or JSON)."""
-    from re2llm_tui.costs import dry_run
     from re2llm_tui.costs.dry_run import dry_client
 
     client = dry_client(db, model=model, api_bases=api_base or (), concurrency=concurrency,
@@ -359,10 +350,7 @@ def print_dry_run(plan, *, db, model, api_base, concurrency, as_json: bool,
         est = plan(client, client.workspace())
     finally:
         client.close()
-    if as_json:
-        print(json.dumps(est.as_dict()))
-    else:
-        dry_run.print_estimate(est, console())
+    print_estimate(est, as_json)
 
 
 def _print_summary(s, con, saved=None) -> None:

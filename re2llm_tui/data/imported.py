@@ -120,6 +120,25 @@ WHOLE_LIMIT = 256 * MIB
 #: rows written to SQLite at a time
 _BATCH = 20_000
 
+
+class _Inserts:
+    """Rows for one ``INSERT`` statement, sent ``_BATCH`` at a time (bounded memory)."""
+
+    def __init__(self, conn: sqlite3.Connection, sql: str) -> None:
+        self.conn, self.sql = conn, sql
+        self.rows: list[tuple] = []
+
+    def add(self, row: tuple) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= _BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the rows not sent yet."""
+        if self.rows:
+            self.conn.executemany(self.sql, self.rows)
+            self.rows.clear()
+
 _ID_KEYS = ("id", "item_id", "itemid", "item", "movie_id", "movieid", "asin", "product_id",
             "productid", "book_id", "bookid", "isbn")
 _TITLE_KEYS = ("title", "name", "item_title", "item_name", "movie_title", "product_name",
@@ -589,7 +608,7 @@ def sessions_from_log(path: Path, scratch: sqlite3.Connection,
     what = "session" if by_session else "user"
     scratch.execute("CREATE TABLE log (user TEXT, ts REAL, ord INTEGER, day TEXT, "
                     "item TEXT, line INTEGER)")
-    batch: list[tuple] = []
+    log = _Inserts(scratch, "INSERT INTO log VALUES (?,?,?,?,?,?)")
     n_rows = 0
     for order, (n, fields) in enumerate(rows):
         if len(fields) < width:
@@ -599,13 +618,9 @@ def sessions_from_log(path: Path, scratch: sqlite3.Connection,
             raise DataError(f"{path} line {n}: empty {what}")
         where = f"{path} line {n}"
         ts, day = _parse_time(fields[t_col], where)
-        batch.append((user, ts, order, day, _item_id(fields[i_col], where), n))
+        log.add((user, ts, order, day, _item_id(fields[i_col], where), n))
         n_rows += 1
-        if len(batch) >= _BATCH:
-            scratch.executemany("INSERT INTO log VALUES (?,?,?,?,?,?)", batch)
-            batch.clear()
-    if batch:
-        scratch.executemany("INSERT INTO log VALUES (?,?,?,?,?,?)", batch)
+    log.flush()
     cur = scratch.execute(
         "SELECT user, ts, day, item, line FROM (SELECT *, MIN(ord) OVER (PARTITION BY user) "
         "AS first FROM log) ORDER BY first, ts, ord")
@@ -897,7 +912,7 @@ def _stage(raw: Iterator[RawSession], scratch: sqlite3.Connection, items: dict[s
                     "target TEXT, candidates TEXT, split TEXT, user TEXT)")
     used: set[str] = set()
     unknown: dict[str, str] = {}
-    batch: list[tuple] = []
+    raw_rows = _Inserts(scratch, "INSERT INTO raw VALUES (?,?,?,?,?,?,?)")
     n = free = 0
     for s in raw:
         ids = {*s.history, s.target, *(s.candidates or ())}
@@ -907,14 +922,10 @@ def _stage(raw: Iterator[RawSession], scratch: sqlite3.Connection, items: dict[s
                 if i in missing and i not in unknown:
                     unknown[i] = s.where
         free += s.split is None
-        batch.append((n, s.where, _dumps(s.history), s.target,
+        raw_rows.add((n, s.where, _dumps(s.history), s.target,
                       None if s.candidates is None else _dumps(s.candidates), s.split, s.user))
         n += 1
-        if len(batch) >= _BATCH:
-            scratch.executemany("INSERT INTO raw VALUES (?,?,?,?,?,?,?)", batch)
-            batch.clear()
-    if batch:
-        scratch.executemany("INSERT INTO raw VALUES (?,?,?,?,?,?,?)", batch)
+    raw_rows.flush()
     if unknown:
         first, where = next(iter(unknown.items()))
         more = f" and {len(unknown) - 1} more" if len(unknown) > 1 else ""
@@ -955,7 +966,7 @@ def _build(folder: Path, raw: Iterator[RawSession], items: dict[str, Item], item
         usage: Counter[str] = Counter()           # id -> uses, in first-use order
         free_k = 0
         digester = store.Digester(folder, SPLITS)
-        batch: list[tuple] = []
+        session_rows = _Inserts(db, "INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?)")
         name_from, name_to = str(sessions_path), sessions_path.name
         for k, s in enumerate(_staged(scratch)):
             cands = complete(s)          # s.candidates itself when kept as given
@@ -973,33 +984,25 @@ def _build(folder: Path, raw: Iterator[RawSession], items: dict[str, Item], item
             if cands_json is None or cands is not s.candidates:
                 cands_json = _dumps(cands)         # drawn or repaired: written anew
             source = s.where.replace(name_from, name_to, 1)
-            batch.append((k, split, index[split], hist_json, s.target, cands_json,
-                          target_index, source, s.user))
+            session_rows.add((k, split, index[split], hist_json, s.target, cands_json,
+                              target_index, source, s.user))
             digester.row(split, index[split], hist_json, s.target, cands, cands_json, source,
                          s.user)
             index[split] += 1
-            if len(batch) >= _BATCH:
-                db.executemany("INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?)", batch)
-                batch.clear()
-        if batch:
-            db.executemany("INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?)", batch)
+        session_rows.flush()
         scratch.close()
         scratch = None
         scratch_path.unlink()
         by_title: dict[str, int] = defaultdict(int)
         with_attributes = 0
-        rows = []
+        item_rows = _Inserts(db, "INSERT INTO items VALUES (?,?,?,?,?,?)")
         for ord_, (i, uses) in enumerate(usage.items()):
             it = items[i]
             by_title[it.title] += 1
             with_attributes += it.text != it.title
-            rows.append((ord_, i, it.title, it.text, int(it.text != it.title), uses))
+            item_rows.add((ord_, i, it.title, it.text, int(it.text != it.title), uses))
             digester.item(i, it.title, it.text, it.text != it.title)
-            if len(rows) >= _BATCH:
-                db.executemany("INSERT INTO items VALUES (?,?,?,?,?,?)", rows)
-                rows.clear()
-        if rows:
-            db.executemany("INSERT INTO items VALUES (?,?,?,?,?,?)", rows)
+        item_rows.flush()
         store.finish(db)
         db.close()
         result.digests = digester.result()

@@ -90,29 +90,29 @@ def _json(value, default):
 
 # --------------------------------------------------------------------------- output runs
 
+def _by_run(db, select: str, run_ids: list[int] | None) -> dict[int, dict]:
+    """The rows of ``select`` (up to its FROM clause) grouped by ``run_id``: of ``run_ids``
+    only (None: of every run)."""
+    if run_ids is None:
+        where, args = "run_id IS NOT NULL", []
+    else:
+        where, args = f"run_id IN ({', '.join('?' for _ in run_ids)})", list(run_ids)
+    return {r["run_id"]: r for r in db.query(f"{select} WHERE {where} GROUP BY run_id", args)}
+
+
 def _call_stats(db, run_ids: list[int] | None = None) -> dict[int, dict]:
-    sql = ("SELECT run_id, COUNT(*) AS calls, SUM(cached) AS cached_calls, "
-           "SUM(status='failed') AS failed_calls, SUM(cost) AS cost, "
-           "SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens, "
-           "SUM(reasoning_tokens) AS reasoning_tokens "
-           "FROM calls WHERE run_id IS NOT NULL")
-    args: list = []
-    if run_ids is not None:
-        sql += f" AND run_id IN ({', '.join('?' for _ in run_ids)})"
-        args = list(run_ids)
-    return {r["run_id"]: r for r in db.query(sql + " GROUP BY run_id", args)}
+    return _by_run(db, "SELECT run_id, COUNT(*) AS calls, SUM(cached) AS cached_calls, "
+                       "SUM(status='failed') AS failed_calls, SUM(cost) AS cost, "
+                       "SUM(prompt_tokens) AS prompt_tokens, "
+                       "SUM(completion_tokens) AS completion_tokens, "
+                       "SUM(reasoning_tokens) AS reasoning_tokens FROM calls", run_ids)
 
 
 def _item_stats(db, run_ids: list[int] | None = None) -> dict[int, dict]:
-    sql = ("SELECT run_id, COUNT(*) AS sessions, "
-           "SUM(error IS NULL AND label_ok=1) AS scored, "
-           "SUM(error IS NOT NULL AND label_ok=1) AS failed, "
-           "SUM(label_ok=0) AS label_mismatches FROM run_items")
-    args: list = []
-    if run_ids is not None:
-        sql += f" WHERE run_id IN ({', '.join('?' for _ in run_ids)})"
-        args = list(run_ids)
-    return {r["run_id"]: r for r in db.query(sql + " GROUP BY run_id", args)}
+    return _by_run(db, "SELECT run_id, COUNT(*) AS sessions, "
+                       "SUM(error IS NULL AND label_ok=1) AS scored, "
+                       "SUM(error IS NOT NULL AND label_ok=1) AS failed, "
+                       "SUM(label_ok=0) AS label_mismatches FROM run_items", run_ids)
 
 
 def _output_record(row: dict, items: dict | None, calls: dict | None) -> dict:
