@@ -29,6 +29,7 @@ from re2llm_tui.cli.common import (
     SplitOption,
     TimeoutOption,
     TransportOption,
+    command_client,
     console,
     NoTemperatureOption,
     ReasoningEffortOption,
@@ -80,7 +81,6 @@ def register(app: typer.Typer) -> None:
         from re2llm_tui.data.dataset import Dataset
         from re2llm_tui.errors import UserError
         from re2llm_tui.evaluation.metrics import format_table, to_json
-        from re2llm_tui.llm.client import LLMClient
         from re2llm_tui.llm.parsing import check_rank_by
 
         from re2llm_tui.evaluation.recommend import check_samples
@@ -102,15 +102,13 @@ def register(app: typer.Typer) -> None:
                      samples=samples, **decoding)
             return
         from re2llm_tui.runtime.client_procs import check_client_procs
-        from re2llm_tui.llm.replies import use_max_reply_bytes
-        from re2llm_tui.llm.transport import use_transport
 
         procs = check_client_procs(client_procs)
-        client = LLMClient(db, model=model, api_bases=api_base or (), concurrency=concurrency,
-                           timeout=timeout, max_retries=retries, max_cost=max_cost,
-                           max_calls=max_calls, rank_method=method,
-                           transport=use_transport(transport),
-                           max_reply_bytes=use_max_reply_bytes(max_reply_bytes), **decoding)
+        client = command_client(db, api_base=api_base, transport=transport,
+                                max_reply_bytes=max_reply_bytes, model=model,
+                                concurrency=concurrency, timeout=timeout, max_retries=retries,
+                                max_cost=max_cost, max_calls=max_calls, rank_method=method,
+                                **decoding)
         from re2llm_tui.kb import KnowledgeBase
 
         hint_text = hint if hint_id is None else \
