@@ -49,10 +49,14 @@ def export_cmd(dataset: str = DatasetOption,
                                                    help="only this model's outcomes"),
                context: Optional[str] = typer.Option(None, "--context",
                                                      help="only this context's outcomes"),
+               split: str = typer.Option("all", "--split", "-s",
+                                         help="only the outcomes of this split's sessions: "
+                                              "train, test or all (a raw dump: all)"),
                db: Optional[Path] = DbOption,
                data_dir: Optional[Path] = DataDirOption) -> None:
-    """Write the reward table long-form: a row per (session, action) with the hint text,
-    NDCG@10 with and without the hint, the reward, the model and the context."""
+    """Write the reward table long-form: a row per (session, action) with the session's
+    split, the hint text, NDCG@10 with and without the hint, the reward, the model and the
+    context."""
     from re2llm_tui.errors import UserError
     from re2llm_tui.kb import KnowledgeBase, evidence
     from re2llm_tui.safe_files import atomic_write, check_target
@@ -60,6 +64,8 @@ def export_cmd(dataset: str = DatasetOption,
 
     if fmt not in FORMATS:
         raise UserError(f"--format must be csv or jsonl (got {fmt!r})")
+    if split not in evidence.EVIDENCE_SPLITS:
+        raise UserError(f"--split must be train, test or all (got {split!r})")
     if output is not None and str(output) != "-":
         check_target(output, workspace_path(db), what="--output")
     from re2llm_tui.data.dataset import Dataset
@@ -67,7 +73,7 @@ def export_cmd(dataset: str = DatasetOption,
     ds = Dataset.resolve(dataset, data_dir)
     kbh = KnowledgeBase(open_workspace(db, create=False), ds)
     text = _render(evidence.long_form(kbh.db, kbh.name, kbh.hints(), model=model,
-                                      context=context), fmt)
+                                      context=context, split=split), fmt)
     if output is None or str(output) == "-":
         sys.stdout.write(text)
         return

@@ -106,16 +106,23 @@ class EvalResult:
         return json.dumps(self.as_dict(), indent=2)
 
     def to_csv(self) -> str:
+        """One row per policy; with ``--samples N`` the between-sample spread follows the
+        metrics (``samples``, ``<metric>_sd`` / ``_min`` / ``_max``; empty for the content
+        ranker, which has no samples)."""
+        from re2llm_tui.evaluation.metrics import has_spread, spread_columns, spread_values
         from re2llm_tui.safe_files import spreadsheet_cell
 
+        sampled = has_spread(self.rows.values())
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(["policy", "n"] + [c for m in EXPORT_METRICS for c in (m, f"{m}_lo", f"{m}_hi")]
+                   + (spread_columns() if sampled else [])
                    + ["d_ndcg@10", "d_lo", "d_hi", "p"] + list(VALIDITY_COLUMNS))
         for name, s in self.rows.items():
             p = self.paired.get(name)
             w.writerow([spreadsheet_cell(name), s["n"]]
                        + [f"{v:.6f}" for m in EXPORT_METRICS for v in (s[m], *s["ci"][m])]
+                       + (spread_values(s, "{:.6f}".format) if sampled else [])
                        + ([f"{p['diff']:.6f}", f"{p['lo']:.6f}", f"{p['hi']:.6f}", f"{p['p']:.4f}"]
                           if p else ["", "", "", ""])
                        + [_plain(s.get(c)) for c in VALIDITY_COLUMNS])
@@ -136,12 +143,26 @@ class EvalResult:
         lines.append("")
         lines.append("95% bootstrap confidence intervals in brackets; Δ is the paired bootstrap "
                      "difference on the same sessions.")
+        lines.extend(self._markdown_spread())
         if self.order is not None:
             lines.append("")
             lines.extend(self.order.lines())
         for note in self.notes:
             lines.append(f"- {note}")
         return "\n".join(lines) + "\n"
+
+    def _markdown_spread(self) -> list[str]:
+        """The between-sample spread under the Markdown table, as the CLI shows it under
+        its table (nothing when no row has samples)."""
+        from re2llm_tui.evaluation.metrics import SPREAD_CAPTION, SPREAD_TITLE, spread_cells
+
+        rows = {name: s for name, s in self.rows.items() if s.get("spread")}
+        if not rows:
+            return []
+        head = ["policy", "samples"] + [m.upper() for m in EXPORT_METRICS]
+        lines = ["", SPREAD_TITLE, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join([name, *spread_cells(s)]) + " |" for name, s in rows.items()]
+        return lines + ["", SPREAD_CAPTION + " (min and max: the .csv and .json exports)."]
 
     def export(self, path: str | Path, workspace=None) -> Path:
         """Write ``.md``, ``.csv`` or ``.json`` by the file's extension (atomically; never

@@ -182,6 +182,41 @@ def to_json(summary: dict) -> dict:
 
 
 
+#: the statistics of the between-sample spread, per metric (``spread.<metric>.<stat>``)
+SPREAD_STATS = ("sd", "min", "max")
+#: the title and caption of the between-sample spread under a metric table: the CLI's table
+#: and the Markdown / LaTeX exports say the same
+SPREAD_TITLE = "between-sample spread: sd of each metric over the samples"
+SPREAD_CAPTION = ("each metric computed per sample, then the standard deviation of those N "
+                  "values: beside the CIs above, it tells a hint's effect from sampling noise")
+
+
+def has_spread(summaries: Iterable[dict | None]) -> bool:
+    """Some summary is of sampled outcomes (``--samples N``: it carries ``spread``)."""
+    return any(s and s.get("spread") for s in summaries)
+
+
+def spread_columns() -> list[str]:
+    """The export columns of the between-sample spread: ``samples``, then
+    ``<metric>_sd``, ``<metric>_min``, ``<metric>_max`` per metric."""
+    return ["samples", *(f"{m}_{k}" for m in METRICS for k in SPREAD_STATS)]
+
+
+def spread_values(summary: dict | None, fmt=lambda v: v) -> list:
+    """The :func:`spread_columns` of ``summary``: N and every statistic (through ``fmt``),
+    or ``""`` in each for a summary without samples."""
+    if not summary or not summary.get("spread"):
+        return [""] * len(spread_columns())
+    return [summary.get("samples"), *(fmt(summary["spread"][m][k]) for m in METRICS
+                                      for k in SPREAD_STATS)]
+
+
+def spread_cells(summary: dict) -> list[str]:
+    """The table cells of a sampled summary's spread: N, then each metric's sd."""
+    return [str(summary.get("samples")), *(f"{summary['spread'][m]['sd']:.3f}"
+                                           for m in METRICS)]
+
+
 def validity_cells(summary: dict) -> list[str]:
     """The table cells of the validity keys: valid %, hallucinations per reply, short replies
     ("—" where there are no replies)."""
@@ -314,17 +349,13 @@ class MetricTable:
         rows = {name: s for name, s in self.rows.items() if s.get("spread")}
         if not rows:
             return None
-        table = Table(title="between-sample spread: sd of each metric over the samples",
-                      caption="each metric computed per sample, then the standard deviation "
-                              "of those N values: beside the CIs above, it tells a hint's "
-                              "effect from sampling noise (min and max: --json)")
+        table = Table(title=SPREAD_TITLE, caption=SPREAD_CAPTION + " (min and max: --json)")
         table.add_column("run / policy", style="bold", overflow="fold")
         table.add_column("samples", justify="right")
         for m in METRICS:
             table.add_column(m.upper(), justify="right")
         for name, s in rows.items():
-            table.add_row(text(name, oneline=True), str(s.get("samples")),
-                          *(f"{s['spread'][m]['sd']:.3f}" for m in METRICS))
+            table.add_row(text(name, oneline=True), *spread_cells(s))
         return table
 
     def __rich_console__(self, console, options):

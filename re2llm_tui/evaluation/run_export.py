@@ -21,7 +21,15 @@ from pathlib import Path
 
 from re2llm_tui.errors import UserError
 from re2llm_tui.safe_files import atomic_write, check_target, check_target_dir, spreadsheet_row
-from re2llm_tui.evaluation.metrics import METRICS
+from re2llm_tui.evaluation.metrics import (
+    METRICS,
+    SPREAD_CAPTION,
+    SPREAD_TITLE,
+    has_spread,
+    spread_cells,
+    spread_columns,
+    spread_values,
+)
 
 EXPORT_FORMATS = ("csv", "md", "latex")
 SCALAR_FORMATS = ("csv", "tensorboard")
@@ -44,23 +52,34 @@ def _num(v, places: int = 6):
     return "" if v is None else round(float(v), places)
 
 
+def _summary(rec: dict, comparison) -> dict | None:
+    """The metrics a run is exported with: over the shared sessions with a comparison, else
+    the stored ones."""
+    if comparison is not None:
+        return comparison.rows[comparison.labels[rec["ref"]]]
+    return rec.get("metrics")
+
+
 def export_rows(records: list[dict], comparison=None) -> tuple[list[str], list[list]]:
-    """Header and one row per run, values as numbers or strings (``""`` where absent)."""
+    """Header and one row per run, values as numbers or strings (``""`` where absent).
+
+    When a run has samples (``--samples N``), the between-sample spread follows the
+    metrics: ``samples`` and ``<metric>_sd`` / ``_min`` / ``_max`` (``""`` for a run
+    without samples); with no such run the columns are as before."""
+    sampled = has_spread(_summary(rec, comparison) for rec in records)
     heads = ["run", "name", "kind", "dataset", "split", "model", "prompt_version",
              "kb_version", "n"]
     for m in METRICS:
         heads += [m, f"{m}_lo", f"{m}_hi"]
+    if sampled:
+        heads += spread_columns()
     if comparison is not None:
         mt = comparison.metric
         heads += ["dropped", f"diff_{mt}", f"diff_{mt}_lo", f"diff_{mt}_hi", f"diff_{mt}_p"]
     heads += ["failed", "failed_calls", "cost_usd", "created_at", "status"]
     rows = []
     for rec in records:
-        if comparison is not None:
-            label = comparison.labels[rec["ref"]]
-            summary = comparison.rows[label]
-        else:
-            summary = rec.get("metrics")
+        summary = _summary(rec, comparison)
         row = [rec["ref"], rec["name"], rec["kind"], rec["dataset"], rec["split"],
                rec.get("model") or "", rec.get("prompt_version") or "",
                rec.get("kb_version") or "",
@@ -71,6 +90,8 @@ def export_rows(records: list[dict], comparison=None) -> tuple[list[str], list[l
                 row += [_num(summary[m]), _num(lo), _num(hi)]
             else:
                 row += ["", "", ""]
+        if sampled:
+            row += spread_values(summary, _num)
         if comparison is not None:
             p = comparison.paired.get(comparison.labels[rec["ref"]])
             row += [comparison.dropped[rec["ref"]]]
@@ -103,8 +124,7 @@ def _display_rows(records, comparison):
     heads += ["failed", "cost $"]
     rows = []
     for rec in records:
-        summary = comparison.rows[comparison.labels[rec["ref"]]] if comparison is not None \
-            else rec.get("metrics")
+        summary = _summary(rec, comparison)
         n = summary["n"] if summary else rec.get("n")
         row = [rec["ref"], rec["name"], rec["kind"], f"{rec['dataset']}/{rec['split']}",
                rec.get("model") or "—", "—" if n is None else str(n),
@@ -114,6 +134,21 @@ def _display_rows(records, comparison):
         row += [str(rec.get("failed", 0)), f"{float(rec.get('cost') or 0):.4f}"]
         rows.append(row)
     return heads, rows
+
+
+def _spread_rows(records, comparison):
+    """The between-sample spread as the CLI shows it under its table (``samples`` and each
+    metric's sd), one row per run with samples; None when no run has samples."""
+    sampled = [(rec, _summary(rec, comparison)) for rec in records]
+    sampled = [(rec, s) for rec, s in sampled if s and s.get("spread")]
+    if not sampled:
+        return None
+    heads = ["run", "name", "samples", *(m.upper() for m in METRICS)]
+    return heads, [[rec["ref"], rec["name"], *spread_cells(s)] for rec, s in sampled]
+
+
+#: how the exported spread tables name where the min and max are
+SPREAD_MINMAX = " (min and max: the CSV export)"
 
 
 def _md_cell(value) -> str:
@@ -155,18 +190,35 @@ def export_table(records: list[dict], fmt: str, comparison=None) -> str:
                                        for c in row))
         return buf.getvalue()
     heads, rows = _display_rows(records, comparison)
+    spread = _spread_rows(records, comparison)
     if fmt == "md":
-        lines = ["| " + " | ".join(_md_cell(h) for h in heads) + " |",
-                 "|" + "|".join("---" if i < 5 else "---:" for i in range(len(heads))) + "|"]
-        lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+        lines = _md_table(heads, rows, 5)
+        if spread is not None:      # under the table, as the CLI shows it
+            lines += ["", _md_cell(SPREAD_TITLE), "", *_md_table(*spread, 2), "",
+                      _md_cell(SPREAD_CAPTION + SPREAD_MINMAX)]
         return "\n".join(lines) + "\n"
-    spec = "l" * 5 + "r" * (len(heads) - 5)
-    lines = [r"% booktabs: \usepackage{booktabs}", r"\begin{tabular}{" + spec + "}",
-             r"\toprule",
+    lines = [r"% booktabs: \usepackage{booktabs}", *_latex_table(heads, rows, 5)]
+    if spread is not None:
+        lines += [r"\par\medskip\noindent " + latex_escape(SPREAD_TITLE) + r"\par",
+                  *_latex_table(*spread, 2),
+                  r"\par\noindent " + latex_escape(SPREAD_CAPTION + SPREAD_MINMAX) + r"\par"]
+    return "\n".join(lines) + "\n"
+
+
+def _md_table(heads: list, rows: list[list], left: int) -> list[str]:
+    """A GitHub Markdown table, its first ``left`` columns left-aligned, the rest right."""
+    lines = ["| " + " | ".join(_md_cell(h) for h in heads) + " |",
+             "|" + "|".join("---" if i < left else "---:" for i in range(len(heads))) + "|"]
+    return lines + ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+
+
+def _latex_table(heads: list, rows: list[list], left: int) -> list[str]:
+    """A booktabs ``tabular``, its first ``left`` columns left-aligned, the rest right."""
+    spec = "l" * left + "r" * (len(heads) - left)
+    lines = [r"\begin{tabular}{" + spec + "}", r"\toprule",
              " & ".join(latex_escape(h) for h in heads) + r" \\", r"\midrule"]
     lines += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in rows]
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
+    return lines + [r"\bottomrule", r"\end{tabular}"]
 
 
 def write_exports(records: list[dict], folder, stem: str, comparison=None,

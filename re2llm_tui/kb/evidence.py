@@ -553,21 +553,28 @@ def histogram(values: Sequence[float], n_bins: int = 20, lo: float = -1.0,
 # --------------------------------------------------------------------------- long form
 
 #: the columns of :func:`long_form`'s rows, in order
-LONG_FORM = ("session_id", "action", "hint_key", "hint_text", "ndcg_with", "ndcg_without",
-             "reward", "rank_with", "rank_without", "model", "context")
+LONG_FORM = ("session_id", "split", "action", "hint_key", "hint_text", "ndcg_with",
+             "ndcg_without", "reward", "rank_with", "rank_without", "model", "context")
+
+
+def split_of(session_id: str) -> str:
+    """The split a session id carries (``train-0042``: train; '' for an id of no split)."""
+    return next((s for s in SPLITS if session_id.startswith(split_prefix(s))), "")
 
 
 def long_form(db, dataset: str, hints: Sequence, *, model: str | None = None,
-              context: str | None = None):
-    """The reward table of ``dataset`` (every model and context unless given) as rows of
-    :data:`LONG_FORM`: one per stored outcome.  ``action`` is the KB id of the hint whose
+              context: str | None = None, split: str = "all"):
+    """The reward table of ``dataset`` (every model and context unless given; the sessions
+    of ``split``, train, test or all) as rows of :data:`LONG_FORM`: one per stored outcome,
+    ``split`` the one its session id carries.  ``action`` is the KB id of the hint whose
     current text has the outcome's key (0: no hint; else the id stored with the outcome),
     ``hint_text`` that text ('' for no hint, None when no hint has that text any more);
     ``reward`` and ``ndcg_without`` are None where the session's no-hint outcome is not
     stored.  A :class:`NoRewardTable` when nothing matches."""
-    choose_context(db, dataset, model, context)      # a NoRewardTable when there is none
+    prefix = _prefix(split)
+    choose_context(db, dataset, model, context, split)  # a NoRewardTable when there is none
     by_key = {hint_key(h.text): h for h in hints}
-    for r in store.iter_outcomes(db, dataset, model, context):
+    for r in store.iter_outcomes(db, dataset, model, context, prefix):
         key = r["hint_key"]
         h = by_key.get(key)
         if key == "":
@@ -577,7 +584,8 @@ def long_form(db, dataset: str, hints: Sequence, *, model: str | None = None,
         else:
             action, text = r["hint_id"], None
         base = r["base_ndcg"]
-        yield {"session_id": r["session_id"], "action": action, "hint_key": key,
+        yield {"session_id": r["session_id"], "split": split_of(r["session_id"]),
+               "action": action, "hint_key": key,
                "hint_text": text, "ndcg_with": r["ndcg"], "ndcg_without": base,
                "reward": None if base is None else r["ndcg"] - base,
                "rank_with": r["target_rank"], "rank_without": r["base_rank"],

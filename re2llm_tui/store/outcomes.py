@@ -88,10 +88,12 @@ def outcome(db, dataset: str, model: str, context: str, session_id: str,
             "ranking": [int(x) for x in json.loads(ranking)] if ranking else []}
 
 
-def iter_outcomes(db, dataset: str, model: str | None = None, context: str | None = None):
-    """Every outcome of ``dataset`` (of one model / context when given) paired with the
-    no-hint outcome of the same session, model and context (``base_ndcg`` None when that is
-    not stored), ordered by model, context, session, hint key: for the long-form export."""
+def iter_outcomes(db, dataset: str, model: str | None = None, context: str | None = None,
+                  prefix: str | None = None):
+    """Every outcome of ``dataset`` (of one model / context when given; of the sessions whose
+    id starts with ``prefix`` when given) paired with the no-hint outcome of the same
+    session, model and context (``base_ndcg`` None when that is not stored), ordered by
+    model, context, session, hint key: for the long-form export."""
     sql = ("SELECT h.model, h.context, h.session_id, h.hint_key, h.hint_id, h.target_rank, "
            "h.ndcg, b.target_rank, b.ndcg FROM reward_outcomes h LEFT JOIN reward_outcomes b "
            "ON b.dataset = h.dataset AND b.model = h.model AND b.context = h.context "
@@ -103,6 +105,9 @@ def iter_outcomes(db, dataset: str, model: str | None = None, context: str | Non
     if context is not None:
         sql += " AND h.context = ?"
         args.append(context)
+    where, more = _ids("h.session_id", prefix)
+    sql += where
+    args += more
     sql += " ORDER BY h.model, h.context, h.session_id, h.hint_key"
     for m, c, sid, key, hid, rank, ndcg, brank, bndcg in db.execute(sql, args):
         yield {"model": m, "context": c, "session_id": sid, "hint_key": key, "hint_id": hid,
