@@ -405,7 +405,8 @@ def export_cmd(runs: List[str] = typer.Argument(..., help="run ids"),
     """Export runs' metric rows as CSV, Markdown or LaTeX.
 
     CSV has every field, each CI bound in a column of its own; Markdown and LaTeX show
-    ``mean [lo, hi]`` cells.
+    ``mean [lo, hi]`` cells.  Runs of --samples N add the between-sample spread (CSV:
+    samples, <metric>_sd/_min/_max; Markdown and LaTeX: the spread table).
     """
     from re2llm_tui.errors import UserError
     from re2llm_tui.evaluation.run_compare import check_metric, compare_runs

@@ -5,7 +5,9 @@ CSV or TensorBoard event files (``re2llm-tui runs export`` / ``export-scalars``)
   records): configuration, n, every metric with its CI bounds, failed sessions and calls,
   cost, date, status.  With a :class:`~re2llm_tui.evaluation.run_compare.Comparison` the
   metrics are those over the shared sessions and the paired difference to the first run
-  is added.
+  is added.  A run of ``--samples N`` adds its between-sample spread (CSV: ``samples`` and
+  ``<metric>_sd`` / ``_min`` / ``_max``; Markdown, LaTeX: the spread table the CLI shows);
+  runs without samples export as they did before there were samples.
 * :func:`scalars_csv` ``(scalars) -> str`` -- one row per step, one column per scalar.
 * :func:`write_tensorboard` ``(scalars, logdir) -> Path`` -- TensorBoard event files through
   ``torch.utils.tensorboard`` (the optional ``tensorboard`` extra; without it a one-line
@@ -175,7 +177,8 @@ def latex_escape(value) -> str:
 def export_table(records: list[dict], fmt: str, comparison=None) -> str:
     """The runs as ``csv`` (every field, CI bounds in their own columns), ``md`` (a GitHub
     Markdown table) or ``latex`` (a ``tabular``, booktabs rules); data strings escaped for
-    the format."""
+    the format.  Runs with samples add the between-sample spread (:func:`export_rows`;
+    Markdown and LaTeX: a second table under the first, titled as the CLI's)."""
     fmt = check_format(fmt)
     if fmt == "csv":
         from re2llm_tui.safe_text import clean
