@@ -121,22 +121,24 @@ class Control:
             left -= time.monotonic() - t0
         self.check()
 
-    async def asleep(self, seconds: float) -> None:
+    async def asleep(self, seconds: float, answer=None) -> None:
         """:meth:`sleep` for coroutines (never blocks the event loop): every wait of the LLM
         client (backoff, ``Retry-After``) goes through here, so a stop ends it at once and
-        a pause holds its clock."""
+        a pause holds its clock.  ``answer``: the coroutine function awaited instead of
+        :meth:`acheck` to answer pause and stop (it may raise to end the sleep)."""
         import asyncio
 
+        answer = answer or self.acheck
         left = max(0.0, float(seconds))
-        await self.acheck()
+        await answer()
         while left > 0:
             t0 = time.monotonic()
             await asyncio.sleep(min(left, PAUSE_POLL_S))
             if self.pause.is_set() or self.stop.is_set():
-                await self.acheck()
+                await answer()
                 continue
             left -= time.monotonic() - t0
-        await self.acheck()
+        await answer()
 
     async def until_stopped(self, aw):
         """Await ``aw`` (a coroutine or future) unless a stop comes first: then ``aw`` is

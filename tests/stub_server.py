@@ -3,7 +3,7 @@
 It answers ``POST /v1/chat/completions`` (and ``GET /v1/models``) on 127.0.0.1 with a
 configurable latency, and can inject faults to exercise the client's retry logic:
 
-* ``"429"``: rate limited (``Retry-After: 0``), ``"500"``: internal error, ``"401"``: bad key
+* ``"429"``: rate limited (``Retry-After: 0``, or the ``retry_after`` attribute), ``"500"``: internal error, ``"401"``: bad key
   (must not be retried), ``"404"``: the model does not exist (as vLLM says it),
 * ``"timeout"``: sleeps ``hang_s`` before answering (longer than the client's timeout),
 * ``"garbage"``: status 200 with a body that is not JSON.
@@ -104,6 +104,7 @@ class StubServer:
         self.model_name = model_name
         self._faults: collections.deque[str] = collections.deque()
         self.fail_first: dict[str, list[str]] = {}
+        self.retry_after = "0"        # the Retry-After header of a "429" fault
         self.lock = threading.Lock()
         self.requests: collections.Counter[str] = collections.Counter()
         self.n_requests = 0
@@ -244,7 +245,7 @@ class StubServer:
                 if fault == "429":
                     self._send(429, b'{"error": {"message": "rate limited", "type": "rate_limit"}}',
                                headers={"Retry-After": getattr(server, "always_429", None)
-                                        or "0"})
+                                        or server.retry_after})
                     return
                 if fault == "401":
                     self._send(401, b'{"error": {"message": "invalid api key", "type": "auth"}}')

@@ -340,3 +340,68 @@ def test_a_client_waits_on_a_live_process_claim_and_takes_over_a_stale_one(works
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+# --------------------------------------------------------------------------- paused holders
+
+def _evaluate(db, data_dir, base) -> subprocess.Popen:
+    return _cli("evaluate", "--dataset", "games", "--limit", 1, "--no-oracle",
+                "--model", "openai/stub-model", "--api-base", base,
+                "--db", db, "--data-dir", data_dir, "--json")
+
+
+def test_a_paused_job_holds_no_claim(tmp_path, data_dir, monkeypatch):
+    """The workbench's evaluation job (a spawned job process, paused through its JobHandle as
+    the Evaluation screen does) is paused while it waits out a ``Retry-After`` of one of its
+    requests: it gives that claim back, so ``evaluate`` run from a shell on the same workspace
+    sends the request itself while the job stays paused (before: it waited for the whole pause,
+    or the stale bound of 7 minutes and more); resumed, the job serves that reply from the
+    cache -- no prompt is paid twice and no claim is left."""
+    from re2llm_tui.evaluation.compare import EvalSpec, run_job
+    from re2llm_tui.runtime.jobs import start_job
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    db = tmp_path / "kb.sqlite"
+    with StubServer(latency=0.05) as srv:
+        srv.retry_after = "50"            # under the client's cap of 60 s: waited out
+        srv.inject("429")                 # the job's first request
+        spec = EvalSpec(dataset="games", model="openai/stub-model", db_path=str(db),
+                        data_dir=str(data_dir), limit=1, oracle=False,
+                        llm_options={"api_bases": (srv.base_url,), "timeout": 300.0})
+        handle = start_job(run_job, spec, name="evaluate")
+        b = None
+        try:
+            wait_until(lambda: srv.n_faults == 1 and _claims(db),
+                       "the job's request refused with a Retry-After", timeout=300)
+            handle.pause()
+            wait_until(lambda: handle.poll() is not None and handle.state == "paused",
+                       "the job to say paused")
+            t0 = time.monotonic()
+            b = _evaluate(db, data_dir, srv.base_url)
+            deadline = t0 + 180.0
+            while b.poll() is None and time.monotonic() < deadline:
+                handle.poll()
+                time.sleep(0.1)
+            waited = time.monotonic() - t0
+            finished_while_paused = b.poll() is not None and handle.state == "paused"
+            print(f"evaluate from the shell: {'finished' if finished_while_paused else 'still waiting'}"
+                  f" {waited:.1f} s after it started, the job paused all along")
+            handle.resume()
+            out, err = b.communicate(timeout=600)
+            handle.join(timeout=600)
+        finally:
+            handle.shutdown()
+            if b is not None:
+                _end(b)
+    assert finished_while_paused, f"evaluate waited {waited:.0f} s on the paused job's claim"
+    assert b.returncode == 0, err
+    assert "Traceback" not in err
+    shell = json.loads(out)
+    assert handle.state == "done", (handle.state, handle.error)
+    job = handle.result
+    # two distinct prompts, each paid once; the only other request is the refused one
+    assert len(srv.requests) == 2 and srv.n_requests == 3, srv.requests
+    assert shell["llm_calls"] + job["llm_calls"] == 2
+    assert job["cache_hits"] >= 1 and shell["llm_calls"] >= 1
+    assert shell["failed"] == job["failed"] == 0
+    assert _claims(db) == []

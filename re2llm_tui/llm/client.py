@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -92,7 +93,7 @@ from re2llm_tui.llm.errors import (
     is_auth_error,
     is_retryable,
 )
-from re2llm_tui.llm.inflight import Claims, stale_after
+from re2llm_tui.llm.inflight import Claims, ClaimYielded, stale_after
 from re2llm_tui.llm.litellm_import import import_litellm
 from re2llm_tui.llm.models import (
     DEFAULT_MODEL,
@@ -432,11 +433,16 @@ class LLMClient:
             self._budget.reserve(spent=self.stats.cost)
             # the call's latency starts now, not while it waited for a concurrency slot
             t0 = time.perf_counter()
+            # a pause between attempts gives the claim back (llm/inflight.py)
+            answer = None if claim is None else functools.partial(claim.answer_pause, control)
             try:
-                out = await send_with_retries(send, self._retry, control, model=self.model)
+                out = await send_with_retries(send, self._retry, control, model=self.model,
+                                              answer=answer)
             except AuthFailed as exc:
                 self._auth_failed = str(exc)   # every later call stops at once too
                 raise
+            except ClaimYielded:
+                return None                    # another process has the reply: wait for it
         latency = time.perf_counter() - t0
         if out.error is not None:
             return cls(error=error_line(out.error), model=self.model, attempts=out.attempts,

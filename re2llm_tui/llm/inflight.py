@@ -17,6 +17,13 @@ started_at)``.  A request whose key is not in the cache goes through :meth:`Clai
   without one (the other failed or stopped: claim and send it here).
 * A claim whose process is gone (SIGKILL, a crash), or older than ``stale_s`` (generously
   more than a request with all its retries can take), is stale and taken over.
+* A pause holds no claim of a request waiting to be sent: it is answered before the claim is
+  taken, and a request paused between two attempts (a backoff, a ``Retry-After``) gives its
+  claim back for the whole pause (:meth:`Claim.answer_pause`), so another process needing
+  the reply sends it instead of waiting for the pause to end; resumed, the request takes its
+  claim again, or serves the reply the other one stored (or waits on its claim).  A reply
+  that arrived is stored at once, never after a pause.  (The local engine, paused between
+  two tokens of a reply it is computing, keeps that request's claim.)
 
 Claims are per process: a process never waits on itself.  Two clients (or event loops) of one
 process asking the same key at once both send, as before; identical requests on one loop
@@ -44,6 +51,11 @@ POLL_S = 0.15
 # (workspace, key) -> how many claims this process holds on it (over all its clients)
 _held_lock = threading.Lock()
 _held: collections.Counter = collections.Counter()
+
+
+class ClaimYielded(Exception):
+    """A request paused between two attempts gave its claim back, and after the pause another
+    process has stored the reply or is sending it: the request waits for that reply."""
 
 
 def stale_after(timeout: float, max_retries: int, retry_cap: float) -> float:
@@ -214,6 +226,18 @@ class Claim:
             if pid == os.getpid() or not pid_alive(pid) or \
                     time.time() - started > cl.stale_s:
                 return None
+
+    async def answer_pause(self, control) -> None:
+        """``control.acheck()`` for a request holding its claim between two attempts: while
+        paused the claim is given back; afterwards it is taken again, or
+        :class:`ClaimYielded` is raised when another process has the reply or sends it."""
+        if not (self.owned and control.paused):
+            await control.acheck()
+            return
+        self.release()
+        await control.acheck()          # a stop raises here: the claim is already gone
+        if not self.take():
+            raise ClaimYielded(self.key)
 
     def stored(self) -> None:
         """The reply was stored and the row deleted in the same transaction."""

@@ -67,11 +67,14 @@ class Outcome:
 
 
 async def send_with_retries(send: Callable[[], Awaitable[Any]], policy: RetryPolicy, control,
-                            *, model: str) -> Outcome:
+                            *, model: str,
+                            answer: Callable[[], Awaitable[None]] | None = None) -> Outcome:
     """Await ``send()`` until it succeeds, fails for good, or the retries are spent.
 
     ``control`` is the run's :class:`~re2llm_tui.control.Control`: a stop asked while a
-    request ran raises :class:`StopRequested`; a pause waits before the next attempt.
+    request ran raises :class:`StopRequested`; a pause waits before the next attempt
+    (``answer``: what answers pause and stop in the waits between attempts, see
+    :meth:`~re2llm_tui.control.Control.asleep`; whatever it raises propagates).
     Cancellation, :class:`KeyboardInterrupt` and :class:`RunStop` propagate unchanged.
     """
     attempts = 0
@@ -102,6 +105,6 @@ async def send_with_retries(send: Callable[[], Awaitable[Any]], policy: RetryPol
                     f"the {policy.max_retry_after:,.0f} s this client waits; last error: "
                     f"{error_line(exc)}"), attempts=attempts)
             # backoff and Retry-After wake on stop at once; a pause stops their clock
-            await control.asleep(wait)
+            await control.asleep(wait, answer)
             continue
         return Outcome(result=result, attempts=attempts)
