@@ -18,11 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
-from stub_server import StubServer
-from tui_snapshot_app import DATASET, TuiScript, build_workspace
+from tui_snapshot_app import DATASET, build_workspace, scripted_stub
 
 from re2llm_tui.data.dataset import Dataset
-from re2llm_tui.data.release import load_sessions
 from re2llm_tui.kb import KnowledgeBase
 from re2llm_tui.store.workspace import open_workspace
 from re2llm_tui.tui.config import AppConfig
@@ -103,9 +101,7 @@ class RecordingHost:
 
 @pytest.fixture
 def stub(data_dir):
-    script = TuiScript(load_sessions(DATASET, "train", data_dir)[:N_SESSIONS]
-                       + load_sessions(DATASET, "test", data_dir)[:N_EVAL])
-    with StubServer(reply_fn=script) as srv:
+    with scripted_stub(data_dir, N_SESSIONS, N_EVAL) as srv:
         yield srv
 
 

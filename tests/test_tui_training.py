@@ -12,10 +12,8 @@ import asyncio
 import time
 
 import pytest
-from stub_server import StubServer
-from tui_snapshot_app import DATASET, TuiScript, make_fixture_app
+from tui_snapshot_app import DATASET, make_fixture_app, scripted_stub
 
-from re2llm_tui.data.release import load_sessions
 from re2llm_tui.store.workspace import open_workspace
 from re2llm_tui.tui.textual_compat import notifications
 
@@ -26,9 +24,7 @@ N_EVAL = 3
 
 @pytest.fixture
 def stub(data_dir):
-    script = TuiScript(load_sessions(DATASET, "train", data_dir)[:N_SESSIONS]
-                       + load_sessions(DATASET, "test", data_dir)[:N_EVAL])
-    with StubServer(reply_fn=script) as srv:
+    with scripted_stub(data_dir, N_SESSIONS, N_EVAL) as srv:
         yield srv
 
 

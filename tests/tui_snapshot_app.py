@@ -7,6 +7,8 @@ the workspace schema (``reflections``, ``reflection_turns``, ``reflection_hints`
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import os
 from pathlib import Path
@@ -104,6 +106,21 @@ def build_workspace(path: Path, data_dir) -> dict:
     db.conn.close()
     return {"baseline_run": base, "hinted_run": hinted, "missed": missed.id,
             "candidate_ids": [cand.id, second.id], "reflection_id": rid}
+
+
+@contextlib.contextmanager
+def scripted_stub(data_dir, n_train: int, n_test: int):
+    """A loopback OpenAI-compatible server (tests/stub_server.py) answering with
+    :class:`TuiScript`'s rankings for the first ``n_train`` train and ``n_test`` test
+    sessions: what a spawned job process reaches as it would reach a real server."""
+    from stub_server import StubServer
+
+    from re2llm_tui.data.release import load_sessions
+
+    script = TuiScript(load_sessions(DATASET, "train", data_dir)[:n_train]
+                       + load_sessions(DATASET, "test", data_dir)[:n_test])
+    with StubServer(reply_fn=script) as srv:
+        yield srv
 
 
 def make_fixture_app(tmp_path: Path, data_dir, **kw):

@@ -8,41 +8,22 @@ UI thread to :meth:`EvaluationControl.apply_progress` / :meth:`EvaluationControl
 
 from __future__ import annotations
 
-import threading
 import time
 
 from re2llm_tui.tui.config import error_line
-from re2llm_tui.tui.controls.host import WATCH_S, Host
+from re2llm_tui.tui.controls.host import LIVE_STATES, WATCH_S, Host, JobControl
 from re2llm_tui.tui.messages import EvaluationFinished, EvaluationProgress
 
-#: the process states in which an evaluation is still going
-LIVE_STATES = ("starting", "running", "pausing", "paused", "stopping")
-
-
-class EvaluationControl:
+class EvaluationControl(JobControl):
     """One evaluation at a time (see the module docstring): ``state`` (``idle`` before the
     first), ``progress`` (the outcome progress, a dict), ``note`` (what was left out) and
     ``result`` (the last :class:`EvaluationFinished`)."""
 
     def __init__(self, host: Host, preflight=None) -> None:
-        self.host = host
-        self.preflight = preflight
-        self.handle = None
-        self.state = "idle"
+        super().__init__(host, preflight)
         self.progress: dict | None = None
         self.note = ""
         self.result: EvaluationFinished | None = None
-        self._ended = threading.Event()
-
-    @property
-    def config(self):
-        return self.host.config
-
-    def is_running(self) -> bool:
-        return self.handle is not None and self.handle.is_alive()
-
-    def close(self) -> None:
-        self._ended.set()
 
     def request(self) -> None:
         """``e``: the evaluation, after its cost preflight with a priced model."""
@@ -88,8 +69,7 @@ class EvaluationControl:
         self.host.notify(f"evaluating policies on {c.eval_split}"
                          + (f" (first {plan.eval_sessions} sessions)" if plan else "") + " …",
                          title="evaluation", timeout=4)
-        threading.Thread(target=self._watch, args=(self.handle,), daemon=True,
-                         name="re2llm-evaluation-watch").start()
+        self.watch(self.handle, "evaluation")
 
     def _watch(self, handle) -> None:
         last_state = None

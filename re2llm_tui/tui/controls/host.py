@@ -38,6 +38,41 @@ class Host(Protocol):
     def llm(self): ...
 
 
+#: the process states in which a watched job is not over yet
+LIVE_STATES = ("starting", "running", "pausing", "paused", "stopping")
+
+
+class JobControl:
+    """What the job controls share: the host, the optional cost preflight, the handle of
+    the job process (one at a time), its state, and the watcher threads' end."""
+
+    def __init__(self, host: Host, preflight=None) -> None:
+        self.host = host
+        self.preflight = preflight
+        self.handle = None
+        self.state = "idle"
+        self._ended = threading.Event()
+
+    @property
+    def config(self) -> AppConfig:
+        return self.host.config
+
+    def is_running(self) -> bool:
+        return self.handle is not None and self.handle.is_alive()
+
+    def close(self) -> None:
+        """The app is going: watcher threads end (the process is ended by the app's quit)."""
+        self._ended.set()
+
+    def watch(self, handle, name: str) -> None:
+        """Watch ``handle`` in a daemon thread (:meth:`_watch`)."""
+        threading.Thread(target=self._watch, args=(handle,), daemon=True,
+                         name=f"re2llm-{name}-watch").start()
+
+    def _watch(self, handle) -> None:  # pragma: no cover - each control has its own
+        raise NotImplementedError
+
+
 def on_ui(host: Host, fn: Callable, *args: Any) -> None:
     """Run ``fn(*args)`` on the host's UI thread; nothing when the app has gone."""
     try:

@@ -10,11 +10,18 @@ only places the state changes while a run is watched.
 
 from __future__ import annotations
 
-import threading
 import time
 
 from re2llm_tui.tui.config import error_line
-from re2llm_tui.tui.controls.host import STOP_WAIT_S, WATCH_S, Host, background, on_ui
+from re2llm_tui.tui.controls.host import (
+    LIVE_STATES,
+    STOP_WAIT_S,
+    WATCH_S,
+    Host,
+    JobControl,
+    background,
+    on_ui,
+)
 from re2llm_tui.tui.messages import (
     PlanProposed,
     TrainingBatch,
@@ -23,11 +30,7 @@ from re2llm_tui.tui.messages import (
 )
 from re2llm_tui.tui.monitor import TrainingMonitor
 
-#: the process states in which a watched run is not over yet
-LIVE_STATES = ("starting", "running", "pausing", "paused", "stopping")
-
-
-class TrainingControl:
+class TrainingControl(JobControl):
     """One training run at a time, in a spawned process (see the module docstring).
 
     ``state`` is ``idle`` before the first run, then the process's state (``starting`` ...
@@ -37,27 +40,12 @@ class TrainingControl:
     """
 
     def __init__(self, host: Host, preflight=None) -> None:
-        self.host = host
-        self.preflight = preflight
-        self.handle = None
+        super().__init__(host, preflight)
         self.monitor = TrainingMonitor()
-        self.state = "idle"
         self.phase = ""
         self.resumable_run: dict | None = None
         self.plan = None
         self._last_plan = None
-        self._ended = threading.Event()
-
-    @property
-    def config(self):
-        return self.host.config
-
-    def is_running(self) -> bool:
-        return self.handle is not None and self.handle.is_alive()
-
-    def close(self) -> None:
-        """The app is going: watcher threads end (the process is ended by the app's quit)."""
-        self._ended.set()
 
     # ----------------------------------------------------------------- starting
     def propose(self) -> None:
@@ -150,8 +138,7 @@ class TrainingControl:
                 f"then evaluation of {plan.eval_sessions} test sessions" if plan is not None
                 else "started a new run")
         self.host.notify(what, title="training", timeout=5)
-        threading.Thread(target=self._watch, args=(self.handle,), daemon=True,
-                         name="re2llm-training-watch").start()
+        self.watch(self.handle, "training")
 
     def _start_after_exit(self, handle, resume: bool, plan) -> None:
         handle.join(timeout=10)
