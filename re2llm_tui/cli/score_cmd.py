@@ -52,7 +52,11 @@ def register(app: typer.Typer) -> None:
         from re2llm_tui.evaluation.scoring import score_file, store_import
         from re2llm_tui.store.workspace import open_workspace
 
-        # parse and check everything before the workspace is touched
+        from re2llm_tui.llm.parsing import check_rank_by
+
+        # the flags first (no data read for a typo), then parse and check everything
+        # before the workspace is touched
+        rank_by = check_rank_by(rank_by)
         result = score_file(file, Dataset.resolve(dataset, data_dir), split, rank_by=rank_by)
         store_import(open_workspace(db), result, run_name=name, model=model)
         if as_json:
