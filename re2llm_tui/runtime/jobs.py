@@ -207,3 +207,17 @@ def start_job(target: Callable, spec: Any, *, name: str = "job", nice: bool = Tr
                        name=f"re2llm-{name}", daemon=False)  # daemons may not have workers
     proc.start()
     return JobHandle(proc, q, stop, pause, name)
+
+
+def shutdown_jobs(jobs, timeout: float = 2.0) -> None:
+    """Stop every job (a :class:`JobHandle` or a handle around one), wait up to ``timeout``
+    s in all for their checkpoints, then end the ones still running: no job outlives its
+    caller (the workbench quitting, or its terminal gone)."""
+    for handle in jobs:
+        handle.stop()
+    deadline = time.monotonic() + timeout
+    for handle in jobs:
+        handle.join(max(0.0, deadline - time.monotonic()))
+    for handle in jobs:
+        if handle.is_alive():
+            handle.shutdown(0.0)

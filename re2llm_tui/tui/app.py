@@ -38,7 +38,8 @@ from re2llm_tui.store import changes
 from re2llm_tui.tui import textual_compat
 from re2llm_tui.tui.config import AppConfig, error_line
 from re2llm_tui.tui.controls import CostPreflight, EvaluationControl, TrainingControl
-from re2llm_tui.tui.controls.host import STOP_WAIT_S, shutdown_jobs
+from re2llm_tui.runtime.jobs import shutdown_jobs
+from re2llm_tui.tui.controls.host import STOP_WAIT_S
 from re2llm_tui.tui.messages import (
     CostEstimated,
     EvaluationFinished,
@@ -288,11 +289,13 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
         from re2llm_tui.evaluation.recommend import recommend
 
         session = self.session(session_id)
-        db = self.open_db()
-        try:
-            hint = self.kb(db).hint_text(hint_id)
-        finally:
-            db.conn.close()
+        hint = None
+        if hint_id is not None:
+            db = self.open_db()
+            try:
+                hint = self.kb(db).hint_text(hint_id)
+            finally:
+                db.conn.close()
         out = recommend([session], self.llm(), dataset=self.config.dataset,
                         split=session.split, hint=hint, hint_id=hint_id,
                         samples=self.config.samples)
@@ -388,7 +391,7 @@ class Re2LLMApp(textual_compat.UndelayedModeSwitch, App):
 
     def on_training_state_changed(self, message: TrainingStateChanged) -> None:
         if message.state == "starting":
-            freeze_gc()                   # the run's new objects live long
+            freeze_gc()                   # the run's new objects live long (posted by start)
         plan = self.training.apply_state(message)
         if plan is not None and not self._quitting:
             self.evaluation.start(plan=plan)

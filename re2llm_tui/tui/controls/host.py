@@ -95,18 +95,3 @@ def background(host: Host, fn: Callable, *args: Any, name: str, title: str) -> t
     thread = threading.Thread(target=target, name=f"re2llm-{name}", daemon=True)
     thread.start()
     return thread
-
-
-def shutdown_jobs(jobs, timeout: float = STOP_WAIT_S) -> None:
-    """Stop every job, wait up to ``timeout`` s in all for their checkpoints, then end the
-    ones still running: no process outlives the app."""
-    import time
-
-    for handle in jobs:
-        handle.stop()
-    deadline = time.monotonic() + timeout
-    for handle in jobs:
-        handle.join(max(0.0, deadline - time.monotonic()))
-    for handle in jobs:
-        if handle.is_alive():
-            handle.shutdown(0.0)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from re2llm_tui.tui.config import error_line
-from re2llm_tui.tui.controls.host import Host, background, on_ui
+from re2llm_tui.tui.controls.host import Host, background
 from re2llm_tui.tui.messages import CostEstimated
 
 
@@ -58,11 +57,7 @@ class CostPreflight:
                                        rank_by=opts.get("rank_by", "reply"),
                                        workers=opts.get("workers", 1),
                                        samples=opts.get("samples", c.samples))
-        except Exception as exc:  # noqa: BLE001 - a failed estimate starts nothing
-            on_ui(host, lambda: host.notify(error_line(exc), title=f"{command}: cost preflight",
-                                            severity="error", timeout=12))
-            return
-        finally:
+        finally:                 # a failure: background() notifies it; nothing starts
             if client is not None:
                 client.close()
             db.conn.close()

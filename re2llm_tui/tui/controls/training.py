@@ -133,6 +133,8 @@ class TrainingControl(JobControl):
         self.monitor.action_labels = ["none" if h == 0 else f"#{h}" for h, _ in actions]
         self.state = "starting"
         self.resumable_run = None
+        # said at once, whatever the watcher first sees: the app settles its memory on it
+        self.host.post_message(TrainingStateChanged("starting"))
         what = ("resuming the latest unfinished run" if resume else
                 f"proposed run: {plan.train_sessions} sessions x {plan.n_actions} actions, "
                 f"then evaluation of {plan.eval_sessions} test sessions" if plan is not None

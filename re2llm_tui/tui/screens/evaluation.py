@@ -15,6 +15,7 @@ from textual.widgets import Static
 
 from re2llm_tui.evaluation import metrics
 from re2llm_tui.safe_text import text as safe
+from re2llm_tui.tui.controls.host import LIVE_STATES
 from re2llm_tui.tui.messages import EvaluationFinished
 from re2llm_tui.tui.screens._base import WorkbenchScreen
 from re2llm_tui.tui.widgets.app_header import AppHeader
@@ -56,8 +57,7 @@ class EvaluationScreen(WorkbenchScreen):
         ev = self.app.evaluation
         self.query_one("#eval-status", Static).update(safe(ev.status_line()))
         p = ev.progress
-        if p is not None and ev.state in ("starting", "running", "pausing", "paused",
-                                          "stopping"):
+        if p is not None and ev.state in LIVE_STATES:
             means = p.get("hint_means") or []
             pairs = [("none" if a == 0 else f"a{a}", float(m)) for a, m in enumerate(means)
                      if m is not None]
